@@ -1,0 +1,90 @@
+"""What readers hand to the Source: chunks of parsed rows with their positions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+import scipy.sparse as sp
+
+from onepass.sources._bad import BadRecord
+from onepass.sources._transport import Entry
+
+__all__ = ["Chunk", "Options", "Reader", "concat_chunks"]
+
+
+@dataclass
+class Options:
+    """Format options, validated once by :func:`onepass.sources.open_source`."""
+
+    batch_size: int = 4096
+    label_column: str | int | None = None
+    weight_column: str | int | None = None
+    header: bool | None = None
+    n_features: int | None = None
+    dtype: Any = np.float32
+    zero_based: bool = False
+    delimiter: str | None = None
+
+
+@dataclass
+class Chunk:
+    """Rows parsed from one stretch of one file, in file order.
+
+    ``ends[i]`` is the position right after row ``i`` (byte offset of the next line, or
+    row index + 1); ``lines[i]`` its 1-based line or row number. ``bad`` lists the bad
+    records of the same stretch, in order.
+    """
+
+    X: Any
+    y: np.ndarray | None
+    w: np.ndarray | None
+    ends: np.ndarray
+    lines: np.ndarray
+    bad: list[BadRecord] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.X.shape[0])
+
+    def rows(self, a: int, b: int) -> "Chunk":
+        return Chunk(self.X[a:b], None if self.y is None else self.y[a:b],
+                     None if self.w is None else self.w[a:b], self.ends[a:b], self.lines[a:b])
+
+
+def concat_chunks(parts: list[Chunk]) -> Chunk:
+    if len(parts) == 1:
+        return parts[0]
+    X0 = parts[0].X
+    X = sp.vstack([p.X for p in parts], format="csr") if sp.issparse(X0) else np.concatenate(
+        [p.X for p in parts])
+    y = None if parts[0].y is None else np.concatenate([p.y for p in parts])
+    w = None if parts[0].w is None else np.concatenate([p.w for p in parts])
+    return Chunk(X, y, w, np.concatenate([p.ends for p in parts]),
+                 np.concatenate([p.lines for p in parts]))
+
+
+class Reader:
+    """A format: turns the bytes of one file into chunks.
+
+    Subclasses set ``name`` and implement :meth:`read`; :meth:`position` turns a row's
+    (end, line) into the format's cursor fields.
+    """
+
+    name = ""
+    #: whether a file of this format can come from stdin
+    can_stream = False
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.n_features: int | None = options.n_features
+
+    def read(self, entry: Entry, start: dict | None) -> Iterator[Chunk]:  # pragma: no cover
+        raise NotImplementedError
+
+    def position(self, end: int, line: int) -> dict:
+        return {"offset": int(end), "line": int(line)}
+
+    def start_of(self, cursor: dict) -> dict:
+        """The fields of ``cursor`` this reader resumes from."""
+        return {"offset": int(cursor["offset"]), "line": int(cursor["line"])}

@@ -1,0 +1,355 @@
+"""The Source: files -> reader chunks -> batches with exact cursors."""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from typing import Any, Iterator
+
+import numpy as np
+
+from onepass.batch import Batch
+from onepass.errors import (DataError, EmptySourceError, FeatureCountError,
+                            InvalidParameterError, OnePassError)
+from onepass.sources._bad import BadRecordPolicy
+from onepass.sources._base import Chunk, Options, Reader, concat_chunks
+from onepass.sources._transport import Entry, resolve
+
+__all__ = ["Source", "open_source", "FORMATS", "format_of"]
+
+CURSOR_VERSION = 1
+
+#: extension -> format name
+EXTENSIONS = {
+    ".csv": "csv", ".tsv": "csv", ".txt": "csv",
+    ".parquet": "parquet", ".pq": "parquet",
+    ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
+    ".svm": "libsvm", ".libsvm": "libsvm", ".svmlight": "libsvm",
+    ".npy": "npy",
+}
+
+
+_READERS = {"csv": "_csv.CsvReader", "jsonl": "_jsonl.JsonlReader",
+            "libsvm": "_libsvm.LibsvmReader", "npy": "_npy.NpyReader",
+            "parquet": "_parquet.ParquetReader"}
+
+
+def _reader_class(fmt: str) -> type[Reader]:
+    import importlib
+
+    module, cls = _READERS[fmt].split(".")
+    return getattr(importlib.import_module(f"onepass.sources.{module}"), cls)
+
+
+FORMATS = ("csv", "jsonl", "libsvm", "npy", "parquet")
+
+
+def format_of(name: str) -> str | None:
+    """Format inferred from a file name's extension (``.gz`` looked through), or None."""
+    base = name.lower()
+    if base.endswith(".gz"):
+        base = base[:-3]
+    return EXTENSIONS.get(os.path.splitext(base)[1])
+
+
+class Source:
+    """A stream of :class:`~onepass.batch.Batch` read once from files, a URL or stdin.
+
+    Create one with :func:`open_source`. A Source is an iterator and a context manager.
+
+    Attributes
+    ----------
+    n_rows_read : int
+        Rows yielded so far (continuing the cursor's count on resume).
+    n_skipped : int
+        Bad records dropped under ``on_bad_record="skip"``.
+    n_quarantined : int
+        Bad records written to the quarantine file.
+    n_features : int or None
+        Width of X, known after the first batch (or declared).
+    is_rewindable : bool
+        False for stdin: it cannot be read a second time.
+    files : list of str
+        The files read, in order.
+    """
+
+    def __init__(self, entries: list[Entry], fmt: str, reader: Reader, options: Options,
+                 policy: BadRecordPolicy, cursor: dict | None, uri: Any) -> None:
+        self._entries = entries
+        self.format = fmt
+        self._reader = reader
+        self._options = options
+        self._policy = policy
+        self._uri = uri
+        self.n_rows_read = 0
+        self.n_features = options.n_features
+        self._start_file = 0
+        self._start: dict | None = None
+        if cursor is not None:
+            self._restore(cursor)
+        self._gen: Iterator[Batch] | None = None
+
+    # -- public -----------------------------------------------------------------
+    @property
+    def n_skipped(self) -> int:
+        return self._policy.n_skipped
+
+    @property
+    def n_quarantined(self) -> int:
+        return self._policy.n_quarantined
+
+    @property
+    def is_rewindable(self) -> bool:
+        return not any(e.is_stdin for e in self._entries)
+
+    @property
+    def files(self) -> list[str]:
+        return [e.name for e in self._entries]
+
+    def __iter__(self) -> "Source":
+        return self
+
+    def __next__(self) -> Batch:
+        if self._gen is None:
+            self._gen = self._batches()
+        return next(self._gen)
+
+    def __enter__(self) -> "Source":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close open files and the quarantine file."""
+        if self._gen is not None:
+            self._gen.close()
+        self._policy.close()
+
+    def __repr__(self) -> str:
+        return (f"Source({self._uri!r}, format={self.format!r}, files={len(self._entries)}, "
+                f"n_rows_read={self.n_rows_read})")
+
+    # -- internals --------------------------------------------------------------
+    def _restore(self, cursor: dict) -> None:
+        if any(e.is_stdin for e in self._entries):
+            raise InvalidParameterError(
+                "stdin cannot resume at a cursor: it cannot seek; save the stream to a file "
+                "to resume")
+        try:
+            if cursor.get("format") != self.format:
+                raise InvalidParameterError(
+                    f"the cursor is for format {cursor.get('format')!r}, this source is "
+                    f"{self.format!r}")
+            i = int(cursor["file"])
+            if not 0 <= i < len(self._entries) or self._entries[i].name != cursor["path"]:
+                raise InvalidParameterError(
+                    f"the cursor points at file {i} {cursor['path']!r}, but the source's files "
+                    f"are now {self.files[:5]}{' ...' if len(self._entries) > 5 else ''}; "
+                    "the file list changed since the cursor was saved")
+            self._start_file = i
+            self._start = self._reader.start_of(cursor)
+            self.n_rows_read = int(cursor["rows"])
+            if cursor.get("n_features") is not None:
+                if self.n_features is not None and self.n_features != cursor["n_features"]:
+                    raise InvalidParameterError(
+                        f"n_features={self.n_features} but the cursor was saved with "
+                        f"n_features={cursor['n_features']}")
+                self.n_features = int(cursor["n_features"])
+                self._reader.n_features = self.n_features
+        except (KeyError, TypeError, ValueError) as e:
+            if isinstance(e, OnePassError):
+                raise
+            raise InvalidParameterError(f"malformed cursor {cursor!r}: {e!r}") from None
+
+    def _cursor(self, index: int, end: int, line: int) -> dict:
+        entry = self._entries[index]
+        cur = {"version": CURSOR_VERSION, "format": self.format, "file": index,
+               "path": entry.name}
+        cur.update(self._reader.position(end, line))
+        cur.update(rows=self.n_rows_read, skipped=self._policy.n_skipped,
+                   quarantined=self._policy.n_quarantined,
+                   quarantine_bytes=self._policy.quarantine_bytes,
+                   n_features=self.n_features)
+        return cur
+
+    def _emit(self, index: int, parts: list[Chunk], pending_bad: deque) -> Batch:
+        chunk = concat_chunks(parts)
+        end, line = int(chunk.ends[-1]), int(chunk.lines[-1])
+        name = self._entries[index].name
+        while pending_bad and pending_bad[0].end <= end:
+            self._policy.commit(pending_bad.popleft(), name)
+        width = int(chunk.X.shape[1])
+        if self.n_features is None:
+            self.n_features = width
+        elif width != self.n_features:
+            raise FeatureCountError(
+                f"{name} has {width} feature columns, expected {self.n_features} "
+                "(as in the first batch or declared with n_features)")
+        self.n_rows_read += len(chunk)
+        return Batch(chunk.X, chunk.y, chunk.w, self._cursor(index, end, line))
+
+    def _batches(self) -> Iterator[Batch]:
+        size = self._options.batch_size
+        for index in range(self._start_file, len(self._entries)):
+            entry = self._entries[index]
+            start = self._start if index == self._start_file else None
+            parts: list[Chunk] = []
+            n_parts = 0
+            pending_bad: deque = deque()
+            for chunk in self._reader.read(entry, start):
+                pending_bad.extend(chunk.bad)
+                i, n = 0, len(chunk)
+                while i < n:
+                    take = min(size - n_parts, n - i)
+                    parts.append(chunk if (i == 0 and take == n) else chunk.rows(i, i + take))
+                    n_parts += take
+                    i += take
+                    if n_parts == size:
+                        yield self._emit(index, parts, pending_bad)
+                        parts, n_parts = [], 0
+            if parts:
+                yield self._emit(index, parts, pending_bad)
+            while pending_bad:
+                self._policy.commit(pending_bad.popleft(), entry.name)
+        if self.n_rows_read == 0:
+            bad = self._policy.n_skipped + self._policy.n_quarantined
+            extra = f" ({bad} bad records set aside)" if bad else ""
+            raise EmptySourceError(f"{self._describe()} yielded no rows{extra}")
+
+    def _describe(self) -> str:
+        if len(self._entries) == 1:
+            return self._entries[0].name
+        return f"{self._uri!r} ({len(self._entries)} files)"
+
+
+def open_source(uri: Any, *, format: str | None = None, batch_size: int = 4096,
+                label_column: str | int | None = None, weight_column: str | int | None = None,
+                header: bool | None = None, n_features: int | None = None,
+                on_bad_record: str = "fail", quarantine_file: Any = None,
+                cursor: dict | None = None, dtype: Any = np.float32,
+                zero_based: bool = False, delimiter: str | None = None) -> Source:
+    """Open files, a folder, a glob, a URL or stdin as a stream of mini-batches.
+
+    Parameters
+    ----------
+    uri : str or PathLike or list of them
+        A local file, a folder (every data file inside, recursively, sorted), a glob
+        (``data/*.csv``, sorted), ``"-"`` for stdin (csv or jsonl), or any fsspec URL
+        (``memory://...``, ``file://...``, ``s3://...`` with s3fs installed).
+    format : {"csv", "parquet", "jsonl", "libsvm", "npy"} or None, default None
+        Inferred from the first file's extension when None (``.csv .tsv .txt``,
+        ``.parquet .pq``, ``.jsonl .ndjson .json``, ``.svm .libsvm .svmlight``,
+        ``.npy``; a trailing ``.gz`` is decompressed); stdin defaults to csv.
+    batch_size : int, default 4096
+        Rows per batch. Every batch holds exactly ``batch_size`` rows except the last
+        of each file: a batch never spans two files.
+    label_column, weight_column : str or int or None, default None
+        Column holding the label / per-row weight: a name (csv with a header, parquet,
+        flat jsonl) or a 0-based index (csv, parquet, npy). Every other numeric column
+        is a feature.
+    header : bool or None, default None
+        CSV only. None detects it: the first line is a header if any field in it is
+        not a number.
+    n_features : int or None, default None
+        Declared width of X. Checked for dense formats; for libsvm it is the matrix
+        width (otherwise inferred from the first batch's largest index).
+    on_bad_record : {"fail", "skip", "quarantine"}, default "fail"
+        "fail" raises BadRecordError naming file, line and column; "skip" counts and
+        drops; "quarantine" appends ``{"source", "line", "column", "reason", "raw"}``
+        JSON lines to ``quarantine_file`` and counts.
+    quarantine_file : str or PathLike or None
+        Required with ``on_bad_record="quarantine"``. Appended to; on resume it is
+        truncated back to the size recorded in the cursor.
+    cursor : dict or None
+        A ``batch.cursor`` from an earlier run over the same uri: resume right after it.
+    dtype : numpy dtype, default float32
+        Of X, y and w.
+    zero_based : bool, default False
+        libsvm only: feature indices start at 0 instead of libsvm's 1.
+    delimiter : str or None
+        CSV only: field separator; default ``","`` (tab for ``.tsv``).
+
+    Returns
+    -------
+    Source
+
+    Raises
+    ------
+    SourceNotFoundError
+        The uri matches no file.
+    InvalidParameterError
+        An unknown format or option, or a cursor that does not fit the source.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "train.csv")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write("x1,x2,y\\n1,2,0\\n3,4,1\\n5,6,1\\n")
+    >>> with open_source(path, batch_size=2, label_column="y") as src:
+    ...     for batch in src:
+    ...         print(batch.X.tolist(), batch.y.tolist(), batch.cursor["line"])
+    [[1.0, 2.0], [3.0, 4.0]] [0.0, 1.0] 3
+    [[5.0, 6.0]] [1.0] 4
+    >>> src.n_rows_read, src.n_features
+    (3, 2)
+    """
+    if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) \
+            or batch_size < 1:
+        raise InvalidParameterError(f"batch_size={batch_size!r} must be an integer >= 1")
+    if n_features is not None and (not isinstance(n_features, (int, np.integer))
+                                   or n_features < 1):
+        raise InvalidParameterError(f"n_features={n_features!r} must be an integer >= 1")
+    if header not in (None, True, False):
+        raise InvalidParameterError(f"header={header!r} must be True, False or None")
+    dt = np.dtype(dtype)
+    if dt.kind != "f":
+        raise InvalidParameterError(f"dtype={dtype!r} must be a floating point type")
+    if format is not None and format not in FORMATS:
+        raise InvalidParameterError(
+            f"format={format!r} is not one of {', '.join(FORMATS)}")
+    if cursor is not None and not isinstance(cursor, dict):
+        raise InvalidParameterError(f"cursor must be a dict from batch.cursor, got {cursor!r}")
+
+    def keep(base: str) -> bool:
+        return format_of(base) is not None if format is None else True
+
+    entries = resolve(uri, keep)
+    fmt = format
+    if fmt is None:
+        if entries[0].is_stdin:
+            fmt = "csv"
+        else:
+            fmt = format_of(entries[0].name)
+            if fmt is None:
+                raise InvalidParameterError(
+                    f"cannot tell the format of {entries[0].name!r} from its extension; pass "
+                    f"format= one of {', '.join(FORMATS)}")
+    reader_cls = _reader_class(fmt)
+    if entries[0].is_stdin and not reader_cls.can_stream:
+        raise InvalidParameterError(f"format {fmt!r} cannot be read from stdin; use csv or jsonl")
+    options = Options(batch_size=int(batch_size), label_column=label_column,
+                      weight_column=weight_column, header=header,
+                      n_features=None if n_features is None else int(n_features), dtype=dt,
+                      zero_based=bool(zero_based), delimiter=delimiter)
+    reader = reader_cls(options)
+    c = cursor or {}
+    try:
+        policy = BadRecordPolicy(on_bad_record, quarantine_file,
+                                 n_skipped=int(c.get("skipped", 0)),
+                                 n_quarantined=int(c.get("quarantined", 0)),
+                                 quarantine_bytes=c.get("quarantine_bytes"))
+    except (TypeError, ValueError) as e:
+        if isinstance(e, OnePassError):
+            raise
+        raise InvalidParameterError(f"malformed cursor {cursor!r}: {e!r}") from None
+    try:
+        return Source(entries, fmt, reader, options, policy, cursor, uri)
+    except BaseException:
+        policy.close()
+        raise
+
+
+# keep DataError importable from here for readers' convenience
+_ = DataError

@@ -1,0 +1,140 @@
+"""Transports: resolve a URI into an ordered list of files, each opened as bytes.
+
+Formats never see where bytes come from; they get a :class:`Entry` and call
+``entry.open()``. Supported: local paths, folders (every data file inside, recursively,
+sorted), globs (sorted), ``-`` for stdin, and any fsspec URL (``memory://``,
+``file://``, ``s3://`` when s3fs is installed, ...). Files ending in ``.gz`` are
+decompressed on the fly (text formats only; offsets in cursors then count
+decompressed bytes and resume must re-read the prefix).
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import os
+import sys
+from dataclasses import dataclass
+from typing import IO, Any
+
+from onepass.errors import SourceNotFoundError
+
+__all__ = ["STDIN", "Entry", "resolve"]
+
+STDIN = "-"
+_MAGIC = ("*", "?", "[")
+
+
+@dataclass
+class Entry:
+    """One file of a source.
+
+    Parameters
+    ----------
+    name : str
+        Name shown in messages and stored in cursors (path or full URL).
+    path : str
+        Path for ``fs`` (or local path when ``fs`` is None).
+    fs : fsspec filesystem or None
+        None for local files and stdin.
+    is_stdin : bool
+    """
+
+    name: str
+    path: str
+    fs: Any = None
+    is_stdin: bool = False
+
+    @property
+    def is_gzip(self) -> bool:
+        return self.name.lower().endswith(".gz")
+
+    @property
+    def local_path(self) -> str | None:
+        """Local filesystem path when the file can be memory-mapped, else None."""
+        if self.is_stdin:
+            return None
+        if self.fs is None:
+            return self.path
+        return None
+
+    def open(self) -> IO[bytes]:
+        """Open for binary reading (decompressing ``.gz``)."""
+        if self.is_stdin:
+            return sys.stdin.buffer
+        raw: IO[bytes] = open(self.path, "rb") if self.fs is None else self.fs.open(self.path, "rb")
+        if self.is_gzip:
+            return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+        return raw
+
+    def size(self) -> int | None:
+        """Size in bytes of the (decompressed) content, when cheap to know."""
+        if self.is_stdin or self.is_gzip:
+            return None
+        if self.fs is None:
+            return os.path.getsize(self.path)
+        return int(self.fs.size(self.path))
+
+
+def _is_data_file(name: str, keep) -> bool:
+    base = os.path.basename(name.rstrip("/"))
+    return not base.startswith((".", "_")) and keep(base)
+
+
+def _resolve_one(uri: str, keep) -> list[Entry]:
+    if uri == STDIN:
+        return [Entry("<stdin>", STDIN, is_stdin=True)]
+    if "://" in uri:
+        return _resolve_fsspec(uri, keep)
+    if any(ch in uri for ch in _MAGIC):
+        paths = sorted(p for p in glob.glob(uri, recursive=True) if os.path.isfile(p))
+        return [Entry(p, p) for p in paths if _is_data_file(p, lambda b: True)]
+    if os.path.isdir(uri):
+        found = []
+        for root, dirs, files in os.walk(uri):
+            dirs[:] = [d for d in dirs if not d.startswith((".", "_"))]
+            found.extend(os.path.join(root, f) for f in files if _is_data_file(f, keep))
+        return [Entry(p, p) for p in sorted(found)]
+    if os.path.isfile(uri):
+        return [Entry(uri, uri)]
+    return []
+
+
+def _resolve_fsspec(uri: str, keep) -> list[Entry]:
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(uri)
+    if type(fs).__name__ == "LocalFileSystem":
+        local = fs._strip_protocol(uri)
+        return [Entry(e.name, e.path) for e in _resolve_one(local, keep)]
+    if any(ch in path for ch in _MAGIC):
+        paths = [p for p in fs.glob(path) if fs.isfile(p)]
+    elif fs.isdir(path):
+        paths = [p for p in fs.find(path) if _is_data_file(p, keep)]
+    elif fs.exists(path):
+        paths = [path]
+    else:
+        paths = []
+    return [Entry(fs.unstrip_protocol(p), p, fs) for p in sorted(paths)]
+
+
+def resolve(uri: Any, keep=lambda base: True) -> list[Entry]:
+    """Resolve ``uri`` (a path, folder, glob, URL, ``-``, or a list of them) into files.
+
+    ``keep(basename)`` filters the files found inside folders (data files only).
+    Raises SourceNotFoundError naming the first pattern that matches nothing.
+    """
+    uris = list(uri) if isinstance(uri, (list, tuple)) else [uri]
+    if not uris:
+        raise SourceNotFoundError("no path given: pass a file, folder, glob, URL or '-'")
+    entries: list[Entry] = []
+    for u in uris:
+        u = os.fspath(u)
+        found = _resolve_one(u, keep)
+        if not found:
+            raise SourceNotFoundError(
+                f"{u!r} matches no file; check the path, folder, glob or URL")
+        entries.extend(found)
+    if any(e.is_stdin for e in entries) and len(entries) > 1:
+        raise SourceNotFoundError("'-' (stdin) cannot be combined with other paths")
+    return entries
