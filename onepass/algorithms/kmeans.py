@@ -1,0 +1,706 @@
+"""Streaming K-Means: the state, the model and the scikit-learn estimator.
+
+The design is the one SageMaker's K-Means uses (a web-scale mini-batch k-means after
+Sculley 2010): keep ``n_clusters * extra_center_factor`` weighted centers, update them
+online as batches arrive, and at finalize reduce them to exactly ``n_clusters`` with
+weighted k-means++ seeding and Lloyd iterations on the kept centers.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from onepass.algorithms._kernels import assign_and_accumulate
+from onepass.algorithms._weighted_kmeans import best_of_trials, kmeans_plusplus, lloyd, squared_distances
+from onepass.batch import Batch
+from onepass.errors import (
+    DataError,
+    FeatureCountError,
+    IncompatibleStateError,
+    InvalidParameterError,
+    NotFittedError,
+)
+from onepass.state import Algorithm, register
+
+__all__ = ["KMeans", "KMeansModel", "KMeansState"]
+
+# A kept center whose weight falls below this share of what an average center gained
+# over the same span is reseeded (it was never hit, or its data faded away).
+_RESEED_RATIO = 0.01
+
+
+def resolve_extra_center_factor(n_clusters: int, extra_center_factor: int | str) -> int:
+    """The number of kept centers per final cluster.
+
+    ``"auto"`` keeps about ``2 * n_clusters + 100`` centers, capped at 10 per cluster:
+    enough spare centers for the reduction to reach full k-means quality (measured in
+    ``make bench``), few enough that the distance step stays a cheap matrix product.
+    """
+    if extra_center_factor == "auto":
+        return max(2, min(10, math.ceil((2 * n_clusters + 100) / n_clusters)))
+    return int(extra_center_factor)
+
+
+def _validate_hyperparameters(n_clusters: Any, extra_center_factor: Any, half_life: Any,
+                              init_size: Any) -> None:
+    if isinstance(n_clusters, bool) or not isinstance(n_clusters, (int, np.integer)) or n_clusters < 1:
+        raise InvalidParameterError(f"n_clusters={n_clusters!r} must be an integer >= 1")
+    if extra_center_factor != "auto" and (
+        isinstance(extra_center_factor, bool)
+        or not isinstance(extra_center_factor, (int, np.integer))
+        or extra_center_factor < 1
+    ):
+        raise InvalidParameterError(
+            f"extra_center_factor={extra_center_factor!r} must be 'auto' or an integer >= 1"
+        )
+    if half_life is not None and (not isinstance(half_life, (int, float, np.number)) or not half_life > 0):
+        raise InvalidParameterError(f"half_life={half_life!r} must be None or a number of rows > 0")
+    if init_size != "auto" and (not isinstance(init_size, (int, np.integer)) or init_size < 1):
+        raise InvalidParameterError(f"init_size={init_size!r} must be 'auto' or an integer >= 1")
+
+
+class KMeansState:
+    """Everything streaming K-Means needs to go on training.
+
+    Parameters
+    ----------
+    n_clusters : int
+        The default number of clusters of the finalized model.
+    extra_center_factor : int or "auto", default="auto"
+        Kept centers per cluster: the state keeps ``n_clusters * extra_center_factor``
+        weighted centers, and finalizes to any ``n_clusters`` up to that number.
+    half_life : float or None, default=None
+        In rows: the weight of a row halves after this many further rows, so old data
+        fades. None keeps every row's weight.
+    init_size : int or "auto", default="auto"
+        Rows buffered before the kept centers are seeded by k-means++ (``"auto"``:
+        ``max(10 * n_centers, 2048)``).
+    seed : int or None, default=None
+        Seeds the state's own random generator, whose state is checkpointed.
+
+    Attributes
+    ----------
+    n_features_ : int
+        Width of the data, -1 before the first batch.
+    centers_ : ndarray of shape (n_kept, n_features), float64
+        The kept centers (``n_kept == n_centers`` once seeded, 0 before).
+    weights_ : ndarray of shape (n_kept,)
+        Weight (row count, decayed by the half-life) of each kept center.
+    sse_ : ndarray of shape (n_kept,)
+        Sum of squared distances of each kept center's rows to it, maintained exactly
+        for the rows as assigned (Welford-style); used to estimate inertia.
+    ages_ : ndarray of shape (n_kept,)
+        Row weight streamed since each center was (re)seeded, decayed like the weights.
+    buffer_ : ndarray of shape (n_buffered, n_features), float32
+        Rows held before seeding; empty once seeded.
+    buffer_weights_ : ndarray of shape (n_buffered,)
+    n_rows_seen_ : int
+    weight_seen_ : float
+    rng_ : numpy.random.Generator
+
+    Notes
+    -----
+    Memory is ``O((n_centers + init_size) * n_features)``, whatever the number of rows.
+    Time per batch of ``b`` rows is one ``b x n_centers x n_features`` matrix product
+    plus ``O(b * n_features)`` for the center updates.
+    """
+
+    kind: ClassVar[str] = "kmeans"
+
+    def __init__(self, n_clusters: int = 8, *, extra_center_factor: int | str = "auto",
+                 half_life: float | None = None, init_size: int | str = "auto",
+                 seed: int | None = None) -> None:
+        _validate_hyperparameters(n_clusters, extra_center_factor, half_life, init_size)
+        self.n_clusters = int(n_clusters)
+        self.extra_center_factor = extra_center_factor
+        self.half_life = None if half_life is None else float(half_life)
+        self.init_size = init_size
+        self.seed = int(np.random.SeedSequence().entropy % (2**63)) if seed is None else int(seed)
+        self.n_centers = self.n_clusters * resolve_extra_center_factor(self.n_clusters, extra_center_factor)
+        self.n_init_rows = max(10 * self.n_centers, 2048) if init_size == "auto" else int(init_size)
+        self.n_features_ = -1
+        self.centers_ = np.zeros((0, 0))
+        self.weights_ = np.zeros(0)
+        self.sse_ = np.zeros(0)
+        self.ages_ = np.zeros(0)
+        self.buffer_ = np.zeros((0, 0), dtype=np.float32)
+        self.buffer_weights_ = np.zeros(0)
+        self.n_rows_seen_ = 0
+        self.weight_seen_ = 0.0
+        self.rng_ = np.random.default_rng(self.seed)
+        self._centers32 = np.zeros((0, 0), dtype=np.float32)
+
+    # -- properties -----------------------------------------------------------------
+
+    @property
+    def is_seeded(self) -> bool:
+        return self.centers_.shape[0] > 0
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {
+            "n_clusters": self.n_clusters,
+            "extra_center_factor": self.extra_center_factor,
+            "half_life": self.half_life,
+            "init_size": self.init_size,
+            "seed": self.seed,
+        }
+
+    # -- update -----------------------------------------------------------------------
+
+    def _check_batch(self, X: Any) -> None:
+        if self.n_features_ == -1:
+            self.n_features_ = int(X.shape[1])
+            self.buffer_ = np.zeros((0, self.n_features_), dtype=np.float32)
+        elif X.shape[1] != self.n_features_:
+            raise FeatureCountError(
+                f"batch has {X.shape[1]} features, but this K-Means state was trained on "
+                f"{self.n_features_}; use data of the same width or start a new state"
+            )
+
+    def update(self, batch: Batch) -> None:
+        """Update the state with one mini-batch, in place."""
+        X = batch.X
+        if X.shape[0] == 0:
+            return
+        self._check_batch(X)
+        w = None if batch.w is None else np.asarray(batch.w, dtype=np.float64)
+        if not self.is_seeded:
+            self._buffer(X, w)
+            return
+        self._update_seeded(X, w)
+
+    def _buffer(self, X: Any, w: np.ndarray | None) -> None:
+        dense = np.asarray(X.toarray() if sp.issparse(X) else X, dtype=np.float32)
+        if not np.isfinite(dense).all():
+            raise DataError("the batch contains NaN or infinity; K-Means needs finite values")
+        w = np.ones(dense.shape[0]) if w is None else w
+        room = self.n_init_rows - self.buffer_.shape[0]
+        self.buffer_ = np.concatenate([self.buffer_, dense[:room]])
+        self.buffer_weights_ = np.concatenate([self.buffer_weights_, w[:room]])
+        self.n_rows_seen_ += min(room, dense.shape[0])
+        self.weight_seen_ += float(w[:room].sum())
+        if self.buffer_.shape[0] >= self.n_init_rows:
+            self._seed_from_buffer()
+            if dense.shape[0] > room:
+                self._update_seeded(X[room:], None if w is None else w[room:])
+
+    def _seed_from_buffer(self) -> None:
+        """Seed the kept centers from the buffered rows: k-means++ then Lloyd."""
+        points = self.buffer_.astype(np.float64)
+        weights = self.buffer_weights_
+        n_distinct = min(self.n_centers, points.shape[0])
+        seeds = kmeans_plusplus(points, weights, n_distinct, self.rng_)
+        centers, labels, _, _ = lloyd(points, weights, points[seeds], max_iter=10)
+        d2 = ((points - centers[labels]) ** 2).sum(axis=1)
+        self.weights_ = np.bincount(labels, weights=weights, minlength=n_distinct)
+        self.sse_ = np.bincount(labels, weights=weights * d2, minlength=n_distinct)
+        self.ages_ = np.full(n_distinct, weights.sum())
+        self._set_centers(centers)
+        self.buffer_ = np.zeros((0, self.n_features_), dtype=np.float32)
+        self.buffer_weights_ = np.zeros(0)
+
+    def _set_centers(self, centers: np.ndarray) -> None:
+        self.centers_ = np.ascontiguousarray(centers, dtype=np.float64)
+        self._centers32 = self.centers_.astype(np.float32)
+
+    def _update_seeded(self, X: Any, w: np.ndarray | None) -> None:
+        n = X.shape[0]
+        n_kept = self.centers_.shape[0]
+        if sp.issparse(X):
+            x_sq = np.asarray(X.multiply(X).sum(axis=1), dtype=np.float32).ravel()
+        else:
+            x_sq = np.einsum("ij,ij->i", X, X)
+        if not np.isfinite(x_sq).all():
+            bad = int(np.flatnonzero(~np.isfinite(x_sq))[0])
+            raise DataError(
+                f"row {bad} of the batch contains NaN or infinity (or values too large for "
+                "float32 squares); K-Means needs finite values"
+            )
+        c32 = self._centers32
+        wrow = np.ones(n) if w is None else w
+        # argmin_c ||x - c||^2 = argmin_c (||c||^2 - 2 x.c): one matrix product per batch.
+        scores = np.asarray(X @ (-2.0 * c32).T)
+        scores += np.einsum("ij,ij->i", c32, c32)[None, :]
+        if sp.issparse(X):
+            labels = np.argmin(scores, axis=1)
+            d2 = scores[np.arange(n), labels].astype(np.float64)
+            d2 += x_sq
+            np.maximum(d2, 0, out=d2)
+            onehot = sp.csr_matrix((wrow, (labels, np.arange(n))), shape=(n_kept, n))
+            sums = np.asarray((onehot @ X).toarray(), dtype=np.float64)
+            mass = np.bincount(labels, weights=wrow, minlength=n_kept)
+            cost = np.bincount(labels, weights=wrow * d2, minlength=n_kept)
+        else:
+            labels = np.empty(n, dtype=np.int64)
+            d2 = np.empty(n, dtype=np.float64)
+            sums = np.zeros((n_kept, X.shape[1]), dtype=np.float64)
+            mass = np.zeros(n_kept)
+            cost = np.zeros(n_kept)
+            assign_and_accumulate(np.ascontiguousarray(X), scores, x_sq, wrow, sums, mass, cost, labels, d2)
+
+        batch_weight = float(wrow.sum())
+        if self.half_life is not None:
+            decay = 0.5 ** (batch_weight / self.half_life)
+            self.weights_ *= decay
+            self.sse_ *= decay
+            self.ages_ *= decay
+        hit = mass > 0
+        new_weights = self.weights_ + mass
+        batch_means = sums[hit] / mass[hit, None]
+        delta = batch_means - self.centers_[hit]
+        # Welford-style: SSE about the running mean, from distances to the old center.
+        self.sse_[hit] += cost[hit] - (mass[hit] ** 2 / new_weights[hit]) * np.einsum("ij,ij->i", delta, delta)
+        np.maximum(self.sse_, 0, out=self.sse_)
+        self.centers_[hit] += delta * (mass[hit] / new_weights[hit])[:, None]
+        self.weights_ = new_weights
+        self.ages_ += batch_weight
+        self.n_rows_seen_ += n
+        self.weight_seen_ += batch_weight
+        self._reseed_dead(X, d2 * wrow)
+        self._centers32 = self.centers_.astype(np.float32)
+
+    def _reseed_dead(self, X: Any, potential: np.ndarray) -> None:
+        """Move centers that draw (almost) no rows onto rows far from every center.
+
+        Streaming k-means++: a center is dead when its weight is below
+        ``_RESEED_RATIO`` of what an average center gained since it was seeded. Its
+        mass, sum and SSE go to its nearest live center (nothing is dropped), and it is
+        reseeded on a row of this batch drawn with probability proportional to its
+        squared distance to the nearest center.
+        """
+        n_kept = self.centers_.shape[0]
+        expected = self.ages_ / n_kept
+        dead = np.flatnonzero((self.weights_ < _RESEED_RATIO * expected) & (expected >= 1.0))
+        if dead.size == 0:
+            return
+        live = np.setdiff1d(np.arange(n_kept), dead)
+        n_new = min(dead.size, int(np.count_nonzero(potential > 0)))
+        if live.size == 0 or n_new == 0:
+            return
+        dead = dead[:n_new]
+        # Fold each dead center into its nearest live center.
+        near = live[np.argmin(squared_distances(self.centers_[dead], self.centers_[live]), axis=1)]
+        for d, t in zip(dead.tolist(), near.tolist()):
+            wd, wt = self.weights_[d], self.weights_[t]
+            total = wd + wt
+            if total > 0 and wd > 0:
+                diff = self.centers_[d] - self.centers_[t]
+                self.sse_[t] += self.sse_[d] + wd * wt / total * float(diff @ diff)
+                self.centers_[t] += diff * (wd / total)
+                self.weights_[t] = total
+        rows = self.rng_.choice(potential.shape[0], size=n_new, replace=False, p=potential / potential.sum())
+        picked = X[np.sort(rows)]
+        picked = picked.toarray() if sp.issparse(picked) else picked
+        self.centers_[dead] = picked
+        self.weights_[dead] = 0.0
+        self.sse_[dead] = 0.0
+        self.ages_[dead] = 0.0
+
+    def metrics(self) -> dict[str, float]:
+        """Running training metrics: mean squared distance of the rows to their kept
+        center (``msd``, SageMaker's name), and how many kept centers hold rows."""
+        if not self.is_seeded:
+            return {"buffered_rows": int(self.buffer_.shape[0])}
+        total = float(self.weights_.sum())
+        return {
+            "msd": float(self.sse_.sum() / total) if total > 0 else float("nan"),
+            "n_live_centers": int(np.count_nonzero(self.weights_ > 0)),
+        }
+
+    # -- merge ------------------------------------------------------------------------
+
+    def _weighted_points(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(points, weights, sse, ages) of everything the state holds, buffer included."""
+        if self.is_seeded:
+            return self.centers_, self.weights_, self.sse_, self.ages_
+        buf = self.buffer_.astype(np.float64)
+        return buf, self.buffer_weights_, np.zeros(buf.shape[0]), np.full(buf.shape[0], self.weight_seen_)
+
+    def merge(self, other: KMeansState) -> None:
+        """Merge ``other`` into this state: union the kept centers, reduce to the budget.
+
+        The union is reduced back to ``n_centers`` by weighted Lloyd iterations seeded
+        with k-means++; SSEs are combined exactly for the centers merged.
+        """
+        if not isinstance(other, KMeansState):
+            raise IncompatibleStateError(f"cannot merge a {type(other).__name__} into a K-Means state")
+        if other.n_features_ == -1:
+            return
+        if self.n_features_ not in (-1, other.n_features_):
+            raise IncompatibleStateError(
+                f"cannot merge K-Means states of {self.n_features_} and {other.n_features_} features"
+            )
+        if other.n_centers != self.n_centers:
+            raise IncompatibleStateError(
+                f"cannot merge K-Means states keeping {self.n_centers} and {other.n_centers} centers; "
+                "train both with the same n_clusters and extra_center_factor"
+            )
+        if self.n_features_ == -1:
+            self._check_batch(np.zeros((0, other.n_features_)))
+        if not self.is_seeded and not other.is_seeded:
+            self.buffer_ = np.concatenate([self.buffer_, other.buffer_])
+            self.buffer_weights_ = np.concatenate([self.buffer_weights_, other.buffer_weights_])
+            self.n_rows_seen_ += other.n_rows_seen_
+            self.weight_seen_ += other.weight_seen_
+            if self.buffer_.shape[0] >= self.n_init_rows:
+                self._seed_from_buffer()
+            return
+        p1, w1, s1, a1 = self._weighted_points()
+        p2, w2, s2, a2 = other._weighted_points()
+        points = np.concatenate([p1, p2])
+        weights = np.concatenate([w1, w2])
+        sse = np.concatenate([s1, s2])
+        ages = np.concatenate([a1, a2])
+        keep = weights > 0
+        points, weights, sse, ages = points[keep], weights[keep], sse[keep], ages[keep]
+        k = min(self.n_centers, points.shape[0])
+        seeds = kmeans_plusplus(points, weights, k, self.rng_)
+        centers, labels, _, _ = lloyd(points, weights, points[seeds], max_iter=20)
+        d2 = ((points - centers[labels]) ** 2).sum(axis=1)
+        self.weights_ = np.bincount(labels, weights=weights, minlength=k)
+        self.sse_ = np.bincount(labels, weights=sse + weights * d2, minlength=k)
+        self.ages_ = np.full(k, float(ages.max()) if ages.size else 0.0)
+        self._set_centers(centers)
+        self.buffer_ = np.zeros((0, self.n_features_), dtype=np.float32)
+        self.buffer_weights_ = np.zeros(0)
+        self.n_rows_seen_ += other.n_rows_seen_
+        self.weight_seen_ += other.weight_seen_
+
+    # -- arrays -----------------------------------------------------------------------
+
+    def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        meta = {
+            "hyperparameters": self.hyperparameters(),
+            "n_features": self.n_features_,
+            "n_rows_seen": self.n_rows_seen_,
+            "weight_seen": self.weight_seen_,
+            "rng": self.rng_.bit_generator.state,
+        }
+        arrays = {
+            "centers": self.centers_,
+            "weights": self.weights_,
+            "sse": self.sse_,
+            "ages": self.ages_,
+            "buffer": self.buffer_,
+            "buffer_weights": self.buffer_weights_,
+        }
+        return meta, arrays
+
+    @classmethod
+    def from_arrays(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> KMeansState:
+        state = cls(**meta["hyperparameters"])
+        state.n_features_ = int(meta["n_features"])
+        state.n_rows_seen_ = int(meta["n_rows_seen"])
+        state.weight_seen_ = float(meta["weight_seen"])
+        state.rng_.bit_generator.state = meta["rng"]
+        state.weights_ = np.array(arrays["weights"], dtype=np.float64)
+        state.sse_ = np.array(arrays["sse"], dtype=np.float64)
+        state.ages_ = np.array(arrays["ages"], dtype=np.float64)
+        state.buffer_ = np.array(arrays["buffer"], dtype=np.float32)
+        state.buffer_weights_ = np.array(arrays["buffer_weights"], dtype=np.float64)
+        state._set_centers(np.array(arrays["centers"], dtype=np.float64))
+        return state
+
+    # -- finalize -----------------------------------------------------------------------
+
+    def model(self, n_clusters: int | None = None, *, n_trials: int | str = "auto",
+              max_iter: int = 300, tol: float = 1e-4) -> KMeansModel:
+        """Finalize to a model with ``n_clusters`` clusters (default: the state's).
+
+        Reduces the kept centers by weighted k-means++ and Lloyd, best of ``n_trials``
+        restarts (``"auto"``: 10). Deterministic for a given state and settings, and does
+        not change the state.
+        """
+        k = self.n_clusters if n_clusters is None else n_clusters
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise InvalidParameterError(f"n_clusters={k!r} must be an integer >= 1")
+        if k > self.n_centers:
+            factor = math.ceil(k / self.n_clusters)
+            raise InvalidParameterError(
+                f"n_clusters={k} is more than the {self.n_centers} centers kept in this state; "
+                f"train with extra_center_factor >= {factor} or choose n_clusters <= {self.n_centers}"
+            )
+        trials = 10 if n_trials == "auto" else int(n_trials)
+        if trials < 1:
+            raise InvalidParameterError(f"n_trials={n_trials!r} must be 'auto' or an integer >= 1")
+        if self.n_features_ == -1:
+            raise NotFittedError("this K-Means state has seen no data; update it with at least one batch")
+        points, weights, sse, _ = self._weighted_points()
+        keep = weights > 0
+        points, weights, sse = points[keep], weights[keep], sse[keep]
+        if points.shape[0] < k:
+            raise DataError(
+                f"n_samples={points.shape[0]} should be >= n_clusters={k}: the state holds only "
+                f"{points.shape[0]} distinct weighted points; stream more rows or choose fewer clusters"
+            )
+        rng = np.random.default_rng([self.seed, k])
+        centers, labels, inertia, n_iter = best_of_trials(
+            points, weights, k, rng, n_trials=trials, max_iter=max_iter, tol=tol
+        )
+        sizes = np.bincount(labels, weights=weights, minlength=k)
+        return KMeansModel(
+            centers.astype(np.float32),
+            cluster_weights=sizes,
+            inertia=float(inertia + sse.sum()),
+            n_iter=n_iter,
+            n_rows_seen=self.n_rows_seen_,
+        )
+
+
+class KMeansModel:
+    """A finalized K-Means model: centers that assign rows to clusters.
+
+    Attributes
+    ----------
+    cluster_centers_ : ndarray of shape (n_clusters, n_features), float32
+    cluster_weights_ : ndarray of shape (n_clusters,)
+        Rows (weighted) of the training stream in each cluster, as estimated at finalize.
+    inertia_ : float
+        Estimated sum of squared distances of the training rows to their closest center.
+    """
+
+    kind: ClassVar[str] = "kmeans"
+
+    def __init__(self, cluster_centers: np.ndarray, *, cluster_weights: np.ndarray,
+                 inertia: float, n_iter: int = 0, n_rows_seen: int = 0) -> None:
+        self.cluster_centers_ = np.ascontiguousarray(cluster_centers, dtype=np.float32)
+        self.cluster_weights_ = np.asarray(cluster_weights, dtype=np.float64)
+        self.inertia_ = float(inertia)
+        self.n_iter_ = int(n_iter)
+        self.n_rows_seen_ = int(n_rows_seen)
+
+    @property
+    def n_clusters(self) -> int:
+        return int(self.cluster_centers_.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        return int(self.cluster_centers_.shape[1])
+
+    def _check(self, X: Any) -> Any:
+        if X.shape[1] != self.n_features:
+            raise FeatureCountError(
+                f"X has {X.shape[1]} features, but this K-Means model expects {self.n_features}"
+            )
+        return X
+
+    def squared_distances(self, X: Any) -> np.ndarray:
+        """Squared distances from each row of ``X`` to each center, (n_rows, n_clusters)."""
+        X = self._check(X)
+        c = self.cluster_centers_
+        if sp.issparse(X):
+            x_sq = np.asarray(X.multiply(X).sum(axis=1)).ravel()
+            d2 = np.asarray(X @ c.T)
+            d2 *= -2
+            d2 += x_sq[:, None]
+            d2 += np.einsum("ij,ij->i", c, c)[None, :]
+            return np.maximum(d2, 0, out=d2)
+        return squared_distances(np.asarray(X, dtype=np.float32), c)
+
+    def assign(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(closest cluster, Euclidean distance to it) for each row of ``X``."""
+        d2 = self.squared_distances(X)
+        labels = np.argmin(d2, axis=1)
+        return labels, np.sqrt(d2[np.arange(d2.shape[0]), labels])
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Index of the closest center for each row."""
+        return self.assign(X)[0]
+
+    def outputs(self, X: Any) -> dict[str, np.ndarray]:
+        """Named output columns for each row, as SageMaker's K-Means names them."""
+        labels, distances = self.assign(X)
+        return {"closest_cluster": labels, "distance_to_cluster": distances}
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Euclidean distance from each row to each center."""
+        return np.sqrt(self.squared_distances(X))
+
+    def inertia(self, X: Any, sample_weight: np.ndarray | None = None) -> float:
+        """Sum of (weighted) squared distances of the rows of ``X`` to their closest center."""
+        d2 = self.squared_distances(X).min(axis=1).astype(np.float64)
+        return float(d2.sum() if sample_weight is None else d2 @ sample_weight)
+
+    def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        meta = {"inertia": self.inertia_, "n_iter": self.n_iter_, "n_rows_seen": self.n_rows_seen_}
+        return meta, {"cluster_centers": self.cluster_centers_, "cluster_weights": self.cluster_weights_}
+
+    @classmethod
+    def from_arrays(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> KMeansModel:
+        return cls(arrays["cluster_centers"], cluster_weights=arrays["cluster_weights"],
+                   inertia=meta["inertia"], n_iter=meta.get("n_iter", 0),
+                   n_rows_seen=meta.get("n_rows_seen", 0))
+
+
+class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
+    """Streaming K-Means with the scikit-learn API: one pass, fixed memory.
+
+    Parameters
+    ----------
+    n_clusters : int, default=8
+        Number of clusters of the model.
+    extra_center_factor : int or "auto", default="auto"
+        The state keeps ``n_clusters * extra_center_factor`` weighted centers and
+        reduces them to ``n_clusters`` at finalize; more centers cost time per row and
+        buy quality and a wider choice of ``n_clusters`` after training.
+    batch_size : int, default=4096
+        Rows per mini-batch when ``fit``/``partial_fit`` receive more.
+    half_life : float or None, default=None
+        Rows after which a row's weight halves (None: no fading).
+    init_size : int or "auto", default="auto"
+        Rows buffered to seed the kept centers.
+    n_trials : int or "auto", default="auto"
+        Restarts of the weighted k-means that reduces the kept centers at finalize.
+    max_iter : int, default=300
+        Lloyd iterations per restart at finalize.
+    tol : float, default=1e-4
+        Relative tolerance of the finalize Lloyd iterations.
+    random_state : int, numpy.random.RandomState or None, default=None
+        Seeds the state's generator: same data and seed give the same model.
+
+    Attributes
+    ----------
+    cluster_centers_ : ndarray of shape (n_clusters, n_features)
+    labels_ : ndarray of shape (n_rows,)
+        Cluster of each row of the ``fit`` input (not set by ``partial_fit``, which
+        would have to finalize after every chunk).
+    inertia_ : float
+        Estimated sum of squared distances of all rows seen to their closest center.
+    n_iter_ : int
+        Lloyd iterations of the finalize.
+    n_features_in_ : int
+    n_rows_seen_ : int
+    state_ : KMeansState
+        The training state: checkpoint it, merge it, finalize it with another k.
+
+    Notes
+    -----
+    Memory is ``O(n_clusters * extra_center_factor * n_features)``; time is one
+    ``batch_size x n_centers x n_features`` matrix product per mini-batch. The method is
+    SageMaker's web-scale k-means (Sculley 2010, with k-means++ seeding, Arthur &
+    Vassilvitskii 2007) reducing the kept centers at finalize.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from onepass import KMeans
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(-5, 1, (500, 2)), rng.normal(5, 1, (500, 2))])
+    >>> rng.shuffle(X)
+    >>> km = KMeans(n_clusters=2, random_state=0)
+    >>> km = km.partial_fit(X[:500]).partial_fit(X[500:])
+    >>> np.sort(np.round(km.cluster_centers_[:, 0]))
+    array([-5.,  5.], dtype=float32)
+    >>> int(km.predict([[4.0, 6.0]])[0]) == int(km.predict([[5.0, 5.0]])[0])
+    True
+    """
+
+    def __init__(self, n_clusters: int = 8, *, extra_center_factor: int | str = "auto",
+                 batch_size: int = 4096, half_life: float | None = None,
+                 init_size: int | str = "auto", n_trials: int | str = "auto",
+                 max_iter: int = 300, tol: float = 1e-4, random_state: Any = None) -> None:
+        self.n_clusters = n_clusters
+        self.extra_center_factor = extra_center_factor
+        self.batch_size = batch_size
+        self.half_life = half_life
+        self.init_size = init_size
+        self.n_trials = n_trials
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+
+    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+    def _new_state(self) -> KMeansState:
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 1:
+            raise InvalidParameterError(f"batch_size={self.batch_size!r} must be an integer >= 1")
+        rs = self.random_state
+        if rs is None or isinstance(rs, (int, np.integer)):
+            seed = rs
+        elif isinstance(rs, np.random.RandomState):
+            seed = int(rs.randint(np.iinfo(np.int32).max))
+        else:
+            raise InvalidParameterError(f"random_state={rs!r} must be None, an int or a RandomState")
+        return KMeansState(self.n_clusters, extra_center_factor=self.extra_center_factor,
+                           half_life=self.half_life, init_size=self.init_size, seed=seed)
+
+    def _stream(self, X: Any, sample_weight: Any) -> None:
+        sw = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        if sw is not None and sw.shape != (X.shape[0],):
+            raise InvalidParameterError(f"sample_weight has shape {sw.shape}, expected ({X.shape[0]},)")
+        for start in range(0, X.shape[0], self.batch_size):
+            stop = start + self.batch_size
+            self.state_.update(Batch(X[start:stop], None, None if sw is None else sw[start:stop]))
+        self._model = None
+
+    def partial_fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> KMeans:
+        """Update the clustering with one chunk of rows (split into mini-batches)."""
+        first = not hasattr(self, "state_")
+        X = validate_data(self, X, reset=first, accept_sparse="csr", dtype=np.float32, order="C")
+        if first:
+            self.state_ = self._new_state()
+        self._stream(X, sample_weight)
+        self.n_rows_seen_ = self.state_.n_rows_seen_
+        return self
+
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> KMeans:
+        """Cluster ``X`` in one streaming pass (a loop of ``partial_fit`` mini-batches)."""
+        for attr in ("state_", "_model", "labels_", "n_features_in_"):
+            self.__dict__.pop(attr, None)
+        X = validate_data(self, X, reset=True, accept_sparse="csr", dtype=np.float32, order="C")
+        if X.shape[0] < self.n_clusters:
+            raise DataError(f"n_samples={X.shape[0]} should be >= n_clusters={self.n_clusters}")
+        self.state_ = self._new_state()
+        self._stream(X, sample_weight)
+        self.n_rows_seen_ = self.state_.n_rows_seen_
+        self.labels_ = self.predict(X)
+        return self
+
+    @property
+    def model_(self) -> KMeansModel:
+        """The finalized model of the current state (computed once per state change)."""
+        check_is_fitted(self, "state_")
+        if getattr(self, "_model", None) is None:
+            self._model = self.state_.model(self.n_clusters, n_trials=self.n_trials,
+                                            max_iter=self.max_iter, tol=self.tol)
+        return self._model
+
+    @property
+    def cluster_centers_(self) -> np.ndarray:
+        return self.model_.cluster_centers_
+
+    @property
+    def inertia_(self) -> float:
+        return self.model_.inertia_
+
+    @property
+    def n_iter_(self) -> int:
+        return self.model_.n_iter_
+
+    def _validated(self, X: Any) -> Any:
+        check_is_fitted(self, "state_")
+        return validate_data(self, X, reset=False, accept_sparse="csr", dtype=np.float32, order="C")
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Index of the closest cluster center for each row of ``X``."""
+        return self.model_.predict(self._validated(X))
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Distances from each row of ``X`` to each cluster center."""
+        return self.model_.transform(self._validated(X))
+
+    def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
+        """Opposite of the inertia of ``X`` on the model (higher is better)."""
+        return -self.model_.inertia(self._validated(X), sample_weight)
+
+
+register(Algorithm("kmeans", KMeansState, KMeansModel, KMeans, finalize_settings=("n_clusters",)))

@@ -1,0 +1,366 @@
+"""The ``onepass`` command: a thin layer that parses, calls the library, and formats.
+
+Algorithm options are not written here: ``onepass train ALGO`` offers the keyword
+arguments of the algorithm's state, with the help text of its docstring, and
+``onepass finalize`` those of its ``model`` method. Errors map to exit codes in one
+place (:func:`onepass.errors.exit_code`): 0 success, 2 usage, 3 bad input data, 1 else.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from onepass.errors import InvalidParameterError, OnePassError, exit_code
+
+_ALGO_EPILOG = "Run 'onepass train ALGO --help' for the options of one algorithm."
+
+
+def _coerce(value: str) -> Any:
+    """A CLI value as the library wants it: int, float, None, bool, or the string."""
+    lowered = value.strip().lower()
+    if lowered in ("none", "null"):
+        return None
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value
+
+
+def _doc_params(obj: Any) -> dict[str, str]:
+    """Parameter descriptions from a numpydoc ``Parameters`` section."""
+    doc = inspect.getdoc(obj) or ""
+    match = re.search(r"Parameters\n-+\n(.*?)(?:\n\n[A-Z][a-z]+\n-+\n|\Z)", doc, re.S)
+    if not match:
+        return {}
+    found: dict[str, str] = {}
+    name = None
+    for line in match.group(1).splitlines():
+        head = re.match(r"^(\w+) :(.*)$", line)
+        if head:
+            name = head.group(1)
+            found[name] = f"[{head.group(2).strip()}]"
+        elif name and line.strip():
+            found[name] = f"{line.strip()} {found[name]}" if found[name].startswith("[") else f"{found[name]} {line.strip()}"
+    return found
+
+
+def _param_options(func: Callable[..., Any], skip: tuple[str, ...], doc_source: Any) -> list[click.Option]:
+    """One ``--name`` option per keyword parameter of ``func``, typed by its default."""
+    docs = _doc_params(doc_source)
+    options = []
+    for name, param in inspect.signature(func).parameters.items():
+        if name in skip or param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
+            continue
+        default = param.default
+        if isinstance(default, bool):
+            ptype: Any = bool
+        elif isinstance(default, int) and not isinstance(default, bool):
+            ptype = int
+        elif isinstance(default, float):
+            ptype = float
+        else:
+            ptype = str
+        options.append(click.Option(
+            [f"--{name.replace('_', '-')}", name], type=ptype, default=None,
+            help=docs.get(name, "") + ("" if default is inspect.Parameter.empty else f" (default: {default})"),
+        ))
+    return options
+
+
+def _collect(options: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    out = {}
+    for name in names:
+        value = options.pop(name, None)
+        if value is not None:
+            out[name] = _coerce(value) if isinstance(value, str) else value
+    return out
+
+
+def _run(fn: Callable[[], Any]) -> Any:
+    """Call ``fn``; turn onepass errors into a message on stderr and an exit code."""
+    try:
+        return fn()
+    except OnePassError as exc:
+        click.echo(f"onepass: error: {exc}", err=True)
+        sys.exit(exit_code(exc))
+    except FileNotFoundError as exc:
+        click.echo(f"onepass: error: {exc}", err=True)
+        sys.exit(3)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="onepass")
+def main() -> None:
+    """onepass: machine learning on data that never stops arriving.
+
+    Every algorithm reads its data once, in mini-batches, with memory fixed by its
+    hyperparameters. Training writes a state that can be checkpointed, resumed and
+    finalized into many models.
+
+    \b
+    Typical use:
+      onepass train kmeans --data 'data/*.csv' --n-clusters 10 --out model/
+      onepass finalize model/ --n-clusters 5 --out model-k5/
+      onepass predict model/ --data new.csv --out predictions.csv
+      onepass inspect model/
+    """
+
+
+_SOURCE_OPTIONS = [
+    click.Option(["--data", "data"], multiple=True, required=True,
+                 help="Input: a file, folder, glob, '-' for stdin, or an fsspec URL (memory://, s3://...). Repeat for several."),
+    click.Option(["--format", "format"], default=None,
+                 help="csv, parquet, jsonl, libsvm or npy (default: from the file extension; csv for stdin)."),
+    click.Option(["--batch-size"], type=click.IntRange(min=1), default=4096, show_default=True,
+                 help="Rows per mini-batch."),
+    click.Option(["--label-column"], default=None,
+                 help="Label column by name (needs a header) or 0-based index; not a feature."),
+    click.Option(["--weight-column"], default=None, help="Per-row weight column, by name or index."),
+    click.Option(["--header/--no-header"], "header", default=None,
+                 help="Whether CSV files have a header line (default: detected)."),
+    click.Option(["--n-features"], type=int, default=None,
+                 help="Declared width of sparse (libsvm) data."),
+    click.Option(["--on-bad-record"], type=click.Choice(["fail", "skip", "quarantine"]), default="fail",
+                 show_default=True, help="What a malformed record does: stop with an error that says where, "
+                 "be dropped and counted, or be written to --quarantine-file and counted."),
+    click.Option(["--quarantine-file"], type=click.Path(dir_okay=False), default=None,
+                 help="Where quarantined records go (JSON lines with the reason)."),
+]
+
+
+def _source_kwargs(opts: dict[str, Any]) -> dict[str, Any]:
+    label = opts.pop("label_column")
+    weight = opts.pop("weight_column")
+    return {
+        "format": opts.pop("format"),
+        "label_column": _coerce(label) if label is not None else None,
+        "weight_column": _coerce(weight) if weight is not None else None,
+        "header": opts.pop("header"),
+        "n_features": opts.pop("n_features"),
+        "on_bad_record": opts.pop("on_bad_record"),
+        "quarantine_file": opts.pop("quarantine_file"),
+    }
+
+
+class _TrainGroup(click.Group):
+    """Lists and builds one ``train`` subcommand per registered algorithm."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        import onepass.algorithms  # noqa: F401  (importing fills the registry)
+        from onepass.state import ALGORITHMS
+
+        return sorted(ALGORITHMS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        import onepass.algorithms  # noqa: F401
+        from onepass.state import ALGORITHMS
+
+        if cmd_name.replace("_", "-") not in ALGORITHMS and cmd_name not in ALGORITHMS:
+            return None
+        return _make_train_command(cmd_name if cmd_name in ALGORITHMS else cmd_name.replace("_", "-"))
+
+
+
+@main.group(cls=_TrainGroup, epilog=_ALGO_EPILOG)
+def train() -> None:
+    """Train an algorithm on a stream, in one pass (or --epochs passes)."""
+
+
+def _make_train_command(name: str) -> click.Command:
+    from onepass.state import get_algorithm
+    from onepass.train import state_parameters
+
+    algo = get_algorithm(name)
+    hyper = list(state_parameters(algo.state))
+    finalize_names = [n for n in inspect.signature(algo.state.model).parameters if n != "self"]
+    extra_finalize = [n for n in finalize_names if n not in hyper]
+
+    def callback(**opts: Any) -> None:
+        from onepass.train import train as run_train
+
+        params = _collect(opts, hyper)
+        finalize = _collect(opts, extra_finalize)
+        data = list(opts.pop("data"))
+        source = _source_kwargs(opts)
+        result = _run(lambda: run_train(
+            name, data if len(data) > 1 else data[0], params=params, finalize=finalize or None,
+            batch_size=opts["batch_size"], **source,
+            checkpoint_dir=opts["checkpoint_dir"], checkpoint_every_rows=opts["checkpoint_every_rows"],
+            checkpoint_every_seconds=opts["checkpoint_every_seconds"], resume=opts["resume"],
+            epochs=opts["epochs"], seed=opts["seed"], metrics=opts["metrics_file"],
+            progress=False if opts["quiet"] else None, out=opts["out"],
+        ))
+        if not opts["quiet"]:
+            click.echo(
+                f"trained {name} on {result.n_rows_seen:,} rows ({result.epochs} epoch(s)); "
+                f"skipped {result.n_skipped}, quarantined {result.n_quarantined}"
+                + (f"; model in {result.out}" if result.out else ""), err=True,
+            )
+
+    params = [
+        *_SOURCE_OPTIONS,
+        click.Option(["--out"], type=click.Path(file_okay=False), default=None,
+                     help="Directory for the finalized model (the final state goes in OUT/state)."),
+        click.Option(["--checkpoint-dir"], type=click.Path(file_okay=False), default=None,
+                     help="Directory for checkpoints (numbered, with a LATEST pointer; written atomically)."),
+        click.Option(["--checkpoint-every-rows"], type=click.IntRange(min=1), default=None,
+                     help="Checkpoint after this many rows."),
+        click.Option(["--checkpoint-every-seconds"], type=click.FloatRange(min=0, min_open=True), default=None,
+                     help="Checkpoint after this many seconds."),
+        click.Option(["--resume"], is_flag=True, default=False,
+                     help="Continue from the newest checkpoint in --checkpoint-dir if there is one; start fresh otherwise."),
+        click.Option(["--epochs"], type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Passes over a persistent source (not stdin)."),
+        click.Option(["--seed"], type=int, default=None, help="Seed: same data and seed give the same model."),
+        click.Option(["--metrics", "--metrics-file", "metrics_file"], default=None,
+                     help="Write metrics as JSON lines to this file, or '-' for stdout."),
+        click.Option(["--quiet", "-q"], is_flag=True, default=False, help="No progress bar, no summary."),
+        *_param_options(algo.state.__init__, ("self", "seed"), algo.state),
+        *_param_options(algo.state.model, ("self", *hyper), algo.state.model),
+    ]
+    summary = (inspect.getdoc(sys.modules[algo.state.__module__]) or name).split("\n")[0]
+    return click.Command(name, callback=callback, params=params, help=summary,
+                         context_settings={"max_content_width": 100})
+
+
+
+
+class _FinalizeCommand(click.Command):
+    """``finalize`` accepts any algorithm's finalize settings as ``--name value``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        settings: dict[str, Any] = {}
+        rest: list[str] = []
+        known = {o for p in self.params for o in getattr(p, "opts", [])}
+        i = 0
+        while i < len(args):
+            arg = args[i]
+            if arg.startswith("--") and arg.split("=")[0] not in known:
+                key, _, value = arg[2:].partition("=")
+                if not value:
+                    if i + 1 >= len(args):
+                        raise click.UsageError(f"option {arg} needs a value")
+                    value = args[i + 1]
+                    i += 1
+                settings[key.replace("-", "_")] = _coerce(value)
+            else:
+                rest.append(arg)
+            i += 1
+        ctx.meta["finalize_settings"] = settings
+        return super().parse_args(ctx, rest)
+
+
+@main.command(cls=_FinalizeCommand, context_settings={"ignore_unknown_options": False})
+@click.argument("checkpoint", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Directory for the model.")
+@click.pass_context
+def finalize(ctx: click.Context, checkpoint: str, out: str) -> None:
+    """Finalize a state into a model, without reading any data.
+
+    CHECKPOINT is a checkpoint directory, one checkpoint, or a model directory written
+    by 'onepass train --out' (its state is used). Finalize settings are the algorithm's,
+    e.g. for kmeans '--n-clusters K' (any K up to the centers kept).
+    """
+    from onepass.io import save_model
+    from onepass.io._models import load_state
+    from onepass.state import ALGORITHMS
+
+    settings = ctx.meta.get("finalize_settings", {})
+
+    def run() -> Path:
+        state, manifest = load_state(checkpoint)
+        algo = next(a for a in ALGORITHMS.values() if a.state.kind == state.kind)
+        allowed = [n for n in inspect.signature(algo.state.model).parameters if n != "self"]
+        unknown = sorted(set(settings) - set(allowed))
+        if unknown:
+            raise InvalidParameterError(
+                f"unknown finalize setting(s) {', '.join('--' + u.replace('_', '-') for u in unknown)} "
+                f"for {algo.name}; valid: {', '.join('--' + a.replace('_', '-') for a in allowed)}"
+            )
+        model = state.model(**settings)
+        return save_model(out, model, extra={
+            "algorithm": algo.name,
+            "finalize": settings,
+            "hyperparameters": state.to_arrays()[0].get("hyperparameters", {}),
+            "rows_seen": state.n_rows_seen_,
+            "finalized_from": str(checkpoint),
+        })
+
+    path = _run(run)
+    click.echo(f"model written to {path}", err=True)
+
+
+@main.command()
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--data", "data", multiple=True, required=True,
+              help="Rows to predict: file, folder, glob, '-' for stdin, or fsspec URL.")
+@click.option("--out", required=True,
+              help="Output file; its extension picks the format (.csv, .jsonl, .parquet); '-' for stdout.")
+@click.option("--output-format", type=click.Choice(["csv", "jsonl", "parquet"]), default=None,
+              help="Output format (needed with --out -).")
+@click.option("--format", "format", default=None, help="Input format (default: from the extension).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=65536, show_default=True,
+              help="Rows predicted at a time (memory is one batch).")
+@click.option("--label-column", default=None, help="A label column in the input to leave out of the features.")
+@click.option("--header/--no-header", "header", default=None, help="Whether CSV input has a header line.")
+@click.option("--n-features", type=int, default=None, help="Width of sparse (libsvm) input.")
+@click.option("--on-bad-record", type=click.Choice(["fail", "skip", "quarantine"]), default="fail",
+              show_default=True, help="What a malformed input record does.")
+@click.option("--quarantine-file", default=None, help="Where quarantined input records go.")
+def predict(model_dir: str, data: tuple[str, ...], out: str, output_format: str | None, format: str | None,
+            batch_size: int, label_column: str | None, header: bool | None, n_features: int | None,
+            on_bad_record: str, quarantine_file: str | None) -> None:
+    """Predict every row of --data with the model in MODEL_DIR, streaming, in input order."""
+    from onepass.io import load_model
+    from onepass.serve import predict_file
+
+    def run() -> int:
+        model, _ = load_model(model_dir)
+        return predict_file(
+            model, list(data) if len(data) > 1 else data[0], out, output_format=output_format,
+            batch_size=batch_size, format=format,
+            label_column=_coerce(label_column) if label_column is not None else None,
+            header=header, n_features=n_features, on_bad_record=on_bad_record,
+            quarantine_file=quarantine_file,
+        )
+
+    n = _run(run)
+    if out != "-":
+        click.echo(f"{n:,} predictions written to {out}", err=True)
+
+
+@main.command("inspect")
+@click.argument("path", type=click.Path(exists=True, file_okay=False))
+def inspect_command(path: str) -> None:
+    """Print the manifest of a model, checkpoint or checkpoint directory as JSON."""
+    from onepass.io._artifact import read_manifest
+    from onepass.io._checkpoints import is_checkpoint_dir, latest_checkpoint
+
+    def run() -> dict[str, Any]:
+        target = Path(path)
+        if not (target / "manifest.json").exists() and is_checkpoint_dir(target):
+            found = latest_checkpoint(target)
+            if found is None:
+                raise InvalidParameterError(f"{target}: no complete checkpoint in this checkpoint directory")
+            target = found
+        manifest = read_manifest(target)
+        manifest["path"] = str(target)
+        return manifest
+
+    click.echo(json.dumps(_run(run), indent=2, sort_keys=True))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

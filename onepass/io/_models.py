@@ -1,0 +1,64 @@
+"""Model artifacts, stand-alone state artifacts, and ``load`` for any of them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from onepass.errors import ForeignFormatError
+from onepass.io._artifact import read_artifact, write_artifact
+from onepass.io._checkpoints import is_checkpoint_dir, load_checkpoint
+from onepass.state import Model, State, algorithm_of_kind
+
+STATE_SUBDIR = "state"
+
+
+def save_model(path: str | os.PathLike[str], model: Model, *, extra: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` as a model artifact directory at ``path`` (atomically)."""
+    meta, arrays = model.to_arrays()
+    return write_artifact(path, role="model", kind=model.kind, meta=meta, arrays=arrays, extra=extra)
+
+
+def save_state(path: str | os.PathLike[str], state: State, *, extra: dict[str, Any] | None = None) -> Path:
+    """Write ``state`` as a stand-alone state artifact at ``path`` (atomically)."""
+    meta, arrays = state.to_arrays()
+    return write_artifact(path, role="state", kind=state.kind, meta=meta, arrays=arrays, extra=extra)
+
+
+def load_model(path: str | os.PathLike[str]) -> tuple[Model, dict[str, Any]]:
+    """Load a model artifact: the model and its manifest."""
+    manifest, arrays = read_artifact(path)
+    if manifest["role"] != "model":
+        raise ForeignFormatError(
+            f"{path}: holds a {manifest['role']}, not a model; finalize it first (onepass finalize)"
+        )
+    cls = algorithm_of_kind(manifest["kind"], "model")
+    return cls.from_arrays(manifest["meta"], arrays), manifest
+
+
+def load(path: str | os.PathLike[str]) -> Model | State:
+    """Load whatever onepass wrote at ``path``: a model, or a state for a checkpoint.
+
+    ``path`` may be a model directory (``--out``), a checkpoint, a checkpoint directory
+    (its newest complete checkpoint is loaded) or a state directory. Loading checks the
+    format version and every array's checksum, and never runs code.
+    """
+    target = Path(path)
+    if (target / "manifest.json").is_file():
+        manifest, arrays = read_artifact(target)
+        role = "model" if manifest["role"] == "model" else "state"
+        cls = algorithm_of_kind(manifest["kind"], role)
+        return cls.from_arrays(manifest["meta"], arrays)
+    if is_checkpoint_dir(target):
+        return load_checkpoint(target)[0]
+    return load_model(target)[0]  # raises the clear "not a onepass directory" error
+
+
+def load_state(path: str | os.PathLike[str]) -> tuple[State, dict[str, Any]]:
+    """Load a state from a checkpoint, a checkpoint directory, a state directory or a
+    model directory written by ``onepass train --out`` (its ``state/``)."""
+    target = Path(path)
+    if (target / STATE_SUBDIR / "manifest.json").is_file():
+        target = target / STATE_SUBDIR
+    return load_checkpoint(target)

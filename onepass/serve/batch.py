@@ -1,0 +1,155 @@
+"""Batch prediction: stream a source through a model into an output file, in order.
+
+Memory is one batch of input and output at a time, whatever the size of the data.
+The output format follows the extension of ``out`` (``.csv``, ``.jsonl``, ``.parquet``),
+or ``output_format`` (needed for ``out="-"``, stdout).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from onepass.errors import InvalidParameterError
+from onepass.sources import open_source
+from onepass.state import Model
+
+__all__ = ["OUTPUT_FORMATS", "predict_file"]
+
+OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+
+
+def _flat_columns(outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Vector outputs become one column per component (``name_0``, ``name_1``...)."""
+    flat = {}
+    for name, values in outputs.items():
+        values = np.asarray(values)
+        if values.ndim == 1:
+            flat[name] = values
+        else:
+            for j in range(values.shape[1]):
+                flat[f"{name}_{j}"] = values[:, j]
+    return flat
+
+
+class _CsvWriter:
+    def __init__(self, fh: IO[bytes]) -> None:
+        self._fh = fh
+        self._header = False
+
+    def write(self, outputs: dict[str, np.ndarray]) -> None:
+        flat = _flat_columns(outputs)
+        if not self._header:
+            self._fh.write((",".join(flat) + "\n").encode())
+            self._header = True
+        columns = [np.asarray(v) for v in flat.values()]
+        formats = ["%d" if np.issubdtype(c.dtype, np.integer) else "%.9g" for c in columns]
+        table = np.column_stack([c.astype(np.float64) if f != "%d" else c for c, f in zip(columns, formats)])
+        np.savetxt(self._fh, table, fmt=formats, delimiter=",")
+
+    def close(self) -> None:
+        self._fh.flush()
+
+
+class _JsonlWriter:
+    def __init__(self, fh: IO[bytes]) -> None:
+        self._fh = fh
+
+    def write(self, outputs: dict[str, np.ndarray]) -> None:
+        names = list(outputs)
+        columns = [np.asarray(v).tolist() for v in outputs.values()]
+        lines = [json.dumps(dict(zip(names, row))) for row in zip(*columns)]
+        self._fh.write(("\n".join(lines) + "\n").encode())
+
+    def close(self) -> None:
+        self._fh.flush()
+
+
+class _ParquetWriter:
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._writer: Any = None
+
+    def write(self, outputs: dict[str, np.ndarray]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        arrays = []
+        for values in outputs.values():
+            values = np.asarray(values)
+            if values.ndim == 1:
+                arrays.append(pa.array(values))
+            else:
+                arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(values.ravel()), values.shape[1]))
+        table = pa.Table.from_arrays(arrays, names=list(outputs))
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._path, table.schema)
+        self._writer.write_table(table)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+def predict_file(
+    model: Model,
+    data: str | os.PathLike[str] | list[str],
+    out: str | os.PathLike[str],
+    *,
+    output_format: str | None = None,
+    batch_size: int = 65536,
+    **source_options: Any,
+) -> int:
+    """Predict every row of ``data`` with ``model`` and write the outputs to ``out``.
+
+    Rows come out in input order. Returns the number of rows written. ``source_options``
+    go to :func:`onepass.sources.open_source` (format, header, label_column,
+    on_bad_record...). The output is written to a temporary sibling and renamed into
+    place when complete, so a failed run leaves no half file behind.
+    """
+    if output_format is None:
+        if str(out) == "-":
+            raise InvalidParameterError("writing to stdout ('-') needs an output format: csv or jsonl")
+        suffix = Path(out).suffix.lower()
+        if suffix not in OUTPUT_FORMATS:
+            raise InvalidParameterError(
+                f"cannot tell the output format of {out!s} from its extension {suffix!r}; "
+                f"use one of {', '.join(sorted(OUTPUT_FORMATS))} or give the format"
+            )
+        output_format = OUTPUT_FORMATS[suffix]
+    if output_format not in ("csv", "jsonl", "parquet"):
+        raise InvalidParameterError(f"output format {output_format!r} must be csv, jsonl or parquet")
+    to_stdout = str(out) == "-"
+    if to_stdout and output_format == "parquet":
+        raise InvalidParameterError("parquet output cannot go to stdout; give a file path")
+    tmp = None if to_stdout else Path(out).with_name(f".{Path(out).name}.tmp-{os.getpid()}")
+    fh: IO[bytes] | None = None
+    if output_format == "parquet":
+        assert tmp is not None
+        writer: Any = _ParquetWriter(tmp)
+    else:
+        fh = sys.stdout.buffer if to_stdout else open(tmp, "wb")  # type: ignore[arg-type]
+        writer = _CsvWriter(fh) if output_format == "csv" else _JsonlWriter(fh)
+    n_rows = 0
+    try:
+        with open_source(data, batch_size=batch_size, **source_options) as src:
+            for batch in src:
+                writer.write(model.outputs(batch.X))
+                n_rows += batch.n_rows
+        writer.close()
+        if fh is not None and not to_stdout:
+            fh.close()
+        if tmp is not None:
+            os.replace(tmp, out)
+    except BaseException:
+        if fh is not None and not to_stdout:
+            fh.close()
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        raise
+    return n_rows

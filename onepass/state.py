@@ -1,0 +1,105 @@
+"""The State protocol, the Model protocol and the registry of algorithms.
+
+A *state* is everything training produces: it can be updated with a mini-batch,
+merged with another state of its kind, turned into arrays and back (checkpoints), and
+finalized into a model, cheaply and many times. A *model* is what predicts.
+
+Adding an algorithm touches its own module and one line of :data:`ALGORITHMS`
+(via :func:`register`); nothing else dispatches on the kind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+
+from onepass.batch import Batch
+from onepass.errors import InvalidParameterError
+
+__all__ = ["ALGORITHMS", "Algorithm", "Model", "State", "get_algorithm", "register"]
+
+
+@runtime_checkable
+class State(Protocol):
+    """What every algorithm's training state offers."""
+
+    kind: ClassVar[str]
+    n_rows_seen_: int
+
+    def update(self, batch: Batch) -> None: ...
+
+    def merge(self, other: State) -> None: ...
+
+    def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]: ...
+
+    @classmethod
+    def from_arrays(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> State: ...
+
+    def model(self, **settings: Any) -> Model: ...
+
+
+@runtime_checkable
+class Model(Protocol):
+    """What every finalized model offers."""
+
+    kind: ClassVar[str]
+
+    def predict(self, X: Any) -> np.ndarray: ...
+
+    def outputs(self, X: Any) -> dict[str, np.ndarray]:
+        """Named output columns, one value (or vector) per row: what ``onepass predict``
+        writes and what the server returns."""
+        ...
+
+    def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]: ...
+
+    @classmethod
+    def from_arrays(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Model: ...
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """One registry entry: the classes of an algorithm and how finalize is asked.
+
+    ``finalize_settings`` names the keyword arguments ``State.model`` accepts, so the CLI
+    and the tuner can offer them without knowing the algorithm.
+    """
+
+    name: str
+    state: type
+    model: type
+    estimator: type
+    finalize_settings: tuple[str, ...] = field(default=())
+
+
+ALGORITHMS: dict[str, Algorithm] = {}
+
+
+def register(algorithm: Algorithm) -> Algorithm:
+    """Add ``algorithm`` to :data:`ALGORITHMS` under its name and return it."""
+    ALGORITHMS[algorithm.name] = algorithm
+    return algorithm
+
+
+def get_algorithm(name: str) -> Algorithm:
+    """The registry entry called ``name``, or a clear error listing the known ones."""
+    import onepass.algorithms  # noqa: F401  (importing registers the algorithms)
+
+    try:
+        return ALGORITHMS[name]
+    except KeyError:
+        known = ", ".join(sorted(ALGORITHMS))
+        raise InvalidParameterError(f"unknown algorithm {name!r}; choose one of: {known}") from None
+
+
+def algorithm_of_kind(kind: str, role: str) -> type:
+    """The state or model class (``role``) whose ``kind`` attribute is ``kind``."""
+    import onepass.algorithms  # noqa: F401
+
+    for algo in ALGORITHMS.values():
+        cls = getattr(algo, role)
+        if cls.kind == kind:
+            return cls
+    raise InvalidParameterError(f"no {role} class of kind {kind!r} is registered")
