@@ -1,0 +1,226 @@
+"""libsvm / svmlight reader: ``label idx:val idx:val ... [# comment]``, as CSR float32.
+
+Indices are 1-based as in libsvm (``zero_based=True`` for 0-based files); an optional
+``qid:N`` after the label is ignored. The width is ``n_features`` when declared;
+otherwise it is inferred from the largest index among the first ``batch_size`` rows of
+the first block read (and stored in every cursor, so a resumed run keeps it). Any later
+index beyond the width is a bad record whose message says to pass ``n_features``.
+
+A block is split into tokens with bytes operations and all ``idx:val`` pairs are parsed
+by one ``np.fromstring`` call; validation (integral, in range, finite) is vectorized and
+only lines found at fault are re-parsed one by one to say why.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterator
+
+import numpy as np
+import scipy.sparse as sp
+
+from onepass.errors import InvalidParameterError
+from onepass.sources._bad import BadRecord
+from onepass.sources._base import Chunk, Options, Reader
+from onepass.sources._text import iter_blocks, line_bounds, open_at, split_lines
+from onepass.sources._transport import Entry
+
+__all__ = ["LibsvmReader"]
+
+
+class _Bad(Exception):
+    def __init__(self, reason: str, column: int | None = None) -> None:
+        self.reason, self.column = reason, column
+
+
+def _tokens(raw: bytes) -> list[bytes]:
+    h = raw.find(b"#")
+    return (raw if h < 0 else raw[:h]).split()
+
+
+class LibsvmReader(Reader):
+    name = "libsvm"
+
+    def __init__(self, options: Options) -> None:
+        super().__init__(options)
+        for what in ("label_column", "weight_column"):
+            if getattr(options, what) is not None:
+                raise InvalidParameterError(
+                    f"{what} does not apply to libsvm files: the label is the first field")
+        self._base = 0 if options.zero_based else 1
+        self._inferred = False
+
+    def read(self, entry: Entry, start: dict | None) -> Iterator[Chunk]:
+        f, first, offset, line = open_at(entry, start)
+        try:
+            prefix = first if start is None else b""
+            if start is None:
+                offset, line = 0, 0
+            for block in iter_blocks(f, prefix):
+                starts, ends = line_bounds(block)
+                yield self._parse_block(bytes(block), offset, line, ends)
+                offset += len(block)
+                line += len(ends)
+        finally:
+            f.close()
+
+    def _range_reason(self, index: int) -> str:
+        written = index + self._base
+        if index < 0:
+            return f"feature index {written} is below {self._base}" + (
+                "" if self._base == 0 else "; indices are 1-based, pass zero_based=True "
+                "for 0-based files")
+        msg = f"feature index {written} is out of range for n_features={self.n_features}"
+        if self._inferred:
+            msg += (" (inferred from the first batch); pass n_features (--n-features) to "
+                    "declare the full width")
+        return msg
+
+    def _parse_line(self, raw: bytes) -> tuple[float, np.ndarray, np.ndarray]:
+        toks = _tokens(raw)
+        if b":" in toks[0]:
+            raise _Bad("label missing (the line starts with idx:val)")
+        try:
+            label = float(toks[0])
+        except ValueError:
+            raise _Bad(f"label {toks[0].decode(errors='replace')!r} is not a number") from None
+        if not math.isfinite(label):
+            raise _Bad(f"label {label} is not allowed (NaN and inf are not allowed)")
+        pairs = toks[1:]
+        if pairs and pairs[0].startswith(b"qid:"):
+            pairs = pairs[1:]
+        idx, val = [], []
+        for t in pairs:
+            text = t.decode(errors="replace")
+            parts = t.split(b":")
+            if len(parts) != 2:
+                raise _Bad(f"{text!r} is not idx:value")
+            try:
+                i = int(parts[0])
+            except ValueError:
+                raise _Bad(f"index in {text!r} is not an integer") from None
+            try:
+                v = float(parts[1])
+            except ValueError:
+                raise _Bad(f"{parts[1].decode(errors='replace')!r} is not a number",
+                           i) from None
+            if not math.isfinite(v):
+                raise _Bad(f"{v} is not allowed in a feature (NaN and inf are not allowed)", i)
+            if i - self._base < 0 or (self.n_features is not None
+                                       and i - self._base >= self.n_features):
+                raise _Bad(self._range_reason(i - self._base), i)
+            idx.append(i - self._base)
+            val.append(v)
+        return label, np.array(idx, dtype=np.int64), np.array(val, dtype=np.float64)
+
+    def _parse_block(self, data: bytes, offset: int, line: int, ends: np.ndarray) -> Chunk:
+        lines = split_lines(data)
+        rows: list[int] = []
+        labels: list[bytes] = []
+        toks: list[bytes] = []
+        counts: list[int] = []
+        for i, raw in enumerate(lines):
+            t = _tokens(raw)
+            if not t:
+                continue
+            rows.append(i)
+            labels.append(t[0])
+            if len(t) > 1 and t[1].startswith(b"qid:"):
+                del t[1]
+            toks.extend(t[1:])
+            counts.append(len(t) - 1)
+        n = len(rows)
+        row_arr = np.array(rows, dtype=np.int64)
+        cnt = np.array(counts, dtype=np.int64)
+        good = np.ones(n, dtype=bool)
+        try:
+            y = np.array(labels).astype(np.float64) if n else np.zeros(0)
+            joined = b" ".join(toks)
+            arr = np.frombuffer(joined, np.uint8)
+            if toks:
+                tok_starts = np.concatenate(([0], np.flatnonzero(arr == 32) + 1))
+                if not (np.add.reduceat((arr == 58).astype(np.int64), tok_starts) == 1).all():
+                    raise ValueError("a token is not idx:value")
+                vals = np.fromstring(joined.replace(b":", b" "), sep=" ")  # noqa: NPY201
+                if len(vals) != 2 * len(toks):
+                    raise ValueError("short parse")
+            else:
+                vals = np.zeros(0)
+            fidx, fval = vals[0::2], vals[1::2]
+            tok_row = np.repeat(np.arange(n), cnt)
+            good &= np.isfinite(y)
+            tok_ok = np.isfinite(fval) & (fidx == np.floor(fidx)) & (fidx >= self._base)
+            ind = np.where(tok_ok, fidx, self._base).astype(np.int64) - self._base
+            if self.n_features is None:
+                first = min(n, self.options.batch_size)
+                head_tok = tok_row < first
+                head_ok = np.bincount(tok_row[~tok_ok], minlength=n)[:first] == 0
+                ok_head = head_tok & head_ok[np.minimum(tok_row, max(first - 1, 0))] \
+                    if first else head_tok
+                self.n_features = int(ind[ok_head].max()) + 1 if ok_head.any() else 1
+                self._inferred = True
+            tok_ok &= ind < self.n_features
+            if not tok_ok.all():
+                good[np.unique(tok_row[~tok_ok])] = False
+            suspects = np.flatnonzero(~good)
+        except ValueError:
+            suspects = np.arange(n)
+            y = ind = fval = None
+        bad: list[BadRecord] = []
+        if len(suspects):
+            parsed = {}
+            for k in suspects:
+                i = rows[k]
+                end = offset + min(int(ends[i]) + 1, len(data))
+                try:
+                    if self.n_features is None:
+                        self._infer_careful(lines, rows)
+                    parsed[k] = self._parse_line(lines[i])
+                    good[k] = True
+                except _Bad as e:
+                    good[k] = False
+                    bad.append(BadRecord(end, line + 1 + i, e.reason, e.column,
+                                         lines[i].decode("utf-8", errors="replace")))
+            if y is None:  # the vectorized parse failed: build from the careful parse
+                keep = np.flatnonzero(good)
+                y = np.array([parsed[k][0] for k in keep], dtype=np.float64)
+                cnt = np.array([len(parsed[k][1]) for k in keep], dtype=np.int64)
+                ind = np.concatenate([parsed[k][1] for k in keep] + [np.zeros(0, np.int64)])
+                fval = np.concatenate([parsed[k][2] for k in keep] + [np.zeros(0)])
+                row_arr = row_arr[keep]
+                X = self._csr(cnt, ind, fval, len(keep))
+                good_keep = keep
+            else:
+                tok_keep = good[np.repeat(np.arange(n), cnt)]
+                good_keep = np.flatnonzero(good)
+                X = self._csr(cnt[good_keep], ind[tok_keep], fval[tok_keep], len(good_keep))
+                y = y[good_keep]
+                row_arr = row_arr[good_keep]
+        else:
+            X = self._csr(cnt, ind, fval, n)
+        ends_abs = offset + np.minimum(ends[row_arr] + 1, len(data)) if len(row_arr) \
+            else row_arr
+        dt = self.options.dtype
+        return Chunk(X, y.astype(dt), None, ends_abs.astype(np.int64), line + 1 + row_arr,
+                     bad)
+
+    def _infer_careful(self, lines: list[bytes], rows: list[int]) -> None:
+        """Infer the width from the first batch when the vectorized parse failed."""
+        top = -1
+        for i in rows[: self.options.batch_size]:
+            try:
+                _, idx, _ = self._parse_line(lines[i])
+            except _Bad:
+                continue
+            if len(idx):
+                top = max(top, int(idx.max()))
+        self.n_features = top + 1 if top >= 0 else 1
+        self._inferred = True
+
+    def _csr(self, counts: np.ndarray, ind: np.ndarray, val: np.ndarray, n: int
+             ) -> sp.csr_matrix:
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        assert self.n_features is not None
+        return sp.csr_matrix((val.astype(self.options.dtype), ind.astype(np.int32),
+                              indptr), shape=(n, self.n_features))
