@@ -201,7 +201,7 @@ class CsvReader(Reader):
             for i in np.flatnonzero(bad_mask):
                 raw = bytes(block[starts[rows[i]]:ends[rows[i]]])
                 try:
-                    self._parse_line(raw, layout, delim)
+                    self._check_finite(self._parse_line(raw, layout, delim), layout)
                     reason, column = "could not be parsed", None
                 except _Bad as e:
                     reason, column = e.reason, layout.column(e.column)
