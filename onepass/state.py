@@ -48,6 +48,10 @@ class Model(Protocol):
 
     def predict(self, X: Any) -> np.ndarray: ...
 
+    def score(self, X: Any, y: Any = None) -> float:
+        """Quality on ``X`` (higher is better), the algorithm's natural measure."""
+        ...
+
     def outputs(self, X: Any) -> dict[str, np.ndarray]:
         """Named output columns, one value (or vector) per row: what ``onepass predict``
         writes and what the server returns."""
@@ -64,7 +68,9 @@ class Algorithm:
     """One registry entry: the classes of an algorithm and how finalize is asked.
 
     ``finalize_settings`` names the keyword arguments ``State.model`` accepts, so the CLI
-    and the tuner can offer them without knowing the algorithm.
+    and the tuner can offer them without knowing the algorithm. ``tags`` declare what the
+    shared conformance suite needs to know (small test hyperparameters, the tolerance of
+    merge against one pass), so the suite never special-cases an algorithm by name.
     """
 
     name: str
@@ -72,6 +78,7 @@ class Algorithm:
     model: type
     estimator: type
     finalize_settings: tuple[str, ...] = field(default=())
+    tags: dict[str, Any] = field(default_factory=dict)
 
 
 ALGORITHMS: dict[str, Algorithm] = {}

@@ -513,6 +513,10 @@ class KMeansModel:
         """Index of the closest center for each row."""
         return self.assign(X)[0]
 
+    def score(self, X: Any, y: Any = None) -> float:
+        """Opposite of the inertia of ``X`` (higher is better)."""
+        return -self.inertia(X)
+
     def outputs(self, X: Any) -> dict[str, np.ndarray]:
         """Named output columns for each row, as SageMaker's K-Means names them."""
         labels, distances = self.assign(X)
@@ -635,8 +639,13 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
 
     def _stream(self, X: Any, sample_weight: Any) -> None:
         sw = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-        if sw is not None and sw.shape != (X.shape[0],):
-            raise InvalidParameterError(f"sample_weight has shape {sw.shape}, expected ({X.shape[0]},)")
+        if sw is not None:
+            if sw.shape != (X.shape[0],):
+                raise InvalidParameterError(f"sample_weight has shape {sw.shape}, expected ({X.shape[0]},)")
+            if not np.isfinite(sw).all() or (sw < 0).any():
+                raise DataError("sample_weight must be finite and >= 0")
+            if X.shape[0] and not sw.any():
+                raise DataError("sample_weight is zero for every row: there is nothing to learn from")
         for start in range(0, X.shape[0], self.batch_size):
             stop = start + self.batch_size
             self.state_.update(Batch(X[start:stop], None, None if sw is None else sw[start:stop]))
@@ -703,4 +712,7 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         return -self.model_.inertia(self._validated(X), sample_weight)
 
 
-register(Algorithm("kmeans", KMeansState, KMeansModel, KMeans, finalize_settings=("n_clusters",)))
+register(Algorithm(
+    "kmeans", KMeansState, KMeansModel, KMeans, finalize_settings=("n_clusters",),
+    tags={"test_params": {"n_clusters": 4, "extra_center_factor": 4}, "merge_rtol": 0.03},
+))

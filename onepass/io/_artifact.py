@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from onepass import _failpoints
 from onepass.errors import CheckpointCorruptError, ForeignFormatError
 
 FORMAT = "onepass"
@@ -60,6 +61,8 @@ def write_artifact(
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists() and (previous := resolve(target)) != target:
+        os.rename(previous, target)  # finish the replacement a killed writer left half done
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
     tmp.mkdir()
     try:
@@ -73,6 +76,7 @@ def write_artifact(
             fname = f"{name}.npy"
             with open(tmp / fname, "wb") as fh:
                 np.save(fh, array, allow_pickle=False)
+                _failpoints.hit("artifact.array_written")
                 fh.flush()
                 os.fsync(fh.fileno())
             files[name] = {
@@ -92,10 +96,12 @@ def write_artifact(
         }
         _write_file(tmp / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode())
         _fsync_dir(tmp)
+        _failpoints.hit("artifact.before_rename")
         old = None
         if target.exists():
             old = target.parent / f".{target.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
             os.rename(target, old)
+            _failpoints.hit("artifact.old_moved_aside")
         os.rename(tmp, target)
         _fsync_dir(target.parent)
         if old is not None:
@@ -106,9 +112,24 @@ def write_artifact(
     return target
 
 
+def resolve(path: str | os.PathLike[str]) -> Path:
+    """``path``, or the previous copy set aside while a writer was replacing it.
+
+    Replacing a directory takes two renames (old aside, new in); a process killed
+    between them leaves ``path`` absent and the old copy as ``.NAME.old-*``: readers
+    then get the old copy, complete.
+    """
+    directory = Path(path)
+    if not directory.exists() and directory.parent.is_dir():
+        aside = sorted(directory.parent.glob(f".{directory.name}.old-*"))
+        if aside:
+            return aside[-1]
+    return directory
+
+
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The manifest of the artifact at ``path``, checked to be a onepass artifact."""
-    directory = Path(path)
+    directory = resolve(path)
     manifest_path = directory / MANIFEST
     if not directory.is_dir():
         raise ForeignFormatError(f"{directory}: not a directory; a onepass checkpoint or model is a directory holding {MANIFEST}")
@@ -138,7 +159,7 @@ def read_artifact(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[st
     Every array file must exist and match its sha256, shape and dtype. Arrays are loaded
     with ``allow_pickle=False``: loading never runs code.
     """
-    directory = Path(path)
+    directory = resolve(path)
     manifest = read_manifest(directory)
     arrays = {}
     for name, entry in manifest["arrays"].items():

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from onepass import _failpoints
 from onepass.errors import ArtifactError, ForeignFormatError
 from onepass.io._artifact import _fsync_dir, _write_file, read_artifact, read_manifest, write_artifact
 from onepass.state import State, algorithm_of_kind
@@ -50,6 +51,7 @@ def save_checkpoint(
         directory / f"ckpt-{number:06d}", role="checkpoint", kind=state.kind,
         meta=meta, arrays=arrays, extra=extra,
     )
+    _failpoints.hit("checkpoint.before_latest")
     tmp = directory / f".{LATEST}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
     _write_file(tmp, path.name.encode() + b"\n")
     os.replace(tmp, directory / LATEST)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from onepass.errors import ForeignFormatError
-from onepass.io._artifact import read_artifact, write_artifact
+from onepass.io._artifact import read_artifact, resolve, write_artifact
 from onepass.io._checkpoints import is_checkpoint_dir, load_checkpoint
 from onepass.state import Model, State, algorithm_of_kind
 
@@ -44,7 +44,7 @@ def load(path: str | os.PathLike[str]) -> Model | State:
     (its newest complete checkpoint is loaded) or a state directory. Loading checks the
     format version and every array's checksum, and never runs code.
     """
-    target = Path(path)
+    target = resolve(path)
     if (target / "manifest.json").is_file():
         manifest, arrays = read_artifact(target)
         role = "model" if manifest["role"] == "model" else "state"
@@ -58,7 +58,7 @@ def load(path: str | os.PathLike[str]) -> Model | State:
 def load_state(path: str | os.PathLike[str]) -> tuple[State, dict[str, Any]]:
     """Load a state from a checkpoint, a checkpoint directory, a state directory or a
     model directory written by ``onepass train --out`` (its ``state/``)."""
-    target = Path(path)
+    target = resolve(path)
     if (target / STATE_SUBDIR / "manifest.json").is_file():
         target = target / STATE_SUBDIR
     return load_checkpoint(target)

@@ -178,6 +178,11 @@ class JsonlReader(Reader):
             ws.append(w)
         n = len(idx)
         dt = self.options.dtype
+        if n == 0:
+            empty = np.zeros(0, dtype=np.int64)
+            return Chunk(np.zeros((0, self.n_features or 0), dtype=dt),
+                         None if self._label is None else np.zeros(0, dt),
+                         None if self._weight is None else np.zeros(0, dt), empty, empty, bad)
         ok = np.ones(n, dtype=bool)
         try:
             X = np.array(xs, dtype=np.float64)

@@ -1,0 +1,28 @@
+"""Named failpoints: a way for tests to kill the process at an exact instant.
+
+Crash-safety is only shown by crashing at the worst moments (half an array written, the
+manifest written but not renamed, the rename done but LATEST not updated). Code calls
+``hit("name")`` at those instants; it does nothing unless the environment variable
+``ONEPASS_FAILPOINT`` is ``name`` or ``name:N`` (the N-th hit, 1-based), in which case
+the process SIGKILLs itself, as ``kill -9`` would. Read once at import.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+_SPEC = os.environ.get("ONEPASS_FAILPOINT", "")
+_NAME, _, _NTH = _SPEC.partition(":")
+_TARGET = int(_NTH) if _NTH else 1
+_hits = 0
+
+
+def hit(name: str) -> None:
+    """SIGKILL this process if the failpoint ``name`` is armed and due."""
+    global _hits
+    if not _NAME or name != _NAME:
+        return
+    _hits += 1
+    if _hits == _TARGET:
+        os.kill(os.getpid(), signal.SIGKILL)

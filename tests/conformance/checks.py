@@ -1,0 +1,187 @@
+"""The checks every algorithm passes, as plain functions that raise AssertionError.
+
+They take an :class:`onepass.state.Algorithm` registry entry and use only the State
+contract and the entry's tags, so a new algorithm is checked by registering it.
+``test_conformance.py`` runs them on every registered algorithm, and
+``test_checks_catch.py`` shows each one failing on a deliberately broken double.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from typing import Any
+
+import numpy as np
+
+from onepass.batch import Batch
+from onepass.errors import DataError, FeatureCountError
+from onepass.io import load_checkpoint, save_checkpoint
+from onepass.state import Algorithm
+
+N_FEATURES = 6
+
+
+def blobs(n: int, seed: int, *, offset: float = 0.0, n_blobs: int = 4, d: int = N_FEATURES) -> np.ndarray:
+    """``n`` rows of well separated Gaussian blobs, float32, shuffled."""
+    rng = np.random.default_rng(seed)
+    centers = np.random.default_rng(1234).normal(0, 6, (n_blobs, d)) + offset
+    labels = rng.integers(0, n_blobs, n)
+    return (centers[labels] + rng.standard_normal((n, d))).astype(np.float32)
+
+
+def batches(X: np.ndarray, size: int) -> list[Batch]:
+    return [Batch(X[i : i + size]) for i in range(0, X.shape[0], size)]
+
+
+def new_state(algo: Algorithm, seed: int = 0, **more: Any) -> Any:
+    return algo.state(**{**algo.tags.get("test_params", {}), **more}, seed=seed)
+
+
+def stream(state: Any, X: np.ndarray, size: int = 500) -> Any:
+    for batch in batches(X, size):
+        state.update(batch)
+    return state
+
+
+def _same(a: tuple[dict, dict], b: tuple[dict, dict], what: str) -> None:
+    meta_a, arrays_a = a
+    meta_b, arrays_b = b
+    assert json.dumps(meta_a, sort_keys=True) == json.dumps(meta_b, sort_keys=True), f"{what}: metadata differ"
+    assert arrays_a.keys() == arrays_b.keys(), f"{what}: different arrays {sorted(arrays_a)} vs {sorted(arrays_b)}"
+    for name in arrays_a:
+        assert arrays_a[name].dtype == arrays_b[name].dtype, f"{what}: dtype of {name} differs"
+        assert np.array_equal(arrays_a[name], arrays_b[name]), f"{what}: array {name} differs"
+
+
+def check_checkpoint_roundtrip(algo: Algorithm) -> None:
+    """Save, load, continue == never stopping, bit for bit (state and model)."""
+    X = blobs(6000, seed=1)
+    first, rest = X[:2500], X[2500:]
+    straight = stream(new_state(algo), first)
+    with tempfile.TemporaryDirectory() as tmp:
+        save_checkpoint(tmp, straight)
+        resumed, _ = load_checkpoint(tmp)
+    _same(straight.to_arrays(), resumed.to_arrays(), "state right after load")
+    stream(straight, rest)
+    stream(resumed, rest)
+    _same(straight.to_arrays(), resumed.to_arrays(), "state after continuing")
+    _same(straight.model().to_arrays(), resumed.model().to_arrays(), "finalized model after continuing")
+
+
+def check_merge(algo: Algorithm) -> None:
+    """Merging the states of two different halves ~ one state over all of it."""
+    X1 = blobs(4000, seed=2)
+    X2 = blobs(4000, seed=3, offset=25.0)  # the halves differ, as shards often do
+    X = np.concatenate([X1, X2])
+    rng = np.random.default_rng(0)
+    whole = stream(new_state(algo, seed=5), X[rng.permutation(X.shape[0])])
+    a = stream(new_state(algo, seed=5), X1)
+    b = stream(new_state(algo, seed=6), X2)
+    a.merge(b)
+    assert a.n_rows_seen_ == whole.n_rows_seen_ == X.shape[0], (
+        f"rows after merge {a.n_rows_seen_}, one pass {whole.n_rows_seen_}, data {X.shape[0]}"
+    )
+    s_merged, s_whole = a.model().score(X), whole.model().score(X)
+    rtol = algo.tags.get("merge_rtol", 0.01)
+    assert abs(s_merged - s_whole) <= rtol * abs(s_whole), f"merged score {s_merged} vs one pass {s_whole}"
+    # Associativity (to the same tolerance): (a+b)+c ~ a+(b+c).
+    X3 = blobs(3000, seed=4, offset=-25.0)
+    p, q, r = (stream(new_state(algo, seed=s), part) for s, part in ((7, X1), (8, X2), (9, X3)))
+    p2, q2, r2 = (stream(new_state(algo, seed=s), part) for s, part in ((7, X1), (8, X2), (9, X3)))
+    p.merge(q)
+    p.merge(r)
+    q2.merge(r2)
+    p2.merge(q2)
+    everything = np.concatenate([X1, X2, X3])
+    left, right = p.model().score(everything), p2.model().score(everything)
+    assert abs(left - right) <= rtol * abs(left), f"(a+b)+c scores {left}, a+(b+c) {right}"
+
+
+def state_nbytes(state: Any) -> int:
+    return sum(a.nbytes for a in state.to_arrays()[1].values())
+
+
+def check_memory_flat(algo: Algorithm, n_small: int = 100_000, n_large: int = 10_000_000) -> None:
+    """The state's size after ``n_large`` rows equals its size after ``n_small`` rows."""
+    batch = blobs(50_000, seed=7)
+    state = new_state(algo)
+    seen = 0
+    small_size = None
+    while seen < n_large:
+        state.update(Batch(batch))
+        seen += batch.shape[0]
+        if seen == n_small:
+            small_size = state_nbytes(state)
+    assert small_size is not None
+    assert state.n_rows_seen_ == n_large
+    large_size = state_nbytes(state)
+    assert large_size == small_size, f"state grew from {small_size} bytes at {n_small} rows to {large_size} at {n_large}"
+
+
+def check_bad_values(algo: Algorithm) -> None:
+    """NaN, inf and a changed feature count raise the right error and change nothing."""
+    X = blobs(3000, seed=8)
+    for warm in (200, 3000):  # before and after the state has initialized itself
+        state = stream(new_state(algo), X[:warm])
+        before = state.to_arrays()
+        for value in (np.nan, np.inf, -np.inf):
+            bad = X[:64].copy()
+            bad[10, 2] = value
+            try:
+                state.update(Batch(bad))
+            except DataError:
+                pass
+            else:
+                raise AssertionError(f"a batch holding {value} was accepted after {warm} rows")
+            _same(before, state.to_arrays(), f"state after a rejected batch holding {value}")
+        try:
+            state.update(Batch(np.ones((10, N_FEATURES + 1), dtype=np.float32)))
+        except FeatureCountError as exc:
+            assert str(N_FEATURES) in str(exc) and str(N_FEATURES + 1) in str(exc), str(exc)
+        else:
+            raise AssertionError("a batch with another feature count was accepted")
+        _same(before, state.to_arrays(), "state after a rejected wider batch")
+
+
+def check_seeding(algo: Algorithm) -> None:
+    """Same data and seed give the same state and model; another seed is allowed to differ."""
+    X = blobs(5000, seed=9)
+    a = stream(new_state(algo, seed=11), X)
+    b = stream(new_state(algo, seed=11), X)
+    _same(a.to_arrays(), b.to_arrays(), "states of two runs with one seed")
+    _same(a.model().to_arrays(), b.model().to_arrays(), "models of two runs with one seed")
+
+
+def check_finalize_repeatable(algo: Algorithm) -> None:
+    """Finalizing is repeatable and leaves the state as it was."""
+    state = stream(new_state(algo), blobs(5000, seed=10))
+    before = state.to_arrays()
+    m1 = state.model()
+    m2 = state.model()
+    _same(m1.to_arrays(), m2.to_arrays(), "two finalizes of one state")
+    _same(before, state.to_arrays(), "state after finalize")
+
+
+def check_model_roundtrip(algo: Algorithm) -> None:
+    """A saved model loads and predicts exactly as before."""
+    from onepass.io import load_model, save_model
+
+    X = blobs(3000, seed=12)
+    model = stream(new_state(algo), X).model()
+    with tempfile.TemporaryDirectory() as tmp:
+        save_model(tmp + "/m", model)
+        loaded, _ = load_model(tmp + "/m")
+    for name, values in model.outputs(X).items():
+        assert np.array_equal(values, loaded.outputs(X)[name]), f"output {name} differs after load"
+
+
+STATE_CHECKS = [
+    check_checkpoint_roundtrip,
+    check_merge,
+    check_memory_flat,
+    check_bad_values,
+    check_seeding,
+    check_finalize_repeatable,
+    check_model_roundtrip,
+]
