@@ -151,7 +151,7 @@ class LibsvmReader(Reader):
             good &= np.isfinite(y)
             tok_ok = np.isfinite(fval) & (fidx == np.floor(fidx)) & (fidx >= self._base)
             ind = np.where(tok_ok, fidx, self._base).astype(np.int64) - self._base
-            if self.n_features is None:
+            if self.n_features is None and n:
                 first = min(n, self.options.batch_size)
                 head_tok = tok_row < first
                 head_ok = np.bincount(tok_row[~tok_ok], minlength=n)[:first] == 0
@@ -175,6 +175,8 @@ class LibsvmReader(Reader):
                 try:
                     if self.n_features is None:
                         self._infer_careful(lines, rows)
+                        if self.n_features is None:
+                            raise _Bad("could not be parsed")
                     parsed[k] = self._parse_line(lines[i])
                     good[k] = True
                 except _Bad as e:
@@ -214,13 +216,13 @@ class LibsvmReader(Reader):
                 continue
             if len(idx):
                 top = max(top, int(idx.max()))
-        self.n_features = top + 1 if top >= 0 else 1
-        self._inferred = True
+        if top >= 0 or any(len(_tokens(lines[i])) for i in rows):
+            self.n_features = top + 1 if top >= 0 else 1
+            self._inferred = True
 
     def _csr(self, counts: np.ndarray, ind: np.ndarray, val: np.ndarray, n: int
              ) -> sp.csr_matrix:
         indptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
-        assert self.n_features is not None
         return sp.csr_matrix((val.astype(self.options.dtype), ind.astype(np.int32),
-                              indptr), shape=(n, self.n_features))
+                              indptr), shape=(n, self.n_features or 0))

@@ -1,0 +1,111 @@
+"""Resume at every batch's cursor equals the rest of a full read (hypothesis)."""
+
+import json
+import os
+import shutil
+import tempfile
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from onepass.errors import DataError, InvalidParameterError
+from onepass.sources import _text, open_source
+
+from .conftest import EXT, dense, label_kw, write_rows
+
+FORMATS = ["csv", "jsonl", "libsvm", "parquet", "npy"]
+
+
+def _read_all(uri, fmt, **kw):
+    out = []
+    with open_source(uri, batch_size=kw.pop("batch_size"), **label_kw(fmt), **kw) as src:
+        for b in src:
+            out.append((dense(b.X), b.y, b.cursor))
+        totals = (src.n_rows_read, src.n_skipped, src.n_quarantined)
+    return out, totals
+
+
+@st.composite
+def datasets(draw):
+    n_files = draw(st.integers(1, 3))
+    files = []
+    for _ in range(n_files):
+        n = draw(st.integers(1, 12))
+        X = np.array(draw(st.lists(st.lists(st.integers(-8, 8), min_size=3, max_size=3),
+                                   min_size=n, max_size=n)), dtype=np.float64) / 4
+        X[:, 0] = np.where(X[:, 0] == 0, 1.0, X[:, 0])  # libsvm: keep the first index
+        X[0, 2] = 0.5  # libsvm: the width is seen in each file's first row
+        y = np.array(draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)), float)
+        bad = set(draw(st.lists(st.integers(1, n - 1), max_size=3))) if n > 1 else set()
+        files.append((X, y, bad))
+    return files, draw(st.integers(1, 5)), draw(st.sampled_from(["skip", "quarantine"]))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=datasets())
+def test_resume_at_every_cursor(fmt, data):
+    files, batch_size, mode = data
+    old = _text.BLOCK_BYTES
+    _text.BLOCK_BYTES = 40
+    root = tempfile.mkdtemp()
+    tmp = os.path.join(root, "data")
+    os.makedirs(tmp)
+    try:
+        for k, (X, y, bad) in enumerate(files):
+            write_rows(__import__("pathlib").Path(tmp) / f"part{k}{EXT[fmt]}", fmt, X, y, bad)
+        q = os.path.join(root, "q.jsonl")
+        kw = dict(batch_size=batch_size, on_bad_record=mode,
+                  quarantine_file=q if mode == "quarantine" else None)
+        full, totals = _read_all(tmp, fmt, **kw)
+        q_full = open(q).read() if mode == "quarantine" else None
+        n_bad = sum(len(b) for _, _, b in files)
+        assert totals == (sum(len(X) for X, _, _ in files) - n_bad,
+                          n_bad if mode == "skip" else 0, n_bad if mode == "quarantine" else 0)
+        assert json.loads(json.dumps([c for _, _, c in full])) == [c for _, _, c in full]
+        for i, (_, _, cursor) in enumerate(full):
+            rest, rest_totals = _read_all(tmp, fmt, cursor=cursor, **kw) \
+                if i + 1 < len(full) else ([], None)
+            if i + 1 == len(full):
+                with open_source(tmp, cursor=cursor, **label_kw(fmt), **kw) as src:
+                    assert list(src) == []
+                    rest_totals = (src.n_rows_read, src.n_skipped, src.n_quarantined)
+            assert len(rest) == len(full) - i - 1
+            for (Xa, ya, ca), (Xb, yb, cb) in zip(rest, full[i + 1:]):
+                np.testing.assert_array_equal(Xa, Xb)
+                np.testing.assert_array_equal(ya, yb)
+                assert ca == cb
+            assert rest_totals == totals
+            if mode == "quarantine":
+                assert open(q).read() == q_full
+    finally:
+        _text.BLOCK_BYTES = old
+        shutil.rmtree(root)
+
+
+def test_cursor_that_does_not_fit(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_text("1,2\n3,4\n")
+    with open_source(path, batch_size=1) as src:
+        cursor = next(src).cursor
+    with pytest.raises(InvalidParameterError, match="file list changed"):
+        open_source(tmp_path / "*.csv", cursor={**cursor, "path": "other.csv"})
+    with pytest.raises(DataError, match="beyond the end"):
+        list(open_source(path, cursor={**cursor, "offset": 999}))
+    with pytest.raises(InvalidParameterError, match="format"):
+        open_source(path, cursor={**cursor, "format": "npy"})
+    with pytest.raises(InvalidParameterError, match="malformed cursor"):
+        open_source(path, cursor={"format": "csv"})
+
+
+def test_resume_at_end_of_a_file_continues_with_the_next(tmp_path):
+    (tmp_path / "a.csv").write_text("1,2\n3,4\n")
+    (tmp_path / "b.csv").write_text("5,6\n")
+    with open_source(tmp_path, batch_size=10) as src:
+        first = next(src)
+    assert first.cursor["offset"] == 8 and first.n_rows == 2
+    with open_source(tmp_path, cursor=first.cursor) as src:
+        rest = list(src)
+    assert [b.X.tolist() for b in rest] == [[[5, 6]]] and src.n_rows_read == 3
