@@ -28,17 +28,28 @@ def peak_rss_mb() -> float:
     return _status_mb("VmHWM")
 
 
+def system_busy_s() -> float:
+    """CPU seconds all processes of the machine have spent busy since boot (/proc/stat)."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()[1:]
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
 class Meter:
     """Time, CPU time and memory of the block it wraps.
 
     ``base_rss_mb`` is the RSS right before the block, ``peak_rss_mb`` the process's
     high-water mark right after it (the process is fresh, so the peak is this case's).
     ``cpu_s / wall_s`` near 2 means both vCPUs worked, near 1 means one did.
+    ``other_cpu_s`` is the CPU time the rest of the machine used meanwhile: the machine
+    is shared, and a number measured next to a busy neighbour is not worth much.
     """
 
     def __enter__(self) -> "Meter":
         self.base_rss_mb = rss_mb()
         self._t = os.times()
+        self._busy = system_busy_s()
         self._t0 = time.perf_counter()
         return self
 
@@ -46,12 +57,14 @@ class Meter:
         self.wall_s = time.perf_counter() - self._t0
         t = os.times()
         self.cpu_s = (t.user - self._t.user) + (t.system - self._t.system)
+        self.other_cpu_s = max(0.0, system_busy_s() - self._busy - self.cpu_s)
         self.peak_rss_mb = peak_rss_mb()
 
     def as_dict(self) -> dict[str, float]:
         return {
             "wall_s": self.wall_s,
             "cpu_s": self.cpu_s,
+            "other_cpu_s": self.other_cpu_s,
             "base_rss_mb": self.base_rss_mb,
             "peak_rss_mb": self.peak_rss_mb,
         }

@@ -36,6 +36,16 @@ def fmt_spread(values: list[float], fmt: Callable[[float], str]) -> str:
     return f"{fmt(median(values))} ({fmt(min(values))}-{fmt(max(values))})"
 
 
+def load_cells(r) -> list[str]:
+    """[own cpu/wall, others' cpu/wall] medians for a Result: threading used, and contention."""
+    wall = r.values("wall_s")
+    if not wall:
+        return ["", ""]
+    own = median(c / w for c, w in zip(r.values("cpu_s"), wall))
+    other = [o / w for o, w in zip(r.values("other_cpu_s"), wall)]
+    return [f"{own:.2f}", f"{median(other):.2f}" if other else ""]
+
+
 def target_cell(ok: bool) -> str:
     return "yes" if ok else "**NO**"
 

@@ -56,6 +56,24 @@ def run_worker(task: Task, env: dict[str, str]) -> dict:
     return out
 
 
+def wait_for_quiet(max_wait_s: float, busy_limit: float = 0.3) -> float:
+    """Wait (up to max_wait_s) until other processes use < busy_limit CPUs; seconds waited.
+
+    The machine is shared with other work; a case started next to a busy neighbour
+    measures the neighbour as much as itself.
+    """
+    from benchmarks._measure import system_busy_s
+
+    t0 = time.perf_counter()
+    while True:
+        b0 = system_busy_s()
+        time.sleep(0.5)
+        busy = (system_busy_s() - b0) / 0.5
+        waited = time.perf_counter() - t0
+        if busy < busy_limit or waited >= max_wait_s:
+            return waited
+
+
 def selected(task: Task, only: list[str] | None) -> bool:
     if not only:
         return True
@@ -110,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-dir", type=Path, default=BENCH_DIR / "data", help="where generated data lives (default benchmarks/data)")
     ap.add_argument("--out", type=Path, default=None, help="Markdown report (default benchmarks/RESULTS.md for a full run of everything, else benchmarks/data/RESULTS-<kind>.md)")
     ap.add_argument("--blas-threads", type=int, default=None, help="set OPENBLAS/OMP_NUM_THREADS for the workers (default: library defaults)")
+    ap.add_argument("--quiet-wait", type=float, default=None, help="before each case, wait up to this many seconds for other processes to go idle (default 30; 0 with --quick)")
+    ap.add_argument("--prepare-only", action="store_true", help="generate the missing data and exit")
     ap.add_argument("--list", action="store_true", help="list the planned tasks and exit")
     args = ap.parse_args(argv)
 
@@ -119,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         if bad:
             ap.error(f"--only: unknown family {bad}; known: {', '.join(FAMILIES)}")
     repeat = args.repeat if args.repeat is not None else (1 if args.quick else 3)
+    quiet_wait = args.quiet_wait if args.quiet_wait is not None else (0.0 if args.quick else 30.0)
     cfg = Config(quick=args.quick, repeat=repeat, data_dir=args.data_dir.resolve())
     out = args.out or (BENCH_DIR / "RESULTS.md" if not (args.quick or only) else cfg.data_dir / f"RESULTS-{'quick' if args.quick else 'partial'}.md")
 
@@ -158,13 +179,18 @@ def main(argv: list[str] | None = None) -> int:
             prep_notes.append(f"generated {Path(r['path']).name} ({r['bytes'] / 1e6:,.0f} MB) in {r['wall_s']:.1f} s")
             log(prep_notes[-1])
 
+    if args.prepare_only:
+        log("data ready")
+        return 0
     results = {t.key: Result(t) for t in tasks}
     max_rep = max((t.repeat or repeat for t in tasks), default=0)
     for rep in range(max_rep):
         for t in tasks:
             if rep >= (t.repeat or repeat):
                 continue
+            waited = wait_for_quiet(quiet_wait) if quiet_wait > 0 else 0.0
             r = run_worker(t, env)
+            r["waited_for_quiet_s"] = waited
             results[t.key].runs.append(r)
             what = r.get("error") or r.get("skipped") or ", ".join(f"{k}={r[k]:.4g}" for k in ("wall_s", "rows_per_s", "mb_per_s", "peak_rss_mb") if isinstance(r.get(k), (int, float)))
             log(f"run {rep + 1}/{t.repeat or repeat} {t.label or t.case}: {what}")
@@ -187,10 +213,17 @@ def main(argv: list[str] | None = None) -> int:
         "(page cache) with `np.fromfile`. Full KMeans loads the data before timing.",
         "- peak MB (base MB): peak RSS of the case's process at the end of training (/proc VmHWM; fresh process per case) "
         "and RSS just before training started (interpreter + imports, plus the data for full KMeans).",
-        "- cpu/wall: process CPU time / wall time during training; ~2 means both vCPUs were busy, ~1 one.",
+        "- cpu/wall: process CPU time / wall time during training; ~2 means both vCPUs were busy, ~1 one. "
+        "others: CPU time used by *other* processes on the machine during the case / wall time (the machine is shared; "
+        "0 is a quiet machine, 1 is one vCPU taken by someone else). "
+        f"Before each case the runner waited up to {quiet_wait:.0f} s for other processes to use < 0.3 CPU.",
         "",
     ]
     header += [f"- data: {n}" for n in prep_notes + list(cfg.notes)]
+    runs = [r for res in results.values() for r in res.ok_runs if r.get("wall_s")]
+    noisy = [r for r in runs if r.get("other_cpu_s", 0) / r["wall_s"] > 0.3]
+    if runs:
+        header.append(f"- contention: {len(noisy)} of {len(runs)} timed runs had other processes using > 0.3 CPU meanwhile.")
     report = "\n".join(header) + "\n" + markdown_all(tables)
     print(report)
     out.parent.mkdir(parents=True, exist_ok=True)
