@@ -1,0 +1,141 @@
+"""Training killed with SIGKILL at random instants, and at the worst instants of a
+checkpoint write, resumes each time and ends with the same model as a run never killed.
+
+21 kills in all: 15 at random moments (startup, reading, updating, writing), and 6
+through failpoints (onepass/_failpoints.py) inside the checkpoint write: with half an
+array file written, with the checkpoint complete but not renamed into place, and with
+it renamed but LATEST not yet updated.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from onepass.io import latest_checkpoint, load_checkpoint, load_model
+
+N_ROWS = 400_000
+RANDOM_KILLS = 15
+FAILPOINTS = [
+    "artifact.array_written:2",
+    "artifact.array_written:9",
+    "artifact.before_rename:1",
+    "artifact.before_rename:3",
+    "checkpoint.before_latest:1",
+    "checkpoint.before_latest:2",
+]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("kill")
+    rng = np.random.default_rng(0)
+    centers = rng.normal(0, 5, (8, 10))
+    labels = rng.integers(0, 8, N_ROWS)
+    X = centers[labels] + rng.standard_normal((N_ROWS, 10))
+    # Two files, so resuming across a file boundary is exercised too.
+    half = N_ROWS // 2
+    np.savetxt(folder / "part-0.csv", X[:half], delimiter=",", fmt="%.6f")
+    np.savetxt(folder / "part-1.csv", X[half:], delimiter=",", fmt="%.6f")
+    return folder
+
+
+def command(data: Path, work: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "onepass.cli", "train", "kmeans",
+        "--data", str(data / "*.csv"), "--n-clusters", "8", "--seed", "7", "--batch-size", "2048",
+        "--checkpoint-dir", str(work / "ckpt"), "--checkpoint-every-rows", "10000", "--resume",
+        "--out", str(work / "model"), "--quiet",
+    ]
+
+
+def run_to_end(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+
+
+def assert_last_checkpoint_loads(ckpt: Path) -> None:
+    found = latest_checkpoint(ckpt)
+    if found is not None:
+        state, manifest = load_checkpoint(ckpt)
+        assert state.n_rows_seen_ == manifest["rows_seen"]
+        assert 0 < state.n_rows_seen_ <= N_ROWS
+
+
+def test_killed_runs_resume_to_the_same_model(data: Path, tmp_path: Path) -> None:
+    reference = tmp_path / "reference"
+    done = run_to_end(command(data, reference))
+    assert done.returncode == 0, done.stderr
+    ref_model, ref_manifest = load_model(reference / "model")
+    assert ref_manifest["rows_seen"] == N_ROWS
+
+    work = tmp_path / "killed"
+    cmd = command(data, work)
+    kills = 0
+    # The worst moments of a checkpoint write first, through failpoints.
+    for point in FAILPOINTS:
+        env = {**os.environ, "ONEPASS_FAILPOINT": point}
+        result = run_to_end(cmd, env)
+        assert result.returncode == -signal.SIGKILL, f"{point}: exit {result.returncode} {result.stderr}"
+        kills += 1
+        assert_last_checkpoint_loads(work / "ckpt")
+    # Then random moments: SIGKILL after a random delay, whatever the process is doing
+    # (starting, reading, updating, writing a checkpoint).
+    rng = np.random.default_rng(2024)
+    random_kills = 0
+    for _ in range(60):
+        if random_kills >= RANDOM_KILLS:
+            break
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(float(rng.uniform(0.8, 3.0)))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            random_kills += 1
+        else:
+            assert proc.returncode == 0, proc.stderr.read().decode()
+            model, manifest = load_model(work / "model")
+            assert manifest["rows_seen"] == N_ROWS
+            np.testing.assert_allclose(model.cluster_centers_, ref_model.cluster_centers_, rtol=0, atol=1e-6)
+            shutil.rmtree(work)  # finished between kills: go again from scratch
+        assert_last_checkpoint_loads(work / "ckpt")
+    kills += random_kills
+    assert kills >= 20, f"only {kills} kills landed"
+
+    final = run_to_end(cmd)
+    assert final.returncode == 0, final.stderr
+    model, manifest = load_model(work / "model")
+    assert manifest["rows_seen"] == N_ROWS
+    np.testing.assert_allclose(model.cluster_centers_, ref_model.cluster_centers_, rtol=0, atol=1e-6)
+    state, _ = load_checkpoint(work / "ckpt")
+    ref_state, _ = load_checkpoint(reference / "ckpt")
+    assert state.n_rows_seen_ == ref_state.n_rows_seen_ == N_ROWS
+    np.testing.assert_allclose(state.centers_, ref_state.centers_, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(state.weights_, ref_state.weights_)
+
+
+def test_failpoint_during_model_replacement_keeps_a_whole_model(data: Path, tmp_path: Path) -> None:
+    """Killed between moving the old --out directory aside and renaming the new one in:
+    the old model still loads from where it was set aside, and the next write finishes."""
+    cmd = command(data, tmp_path)
+    first = run_to_end(cmd)
+    assert first.returncode == 0, first.stderr
+    old, _ = load_model(tmp_path / "model")
+    cmd2 = [*cmd[: cmd.index("--checkpoint-dir")], "--out", str(tmp_path / "model"), "--quiet", "--n-clusters", "8"]
+    env = {**os.environ, "ONEPASS_FAILPOINT": "artifact.old_moved_aside"}
+    killed = run_to_end(cmd2, env)
+    assert killed.returncode == -signal.SIGKILL
+    assert not (tmp_path / "model").exists()
+    again, _ = load_model(tmp_path / "model")  # served from the copy set aside
+    np.testing.assert_array_equal(again.cluster_centers_, old.cluster_centers_)
+    redo = run_to_end(cmd2)
+    assert redo.returncode == 0, redo.stderr
+    assert (tmp_path / "model" / "manifest.json").is_file()
+    assert not list(tmp_path.glob(".model.old-*"))
