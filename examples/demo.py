@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -85,7 +85,7 @@ def draw(out: Path, sample: np.ndarray, panels: list[tuple[int, np.ndarray, np.n
     n_rows_grid = -(-(len(panels) + 1) // n_cols)
     fig, grid = plt.subplots(n_rows_grid, n_cols, figsize=(6 * n_cols, 5.2 * n_rows_grid), constrained_layout=True)
     axes = list(np.ravel(grid))
-    for ax, (k, labels, centers) in zip(axes, panels):
+    for ax, (k, labels, centers) in zip(axes, panels, strict=False):
         ax.scatter(sample[:, 0], sample[:, 1], c=labels, cmap="tab10", vmin=0, vmax=9, s=3, alpha=0.5,
                    linewidths=0, rasterized=True)
         ax.scatter(centers[:, 0], centers[:, 1], marker="X", s=180, c="black", edgecolors="white",
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         list(pool.map(lambda k: onepass("finalize", str(model_dir), "--n-clusters", str(k),
                                         "--out", str(model_dirs[k])), ks))
         manifests = dict(zip(ks, pool.map(lambda k: json.loads(onepass("inspect", str(model_dirs[k])).stdout),
-                                          ks)))
+                                          ks), strict=True))
     inertias = [float(manifests[k]["meta"]["inertia"]) for k in ks]
 
     # 4. predict every row with the true K, to .csv (from a glob) and .parquet (from the folder).
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"predict:   {labels.size:,} rows -> {pred_csv.name} and {pred_parquet.name} "
           f"(identical labels: {same}); agreement with the true clusters (ARI) = {ari:.3f}")
     print("finalize:  K  estimated inertia   (from `onepass inspect`)")
-    for k, inertia in zip(ks, inertias):
+    for k, inertia in zip(ks, inertias, strict=True):
         note = f"   exact on the data: {exact_inertia:,.0f}" if k == true_k else ""
         print(f"           {k:2d}  {inertia:16,.0f}{note}")
 
