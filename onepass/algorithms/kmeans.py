@@ -33,6 +33,9 @@ __all__ = ["KMeans", "KMeansModel", "KMeansState"]
 # A kept center whose weight falls below this share of what an average center gained
 # over the same span is reseeded (it was never hit, or its data faded away).
 _RESEED_RATIO = 0.01
+# A row farther than this many times the mean squared distance of rows to their kept
+# center is "far": data from a region no center covers. Far rows open new centers.
+_FAR_RATIO = 25.0
 
 
 def resolve_extra_center_factor(n_clusters: int, extra_center_factor: int | str) -> int:
@@ -211,7 +214,6 @@ class KMeansState:
 
     def _update_seeded(self, X: Any, w: np.ndarray | None) -> None:
         n = X.shape[0]
-        n_kept = self.centers_.shape[0]
         if sp.issparse(X):
             x_sq = np.asarray(X.multiply(X).sum(axis=1), dtype=np.float32).ravel()
         else:
@@ -222,27 +224,10 @@ class KMeansState:
                 f"row {bad} of the batch contains NaN or infinity (or values too large for "
                 "float32 squares); K-Means needs finite values"
             )
-        c32 = self._centers32
         wrow = np.ones(n) if w is None else w
-        # argmin_c ||x - c||^2 = argmin_c (||c||^2 - 2 x.c): one matrix product per batch.
-        scores = np.asarray(X @ (-2.0 * c32).T)
-        scores += np.einsum("ij,ij->i", c32, c32)[None, :]
-        if sp.issparse(X):
-            labels = np.argmin(scores, axis=1)
-            d2 = scores[np.arange(n), labels].astype(np.float64)
-            d2 += x_sq
-            np.maximum(d2, 0, out=d2)
-            onehot = sp.csr_matrix((wrow, (labels, np.arange(n))), shape=(n_kept, n))
-            sums = np.asarray((onehot @ X).toarray(), dtype=np.float64)
-            mass = np.bincount(labels, weights=wrow, minlength=n_kept)
-            cost = np.bincount(labels, weights=wrow * d2, minlength=n_kept)
-        else:
-            labels = np.empty(n, dtype=np.int64)
-            d2 = np.empty(n, dtype=np.float64)
-            sums = np.zeros((n_kept, X.shape[1]), dtype=np.float64)
-            mass = np.zeros(n_kept)
-            cost = np.zeros(n_kept)
-            assign_and_accumulate(np.ascontiguousarray(X), scores, x_sq, wrow, sums, mass, cost, labels, d2)
+        labels, d2, sums, mass, cost = self._assign(X, x_sq, wrow)
+        if self._open_far_centers(X, d2, wrow):
+            labels, d2, sums, mass, cost = self._assign(X, x_sq, wrow)
 
         batch_weight = float(wrow.sum())
         if self.half_life is not None:
@@ -264,6 +249,90 @@ class KMeansState:
         self.weight_seen_ += batch_weight
         self._reseed_dead(X, d2 * wrow)
         self._centers32 = self.centers_.astype(np.float32)
+
+    def _assign(self, X: Any, x_sq: np.ndarray, wrow: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Nearest kept center of each row, its squared distance, and per-center sums,
+        mass and cost of the batch: one matrix product and one pass over the rows."""
+        n = X.shape[0]
+        n_kept = self.centers_.shape[0]
+        c32 = self._centers32
+        # argmin_c ||x - c||^2 = argmin_c (||c||^2 - 2 x.c): one matrix product per batch.
+        scores = np.asarray(X @ (-2.0 * c32).T)
+        scores += np.einsum("ij,ij->i", c32, c32)[None, :]
+        if sp.issparse(X):
+            labels = np.argmin(scores, axis=1)
+            d2 = scores[np.arange(n), labels].astype(np.float64)
+            d2 += x_sq
+            np.maximum(d2, 0, out=d2)
+            onehot = sp.csr_matrix((wrow, (labels, np.arange(n))), shape=(n_kept, n))
+            sums = np.asarray((onehot @ X).toarray(), dtype=np.float64)
+            mass = np.bincount(labels, weights=wrow, minlength=n_kept)
+            cost = np.bincount(labels, weights=wrow * d2, minlength=n_kept)
+        else:
+            labels = np.empty(n, dtype=np.int64)
+            d2 = np.empty(n, dtype=np.float64)
+            sums = np.zeros((n_kept, X.shape[1]), dtype=np.float64)
+            mass = np.zeros(n_kept)
+            cost = np.zeros(n_kept)
+            assign_and_accumulate(np.ascontiguousarray(X), scores, x_sq, wrow, sums, mass, cost, labels, d2)
+        return labels, d2, sums, mass, cost
+
+    def _open_far_centers(self, X: Any, d2: np.ndarray, wrow: np.ndarray) -> bool:
+        """Streaming k-means++: rows far from every center open centers of their own.
+
+        A new region of the stream (drift, or a cluster first seen late) would otherwise
+        only drag the nearest old centers toward it. Up to ``max(1, n_centers // 50)``
+        far rows per batch, drawn with probability proportional to their squared
+        distance, become centers; to stay within the budget, the pairs of centers that
+        cost least to merge (``w_i w_j / (w_i + w_j) ||c_i - c_j||^2``) are merged first.
+        """
+        total = float(self.weights_.sum())
+        if total <= 0:
+            return False
+        msd = float(self.sse_.sum()) / total
+        far = np.flatnonzero((d2 > _FAR_RATIO * msd) & (wrow > 0))
+        if far.size == 0 or msd <= 0:
+            return False
+        n_kept = self.centers_.shape[0]
+        n_new = min(far.size, max(1, n_kept // 50), n_kept // 2)
+        if n_new == 0:
+            return False
+        p = d2[far] * wrow[far]
+        rows = np.sort(far[self.rng_.choice(far.size, size=n_new, replace=False, p=p / p.sum())])
+        # Free n_new slots by merging the cheapest disjoint pairs of centers.
+        pair_d2 = squared_distances(self.centers_, self.centers_)
+        w = self.weights_
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cost = np.outer(w, w) / (w[:, None] + w[None, :]) * pair_d2
+        cost = np.nan_to_num(cost, nan=0.0)
+        cost[np.tril_indices(n_kept)] = np.inf
+        order = np.argsort(cost, axis=None, kind="stable")
+        used = np.zeros(n_kept, dtype=bool)
+        freed = []
+        for flat in order:
+            i, j = divmod(int(flat), n_kept)
+            if used[i] or used[j]:
+                continue
+            used[i] = used[j] = True
+            wi, wj = w[i], w[j]
+            tot = wi + wj
+            if tot > 0:
+                diff = self.centers_[j] - self.centers_[i]
+                self.sse_[i] += self.sse_[j] + (wi * wj / tot) * float(diff @ diff)
+                self.centers_[i] += diff * (wj / tot)
+                self.weights_[i] = tot
+            self.ages_[i] = max(self.ages_[i], self.ages_[j])
+            freed.append(j)
+            if len(freed) == n_new:
+                break
+        slots = np.asarray(freed)
+        picked = X[rows]
+        self.centers_[slots] = picked.toarray() if sp.issparse(picked) else picked
+        self.weights_[slots] = 0.0
+        self.sse_[slots] = 0.0
+        self.ages_[slots] = 0.0
+        self._centers32 = self.centers_.astype(np.float32)
+        return True
 
     def _reseed_dead(self, X: Any, potential: np.ndarray) -> None:
         """Move centers that draw (almost) no rows onto rows far from every center.
