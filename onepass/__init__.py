@@ -5,6 +5,7 @@ hyperparameters; its *state* can be checkpointed, resumed, merged and finalized 
 many models.
 """
 
+from onepass._version import __version__
 from onepass.algorithms import KMeans, KMeansModel, KMeansState
 from onepass.batch import Batch
 from onepass.errors import (
@@ -14,8 +15,9 @@ from onepass.errors import (
     OnePassError,
 )
 from onepass.io import load, load_checkpoint, save_checkpoint, save_model
+from onepass.sources import open_source
+from onepass.train import train
 
-__version__ = "0.1.0"
 
 __all__ = [
     "BadRecordError",
@@ -29,6 +31,8 @@ __all__ = [
     "__version__",
     "load",
     "load_checkpoint",
+    "open_source",
     "save_checkpoint",
     "save_model",
+    "train",
 ]

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from onepass import __version__
+from onepass._version import __version__
 from onepass.errors import EmptySourceError, IncompatibleStateError, InvalidParameterError
 from onepass.io import latest_checkpoint, load_checkpoint, save_checkpoint, save_model
 from onepass.io._models import STATE_SUBDIR, save_state
