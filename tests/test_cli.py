@@ -408,3 +408,52 @@ def test_version():
     import onepass
 
     assert onepass.__version__ in result.stdout
+
+
+def test_resume_with_other_hyperparameters_is_refused(tmp_path, data_csv):
+    ckpt = str(tmp_path / "ckpt")
+    first = invoke("train", "kmeans", "--data", str(data_csv), "--n-clusters", "3", "--checkpoint-dir", ckpt, "-q")
+    assert first.exit_code == 0
+    again = invoke("train", "kmeans", "--data", str(data_csv), "--n-clusters", "4", "--checkpoint-dir", ckpt,
+                   "--resume", "-q")
+    assert again.exit_code == 1
+    assert "n_clusters=3" in again.stderr and "n_clusters=4" in again.stderr
+
+
+def test_finalize_setting_with_equals_sign(trained, tmp_path):
+    result = invoke("finalize", str(trained), "--n-clusters=2", "--out", str(tmp_path / "k2"))
+    assert result.exit_code == 0, result.stderr
+    assert manifest(tmp_path / "k2")["finalize"] == {"n_clusters": 2}
+
+
+def test_finalize_setting_without_value_is_a_usage_error(trained, tmp_path):
+    result = invoke("finalize", str(trained), "--out", str(tmp_path / "k"), "--n-clusters")
+    assert result.exit_code == 2
+    assert "--n-clusters needs a value" in result.stderr
+    assert not (tmp_path / "k").exists()
+
+
+def test_predict_with_a_state_says_finalize_first(trained, data_csv, tmp_path):
+    result = invoke("predict", str(trained / "state"), "--data", str(data_csv), "--out", str(tmp_path / "p.csv"))
+    assert result.exit_code == 1
+    assert "not a model" in result.stderr and "onepass finalize" in result.stderr
+
+
+@pytest.mark.xfail(strict=True, reason="io/_models.py load_model reads PATH/manifest.json only: given a "
+                   "checkpoint directory, predict says it is 'not a onepass checkpoint or model directory'")
+def test_predict_with_a_checkpoint_directory_says_finalize_first(tmp_path, data_csv):
+    ckpt = tmp_path / "ckpt"
+    assert invoke("train", "kmeans", "--data", str(data_csv), "--checkpoint-dir", str(ckpt), "-q").exit_code == 0
+    result = invoke("predict", str(ckpt), "--data", str(data_csv), "--out", str(tmp_path / "p.csv"))
+    assert result.exit_code == 1
+    assert "not a onepass" not in result.stderr
+    assert "finalize" in result.stderr
+
+
+def test_finalize_a_finalized_model_is_refused(trained, tmp_path):
+    k2 = tmp_path / "k2"
+    assert invoke("finalize", str(trained), "--n-clusters", "2", "--out", str(k2)).exit_code == 0
+    again = invoke("finalize", str(k2), "--n-clusters", "1", "--out", str(tmp_path / "k1"))
+    assert again.exit_code == 1
+    assert "holds a model" in again.stderr
+    assert not (tmp_path / "k1").exists()
