@@ -243,7 +243,7 @@ class _FinalizeCommand(click.Command):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         settings: dict[str, Any] = {}
         rest: list[str] = []
-        known = {o for p in self.params for o in getattr(p, "opts", [])}
+        known = {o for p in self.get_params(ctx) for o in (*getattr(p, "opts", []), *getattr(p, "secondary_opts", []))}
         i = 0
         while i < len(args):
             arg = args[i]
@@ -326,7 +326,7 @@ def predict(model_dir: str, data: tuple[str, ...], out: str, output_format: str 
     from onepass.io import load_model
     from onepass.serve import predict_file
 
-    def run() -> int:
+    def run() -> Any:
         model, _ = load_model(model_dir)
         return predict_file(
             model, list(data) if len(data) > 1 else data[0], out, output_format=output_format,
@@ -336,9 +336,13 @@ def predict(model_dir: str, data: tuple[str, ...], out: str, output_format: str 
             quarantine_file=quarantine_file,
         )
 
-    n = _run(run)
-    if out != "-":
-        click.echo(f"{n:,} predictions written to {out}", err=True)
+    summary = _run(run)
+    where = "stdout" if out == "-" else out
+    message = f"{summary.n_rows:,} predictions written to {where}"
+    if summary.n_skipped or summary.n_quarantined:
+        message += (f"; skipped {summary.n_skipped}, quarantined {summary.n_quarantined} bad input records "
+                    "(they have no output row)")
+    click.echo(message, err=True)
 
 
 @main.command("inspect")

@@ -247,8 +247,6 @@ def test_help_long_flag_mentions_every_option(path):
     assert not missing
 
 
-@pytest.mark.xfail(strict=True, reason="cli.py _FinalizeCommand.parse_args takes --help for a finalize "
-                   "setting: 'onepass finalize --help' exits 2 with 'option --help needs a value'")
 def test_finalize_long_help_flag():
     result = invoke("finalize", "--help")
     assert result.exit_code == 0, result.stderr
@@ -439,8 +437,6 @@ def test_predict_with_a_state_says_finalize_first(trained, data_csv, tmp_path):
     assert "not a model" in result.stderr and "onepass finalize" in result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="io/_models.py load_model reads PATH/manifest.json only: given a "
-                   "checkpoint directory, predict says it is 'not a onepass checkpoint or model directory'")
 def test_predict_with_a_checkpoint_directory_says_finalize_first(tmp_path, data_csv):
     ckpt = tmp_path / "ckpt"
     assert invoke("train", "kmeans", "--data", str(data_csv), "--checkpoint-dir", str(ckpt), "-q").exit_code == 0

@@ -146,8 +146,6 @@ def test_many_files_keep_file_then_row_order(tmp_path, model, model_dir, X, spel
     assert_same_as_model(model, X, *read_output(out))
 
 
-@pytest.mark.xfail(strict=True, reason="sources/_source.py open_source infers one format from the first "
-                   "file and reads b.parquet as CSV: the error quotes raw parquet bytes as a column name")
 def test_mixed_input_formats_work_or_fail_clearly(tmp_path, model, X):
     a, b = np.array_split(X, 2)
     paths = [str(write_csv(tmp_path / "a.csv", a)), str(write_parquet(tmp_path / "b.parquet", b))]
@@ -265,15 +263,13 @@ def test_skip_bad_records_predicts_the_good_ones(tmp_path, model, X):
     lines.insert(11, "1,2,nope")  # between rows 10 and 11
     (tmp_path / "in.csv").write_text("\n".join(lines) + "\n")
     quarantine = tmp_path / "q.jsonl"
-    n = predict_file(model, tmp_path / "in.csv", tmp_path / "pred.csv", on_bad_record="quarantine",
-                     quarantine_file=quarantine, batch_size=16)
-    assert n == 50
+    summary = predict_file(model, tmp_path / "in.csv", tmp_path / "pred.csv", on_bad_record="quarantine",
+                           quarantine_file=quarantine, batch_size=16)
+    assert (summary.n_rows, summary.n_skipped, summary.n_quarantined) == (50, 0, 1)
     assert_same_as_model(model, X[:50], *read_output(tmp_path / "pred.csv"))
     assert [json.loads(line)["raw"] for line in quarantine.read_text().splitlines()] == ["1,2,nope"]
 
 
-@pytest.mark.xfail(strict=True, reason="cli.py predict / serve/batch.py predict_file: skipped input records "
-                   "are dropped without a word ('3 predictions written'), against 'nothing is dropped silently'")
 def test_predict_skip_reports_how_many_records_were_dropped(tmp_path, model_dir):
     (tmp_path / "bad.csv").write_text("f0,f1,f2\n1,2,3\n4,x,6\n7,8\n1,1,1\n")
     result = invoke("predict", str(model_dir), "--data", str(tmp_path / "bad.csv"), "--out",
@@ -283,8 +279,6 @@ def test_predict_skip_reports_how_many_records_were_dropped(tmp_path, model_dir)
     assert "skipped 2" in result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="distance_to_cluster loses all precision away from the origin: "
-                   "_weighted_kmeans.squared_distances expands |x|^2 - 2xc + |c|^2 in float32")
 def test_distance_to_cluster_is_accurate_far_from_the_origin(tmp_path):
     centers = np.array([[1000.0, 1000.0], [1010.0, 1010.0]], dtype=np.float32)
     far = onepass.KMeansModel(centers, cluster_weights=np.ones(2), inertia=0.0)
@@ -325,7 +319,7 @@ _MEMORY_PROBE = textwrap.dedent("""
 
     watcher = threading.Thread(target=watch)
     watcher.start()
-    n = predict_file(model, data, out)
+    n = predict_file(model, data, out).n_rows
     done.set()
     watcher.join()
     print(json.dumps({"rows": n, "rss_growth": peak[0] - base[0], "private_growth": peak[1] - base[1]}))
@@ -339,9 +333,8 @@ MB = 1 << 20
 #   65,536-row batch is 2.6 MB, its distances to 4 centers 1 MB, its outputs 0.8 MB,
 #   plus a parquet row group in flight: 25-30 MB measured in all.
 # 48 MB leaves room for allocator slack and fails if the input (or 60% of it) is held.
-# Measured is private memory (RSS less file-backed pages): the input is memory-mapped,
-# and the pages of a mapped file count in RSS while being clean, reclaimable page cache
-# (the xfail below keeps that in view).
+# Measured are private memory (RSS less file-backed pages) and RSS itself: the .npy
+# reader streams blocks rather than memory-mapping, so RSS stays flat too.
 MEMORY_BOUND = 48 * MB
 
 
@@ -372,9 +365,6 @@ def test_predict_memory_is_one_batch_not_the_data(memory_run):
         f"private memory grew {memory_run['private_growth'] / MB:.1f} MB predicting {BIG_ROWS:,} rows")
 
 
-@pytest.mark.xfail(strict=True, reason="the .npy reader memory-maps the file (sources/_npy.py, "
-                   "np.load(mmap_mode='r')), so every page read stays resident: RSS grows by the "
-                   "file's 80 MB even though the private memory is flat")
 def test_predict_resident_memory_does_not_grow_with_the_file(memory_run):
     assert memory_run["rss_growth"] < MEMORY_BOUND, (
         f"resident memory grew {memory_run['rss_growth'] / MB:.1f} MB predicting {BIG_ROWS:,} rows")

@@ -100,6 +100,10 @@ class KMeansState:
         for the rows as assigned (Welford-style); used to estimate inertia.
     ages_ : ndarray of shape (n_kept,)
         Row weight streamed since each center was (re)seeded, decayed like the weights.
+    origin_ : ndarray of shape (n_features,)
+        The mean of the rows the centers were seeded from. Distances are computed in
+        coordinates relative to it, so float32 keeps its precision on data far from
+        zero (a mean offset of 1e4 costs nothing). Empty before seeding.
     buffer_ : ndarray of shape (n_buffered, n_features), float32
         Rows held before seeding; empty once seeded.
     buffer_weights_ : ndarray of shape (n_buffered,)
@@ -137,6 +141,7 @@ class KMeansState:
         self.n_rows_seen_ = 0
         self.weight_seen_ = 0.0
         self.rng_ = np.random.default_rng(self.seed)
+        self.origin_ = np.zeros(0)
         self._centers32 = np.zeros((0, 0), dtype=np.float32)
 
     # -- properties -----------------------------------------------------------------
@@ -204,20 +209,30 @@ class KMeansState:
         self.weights_ = np.bincount(labels, weights=weights, minlength=n_distinct)
         self.sse_ = np.bincount(labels, weights=weights * d2, minlength=n_distinct)
         self.ages_ = np.full(n_distinct, weights.sum())
+        self.origin_ = np.average(points, axis=0, weights=weights) if weights.sum() > 0 else points.mean(axis=0)
         self._set_centers(centers)
         self.buffer_ = np.zeros((0, self.n_features_), dtype=np.float32)
         self.buffer_weights_ = np.zeros(0)
 
     def _set_centers(self, centers: np.ndarray) -> None:
         self.centers_ = np.ascontiguousarray(centers, dtype=np.float64)
-        self._centers32 = self.centers_.astype(np.float32)
+        self._refresh_working_copy()
+
+    def _refresh_working_copy(self) -> None:
+        """The float32 centers, relative to the origin, that the distance step uses."""
+        origin = self.origin_ if self.is_seeded else 0.0
+        self._centers32 = (self.centers_ - origin).astype(np.float32)
 
     def _update_seeded(self, X: Any, w: np.ndarray | None) -> None:
         n = X.shape[0]
         if sp.issparse(X):
-            x_sq = np.asarray(X.multiply(X).sum(axis=1), dtype=np.float32).ravel()
+            Xs = X
+            o32 = self.origin_.astype(np.float32)
+            x_sq = (np.asarray(X.multiply(X).sum(axis=1), dtype=np.float64).ravel()
+                    - 2.0 * np.asarray(X @ o32, dtype=np.float64) + float(self.origin_ @ self.origin_))
         else:
-            x_sq = np.einsum("ij,ij->i", X, X)
+            Xs = X - self.origin_.astype(np.float32)
+            x_sq = np.einsum("ij,ij->i", Xs, Xs)
         if not np.isfinite(x_sq).all():
             bad = int(np.flatnonzero(~np.isfinite(x_sq))[0])
             raise DataError(
@@ -225,9 +240,9 @@ class KMeansState:
                 "float32 squares); K-Means needs finite values"
             )
         wrow = np.ones(n) if w is None else w
-        labels, d2, sums, mass, cost = self._assign(X, x_sq, wrow)
+        labels, d2, sums, mass, cost = self._assign(Xs, x_sq, wrow)
         if self._open_far_centers(X, d2, wrow):
-            labels, d2, sums, mass, cost = self._assign(X, x_sq, wrow)
+            labels, d2, sums, mass, cost = self._assign(Xs, x_sq, wrow)
 
         batch_weight = float(wrow.sum())
         if self.half_life is not None:
@@ -237,8 +252,8 @@ class KMeansState:
             self.ages_ *= decay
         hit = mass > 0
         new_weights = self.weights_ + mass
-        batch_means = sums[hit] / mass[hit, None]
-        delta = batch_means - self.centers_[hit]
+        batch_means = sums[hit] / mass[hit, None]  # relative to the origin
+        delta = batch_means - (self.centers_[hit] - self.origin_)
         # Welford-style: SSE about the running mean, from distances to the old center.
         self.sse_[hit] += cost[hit] - (mass[hit] ** 2 / new_weights[hit]) * np.einsum("ij,ij->i", delta, delta)
         np.maximum(self.sse_, 0, out=self.sse_)
@@ -248,33 +263,38 @@ class KMeansState:
         self.n_rows_seen_ += n
         self.weight_seen_ += batch_weight
         self._reseed_dead(X, d2 * wrow)
-        self._centers32 = self.centers_.astype(np.float32)
+        self._refresh_working_copy()
 
-    def _assign(self, X: Any, x_sq: np.ndarray, wrow: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Nearest kept center of each row, its squared distance, and per-center sums,
-        mass and cost of the batch: one matrix product and one pass over the rows."""
-        n = X.shape[0]
+    def _assign(self, Xs: Any, x_sq: np.ndarray, wrow: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Nearest kept center of each row, its squared distance, and per-center sums
+        (relative to the origin), mass and cost of the batch: one matrix product and one
+        pass over the rows. ``Xs`` is the batch relative to the origin when dense, the
+        batch itself when sparse (the origin is then folded into per-center constants).
+        """
+        n = Xs.shape[0]
         n_kept = self.centers_.shape[0]
         c32 = self._centers32
         # argmin_c ||x - c||^2 = argmin_c (||c||^2 - 2 x.c): one matrix product per batch.
-        scores = np.asarray(X @ (-2.0 * c32).T)
-        scores += np.einsum("ij,ij->i", c32, c32)[None, :]
-        if sp.issparse(X):
+        scores = np.asarray(Xs @ (-2.0 * c32).T)
+        c_sq = np.einsum("ij,ij->i", c32, c32)
+        if sp.issparse(Xs):
+            scores += (c_sq + 2.0 * (c32 @ self.origin_.astype(np.float32)))[None, :]
             labels = np.argmin(scores, axis=1)
             d2 = scores[np.arange(n), labels].astype(np.float64)
             d2 += x_sq
             np.maximum(d2, 0, out=d2)
             onehot = sp.csr_matrix((wrow, (labels, np.arange(n))), shape=(n_kept, n))
-            sums = np.asarray((onehot @ X).toarray(), dtype=np.float64)
             mass = np.bincount(labels, weights=wrow, minlength=n_kept)
+            sums = np.asarray((onehot @ Xs).toarray(), dtype=np.float64) - mass[:, None] * self.origin_
             cost = np.bincount(labels, weights=wrow * d2, minlength=n_kept)
         else:
+            scores += c_sq[None, :]
             labels = np.empty(n, dtype=np.int64)
             d2 = np.empty(n, dtype=np.float64)
-            sums = np.zeros((n_kept, X.shape[1]), dtype=np.float64)
+            sums = np.zeros((n_kept, Xs.shape[1]), dtype=np.float64)
             mass = np.zeros(n_kept)
             cost = np.zeros(n_kept)
-            assign_and_accumulate(np.ascontiguousarray(X), scores, x_sq, wrow, sums, mass, cost, labels, d2)
+            assign_and_accumulate(Xs, scores, x_sq, wrow, sums, mass, cost, labels, d2)
         return labels, d2, sums, mass, cost
 
     def _open_far_centers(self, X: Any, d2: np.ndarray, wrow: np.ndarray) -> bool:
@@ -331,7 +351,7 @@ class KMeansState:
         self.weights_[slots] = 0.0
         self.sse_[slots] = 0.0
         self.ages_[slots] = 0.0
-        self._centers32 = self.centers_.astype(np.float32)
+        self._refresh_working_copy()
         return True
 
     def _reseed_dead(self, X: Any, potential: np.ndarray) -> None:
@@ -420,6 +440,8 @@ class KMeansState:
             if self.buffer_.shape[0] >= self.n_init_rows:
                 self._seed_from_buffer()
             return
+        if not self.is_seeded:
+            self.origin_ = other.origin_.copy()
         p1, w1, s1, a1 = self._weighted_points()
         p2, w2, s2, a2 = other._weighted_points()
         points = np.concatenate([p1, p2])
@@ -456,6 +478,7 @@ class KMeansState:
             "weights": self.weights_,
             "sse": self.sse_,
             "ages": self.ages_,
+            "origin": self.origin_,
             "buffer": self.buffer_,
             "buffer_weights": self.buffer_weights_,
         }
@@ -473,6 +496,7 @@ class KMeansState:
         state.ages_ = np.array(arrays["ages"], dtype=np.float64)
         state.buffer_ = np.array(arrays["buffer"], dtype=np.float32)
         state.buffer_weights_ = np.array(arrays["buffer_weights"], dtype=np.float64)
+        state.origin_ = np.array(arrays["origin"], dtype=np.float64)
         state._set_centers(np.array(arrays["centers"], dtype=np.float64))
         return state
 
@@ -560,23 +584,38 @@ class KMeansModel:
         return X
 
     def squared_distances(self, X: Any) -> np.ndarray:
-        """Squared distances from each row of ``X`` to each center, (n_rows, n_clusters)."""
+        """Squared distances from each row of ``X`` to each center, (n_rows, n_clusters).
+
+        Computed relative to the mean of the centers, so float32 keeps its precision on
+        data far from zero.
+        """
         X = self._check(X)
         c = self.cluster_centers_
+        origin = c.mean(axis=0)
+        cs = c - origin
         if sp.issparse(X):
-            x_sq = np.asarray(X.multiply(X).sum(axis=1)).ravel()
-            d2 = np.asarray(X @ c.T)
+            xo = np.asarray(X @ origin, dtype=np.float64)
+            x_sq = np.asarray(X.multiply(X).sum(axis=1), dtype=np.float64).ravel() - 2 * xo + float(origin @ origin)
+            d2 = np.asarray(X @ cs.T, dtype=np.float64)
+            d2 -= (cs @ origin)[None, :]
             d2 *= -2
             d2 += x_sq[:, None]
-            d2 += np.einsum("ij,ij->i", c, c)[None, :]
+            d2 += np.einsum("ij,ij->i", cs, cs)[None, :]
             return np.maximum(d2, 0, out=d2)
-        return squared_distances(np.asarray(X, dtype=np.float32), c)
+        return squared_distances(np.asarray(X, dtype=np.float32) - origin, cs)
 
     def assign(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
-        """(closest cluster, Euclidean distance to it) for each row of ``X``."""
+        """(closest cluster, Euclidean distance to it) for each row of ``X``.
+
+        The distance to the chosen center is recomputed from the difference itself,
+        exact to float32 rounding wherever the data lies.
+        """
         d2 = self.squared_distances(X)
         labels = np.argmin(d2, axis=1)
-        return labels, np.sqrt(d2[np.arange(d2.shape[0]), labels])
+        if sp.issparse(X):
+            return labels, np.sqrt(d2[np.arange(d2.shape[0]), labels])
+        diff = np.asarray(X, dtype=np.float32) - self.cluster_centers_[labels]
+        return labels, np.sqrt(np.einsum("ij,ij->i", diff, diff))
 
     def predict(self, X: Any) -> np.ndarray:
         """Index of the closest center for each row."""

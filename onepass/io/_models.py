@@ -28,7 +28,12 @@ def save_state(path: str | os.PathLike[str], state: State, *, extra: dict[str, A
 
 def load_model(path: str | os.PathLike[str]) -> tuple[Model, dict[str, Any]]:
     """Load a model artifact: the model and its manifest."""
-    manifest, arrays = read_artifact(path)
+    target = resolve(path)
+    if not (target / "manifest.json").is_file() and is_checkpoint_dir(target):
+        raise ForeignFormatError(
+            f"{path}: holds checkpoints, not a model; finalize one first (onepass finalize {path} --out MODEL_DIR)"
+        )
+    manifest, arrays = read_artifact(target)
     if manifest["role"] != "model":
         raise ForeignFormatError(
             f"{path}: holds a {manifest['role']}, not a model; finalize it first (onepass finalize)"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -19,7 +20,7 @@ from onepass.errors import InvalidParameterError
 from onepass.sources import open_source
 from onepass.state import Model
 
-__all__ = ["OUTPUT_FORMATS", "predict_file"]
+__all__ = ["OUTPUT_FORMATS", "PredictSummary", "predict_file"]
 
 OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -96,6 +97,15 @@ class _ParquetWriter:
             self._writer.close()
 
 
+@dataclass
+class PredictSummary:
+    """What a batch prediction did: rows written, bad input records skipped or quarantined."""
+
+    n_rows: int
+    n_skipped: int = 0
+    n_quarantined: int = 0
+
+
 def predict_file(
     model: Model,
     data: str | os.PathLike[str] | list[str],
@@ -104,10 +114,11 @@ def predict_file(
     output_format: str | None = None,
     batch_size: int = 65536,
     **source_options: Any,
-) -> int:
+) -> PredictSummary:
     """Predict every row of ``data`` with ``model`` and write the outputs to ``out``.
 
-    Rows come out in input order. Returns the number of rows written. ``source_options``
+    Rows come out in input order (bad records set aside by ``on_bad_record="skip"`` or
+    ``"quarantine"`` have no output row, and are counted in the summary). ``source_options``
     go to :func:`onepass.sources.open_source` (format, header, label_column,
     on_bad_record...). The output is written to a temporary sibling and renamed into
     place when complete, so a failed run leaves no half file behind.
@@ -135,12 +146,13 @@ def predict_file(
     else:
         fh = sys.stdout.buffer if to_stdout else open(tmp, "wb")  # type: ignore[arg-type]
         writer = _CsvWriter(fh) if output_format == "csv" else _JsonlWriter(fh)
-    n_rows = 0
+    summary = PredictSummary(0)
     try:
         with open_source(data, batch_size=batch_size, **source_options) as src:
             for batch in src:
                 writer.write(model.outputs(batch.X))
-                n_rows += batch.n_rows
+                summary.n_rows += batch.n_rows
+            summary.n_skipped, summary.n_quarantined = src.n_skipped, src.n_quarantined
         writer.close()
         if fh is not None and not to_stdout:
             fh.close()
@@ -152,4 +164,4 @@ def predict_file(
         if tmp is not None:
             tmp.unlink(missing_ok=True)
         raise
-    return n_rows
+    return summary

@@ -1,7 +1,8 @@
 """NumPy ``.npy`` reader: 2-D numeric arrays, sliced row by row range.
 
-Local files are memory-mapped (``np.load(mmap_mode="r")``); fsspec URLs are streamed:
-the header is parsed, then rows are read as raw bytes. All columns are features unless
+Every file, local or fsspec URL, is streamed: the header is parsed, then rows are read
+as raw bytes in blocks of about 8 MB. (Memory-mapping would be no faster here and would
+leave every page read resident, so RSS would grow with the file.) All columns are features unless
 ``label_column`` / ``weight_column`` give 0-based column indices. A row holding NaN or
 inf is a bad record named by its 1-based row number and 0-based column.
 """
@@ -44,25 +45,17 @@ class NpyReader(Reader):
     def read(self, entry: Entry, start: dict | None) -> Iterator[Chunk]:
         f = None
         try:
-            if entry.local_path is not None and not entry.is_gzip:
-                try:
-                    arr = np.load(entry.local_path, mmap_mode="r", allow_pickle=False)
-                except (ValueError, OSError) as e:
-                    raise DataError(f"{entry.name} is not a readable .npy file: {e}") from None
-                shape, dtype = arr.shape, arr.dtype
-            else:
-                f = entry.open()
-                try:
-                    version = np.lib.format.read_magic(f)
-                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                                   else np.lib.format.read_array_header_2_0)
-                    shape, fortran, dtype = read_header(f)
-                except ValueError as e:
-                    raise DataError(f"{entry.name} is not a readable .npy file: {e}") from None
-                if fortran and len(shape) > 1 and shape[1] > 1:
-                    raise DataError(f"{entry.name} is stored in Fortran order, which cannot be "
-                                    "streamed; save it with np.save(np.ascontiguousarray(a))")
-                arr = None
+            f = entry.open()
+            try:
+                version = np.lib.format.read_magic(f)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, fortran, dtype = read_header(f)
+            except ValueError as e:
+                raise DataError(f"{entry.name} is not a readable .npy file: {e}") from None
+            if fortran and len(shape) > 1 and shape[1] > 1:
+                raise DataError(f"{entry.name} is stored in Fortran order, which cannot be "
+                                "streamed; save it with np.save(np.ascontiguousarray(a))")
             if len(shape) != 2:
                 raise DataError(f"{entry.name} holds an array of shape {shape}; expected 2-D "
                                 "(rows, columns)")
@@ -78,18 +71,14 @@ class NpyReader(Reader):
                 raise DataError(f"the cursor's row {first} is beyond the end of {entry.name} "
                                 f"({n_rows} rows); the file changed since the cursor was saved")
             step = max(o.batch_size, _READ_BYTES // max(1, n_cols * dtype.itemsize))
-            if f is not None:
-                f.seek(f.tell() + first * n_cols * dtype.itemsize)
+            f.seek(f.tell() + first * n_cols * dtype.itemsize)
             for a in range(first, n_rows, step):
                 b = min(n_rows, a + step)
-                if arr is not None:
-                    block = np.asarray(arr[a:b])
-                else:
-                    need = (b - a) * n_cols * dtype.itemsize
-                    data = f.read(need)
-                    if len(data) != need:
-                        raise DataError(f"{entry.name} is truncated: expected {n_rows} rows")
-                    block = np.frombuffer(data, dtype=dtype).reshape(b - a, n_cols)
+                need = (b - a) * n_cols * dtype.itemsize
+                data = f.read(need)
+                if len(data) != need:
+                    raise DataError(f"{entry.name} is truncated: expected {n_rows} rows")
+                block = np.frombuffer(data, dtype=dtype).reshape(b - a, n_cols)
                 yield self._convert(block, a, feats, li, wi)
         finally:
             if f is not None:

@@ -326,6 +326,13 @@ def open_source(uri: Any, *, format: str | None = None, batch_size: int = 4096,
                 raise InvalidParameterError(
                     f"cannot tell the format of {entries[0].name!r} from its extension; pass "
                     f"format= one of {', '.join(FORMATS)}")
+            for entry in entries[1:]:
+                other = format_of(entry.name)
+                if other != fmt:
+                    raise InvalidParameterError(
+                        f"{entry.name} looks like {other or 'an unknown format'} but "
+                        f"{entries[0].name} like {fmt}: one source reads one format; "
+                        "train or predict on each format separately, or convert them")
     reader_cls = _reader_class(fmt)
     if entries[0].is_stdin and not reader_cls.can_stream:
         raise InvalidParameterError(f"format {fmt!r} cannot be read from stdin; use csv or jsonl")

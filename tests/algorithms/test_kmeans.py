@@ -134,3 +134,16 @@ def test_estimator_streaming_equals_state_streaming() -> None:
     for start in range(0, X.shape[0], 1000):
         state.update(Batch(X[start : start + 1000]))
     np.testing.assert_array_equal(est.cluster_centers_, state.model(4).cluster_centers_)
+
+
+def test_a_large_mean_offset_costs_no_quality() -> None:
+    """Distances are computed relative to an origin kept in the state: +1e4 on every
+    feature gives the same clustering as the data at zero (float32 alone would not)."""
+    X, labels = blobs(60_000, 6, 8, seed=8, spread=3.0)
+    at_zero = KMeans(6, random_state=0).fit(X)
+    shifted = KMeans(6, random_state=0).fit(X + np.float32(1e4))
+    from sklearn.metrics import adjusted_rand_score
+
+    assert adjusted_rand_score(at_zero.labels_, shifted.labels_) > 0.99
+    assert -shifted.score(X + np.float32(1e4)) == pytest.approx(-at_zero.score(X), rel=0.01)
+    np.testing.assert_allclose(np.sort(shifted.cluster_centers_[:, 0]) - 1e4, np.sort(at_zero.cluster_centers_[:, 0]), atol=0.05)
