@@ -16,6 +16,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from onepass._parallel import blas_single_thread, map_blocks, row_blocks
 from onepass.algorithms._kernels import assign_and_accumulate
 from onepass.algorithms._weighted_kmeans import best_of_trials, kmeans_plusplus, lloyd, squared_distances
 from onepass.batch import Batch
@@ -231,8 +232,15 @@ class KMeansState:
             x_sq = (np.asarray(X.multiply(X).sum(axis=1), dtype=np.float64).ravel()
                     - 2.0 * np.asarray(X @ o32, dtype=np.float64) + float(self.origin_ @ self.origin_))
         else:
-            Xs = X - self.origin_.astype(np.float32)
-            x_sq = np.einsum("ij,ij->i", Xs, Xs)
+            Xs = np.empty(X.shape, dtype=np.float32)
+            x_sq = np.empty(n, dtype=np.float32)
+            o32 = self.origin_.astype(np.float32)
+
+            def relative(a: int, b: int) -> None:
+                np.subtract(X[a:b], o32, out=Xs[a:b])
+                np.einsum("ij,ij->i", Xs[a:b], Xs[a:b], out=x_sq[a:b])
+
+            map_blocks(relative, row_blocks(n))
         if not np.isfinite(x_sq).all():
             bad = int(np.flatnonzero(~np.isfinite(x_sq))[0])
             raise DataError(
@@ -274,10 +282,10 @@ class KMeansState:
         n = Xs.shape[0]
         n_kept = self.centers_.shape[0]
         c32 = self._centers32
-        # argmin_c ||x - c||^2 = argmin_c (||c||^2 - 2 x.c): one matrix product per batch.
-        scores = np.asarray(Xs @ (-2.0 * c32).T)
         c_sq = np.einsum("ij,ij->i", c32, c32)
+        # argmin_c ||x - c||^2 = argmin_c (||c||^2 - 2 x.c): one matrix product per batch.
         if sp.issparse(Xs):
+            scores = np.asarray(Xs @ (-2.0 * c32).T)
             scores += (c_sq + 2.0 * (c32 @ self.origin_.astype(np.float32)))[None, :]
             labels = np.argmin(scores, axis=1)
             d2 = scores[np.arange(n), labels].astype(np.float64)
@@ -288,13 +296,27 @@ class KMeansState:
             sums = np.asarray((onehot @ Xs).toarray(), dtype=np.float64) - mass[:, None] * self.origin_
             cost = np.bincount(labels, weights=wrow * d2, minlength=n_kept)
         else:
-            scores += c_sq[None, :]
             labels = np.empty(n, dtype=np.int64)
             d2 = np.empty(n, dtype=np.float64)
-            sums = np.zeros((n_kept, Xs.shape[1]), dtype=np.float64)
-            mass = np.zeros(n_kept)
-            cost = np.zeros(n_kept)
-            assign_and_accumulate(Xs, scores, x_sq, wrow, sums, mass, cost, labels, d2)
+            neg2c = -2.0 * c32
+
+            def block(a: int, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                scores = Xs[a:b] @ neg2c.T
+                scores += c_sq[None, :]
+                sums = np.zeros((n_kept, Xs.shape[1]), dtype=np.float64)
+                mass = np.zeros(n_kept)
+                cost = np.zeros(n_kept)
+                assign_and_accumulate(Xs[a:b], scores, x_sq[a:b], wrow[a:b], sums, mass, cost,
+                                      labels[a:b], d2[a:b])
+                return sums, mass, cost
+
+            with blas_single_thread():
+                parts = map_blocks(block, row_blocks(n))
+            sums, mass, cost = parts[0]
+            for more in parts[1:]:
+                sums += more[0]
+                mass += more[1]
+                cost += more[2]
         return labels, d2, sums, mass, cost
 
     def _open_far_centers(self, X: Any, d2: np.ndarray, wrow: np.ndarray) -> bool:
