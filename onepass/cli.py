@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from onepass.errors import InvalidParameterError, OnePassError, exit_code
+from onepass.errors import ArtifactError, InvalidParameterError, OnePassError, exit_code
 
 _ALGO_EPILOG = "Run 'onepass train ALGO --help' for the options of one algorithm."
 
@@ -39,21 +39,23 @@ def _coerce(value: str) -> Any:
 
 
 def _doc_params(obj: Any) -> dict[str, str]:
-    """Parameter descriptions from a numpydoc ``Parameters`` section."""
+    """Parameter descriptions from a numpydoc ``Parameters`` section: "text [type]"."""
     doc = inspect.getdoc(obj) or ""
     match = re.search(r"Parameters\n-+\n(.*?)(?:\n\n[A-Z][a-z]+\n-+\n|\Z)", doc, re.S)
     if not match:
         return {}
-    found: dict[str, str] = {}
+    kinds: dict[str, str] = {}
+    texts: dict[str, list[str]] = {}
     name = None
     for line in match.group(1).splitlines():
         head = re.match(r"^(\w+) :(.*)$", line)
         if head:
             name = head.group(1)
-            found[name] = f"[{head.group(2).strip()}]"
+            kinds[name] = head.group(2).strip()
+            texts[name] = []
         elif name and line.strip():
-            found[name] = f"{line.strip()} {found[name]}" if found[name].startswith("[") else f"{found[name]} {line.strip()}"
-    return found
+            texts[name].append(line.strip())
+    return {n: " ".join(texts[n]) + (f" [{kinds[n]}]" if kinds[n] else "") for n in kinds}
 
 
 def _param_options(func: Callable[..., Any], skip: tuple[str, ...], doc_source: Any) -> list[click.Option]:
@@ -74,7 +76,8 @@ def _param_options(func: Callable[..., Any], skip: tuple[str, ...], doc_source: 
             ptype = str
         options.append(click.Option(
             [f"--{name.replace('_', '-')}", name], type=ptype, default=None,
-            help=docs.get(name, "") + ("" if default is inspect.Parameter.empty else f" (default: {default})"),
+            help=docs.get(name, "").replace("``", "") or (
+                "" if default is inspect.Parameter.empty else f"(default: {default})"),
         ))
     return options
 
@@ -128,8 +131,8 @@ _SOURCE_OPTIONS = [
     click.Option(["--label-column"], default=None,
                  help="Label column by name (needs a header) or 0-based index; not a feature."),
     click.Option(["--weight-column"], default=None, help="Per-row weight column, by name or index."),
-    click.Option(["--header/--no-header"], "header", default=None,
-                 help="Whether CSV files have a header line (default: detected)."),
+    click.Option(["--header/--no-header", "header"], default=None, show_default=False,
+                 help="Whether CSV files have a header line (default: detected from the first line)."),
     click.Option(["--n-features"], type=int, default=None,
                  help="Declared width of sparse (libsvm) data."),
     click.Option(["--on-bad-record"], type=click.Choice(["fail", "skip", "quarantine"]), default="fail",
@@ -225,12 +228,12 @@ def _make_train_command(name: str) -> click.Command:
                      help="Passes over a persistent source (not stdin)."),
         click.Option(["--seed"], type=int, default=None, help="Seed: same data and seed give the same model."),
         click.Option(["--metrics", "--metrics-file", "metrics_file"], default=None,
-                     help="Write metrics as JSON lines to this file, or '-' for stdout."),
+                     help="Append metrics as JSON lines to this file, or '-' for stdout."),
         click.Option(["--quiet", "-q"], is_flag=True, default=False, help="No progress bar, no summary."),
         *_param_options(algo.state.__init__, ("self", "seed"), algo.state),
         *_param_options(algo.state.model, ("self", *hyper), algo.state.model),
     ]
-    summary = (inspect.getdoc(sys.modules[algo.state.__module__]) or name).split("\n")[0]
+    summary = (inspect.getdoc(algo.estimator) or name).split("\n")[0]
     return click.Command(name, callback=callback, params=params, help=summary,
                          context_settings={"max_content_width": 100})
 
@@ -357,7 +360,7 @@ def inspect_command(path: str) -> None:
         if not (target / "manifest.json").exists() and is_checkpoint_dir(target):
             found = latest_checkpoint(target)
             if found is None:
-                raise InvalidParameterError(f"{target}: no complete checkpoint in this checkpoint directory")
+                raise ArtifactError(f"{target}: no complete checkpoint in this checkpoint directory")
             target = found
         manifest = read_manifest(target)
         manifest["path"] = str(target)

@@ -528,9 +528,19 @@ class KMeansState:
               max_iter: int = 300, tol: float = 1e-4) -> KMeansModel:
         """Finalize to a model with ``n_clusters`` clusters (default: the state's).
 
-        Reduces the kept centers by weighted k-means++ and Lloyd, best of ``n_trials``
-        restarts (``"auto"``: 10). Deterministic for a given state and settings, and does
-        not change the state.
+        Deterministic for a given state and settings, and does not change the state.
+
+        Parameters
+        ----------
+        n_clusters : int, default=the state's n_clusters
+            Clusters of the model: any number up to the centers kept.
+        n_trials : int or "auto", default="auto"
+            Restarts of the weighted k-means++ and Lloyd reduction of the kept centers;
+            the best is kept ("auto": 10).
+        max_iter : int, default=300
+            Lloyd iterations per restart.
+        tol : float, default=1e-4
+            Lloyd stops when centers move less than this times the mean variance.
         """
         k = self.n_clusters if n_clusters is None else n_clusters
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:

@@ -110,7 +110,8 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[State, dict[str, Any]
     manifest, arrays = read_artifact(target)
     if manifest["role"] not in ("checkpoint", "state"):
         raise ForeignFormatError(
-            f"{target}: holds a {manifest['role']}, not a checkpoint; a model cannot be trained further"
+            f"{target}: holds a {manifest['role']}, not a state; a finalized model cannot be trained or "
+            "finalized again: use the checkpoint, or the state/ of the directory 'onepass train --out' wrote"
         )
     cls = algorithm_of_kind(manifest["kind"], "state")
     return cls.from_arrays(manifest["meta"], arrays), manifest
