@@ -59,6 +59,10 @@ class Meter:
         self.cpu_s = (t.user - self._t.user) + (t.system - self._t.system)
         self.other_cpu_s = max(0.0, system_busy_s() - self._busy - self.cpu_s)
         self.peak_rss_mb = peak_rss_mb()
+        # Anonymous vs file-backed (mmap) resident memory now: an mmap'd input counts in
+        # RSS and VmHWM although the kernel can drop it; this tells the two apart.
+        self.rss_anon_mb = _status_mb("RssAnon")
+        self.rss_file_mb = _status_mb("RssFile")
 
     def as_dict(self) -> dict[str, float]:
         return {
@@ -67,6 +71,8 @@ class Meter:
             "other_cpu_s": self.other_cpu_s,
             "base_rss_mb": self.base_rss_mb,
             "peak_rss_mb": self.peak_rss_mb,
+            "end_rss_anon_mb": self.rss_anon_mb,
+            "end_rss_file_mb": self.rss_file_mb,
         }
 
 

@@ -105,6 +105,11 @@ def plan(cfg: Config) -> list[Task]:
     ]
 
 
+def _anon_file(r: Result) -> str:
+    anon, file = r.med("end_rss_anon_mb"), r.med("end_rss_file_mb")
+    return "" if anon is None or file is None else f"{anon:,.0f} / {file:,.0f}"
+
+
 def render(cfg: Config, results: dict[str, Result]) -> list[Table]:
     rows, summary = [], []
     for c, label in MODES.items():
@@ -120,7 +125,7 @@ def render(cfg: Config, results: dict[str, Result]) -> list[Table]:
             peak, base = r.med("peak_rss_mb"), r.med("base_rss_mb")
             peaks.append(peak)
             ns.append(n)
-            rows.append([label, fmt_int(n), f"{n * D * 4 / 1e6:,.0f}", f"{r.med('wall_s'):.1f}", fmt_rate(r.med("rows_per_s")), f"{peak:,.0f}", f"{base:,.0f}", f"{peak - base:,.0f}", *load_cells(r)])
+            rows.append([label, fmt_int(n), f"{n * D * 4 / 1e6:,.0f}", f"{r.med('wall_s'):.1f}", fmt_rate(r.med("rows_per_s")), f"{peak:,.0f}", f"{base:,.0f}", f"{peak - base:,.0f}", _anon_file(r), *load_cells(r)])
         if len(peaks) >= 2:
             spread = max(peaks) - min(peaks)
             slope = np.polyfit(np.array(ns) / 1e6, peaks, 1)[0]
@@ -130,9 +135,13 @@ def render(cfg: Config, results: dict[str, Result]) -> list[Table]:
     return [
         Table(
             f"Memory flat: onepass K-Means (k={K}, d={D}) streaming from a float32 .npy on disk",
-            ["case", "rows", "file MB", "wall s", "rows/s", "peak MB", "base MB", "peak - base MB", "cpu/wall", "others"],
+            ["case", "rows", "file MB", "wall s", "rows/s", "peak MB", "base MB", "peak - base MB", "end RSS anon / file MB", "cpu/wall", "others"],
             rows,
-            notes=["Files were just written, so reads come from the page cache (24 GiB RAM); this measures the process, not the disk."],
+            notes=[
+                "Files were just written, so reads come from the page cache (24 GiB RAM); this measures the process, not the disk.",
+                "end RSS anon / file: resident memory at the end of training, anonymous (the process's own) vs file-backed "
+                "(pages of a memory-mapped input, which count in RSS and in the peak although the kernel can drop them).",
+            ],
         ),
         Table(
             "Memory flat: peaks and their spread",
