@@ -5,8 +5,10 @@ hyperparameters; its *state* can be checkpointed, resumed, merged and finalized 
 many models.
 """
 
+from typing import Any
+
 from onepass._version import __version__
-from onepass.algorithms import KMeans, KMeansModel, KMeansState
+from onepass.algorithms import KMeansModel, KMeansState
 from onepass.batch import Batch
 from onepass.errors import (
     BadRecordError,
@@ -17,6 +19,17 @@ from onepass.errors import (
 from onepass.io import load, load_checkpoint, save_checkpoint, save_model
 from onepass.sources import open_source
 from onepass.train import train
+
+
+_LAZY = {"KMeans": "onepass.algorithms.kmeans._estimator"}  # estimators import scikit-learn
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'onepass' has no attribute {name!r}")
 
 
 __all__ = [

@@ -233,7 +233,8 @@ def _make_train_command(name: str) -> click.Command:
         *_param_options(algo.state.__init__, ("self", "seed"), algo.state),
         *_param_options(algo.state.model, ("self", *hyper), algo.state.model),
     ]
-    summary = (inspect.getdoc(algo.estimator) or name).split("\n")[0]
+    package = sys.modules[algo.state.__module__.rpartition(".")[0]]
+    summary = (inspect.getdoc(package) or name).split("\n")[0]
     return click.Command(name, callback=callback, params=params, help=summary,
                          context_settings={"max_content_width": 100})
 

@@ -13,15 +13,13 @@
     │   ├── CheckpointCorruptError           damaged or truncated (checksum, missing file)
     │   └── ForeignFormatError               not a onepass artifact, or a newer format
     ├── IncompatibleStateError               merge/resume of states that do not match
-    └── NotFittedError (sklearn's)           a model asked for before any data was seen
+    └── NotFittedError (ValueError)          a model asked for before any data was seen
 
 Every message names the quantity, the value received, where, and the fix.
 Exit codes for the CLI are mapped in one place: :data:`EXIT_CODES`.
 """
 
 from __future__ import annotations
-
-from sklearn.exceptions import NotFittedError as _SkNotFittedError
 
 __all__ = [
     "EXIT_CODES",
@@ -105,8 +103,11 @@ class IncompatibleStateError(OnePassError):
     """Two states cannot be merged, or a checkpoint does not match the run resuming it."""
 
 
-class NotFittedError(OnePassError, _SkNotFittedError):
-    """A model or prediction was asked for before the state saw any data."""
+class NotFittedError(OnePassError, ValueError, AttributeError):
+    """A model or prediction was asked for before the state saw any data.
+
+    A ValueError and an AttributeError, like scikit-learn's own ``NotFittedError``.
+    """
 
 
 # The one place errors map to process exit codes (the CLI uses it, nothing else does).

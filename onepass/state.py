@@ -10,6 +10,7 @@ Adding an algorithm touches its own module and one line of :data:`ALGORITHMS`
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -67,7 +68,8 @@ class Model(Protocol):
 class Algorithm:
     """One registry entry: the classes of an algorithm and how finalize is asked.
 
-    ``finalize_settings`` names the keyword arguments ``State.model`` accepts, so the CLI
+    ``estimator_path`` names the estimator as ``"module:Class"``: estimators import
+    scikit-learn, which the CLI and the server do not need. ``finalize_settings`` names the keyword arguments ``State.model`` accepts, so the CLI
     and the tuner can offer them without knowing the algorithm. ``tags`` declare what the
     shared conformance suite needs to know (small test hyperparameters, the tolerance of
     merge against one pass), so the suite never special-cases an algorithm by name.
@@ -76,9 +78,15 @@ class Algorithm:
     name: str
     state: type
     model: type
-    estimator: type
+    estimator_path: str
     finalize_settings: tuple[str, ...] = field(default=())
     tags: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def estimator(self) -> type:
+        """The scikit-learn estimator class, imported on first use (``module:Class``)."""
+        module, _, attr = self.estimator_path.partition(":")
+        return getattr(importlib.import_module(module), attr)
 
 
 ALGORITHMS: dict[str, Algorithm] = {}
