@@ -115,6 +115,9 @@ def machine_tables(facts: dict, probes: list[tuple[str, dict]]) -> list[Table]:
                 "matmul probe: float32 (4096x50)@(50x100), the k-means distance shape. The second vCPU of this VM is erratic "
                 "(anchor report section 6: 2-thread BLAS measured 6.7-178 GFLOP/s), so 2-thread numbers vary run to run; "
                 "each case's threadpoolctl info and cpu/wall ratio are in the raw JSON (benchmarks/data/raw-*.json).",
+                "The anchor report (/work/shared/reference/anchor-bench.md) was measured on AMD EPYC family 25 model 17 (Zen 4) "
+                "with OpenBLAS kernel SkylakeX and OPENBLAS_CORETYPE unset; compare absolute numbers with it only with the rows above in mind. "
+                "Ratios in this report come from one run on one machine.",
             ],
         )
     ]

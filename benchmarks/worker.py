@@ -5,8 +5,8 @@
 Anything the case or its libraries print goes to stderr, so stdout holds exactly the
 JSON line: the case's own numbers plus the case name, the threading seen at the end
 (threadpoolctl) and the load average at the start. A missing optional library gives
-``{"skipped": ...}``, an exception ``{"error": ...}`` and exit status 1. A ``"threads"``
-parameter caps BLAS and OpenMP threads for the whole case.
+``{"skipped": ...}``, an exception ``{"error": ...}`` and exit status 1. A ``"cores"``
+parameter pins the case to that many CPUs (affinity, and BLAS/OpenMP pool sizes).
 """
 
 from __future__ import annotations
@@ -24,10 +24,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--params", default="{}", help="JSON object of case parameters")
     args = ap.parse_args(argv)
     params = json.loads(args.params)
-    if params.get("threads"):
-        # Before numpy/sklearn load, so BLAS and OpenMP pools start at this size.
+    if params.get("cores"):
+        # Pin the process to the first N CPUs and size BLAS/OpenMP pools to match, before
+        # numpy/sklearn load. Affinity also binds libraries' own thread pools (onepass has one).
+        n_cores = int(params["cores"])
+        os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:n_cores]))
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ[var] = str(params["threads"])
+            os.environ[var] = str(n_cores)
 
     # Keep fd 1 for the result line alone: libraries printing to stdout land on stderr.
     out = os.fdopen(os.dup(1), "w")
@@ -50,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         result = {"error": f"{type(e).__name__}: {e}"[:500]}
         status = 1
-    result.update(case=args.case, loadavg_start=load)
+    result.update(case=args.case, loadavg_start=load, affinity=sorted(os.sched_getaffinity(0)))
     out.write(json.dumps(result, default=float) + "\n")
     out.flush()
     return status

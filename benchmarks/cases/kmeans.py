@@ -95,7 +95,8 @@ def import_onepass_kmeans():
 def onepass_stream(p: dict) -> dict:
     KMeans = import_onepass_kmeans()
     xp, _ = _paths(p)
-    km = KMeans(n_clusters=p["k"], extra_center_factor="auto", batch_size=p["batch_size"], random_state=p["seed"])
+    ecf = p.get("extra_center_factor", "auto")
+    km = KMeans(n_clusters=p["k"], extra_center_factor=ecf, batch_size=p["batch_size"], random_state=p["seed"])
     n = 0
     with Meter() as m:
         for chunk in iter_npy_chunks(xp, CHUNK_ROWS):
@@ -116,11 +117,11 @@ def prepare(cfg: Config) -> list[Task]:
     return [Task("data.blobs", {"data_dir": str(cfg.data_dir), "k": k, "n": _n(cfg), "d": D, "seed": cfg.seed}) for k in KS]
 
 
-THREADS = (None, 1)  # library defaults (2 on this VM), then everything pinned to 1 thread
+CORES = (None, 1)  # library defaults (2 vCPUs), then every case pinned to 1 CPU
 
 
-def _thread_label(threads: int | None) -> str:
-    return "" if threads is None else f", {threads} thread"
+def _cores_label(cores: int | None) -> str:
+    return "" if cores is None else f", {cores} core"
 
 
 def plan(cfg: Config) -> list[Task]:
@@ -128,14 +129,18 @@ def plan(cfg: Config) -> list[Task]:
     for k in KS:
         base = {"data_dir": str(cfg.data_dir), "k": k, "n": _n(cfg), "seed": cfg.seed}
         tasks.append(Task("kmeans.sk_full", base, f"k{k} sklearn KMeans full (n_init=1, lloyd)", repeat=1))
-        for threads in THREADS[:1] if cfg.quick else THREADS:
-            p = {**base, "threads": threads} if threads else base
-            tl = _thread_label(threads)
+        for cores in CORES[:1] if cfg.quick else CORES:
+            p = {**base, "cores": cores} if cores else base
+            tl = _cores_label(cores)
             tasks += [
                 Task("kmeans.sk_mbk_stream", {**p, "batch_size": 1024}, f"k{k} sklearn MiniBatchKMeans stream b=1024{tl}"),
                 Task("kmeans.sk_mbk_stream", {**p, "batch_size": 4096}, f"k{k} sklearn MiniBatchKMeans stream b=4096{tl}"),
                 Task("kmeans.onepass_stream", {**p, "batch_size": 4096}, f"k{k} onepass KMeans stream b=4096{tl}"),
             ]
+        if not cfg.quick:
+            # Info: how much of onepass's time is its kept extra centers ("auto": 10x at k=10, 3x at k=100).
+            p = {**base, "cores": 1, "batch_size": 4096, "extra_center_factor": 2}
+            tasks.append(Task("kmeans.onepass_stream", p, f"k{k} onepass KMeans stream b=4096, extra_center_factor=2, 1 core (info)"))
     return tasks
 
 
@@ -153,9 +158,14 @@ def render(cfg: Config, results: dict[str, Result]) -> list[Table]:
     for k in KS:
         mine = [t for t in plan(cfg) if t.params["k"] == k]
 
-        def get(case_name: str, batch_size: int | None = None, threads: int | None = None) -> Result | None:
+        def get(case_name: str, batch_size: int | None = None, cores: int | None = None) -> Result | None:
             for t in mine:
-                if t.case == case_name and t.params.get("batch_size") == batch_size and t.params.get("threads") == threads:
+                if (
+                    t.case == case_name
+                    and t.params.get("batch_size") == batch_size
+                    and t.params.get("cores") == cores
+                    and "extra_center_factor" not in t.params
+                ):
                     return results.get(t.key)
             return None
 
@@ -195,13 +205,13 @@ def render(cfg: Config, results: dict[str, Result]) -> list[Table]:
             ratio_rows.append([name, fmt_ratio(q, 4), f"<= {TARGET_INERTIA:.2f}", target_cell(q <= TARGET_INERTIA)])
         else:
             ratio_rows.append([name, (op.problem if op is not None else "not run") or "no reference", f"<= {TARGET_INERTIA:.2f}", ""])
-        for threads in THREADS[:1] if cfg.quick else THREADS:
-            op = get("kmeans.onepass_stream", 4096, threads)
+        for cores in CORES[:1] if cfg.quick else CORES:
+            op = get("kmeans.onepass_stream", 4096, cores)
             for b, target in ((4096, TARGET_SPEED[k]), (1024, None)):
-                ratio, cell = _speed_ratio(op, get("kmeans.sk_mbk_stream", b, threads))
+                ratio, cell = _speed_ratio(op, get("kmeans.sk_mbk_stream", b, cores))
                 met = target_cell(ratio >= target) if (target and ratio is not None) else ""
                 ratio_rows.append(
-                    [f"onepass rows/s / MiniBatchKMeans(b={b}) rows/s, k={k}{_thread_label(threads) or ', default threads'}", cell, f">= {target:.1f}x" if target else "(info)", met]
+                    [f"onepass rows/s / MiniBatchKMeans(b={b}) rows/s, k={k}{_cores_label(cores) or ', 2 vCPUs, default threading'}", cell, f">= {target:.1f}x" if target else "(info)", met]
                 )
     tables.append(
         Table(
@@ -211,9 +221,10 @@ def render(cfg: Config, results: dict[str, Result]) -> list[Table]:
             notes=[
                 "Speed ratios are median/median; the range in parentheses pairs the slowest onepass run with the fastest sklearn run and vice versa.",
                 "Repeats run round-robin across cases, so a slow spell of the VM hits every case alike.",
-                "'1 thread' rows cap BLAS and OpenMP at 1 thread (env vars set before import): the second vCPU of this VM "
-                "is erratic (see the matmul probe), and sklearn's OpenMP mini-batch step has been seen to stall 60x "
-                "(2-3 s instead of 0.05 s for 100k rows) when it lands on it; the 1-thread ratios are the stable ones.",
+                "'1 core' rows pin the case's process to one CPU (sched_setaffinity) with BLAS and OpenMP pools of 1. "
+                "The second vCPU of this VM is erratic and the machine is shared (see the matmul probe and the 'others' "
+                "column); sklearn's OpenMP mini-batch step has been seen to stall 20-80x when it waits on the other vCPU, "
+                "so the default-threading rows are bimodal and the 1-core ratios are the stable ones.",
             ],
         )
     )
