@@ -348,25 +348,32 @@ class KMeansState:
             if used[i] or used[j]:
                 continue
             used[i] = used[j] = True
-            wi, wj = w[i], w[j]
-            tot = wi + wj
-            if tot > 0:
-                diff = self.centers_[j] - self.centers_[i]
-                self.sse_[i] += self.sse_[j] + (wi * wj / tot) * float(diff @ diff)
-                self.centers_[i] += diff * (wj / tot)
-                self.weights_[i] = tot
-            self.ages_[i] = max(self.ages_[i], self.ages_[j])
+            self._absorb(i, j)
             freed.append(j)
             if len(freed) == n_new:
                 break
-        slots = np.asarray(freed)
-        picked = X[rows]
-        self.centers_[slots] = picked.toarray() if sp.issparse(picked) else picked
+        self._place(np.asarray(freed), X[rows])
+        self._refresh_working_copy()
+        return True
+
+    def _absorb(self, into: int, source: int) -> None:
+        """Merge kept center ``source`` into ``into``: weights add, the center moves to
+        the weighted mean, and the SSE gains the exact between-centers term."""
+        wi, wj = self.weights_[into], self.weights_[source]
+        total = wi + wj
+        if total > 0 and wj > 0:
+            diff = self.centers_[source] - self.centers_[into]
+            self.sse_[into] += self.sse_[source] + (wi * wj / total) * float(diff @ diff)
+            self.centers_[into] += diff * (wj / total)
+            self.weights_[into] = total
+        self.ages_[into] = max(self.ages_[into], self.ages_[source])
+
+    def _place(self, slots: np.ndarray, rows: Any) -> None:
+        """Put new centers, with no weight yet, on ``rows`` in ``slots``."""
+        self.centers_[slots] = rows.toarray() if sp.issparse(rows) else rows
         self.weights_[slots] = 0.0
         self.sse_[slots] = 0.0
         self.ages_[slots] = 0.0
-        self._refresh_working_copy()
-        return True
 
     def _reseed_dead(self, X: Any, potential: np.ndarray) -> None:
         """Move centers that draw (almost) no rows onto rows far from every center.
@@ -390,17 +397,9 @@ class KMeansState:
         # Fold each dead center into its nearest live center.
         near = live[np.argmin(squared_distances(self.centers_[dead], self.centers_[live]), axis=1)]
         for d, t in zip(dead.tolist(), near.tolist()):
-            wd, wt = self.weights_[d], self.weights_[t]
-            total = wd + wt
-            if total > 0 and wd > 0:
-                diff = self.centers_[d] - self.centers_[t]
-                self.sse_[t] += self.sse_[d] + wd * wt / total * float(diff @ diff)
-                self.centers_[t] += diff * (wd / total)
-                self.weights_[t] = total
+            self._absorb(t, d)
         rows = self.rng_.choice(potential.shape[0], size=n_new, replace=False, p=potential / potential.sum())
-        picked = X[np.sort(rows)]
-        picked = picked.toarray() if sp.issparse(picked) else picked
-        self.centers_[dead] = picked
+        self._place(dead, X[np.sort(rows)])
         self.weights_[dead] = 0.0
         self.sse_[dead] = 0.0
         self.ages_[dead] = 0.0
