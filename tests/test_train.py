@@ -139,3 +139,11 @@ def test_training_memory_does_not_grow_with_rows(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert peaks[1] < 1.10 * peaks[0], f"peak traced memory {peaks[0]:,} -> {peaks[1]:,} bytes"
     assert peaks[1] < 2_400_000 * 8 * 4 / 2, "the run held more than half of the data in memory"
+
+
+def test_progress_bar_on_stderr_only_when_asked(data: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    train("kmeans", data, params={"n_clusters": 5}, seed=0, progress=True)
+    shown = capsys.readouterr()
+    assert "rows" in shown.err and "60.0k" in shown.err and shown.out == ""
+    train("kmeans", data, params={"n_clusters": 5}, seed=0, progress=None)  # stderr is not a terminal here
+    assert capsys.readouterr().err == ""
