@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from onepass._readahead import read_ahead
 from onepass._version import __version__
 from onepass.errors import EmptySourceError, IncompatibleStateError, InvalidParameterError
 from onepass.io import latest_checkpoint, load_checkpoint, save_checkpoint, save_model
@@ -304,11 +305,13 @@ def train(
             )
             rows_since_ckpt, last_ckpt_time, last_metrics_time = 0, time.perf_counter(), time.perf_counter()
             with src:
-                for batch in src:
+                for batch in read_ahead(src):
                     state.update(batch)
                     rows_this_run += batch.n_rows
                     rows_since_ckpt += batch.n_rows
-                    n_skipped, n_quarantined = src.n_skipped, src.n_quarantined
+                    # The cursor's totals, not the source's: the source may be reading ahead.
+                    n_skipped = int(batch.cursor.get("skipped", n_skipped))
+                    n_quarantined = int(batch.cursor.get("quarantined", n_quarantined))
                     bar.update(batch.n_rows)
                     if on_batch is not None:
                         on_batch(state, batch.cursor)

@@ -16,6 +16,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from onepass._readahead import read_ahead
 from onepass.errors import InvalidParameterError
 from onepass.sources import open_source
 from onepass.state import Model
@@ -149,7 +150,7 @@ def predict_file(
     summary = PredictSummary(0)
     try:
         with open_source(data, batch_size=batch_size, **source_options) as src:
-            for batch in src:
+            for batch in read_ahead(src):
                 writer.write(model.outputs(batch.X))
                 summary.n_rows += batch.n_rows
             summary.n_skipped, summary.n_quarantined = src.n_skipped, src.n_quarantined
