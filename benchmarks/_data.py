@@ -113,7 +113,6 @@ def make_csv(data_dir: Path, n: int, d: int, seed: int) -> dict:
         return {"path": str(cp), "generated": False, "bytes": cp.stat().st_size}
     data_dir.mkdir(parents=True, exist_ok=True)
     tmp = cp.with_name(cp.name + ".tmp")
-    twins: list[np.ndarray] = []
 
     def values():
         for X, _ in blob_chunks(10, n, d, seed, CSV_SCALE):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -46,7 +46,7 @@ class Meter:
     is shared, and a number measured next to a busy neighbour is not worth much.
     """
 
-    def __enter__(self) -> "Meter":
+    def __enter__(self) -> Meter:
         self.base_rss_mb = rss_mb()
         self._t = os.times()
         self._busy = system_busy_s()
@@ -111,7 +111,7 @@ def iter_npy_chunks(path: str | Path, chunk_rows: int, max_rows: int | None = No
             m = min(chunk_rows, n - done)
             a = np.fromfile(f, dtype=dtype, count=m * d)
             if a.size != m * d:
-                raise IOError(f"{path}: short read at row {done}")
+                raise OSError(f"{path}: short read at row {done}")
             done += m
             yield a.reshape(m, d)
 

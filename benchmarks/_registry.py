@@ -11,10 +11,11 @@ in ``benchmarks/cases/__init__.py``.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import median
-from typing import Any, Callable
+from typing import Any
 
 CASES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 

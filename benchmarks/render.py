@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from statistics import median
-from typing import Callable, Iterable
 
 from benchmarks._registry import Table
 
@@ -38,12 +38,10 @@ def fmt_spread(values: list[float], fmt: Callable[[float], str]) -> str:
 
 def load_cells(r) -> list[str]:
     """[own cpu/wall, others' cpu/wall] medians for a Result: threading used, and contention."""
-    wall = r.values("wall_s")
-    if not wall:
-        return ["", ""]
-    own = median(c / w for c, w in zip(r.values("cpu_s"), wall))
-    other = [o / w for o, w in zip(r.values("other_cpu_s"), wall)]
-    return [f"{own:.2f}", f"{median(other):.2f}" if other else ""]
+    runs = [x for x in r.ok_runs if x.get("wall_s")]
+    own = [x["cpu_s"] / x["wall_s"] for x in runs if "cpu_s" in x]
+    other = [x["other_cpu_s"] / x["wall_s"] for x in runs if "other_cpu_s" in x]
+    return [f"{median(own):.2f}" if own else "", f"{median(other):.2f}" if other else ""]
 
 
 def target_cell(ok: bool) -> str:

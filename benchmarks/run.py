@@ -87,13 +87,26 @@ def machine_tables(facts: dict, probes: list[tuple[str, dict]]) -> list[Table]:
     cpu = facts["cpu"]
     v = facts["versions"]
     blas = sorted(
-        {f"{p.get('internal_api')} {p.get('version')} kernel {p.get('architecture')}, {p.get('num_threads')} threads" for p in facts["threading"] if p.get("user_api") == "blas"}
+        {
+            f"{p.get('internal_api')} {p.get('version')} kernel {p.get('architecture')}, {p.get('num_threads')} threads"
+            for p in facts["threading"]
+            if p.get("user_api") == "blas"
+        }
     )
-    omp = sorted({f"{p.get('internal_api')} {p.get('num_threads')} threads" for p in facts["threading"] if p.get("user_api") == "openmp"})
+    omp = sorted(
+        {
+            f"{p.get('internal_api')} {p.get('num_threads')} threads"
+            for p in facts["threading"]
+            if p.get("user_api") == "openmp"
+        }
+    )
     env = ", ".join(f"{k}={val}" for k, val in facts["env"].items() if val is not None) or "none set"
     rows = [
         ["nproc (affinity)", f"{facts['nproc']} ({facts['affinity']})"],
-        ["CPU (lscpu)", f"{cpu.get('Model name')} family {cpu.get('CPU family')} model {cpu.get('Model')}, {cpu.get('Hypervisor vendor', 'bare metal')}, L2 {cpu.get('L2 cache')}, L3 {cpu.get('L3 cache')}"],
+        [
+            "CPU (lscpu)",
+            f"{cpu.get('Model name')} family {cpu.get('CPU family')} model {cpu.get('Model')}, {cpu.get('Hypervisor vendor', 'bare metal')}, L2 {cpu.get('L2 cache')}, L3 {cpu.get('L3 cache')}",
+        ],
         ["memory", f"{facts['mem_total_gb']:.1f} GiB"],
         ["Python", facts["python"]],
         ["versions", ", ".join(f"{k} {val}" for k, val in v.items() if val)],
@@ -105,7 +118,12 @@ def machine_tables(facts: dict, probes: list[tuple[str, dict]]) -> list[Table]:
         if "error" in p:
             rows.append([f"matmul probe ({when})", p["error"]])
         else:
-            rows.append([f"matmul probe ({when})", f"{p['gflops_1t']:.0f} GFLOP/s 1 thread, {p['gflops_2t']:.0f} GFLOP/s 2 threads"])
+            rows.append(
+                [
+                    f"matmul probe ({when})",
+                    f"{p['gflops_1t']:.0f} GFLOP/s 1 thread, {p['gflops_2t']:.0f} GFLOP/s 2 threads",
+                ]
+            )
     return [
         Table(
             "Machine",
@@ -126,12 +144,33 @@ def machine_tables(facts: dict, probes: list[tuple[str, dict]]) -> list[Table]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (100k rows, no 16M): a smoke test under a minute")
-    ap.add_argument("--only", default="", help=f"comma-separated families ({','.join(FAMILIES)}) or case globs (kmeans.sk_*)")
-    ap.add_argument("--repeat", type=int, default=None, help="runs per timed case, round-robin (default 3; 1 with --quick)")
-    ap.add_argument("--data-dir", type=Path, default=BENCH_DIR / "data", help="where generated data lives (default benchmarks/data)")
-    ap.add_argument("--out", type=Path, default=None, help="Markdown report (default benchmarks/RESULTS.md for a full run of everything, else benchmarks/data/RESULTS-<kind>.md)")
-    ap.add_argument("--blas-threads", type=int, default=None, help="set OPENBLAS/OMP_NUM_THREADS for the workers (default: library defaults)")
-    ap.add_argument("--quiet-wait", type=float, default=None, help="before each case, wait up to this many seconds for other processes to go idle (default 30; 0 with --quick)")
+    ap.add_argument(
+        "--only", default="", help=f"comma-separated families ({','.join(FAMILIES)}) or case globs (kmeans.sk_*)"
+    )
+    ap.add_argument(
+        "--repeat", type=int, default=None, help="runs per timed case, round-robin (default 3; 1 with --quick)"
+    )
+    ap.add_argument(
+        "--data-dir", type=Path, default=BENCH_DIR / "data", help="where generated data lives (default benchmarks/data)"
+    )
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="Markdown report (default benchmarks/RESULTS.md for a full run of everything, else benchmarks/data/RESULTS-<kind>.md)",
+    )
+    ap.add_argument(
+        "--blas-threads",
+        type=int,
+        default=None,
+        help="set OPENBLAS/OMP_NUM_THREADS for the workers (default: library defaults)",
+    )
+    ap.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=None,
+        help="before each case, wait up to this many seconds for other processes to go idle (default 30; 0 with --quick)",
+    )
     ap.add_argument("--prepare-only", action="store_true", help="generate the missing data and exit")
     ap.add_argument("--list", action="store_true", help="list the planned tasks and exit")
     args = ap.parse_args(argv)
@@ -144,7 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     repeat = args.repeat if args.repeat is not None else (1 if args.quick else 3)
     quiet_wait = args.quiet_wait if args.quiet_wait is not None else (0.0 if args.quick else 30.0)
     cfg = Config(quick=args.quick, repeat=repeat, data_dir=args.data_dir.resolve())
-    out = args.out or (BENCH_DIR / "RESULTS.md" if not (args.quick or only) else cfg.data_dir / f"RESULTS-{'quick' if args.quick else 'partial'}.md")
+    out = args.out or (
+        BENCH_DIR / "RESULTS.md"
+        if not (args.quick or only)
+        else cfg.data_dir / f"RESULTS-{'quick' if args.quick else 'partial'}.md"
+    )
 
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -167,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             print(t.case, json.dumps(t.params), "x", t.repeat or repeat)
         return 0
 
-    started = _dt.datetime.now(_dt.timezone.utc)
+    started = _dt.datetime.now(_dt.UTC)
     t_run = time.perf_counter()
     log(f"{len(prep)} data sets, {len(tasks)} cases, repeat {repeat}, data in {cfg.data_dir}")
     facts = run_worker(Task("machine.facts", {}), env)
@@ -195,14 +238,24 @@ def main(argv: list[str] | None = None) -> int:
             r = run_worker(t, env)
             r["waited_for_quiet_s"] = waited
             results[t.key].runs.append(r)
-            what = r.get("error") or r.get("skipped") or ", ".join(f"{k}={r[k]:.4g}" for k in ("wall_s", "rows_per_s", "mb_per_s", "peak_rss_mb") if isinstance(r.get(k), (int, float)))
+            what = (
+                r.get("error")
+                or r.get("skipped")
+                or ", ".join(
+                    f"{k}={r[k]:.4g}"
+                    for k in ("wall_s", "rows_per_s", "mb_per_s", "peak_rss_mb")
+                    if isinstance(r.get(k), (int, float))
+                )
+            )
             log(f"run {rep + 1}/{t.repeat or repeat} {t.label or t.case}: {what}")
     probes.append(("end", run_worker(Task("machine.matmul", {}), env)))
 
     tables = machine_tables(facts, probes)
     for f in families:
         tables += f.render(cfg, {k: v for k, v in results.items() if k in {t.key for t in plans[f.name]}})
-    cmd = "python -m benchmarks" + ("" if argv is None and len(sys.argv) == 1 else " " + shlex.join(argv if argv is not None else sys.argv[1:]))
+    cmd = "python -m benchmarks" + (
+        "" if argv is None and len(sys.argv) == 1 else " " + shlex.join(argv if argv is not None else sys.argv[1:])
+    )
     elapsed = time.perf_counter() - t_run
     header = [
         "# onepass benchmarks",
@@ -226,13 +279,26 @@ def main(argv: list[str] | None = None) -> int:
     runs = [r for res in results.values() for r in res.ok_runs if r.get("wall_s")]
     noisy = [r for r in runs if r.get("other_cpu_s", 0) / r["wall_s"] > 0.3]
     if runs:
-        header.append(f"- contention: {len(noisy)} of {len(runs)} timed runs had other processes using > 0.3 CPU meanwhile.")
+        header.append(
+            f"- contention: {len(noisy)} of {len(runs)} timed runs had other processes using > 0.3 CPU meanwhile."
+        )
     report = "\n".join(header) + "\n" + markdown_all(tables)
     print(report)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report)
     raw = cfg.data_dir / f"raw-{'quick' if cfg.quick else 'full'}-{started:%Y%m%dT%H%M%S}.json"
-    raw.write_text(json.dumps({"cmd": cmd, "facts": facts, "probes": probes, "results": [{"task": vars(r.task), "runs": r.runs} for r in results.values()]}, indent=1, default=str))
+    raw.write_text(
+        json.dumps(
+            {
+                "cmd": cmd,
+                "facts": facts,
+                "probes": probes,
+                "results": [{"task": vars(r.task), "runs": r.runs} for r in results.values()],
+            },
+            indent=1,
+            default=str,
+        )
+    )
     log(f"wrote {out} and {raw} in {elapsed:.0f} s")
     return 0
 

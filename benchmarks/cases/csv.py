@@ -13,7 +13,6 @@ bytes the same rows take), so every row of the table is on one scale.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -86,7 +85,11 @@ def arrow_stream(p: dict) -> dict:
     path, _ = _paths(p)
     n, first = 0, None
     with Meter() as m:
-        reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=p.get("block", ARROW_BLOCK), **read), convert_options=convert)
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=p.get("block", ARROW_BLOCK), **read),
+            convert_options=convert,
+        )
         for rb in reader:
             X = _table_to_numpy(rb)
             first = X[:100].copy() if first is None else first
@@ -168,7 +171,9 @@ def onepass_train(p: dict) -> dict:
     train = import_onepass_train()
     path, _ = _paths(p)
     with Meter() as m:
-        res = train("kmeans", data=str(path), params={"n_clusters": K}, batch_size=BATCH_SIZE, seed=p["seed"], progress=False)
+        res = train(
+            "kmeans", data=str(path), params={"n_clusters": K}, batch_size=BATCH_SIZE, seed=p["seed"], progress=False
+        )
         np.asarray(res.model.cluster_centers_)
     return _finish(p, m, int(res.n_rows_seen), None)
 
@@ -233,7 +238,7 @@ def plan(cfg: Config) -> list[Task]:
 def render(cfg: Config, results: dict[str, Result]) -> list[Table]:
     by = {t.case: (t, results.get(t.key) or Result(t)) for t in plan(cfg)}
     rows = []
-    for c, (t, r) in by.items():
+    for t, r in by.values():
         if r.problem:
             rows.append([t.label, r.problem])
             continue
@@ -250,7 +255,9 @@ def render(cfg: Config, results: dict[str, Result]) -> list[Table]:
         )
     csv_mb = next((r.first("csv_mb") for _, r in by.values() if r.first("csv_mb")), None)
     title = f"CSV of floats: d={D}, {fmt_int(_n(cfg))} rows" + (f", {csv_mb:,.0f} MB" if csv_mb else "")
-    notes = ["File in the page cache (written before the run), so this is CPU-bound parsing. MB/s = CSV MB / wall s for every row."]
+    notes = [
+        "File in the page cache (written before the run), so this is CPU-bound parsing. MB/s = CSV MB / wall s for every row."
+    ]
     binary = by["csv.binary_f32"][1]
     if not binary.problem:
         notes.append(f"The ceiling's own rate is {binary.med('binary_mb_per_s'):,.0f} MB/s of float32.")
@@ -265,10 +272,24 @@ def render(cfg: Config, results: dict[str, Result]) -> list[Table]:
             summary.append(["onepass training MB/s / fastest parse", train.problem, f">= {TARGET_TRAIN_VS_PARSE}", ""])
         else:
             ratio = train.med("mb_per_s") / best_mbps
-            summary.append(["onepass training MB/s / fastest parse", f"{ratio:.2f}x ({train.med('mb_per_s'):,.1f} MB/s)", f">= {TARGET_TRAIN_VS_PARSE}", target_cell(ratio >= TARGET_TRAIN_VS_PARSE)])
+            summary.append(
+                [
+                    "onepass training MB/s / fastest parse",
+                    f"{ratio:.2f}x ({train.med('mb_per_s'):,.1f} MB/s)",
+                    f">= {TARGET_TRAIN_VS_PARSE}",
+                    target_cell(ratio >= TARGET_TRAIN_VS_PARSE),
+                ]
+            )
         src = by["csv.onepass_source"][1]
         if not src.problem:
-            summary.append(["onepass source alone MB/s / fastest parse", f"{src.med('mb_per_s') / best_mbps:.2f}x ({src.med('mb_per_s'):,.1f} MB/s)", "(info)", ""])
+            summary.append(
+                [
+                    "onepass source alone MB/s / fastest parse",
+                    f"{src.med('mb_per_s') / best_mbps:.2f}x ({src.med('mb_per_s'):,.1f} MB/s)",
+                    "(info)",
+                    "",
+                ]
+            )
         # Where the time of onepass.train goes: its source, and the rest (training, loop).
         comp = by["csv.binary_onepass_kmeans"][1]
         if not train.problem and not src.problem:
@@ -278,7 +299,12 @@ def render(cfg: Config, results: dict[str, Result]) -> list[Table]:
                 parts += f"; K-Means compute alone (from binary) {comp.med('wall_s'):.2f} s"
             summary.append([f"onepass.train wall {tw:.2f} s", parts, "(info)", ""])
     return [
-        Table(title, ["case", "rows", "MB/s median (min-max)", "rows/s", "wall s", "peak MB (base MB)", "cpu/wall", "others"], rows, notes),
+        Table(
+            title,
+            ["case", "rows", "MB/s median (min-max)", "rows/s", "wall s", "peak MB (base MB)", "cpu/wall", "others"],
+            rows,
+            notes,
+        ),
         Table("CSV: onepass vs the fastest parse", ["measure", "measured", "target", "met"], summary),
     ]
 

@@ -36,7 +36,14 @@ def _finish(p: dict, meter: Meter, centers: np.ndarray, n_rows: int, **extra) ->
     xp, yp = _paths(p)
     threading = threading_info()  # before evaluation, which loads more libraries
     quality = clustering_quality(centers, xp, yp, p["seed"])
-    return {**meter.as_dict(), "rows": n_rows, "rows_per_s": n_rows / meter.wall_s, **quality, "threading": threading, **extra}
+    return {
+        **meter.as_dict(),
+        "rows": n_rows,
+        "rows_per_s": n_rows / meter.wall_s,
+        **quality,
+        "threading": threading,
+        **extra,
+    }
 
 
 @case("kmeans.sk_full")
@@ -114,7 +121,9 @@ def _n(cfg: Config) -> int:
 
 
 def prepare(cfg: Config) -> list[Task]:
-    return [Task("data.blobs", {"data_dir": str(cfg.data_dir), "k": k, "n": _n(cfg), "d": D, "seed": cfg.seed}) for k in KS]
+    return [
+        Task("data.blobs", {"data_dir": str(cfg.data_dir), "k": k, "n": _n(cfg), "d": D, "seed": cfg.seed}) for k in KS
+    ]
 
 
 CORES = (None, 1)  # library defaults (2 vCPUs), then every case pinned to 1 CPU
@@ -133,14 +142,24 @@ def plan(cfg: Config) -> list[Task]:
             p = {**base, "cores": cores} if cores else base
             tl = _cores_label(cores)
             tasks += [
-                Task("kmeans.sk_mbk_stream", {**p, "batch_size": 1024}, f"k{k} sklearn MiniBatchKMeans stream b=1024{tl}"),
-                Task("kmeans.sk_mbk_stream", {**p, "batch_size": 4096}, f"k{k} sklearn MiniBatchKMeans stream b=4096{tl}"),
+                Task(
+                    "kmeans.sk_mbk_stream", {**p, "batch_size": 1024}, f"k{k} sklearn MiniBatchKMeans stream b=1024{tl}"
+                ),
+                Task(
+                    "kmeans.sk_mbk_stream", {**p, "batch_size": 4096}, f"k{k} sklearn MiniBatchKMeans stream b=4096{tl}"
+                ),
                 Task("kmeans.onepass_stream", {**p, "batch_size": 4096}, f"k{k} onepass KMeans stream b=4096{tl}"),
             ]
         if not cfg.quick:
             # Info: how much of onepass's time is its kept extra centers ("auto": 10x at k=10, 3x at k=100).
             p = {**base, "cores": 1, "batch_size": 4096, "extra_center_factor": 2}
-            tasks.append(Task("kmeans.onepass_stream", p, f"k{k} onepass KMeans stream b=4096, extra_center_factor=2, 1 core (info)"))
+            tasks.append(
+                Task(
+                    "kmeans.onepass_stream",
+                    p,
+                    f"k{k} onepass KMeans stream b=4096, extra_center_factor=2, 1 core (info)",
+                )
+            )
     return tasks
 
 
@@ -158,7 +177,7 @@ def render(cfg: Config, results: dict[str, Result]) -> list[Table]:
     for k in KS:
         mine = [t for t in plan(cfg) if t.params["k"] == k]
 
-        def get(case_name: str, batch_size: int | None = None, cores: int | None = None) -> Result | None:
+        def get(case_name: str, batch_size: int | None = None, cores: int | None = None, mine=mine) -> Result | None:
             for t in mine:
                 if (
                     t.case == case_name
@@ -194,7 +213,18 @@ def render(cfg: Config, results: dict[str, Result]) -> list[Table]:
         tables.append(
             Table(
                 f"K-Means k={k}, n={fmt_int(_n(cfg))}, d={D} (float32 .npy on disk)",
-                ["case", "rows", "rows/s median (min-max)", "wall s", "peak MB (base MB)", "inertia / KMeans", "ARI", "cpu/wall", "others", "runs"],
+                [
+                    "case",
+                    "rows",
+                    "rows/s median (min-max)",
+                    "wall s",
+                    "peak MB (base MB)",
+                    "inertia / KMeans",
+                    "ARI",
+                    "cpu/wall",
+                    "others",
+                    "runs",
+                ],
                 rows,
             )
         )
@@ -204,14 +234,21 @@ def render(cfg: Config, results: dict[str, Result]) -> list[Table]:
             q = op.med("inertia") / ref_inertia
             ratio_rows.append([name, fmt_ratio(q, 4), f"<= {TARGET_INERTIA:.2f}", target_cell(q <= TARGET_INERTIA)])
         else:
-            ratio_rows.append([name, (op.problem if op is not None else "not run") or "no reference", f"<= {TARGET_INERTIA:.2f}", ""])
+            ratio_rows.append(
+                [name, (op.problem if op is not None else "not run") or "no reference", f"<= {TARGET_INERTIA:.2f}", ""]
+            )
         for cores in CORES[:1] if cfg.quick else CORES:
             op = get("kmeans.onepass_stream", 4096, cores)
             for b, target in ((4096, TARGET_SPEED[k]), (1024, None)):
                 ratio, cell = _speed_ratio(op, get("kmeans.sk_mbk_stream", b, cores))
                 met = target_cell(ratio >= target) if (target and ratio is not None) else ""
                 ratio_rows.append(
-                    [f"onepass rows/s / MiniBatchKMeans(b={b}) rows/s, k={k}{_cores_label(cores) or ', 2 vCPUs, default threading'}", cell, f">= {target:.1f}x" if target else "(info)", met]
+                    [
+                        f"onepass rows/s / MiniBatchKMeans(b={b}) rows/s, k={k}{_cores_label(cores) or ', 2 vCPUs, default threading'}",
+                        cell,
+                        f">= {target:.1f}x" if target else "(info)",
+                        met,
+                    ]
                 )
     tables.append(
         Table(

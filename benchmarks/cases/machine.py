@@ -47,7 +47,11 @@ def facts(p: dict) -> dict:
 
     lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     fields = dict(line.split(":", 1) for line in lscpu.splitlines() if ":" in line)
-    cpu = {k: fields[k].strip() for k in ("Model name", "CPU family", "Model", "Hypervisor vendor", "L2 cache", "L3 cache") if k in fields}
+    cpu = {
+        k: fields[k].strip()
+        for k in ("Model name", "CPU family", "Model", "Hypervisor vendor", "L2 cache", "L3 cache")
+        if k in fields
+    }
     import os
 
     return {
@@ -55,9 +59,14 @@ def facts(p: dict) -> dict:
         "affinity": len(os.sched_getaffinity(0)),
         "cpu": cpu,
         "python": platform.python_version(),
-        "versions": {d: _version(d) for d in ("numpy", "scipy", "scikit-learn", "pandas", "pyarrow", "threadpoolctl", "onepass")},
+        "versions": {
+            d: _version(d) for d in ("numpy", "scipy", "scikit-learn", "pandas", "pyarrow", "threadpoolctl", "onepass")
+        },
         "mem_total_gb": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30,
-        "env": {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")},
+        "env": {
+            k: os.environ.get(k)
+            for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+        },
         "threading": threading_info(),
     }
 

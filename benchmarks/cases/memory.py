@@ -50,7 +50,9 @@ def onepass_train(p: dict) -> dict:
 
     train = import_onepass_train()
     with Meter() as m:
-        res = train("kmeans", data=str(_path(p)), params={"n_clusters": K}, batch_size=4096, seed=p["seed"], progress=False)
+        res = train(
+            "kmeans", data=str(_path(p)), params={"n_clusters": K}, batch_size=4096, seed=p["seed"], progress=False
+        )
         np.asarray(res.model.cluster_centers_)
     n = int(res.n_rows_seen)
     if n != p["n"]:
@@ -88,7 +90,10 @@ def sizes(cfg: Config) -> list[int]:
 
 
 def prepare(cfg: Config) -> list[Task]:
-    return [Task("data.blobs", {"data_dir": str(cfg.data_dir), "k": K, "n": n, "d": D, "seed": cfg.seed}, timeout_s=1800) for n in sizes(cfg)]
+    return [
+        Task("data.blobs", {"data_dir": str(cfg.data_dir), "k": K, "n": n, "d": D, "seed": cfg.seed}, timeout_s=1800)
+        for n in sizes(cfg)
+    ]
 
 
 MODES = {
@@ -125,17 +130,49 @@ def render(cfg: Config, results: dict[str, Result]) -> list[Table]:
             peak, base = r.med("peak_rss_mb"), r.med("base_rss_mb")
             peaks.append(peak)
             ns.append(n)
-            rows.append([label, fmt_int(n), f"{n * D * 4 / 1e6:,.0f}", f"{r.med('wall_s'):.1f}", fmt_rate(r.med("rows_per_s")), f"{peak:,.0f}", f"{base:,.0f}", f"{peak - base:,.0f}", _anon_file(r), *load_cells(r)])
+            rows.append(
+                [
+                    label,
+                    fmt_int(n),
+                    f"{n * D * 4 / 1e6:,.0f}",
+                    f"{r.med('wall_s'):.1f}",
+                    fmt_rate(r.med("rows_per_s")),
+                    f"{peak:,.0f}",
+                    f"{base:,.0f}",
+                    f"{peak - base:,.0f}",
+                    _anon_file(r),
+                    *load_cells(r),
+                ]
+            )
         if len(peaks) >= 2:
             spread = max(peaks) - min(peaks)
             slope = np.polyfit(np.array(ns) / 1e6, peaks, 1)[0]
-            summary.append([label, " / ".join(f"{p:,.0f}" for p in peaks), f"{spread:,.1f} MB ({100 * spread / min(peaks):.1f} %)", f"{slope:+.2f} MB per 1M rows"])
+            summary.append(
+                [
+                    label,
+                    " / ".join(f"{p:,.0f}" for p in peaks),
+                    f"{spread:,.1f} MB ({100 * spread / min(peaks):.1f} %)",
+                    f"{slope:+.2f} MB per 1M rows",
+                ]
+            )
         else:
             summary.append([label, "n/a", "n/a", "n/a"])
     return [
         Table(
             f"Memory flat: onepass K-Means (k={K}, d={D}) streaming from a float32 .npy on disk",
-            ["case", "rows", "file MB", "wall s", "rows/s", "peak MB", "base MB", "peak - base MB", "end RSS anon / file MB", "cpu/wall", "others"],
+            [
+                "case",
+                "rows",
+                "file MB",
+                "wall s",
+                "rows/s",
+                "peak MB",
+                "base MB",
+                "peak - base MB",
+                "end RSS anon / file MB",
+                "cpu/wall",
+                "others",
+            ],
             rows,
             notes=[
                 "Files were just written, so reads come from the page cache (24 GiB RAM); this measures the process, not the disk.",
@@ -147,7 +184,9 @@ def render(cfg: Config, results: dict[str, Result]) -> list[Table]:
             "Memory flat: peaks and their spread",
             ["case", "peak MB per size", "spread (max - min)", "growth (least squares)"],
             summary,
-            notes=["Flat means the spread is noise (a few MB) and the growth per 1M rows is ~0; a leak or a buffered file shows up as MB per 1M rows."],
+            notes=[
+                "Flat means the spread is noise (a few MB) and the growth per 1M rows is ~0; a leak or a buffered file shows up as MB per 1M rows."
+            ],
         ),
     ]
 
