@@ -78,12 +78,15 @@ def sizes(cfg: Config) -> list[int]:
         return sum(n * D * 4 for n in ns if not blob_paths(cfg.data_dir, K, n, D, cfg.seed)[0].exists())
 
     got = list(wanted)
-    while missing_bytes(got) + DISK_MARGIN > free and got[-1] > got[-2] * 2:
-        got[-1] //= 2
+    while missing_bytes(got) + DISK_MARGIN > free and len(got) > 1:
+        if got[-1] > got[-2] * 2:
+            got[-1] //= 2  # 16M -> 8M still shows growth against 4M
+        else:
+            got.pop()
     if got != wanted:
         cfg.notes.append(
-            f"memory: only {free / 2**30:.1f} GiB free in {probe}; largest size scaled down from "
-            f"{fmt_int(wanted[-1])} to {fmt_int(got[-1])} rows"
+            f"memory: only {free / 2**30:.1f} GiB free in {probe}; ran {', '.join(fmt_int(n) for n in got)} rows "
+            f"instead of {', '.join(fmt_int(n) for n in wanted)}"
         )
     _SIZES[key] = got
     return got
