@@ -4,7 +4,7 @@ OpenBLAS's own threading collapses on this kind of machine when the second core 
 busy (a 4096x50 @ 50x300 product ran 5-10x slower with 2 BLAS threads than with 1 when
 another process was running; see benchmarks/RESULTS.md). So the hot loops split a batch
 into a fixed number of row blocks, run them on a small thread pool (NumPy's BLAS calls
-and the numba kernels release the GIL), and keep BLAS to one thread meanwhile. The split
+and its array loops release the GIL), and keep BLAS to one thread meanwhile. The split
 is the same on every machine, so results do not depend on the core count.
 """
 

@@ -95,7 +95,7 @@ def test_usage_errors_exit_2(args, message, data_csv, trained, tmp_path):
 
 
 def test_finalize_more_clusters_than_kept_names_the_valid_range(trained, tmp_path):
-    kept = 30  # n_clusters=3 with extra_center_factor="auto" keeps 3 * 10 centers
+    kept = 18  # n_clusters=3 with extra_center_factor="auto" keeps 3 * 6 centers (at least 16)
     too_many = invoke("finalize", str(trained), "--n-clusters", str(kept + 1), "--out", str(tmp_path / "m31"))
     assert too_many.exit_code == 2
     assert f"n_clusters={kept + 1}" in too_many.stderr
