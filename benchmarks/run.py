@@ -74,6 +74,26 @@ def wait_for_quiet(max_wait_s: float, busy_limit: float = 0.3) -> float:
             return waited
 
 
+def code_fingerprint() -> dict:
+    """git HEAD, and a hash of onepass/*.py as they are on disk (uncommitted edits included)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted((REPO / "onepass").rglob("*.py")):
+        h.update(str(f.relative_to(REPO)).encode())
+        h.update(f.read_bytes())
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "onepass"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
+    except OSError:
+        head, dirty = "?", ""
+    return {"head": head or "?", "onepass_dirty": bool(dirty), "onepass_sha256": h.hexdigest()[:12]}
+
+
 def selected(task: Task, only: list[str] | None) -> bool:
     if not only:
         return True
@@ -210,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             print(t.case, json.dumps(t.params), "x", t.repeat or repeat)
         return 0
 
+    code_start = code_fingerprint()
     started = _dt.datetime.now(_dt.UTC)
     t_run = time.perf_counter()
     log(f"{len(prep)} data sets, {len(tasks)} cases, repeat {repeat}, data in {cfg.data_dir}")
@@ -250,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"run {rep + 1}/{t.repeat or repeat} {t.label or t.case}: {what}")
     probes.append(("end", run_worker(Task("machine.matmul", {}), env)))
 
+    code_end = code_fingerprint()
     tables = machine_tables(facts, probes)
     for f in families:
         tables += f.render(cfg, {k: v for k, v in results.items() if k in {t.key for t in plans[f.name]}})
@@ -275,6 +297,15 @@ def main(argv: list[str] | None = None) -> int:
         f"Before each case the runner waited up to {quiet_wait:.0f} s for other processes to use < 0.3 CPU.",
         "",
     ]
+    header.append(
+        f"- code: git {code_start['head']}{' + uncommitted changes in onepass/' if code_start['onepass_dirty'] else ''}, "
+        f"onepass/*.py sha256 {code_start['onepass_sha256']}."
+    )
+    if code_end != code_start:
+        header.append(
+            f"- **warning: onepass/ changed during this run** (git {code_start['head']} -> {code_end['head']}, "
+            f"sha256 {code_start['onepass_sha256']} -> {code_end['onepass_sha256']}): cases mix code versions; rerun for a clean table."
+        )
     header += [f"- data: {n}" for n in prep_notes + list(cfg.notes)]
     runs = [r for res in results.values() for r in res.ok_runs if r.get("wall_s")]
     noisy = [r for r in runs if r.get("other_cpu_s", 0) / r["wall_s"] > 0.3]
