@@ -105,6 +105,7 @@ class Table:
     columns: list[str]
     rows: list[list[str]]
     notes: list[str] = field(default_factory=list)
+    align: str = ""  # one of "l"/"r" per column; default: first left, the rest right
 
 
 @dataclass(frozen=True)

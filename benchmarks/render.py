@@ -51,7 +51,8 @@ def target_cell(ok: bool) -> str:
 def markdown(table: Table) -> str:
     cols = table.columns
     lines = [f"### {table.title}", "", "| " + " | ".join(cols) + " |"]
-    lines.append("|" + "|".join("---" if i == 0 else "---:" for i in range(len(cols))) + "|")
+    align = table.align or "l" + "r" * (len(cols) - 1)
+    lines.append("|" + "|".join("---:" if a == "r" else "---" for a in align) + "|")
     for row in table.rows:
         cells = [str(c).replace("|", "\\|") for c in row] + [""] * (len(cols) - len(row))
         lines.append("| " + " | ".join(cells[: len(cols)]) + " |")

@@ -149,6 +149,7 @@ def machine_tables(facts: dict, probes: list[tuple[str, dict]]) -> list[Table]:
             "Machine",
             ["fact", "value"],
             rows,
+            align="ll",
             notes=[
                 "matmul probe: float32 (4096x50)@(50x100), the k-means distance shape. The second vCPU of this VM is erratic "
                 "(anchor report section 6: 2-thread BLAS measured 6.7-178 GFLOP/s), so 2-thread numbers vary run to run; "
@@ -313,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         header.append(
             f"- contention: {len(noisy)} of {len(runs)} timed runs had other processes using > 0.3 CPU meanwhile."
         )
-    report = "\n".join(header) + "\n" + markdown_all(tables)
+    report = "\n".join(header) + "\n\n" + markdown_all(tables)
     print(report)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report)
