@@ -162,6 +162,36 @@ def machine_tables(facts: dict, probes: list[tuple[str, dict]]) -> list[Table]:
     ]
 
 
+def threading_table(results: dict[str, Result]) -> Table:
+    """Which BLAS/OpenMP pools (threadpoolctl) each case saw, grouped by configuration."""
+    groups: dict[str, list[str]] = {}
+    for r in results.values():
+        run = next(iter(r.ok_runs), None)
+        if run is None:
+            continue
+        pools = sorted(
+            {
+                " ".join(str(x) for x in (p.get("internal_api"), p.get("version"), p.get("architecture")) if x)
+                + f" x{p.get('num_threads')}"
+                for p in run.get("threading", [])
+            }
+        )
+        aff = run.get("affinity")
+        key = "; ".join(pools) or "no BLAS/OpenMP loaded"
+        key += f" | CPUs {','.join(map(str, aff))}" if aff else ""
+        groups.setdefault(key, []).append(r.task.label or r.task.case)
+    rows = [
+        [k.split(" | ")[0], k.split(" | ")[1] if " | " in k else "", f"{len(v)}: " + "; ".join(v)]
+        for k, v in groups.items()
+    ]
+    return Table(
+        "Threading seen by each case (threadpoolctl, at the end of training)",
+        ["pools (library version kernel x threads)", "CPU affinity", "cases"],
+        rows,
+        align="lll",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (100k rows, no 16M): a smoke test under a minute")
@@ -276,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     tables = machine_tables(facts, probes)
     for f in families:
         tables += f.render(cfg, {k: v for k, v in results.items() if k in {t.key for t in plans[f.name]}})
+    tables.append(threading_table(results))
     cmd = "python -m benchmarks" + (
         "" if argv is None and len(sys.argv) == 1 else " " + shlex.join(argv if argv is not None else sys.argv[1:])
     )
