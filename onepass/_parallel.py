@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 N_BLOCKS = 2  # row blocks per batch: fixed, so results are the same on any machine
-MIN_BLOCK_ROWS = 1024
+MIN_BLOCK_ROWS = 4096  # below this, a thread hand-off costs more than it saves
 
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None

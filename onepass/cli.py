@@ -126,7 +126,7 @@ _SOURCE_OPTIONS = [
                  help="Input: a file, folder, glob, '-' for stdin, or an fsspec URL (memory://, s3://...). Repeat for several."),
     click.Option(["--format", "format"], default=None,
                  help="csv, parquet, jsonl, libsvm or npy (default: from the file extension; csv for stdin)."),
-    click.Option(["--batch-size"], type=click.IntRange(min=1), default=4096, show_default=True,
+    click.Option(["--batch-size"], type=click.IntRange(min=1), default=8192, show_default=True,
                  help="Rows per mini-batch."),
     click.Option(["--label-column"], default=None,
                  help="Label column by name (needs a header) or 0-based index; not a feature."),

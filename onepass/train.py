@@ -157,7 +157,7 @@ def train(
     *,
     params: dict[str, Any] | None = None,
     finalize: dict[str, Any] | None = None,
-    batch_size: int = 4096,
+    batch_size: int = 8192,
     format: str | None = None,
     label_column: str | int | None = None,
     weight_column: str | int | None = None,
@@ -190,7 +190,7 @@ def train(
         Hyperparameters of the algorithm's state (e.g. ``{"n_clusters": 10}``).
     finalize : dict, optional
         Settings for ``state.model(...)`` (e.g. ``{"n_clusters": 5}``).
-    batch_size : int, default=4096
+    batch_size : int, default=8192
         Rows per mini-batch.
     format, label_column, weight_column, header, n_features, on_bad_record, quarantine_file
         Passed to the source.

@@ -27,8 +27,9 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         The state keeps ``n_clusters * extra_center_factor`` weighted centers and
         reduces them to ``n_clusters`` at finalize; more centers cost time per row and
         buy quality and a wider choice of ``n_clusters`` after training.
-    batch_size : int, default=4096
-        Rows per mini-batch when ``fit``/``partial_fit`` receive more.
+    batch_size : int, default=8192
+        Rows per mini-batch when ``fit``/``partial_fit`` receive more. Batches of 8192
+        rows or more are split in two row blocks computed on two threads.
     half_life : float or None, default=None
         Rows after which a row's weight halves (None: no fading).
     init_size : int or "auto", default="auto"
@@ -80,7 +81,7 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     """
 
     def __init__(self, n_clusters: int = 8, *, extra_center_factor: int | str = "auto",
-                 batch_size: int = 4096, half_life: float | None = None,
+                 batch_size: int = 8192, half_life: float | None = None,
                  init_size: int | str = "auto", n_trials: int | str = "auto",
                  max_iter: int = 300, tol: float = 1e-4, random_state: Any = None) -> None:
         self.n_clusters = n_clusters

@@ -28,6 +28,10 @@ _RESEED_RATIO = 0.01
 # A row farther than this many times the mean squared distance of rows to their kept
 # center is "far": data from a region no center covers. Far rows open new centers.
 _FAR_RATIO = 25.0
+# A reborn center starts this fraction of the RMS radius away from the center it
+# splits: small, so the bisecting hyperplane passes near the parent and the two share
+# its rows (a step of a whole radius, in many dimensions, is farther than most rows).
+_SPLIT_STEP = 0.1
 
 
 def resolve_extra_center_factor(n_clusters: int, extra_center_factor: int | str) -> int:
@@ -172,10 +176,13 @@ class KMeansState:
             return
         self._check_batch(X)
         w = None if batch.w is None else np.asarray(batch.w, dtype=np.float64)
-        if not self.is_seeded:
-            self._buffer(X, w)
-            return
-        self._update_seeded(X, w)
+        # BLAS on one thread for the whole update: its own threads would only spin on
+        # these small products and take the core from the row blocks (see _parallel).
+        with blas_single_thread():
+            if not self.is_seeded:
+                self._buffer(X, w)
+            else:
+                self._update_seeded(X, w)
 
     def _buffer(self, X: Any, w: np.ndarray | None) -> None:
         dense = np.asarray(X.toarray() if sp.issparse(X) else X, dtype=np.float32)
@@ -225,25 +232,21 @@ class KMeansState:
             x_sq = (np.asarray(X.multiply(X).sum(axis=1), dtype=np.float64).ravel()
                     - 2.0 * np.asarray(X @ o32, dtype=np.float64) + float(self.origin_ @ self.origin_))
         else:
-            Xs = np.empty(X.shape, dtype=np.float32)
+            # Rows relative to the origin, with a column of ones appended so that one
+            # matrix product with [-2c, ||c||^2] gives the scores whole; filled by the
+            # row blocks of the first assignment.
+            Xs = np.empty((n, X.shape[1] + 1), dtype=np.float32)
             x_sq = np.empty(n, dtype=np.float32)
-            o32 = self.origin_.astype(np.float32)
-
-            def relative(a: int, b: int) -> None:
-                np.subtract(X[a:b], o32, out=Xs[a:b])
-                np.einsum("ij,ij->i", Xs[a:b], Xs[a:b], out=x_sq[a:b])
-
-            map_blocks(relative, row_blocks(n))
+        wrow = np.ones(n) if w is None else w
+        labels, d2, sums, mass, cost = self._assign(X, Xs, x_sq, wrow, prepare=not sp.issparse(X))
         if not np.isfinite(x_sq).all():
             bad = int(np.flatnonzero(~np.isfinite(x_sq))[0])
             raise DataError(
                 f"row {bad} of the batch contains NaN or infinity (or values too large for "
                 "float32 squares); K-Means needs finite values"
             )
-        wrow = np.ones(n) if w is None else w
-        labels, d2, sums, mass, cost = self._assign(Xs, x_sq, wrow)
         if self._open_far_centers(X, d2, wrow):
-            labels, d2, sums, mass, cost = self._assign(Xs, x_sq, wrow)
+            labels, d2, sums, mass, cost = self._assign(X, Xs, x_sq, wrow, prepare=False)
 
         batch_weight = float(wrow.sum())
         if self.half_life is not None:
@@ -263,14 +266,16 @@ class KMeansState:
         self.ages_ += batch_weight
         self.n_rows_seen_ += n
         self.weight_seen_ += batch_weight
-        self._reseed_dead(X, d2 * wrow)
+        self._reseed_dead()
         self._refresh_working_copy()
 
-    def _assign(self, Xs: Any, x_sq: np.ndarray, wrow: np.ndarray) -> tuple[np.ndarray, ...]:
+    def _assign(self, X: Any, Xs: Any, x_sq: np.ndarray, wrow: np.ndarray, *,
+                prepare: bool) -> tuple[np.ndarray, ...]:
         """Nearest kept center of each row, its squared distance, and per-center sums
         (relative to the origin), mass and cost of the batch: one matrix product and one
-        pass over the rows. ``Xs`` is the batch relative to the origin when dense, the
-        batch itself when sparse (the origin is then folded into per-center constants).
+        pass over the rows. ``Xs`` is the batch relative to the origin with a column of
+        ones appended when dense (filled here, with ``x_sq``, when ``prepare``), the batch
+        itself when sparse (the origin is then folded into per-center constants).
         """
         n = Xs.shape[0]
         n_kept = self.centers_.shape[0]
@@ -291,29 +296,35 @@ class KMeansState:
         else:
             labels = np.empty(n, dtype=np.int64)
             d2 = np.empty(n, dtype=np.float64)
-            neg2c = -2.0 * c32
+            rhs = np.ascontiguousarray(np.concatenate([-2.0 * c32, c_sq[:, None]], axis=1).T)
+            o32 = self.origin_.astype(np.float32)
+            d = X.shape[1]
 
             def block(a: int, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                 m = b - a
-                scores = Xs[a:b] @ neg2c.T
-                scores += c_sq[None, :]
+                if prepare:
+                    np.subtract(X[a:b], o32, out=Xs[a:b, :d])
+                    Xs[a:b, d] = 1.0
+                    np.einsum("ij,ij->i", Xs[a:b], Xs[a:b], out=x_sq[a:b])  # contiguous: faster
+                    x_sq[a:b] -= 1.0  # the column of ones
+                scores = Xs[a:b] @ rhs
                 lab = np.argmin(scores, axis=1)
                 labels[a:b] = lab
                 dist = scores[np.arange(m), lab].astype(np.float64)
-                dist += x_sq[a:b]
+                with np.errstate(invalid="ignore"):  # non-finite rows are reported by the caller
+                    dist += x_sq[a:b]
                 np.maximum(dist, 0, out=dist)
                 d2[a:b] = dist
                 wb = wrow[a:b]
                 # One non-zero per column: the weighted one-hot assignment, built as CSC
                 # without any sorting, so the sums are one sparse-dense product.
                 onehot = sp.csc_matrix((wb.astype(np.float32), lab, np.arange(m + 1)), shape=(n_kept, m))
-                sums = np.asarray(onehot @ Xs[a:b], dtype=np.float64)
+                sums = np.asarray(onehot @ Xs[a:b], dtype=np.float64)[:, :-1]
                 mass = np.bincount(lab, weights=wb, minlength=n_kept)
                 cost = np.bincount(lab, weights=wb * dist, minlength=n_kept)
                 return sums, mass, cost
 
-            with blas_single_thread():
-                parts = map_blocks(block, row_blocks(n))
+            parts = map_blocks(block, row_blocks(n))
             sums, mass, cost = parts[0]
             for more in parts[1:]:
                 sums += more[0]
@@ -385,31 +396,37 @@ class KMeansState:
         self.sse_[slots] = 0.0
         self.ages_[slots] = 0.0
 
-    def _reseed_dead(self, X: Any, potential: np.ndarray) -> None:
-        """Move centers that draw (almost) no rows onto rows far from every center.
+    def _reseed_dead(self) -> None:
+        """Give the budget of centers that draw (almost) no rows to the busiest regions.
 
-        Streaming k-means++: a center is dead when its weight is below
-        ``_RESEED_RATIO`` of what an average center gained since it was seeded. Its
-        mass, sum and SSE go to its nearest live center (nothing is dropped), and it is
-        reseeded on a row of this batch drawn with probability proportional to its
-        squared distance to the nearest center.
+        A center is dead when its weight is below ``_RESEED_RATIO`` of what an average
+        center gained since it was seeded (it was never hit, or its data faded away
+        with the half-life). Its mass, sum and SSE go to its nearest live center
+        (nothing is dropped), and it is reborn next to the live center of largest SSE,
+        displaced by a small random step (``_SPLIT_STEP`` of its RMS radius), so the two split
+        its rows (LBG-style splitting). A row itself would make a poor seed: in many
+        dimensions a single row is far from every other, draws no rows and dies again.
+        Rows far from every center are handled apart, by ``_open_far_centers``.
         """
         n_kept = self.centers_.shape[0]
         expected = self.ages_ / n_kept
-        dead = np.flatnonzero((self.weights_ < _RESEED_RATIO * expected) & (expected >= 1.0))
+        # Judged only after 8 average hits' worth of rows, so a new center has its
+        # chance, and a few per batch at most, so no batch reshuffles the state.
+        dead = np.flatnonzero((self.weights_ < _RESEED_RATIO * expected) & (expected >= 8.0))
         if dead.size == 0:
             return
+        dead = dead[: max(1, n_kept // 50)]
         live = np.setdiff1d(np.arange(n_kept), dead)
-        n_new = min(dead.size, int(np.count_nonzero(potential > 0)))
-        if live.size == 0 or n_new == 0:
+        if live.size < dead.size:
             return
-        dead = dead[:n_new]
-        # Fold each dead center into its nearest live center.
         near = live[np.argmin(squared_distances(self.centers_[dead], self.centers_[live]), axis=1)]
         for d, t in zip(dead.tolist(), near.tolist()):
             self._absorb(t, d)
-        rows = self.rng_.choice(potential.shape[0], size=n_new, replace=False, p=potential / potential.sum())
-        self._place(dead, X[np.sort(rows)])
+        busiest = live[np.argsort(-self.sse_[live], kind="stable")[: dead.size]]
+        n_features = self.centers_.shape[1]
+        radius = np.sqrt(self.sse_[busiest] / np.maximum(self.weights_[busiest], 1e-12) / n_features)
+        step = self.rng_.standard_normal((dead.size, n_features)) * (_SPLIT_STEP * radius[:, None])
+        self._place(dead, self.centers_[busiest] + step)
         self.weights_[dead] = 0.0
         self.sse_[dead] = 0.0
         self.ages_[dead] = 0.0
