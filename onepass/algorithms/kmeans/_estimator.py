@@ -129,7 +129,10 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     def partial_fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> KMeans:
         """Update the clustering with one chunk of rows (split into mini-batches)."""
         first = not hasattr(self, "state_")
-        X = validate_data(self, X, reset=first, accept_sparse="csr", dtype=np.float32, order="C")
+        # Finiteness is checked by the state on its own pass over the rows (a second
+        # full scan here would cost as much as the distance step at small k).
+        X = validate_data(self, X, reset=first, accept_sparse="csr", dtype=np.float32, order="C",
+                          ensure_all_finite=False)
         if first:
             self.state_ = self._new_state()
         self._stream(X, sample_weight)
@@ -140,7 +143,8 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         """Cluster ``X`` in one streaming pass (a loop of ``partial_fit`` mini-batches)."""
         for attr in ("state_", "_model", "labels_", "n_features_in_"):
             self.__dict__.pop(attr, None)
-        X = validate_data(self, X, reset=True, accept_sparse="csr", dtype=np.float32, order="C")
+        X = validate_data(self, X, reset=True, accept_sparse="csr", dtype=np.float32, order="C",
+                          ensure_all_finite=False)
         if X.shape[0] < self.n_clusters:
             raise DataError(f"n_samples={X.shape[0]} should be >= n_clusters={self.n_clusters}")
         self.state_ = self._new_state()

@@ -204,8 +204,9 @@ class KMeansState:
         points = self.buffer_.astype(np.float64)
         weights = self.buffer_weights_
         n_distinct = min(self.n_centers, points.shape[0])
-        seeds = kmeans_plusplus(points, weights, n_distinct, self.rng_)
-        centers, labels, _, _ = lloyd(points, weights, points[seeds], max_iter=10)
+        # Plain k-means++ and a few Lloyd steps: the stream refines the centers anyway.
+        seeds = kmeans_plusplus(points, weights, n_distinct, self.rng_, n_local_trials=1)
+        centers, labels, _, _ = lloyd(points, weights, points[seeds], max_iter=3)
         d2 = ((points - centers[labels]) ** 2).sum(axis=1)
         self.weights_ = np.bincount(labels, weights=weights, minlength=n_distinct)
         self.sse_ = np.bincount(labels, weights=weights * d2, minlength=n_distinct)
@@ -491,8 +492,9 @@ class KMeansState:
         keep = weights > 0
         points, weights, sse, ages = points[keep], weights[keep], sse[keep], ages[keep]
         k = min(self.n_centers, points.shape[0])
-        seeds = kmeans_plusplus(points, weights, k, self.rng_)
-        centers, labels, _, _ = lloyd(points, weights, points[seeds], max_iter=20)
+        with blas_single_thread():  # small products: BLAS threads would only spin
+            seeds = kmeans_plusplus(points, weights, k, self.rng_)
+            centers, labels, _, _ = lloyd(points, weights, points[seeds], max_iter=20)
         d2 = ((points - centers[labels]) ** 2).sum(axis=1)
         self.weights_ = np.bincount(labels, weights=weights, minlength=k)
         self.sse_ = np.bincount(labels, weights=sse + weights * d2, minlength=k)
@@ -583,9 +585,10 @@ class KMeansState:
                 f"{points.shape[0]} distinct weighted points; stream more rows or choose fewer clusters"
             )
         rng = np.random.default_rng([self.seed, k])
-        centers, labels, inertia, n_iter = best_of_trials(
-            points, weights, k, rng, n_trials=trials, max_iter=max_iter, tol=tol
-        )
+        with blas_single_thread():  # small products: BLAS threads would only spin
+            centers, labels, inertia, n_iter = best_of_trials(
+                points, weights, k, rng, n_trials=trials, max_iter=max_iter, tol=tol
+            )
         sizes = np.bincount(labels, weights=weights, minlength=k)
         return KMeansModel(
             centers.astype(np.float32),

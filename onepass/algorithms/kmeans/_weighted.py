@@ -8,6 +8,7 @@ at most a few thousand weighted points, so plain NumPy is fast enough.
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 
 def squared_distances(X: np.ndarray, centers: np.ndarray, x_sq: np.ndarray | None = None) -> np.ndarray:
@@ -87,8 +88,8 @@ def lloyd(
         d2 = squared_distances(points, centers, x_sq)
         labels = np.argmin(d2, axis=1)
         mass = np.bincount(labels, weights=weights, minlength=k)
-        sums = np.zeros_like(centers)
-        np.add.at(sums, labels, points * weights[:, None])
+        onehot = sp.csc_matrix((weights, labels, np.arange(points.shape[0] + 1)), shape=(k, points.shape[0]))
+        sums = np.asarray(onehot @ points)
         empty = np.flatnonzero(mass <= 0)
         if empty.size:
             cost = weights * d2[np.arange(points.shape[0]), labels]
