@@ -75,13 +75,14 @@ def wait_for_quiet(max_wait_s: float, busy_limit: float = 0.3) -> float:
 
 
 def code_fingerprint() -> dict:
-    """git HEAD, and a hash of onepass/*.py as they are on disk (uncommitted edits included)."""
+    """git HEAD, and hashes of onepass/*.py as they are on disk (uncommitted edits included)."""
     import hashlib
 
-    h = hashlib.sha256()
-    for f in sorted((REPO / "onepass").rglob("*.py")):
-        h.update(str(f.relative_to(REPO)).encode())
-        h.update(f.read_bytes())
+    files = {
+        str(f.relative_to(REPO)): hashlib.sha256(f.read_bytes()).hexdigest()
+        for f in sorted((REPO / "onepass").rglob("*.py"))
+    }
+    total = hashlib.sha256("".join(f"{k}:{v}" for k, v in files.items()).encode()).hexdigest()
     try:
         head = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
@@ -91,7 +92,12 @@ def code_fingerprint() -> dict:
         ).stdout.strip()
     except OSError:
         head, dirty = "?", ""
-    return {"head": head or "?", "onepass_dirty": bool(dirty), "onepass_sha256": h.hexdigest()[:12]}
+    return {"head": head or "?", "onepass_dirty": bool(dirty), "onepass_sha256": total[:12], "files": files}
+
+
+def changed_files(a: dict, b: dict) -> list[str]:
+    fa, fb = a["files"], b["files"]
+    return sorted(k for k in set(fa) | set(fb) if fa.get(k) != fb.get(k))
 
 
 def selected(task: Task, only: list[str] | None) -> bool:
@@ -333,10 +339,11 @@ def main(argv: list[str] | None = None) -> int:
         f"- code: git {code_start['head']}{' + uncommitted changes in onepass/' if code_start['onepass_dirty'] else ''}, "
         f"onepass/*.py sha256 {code_start['onepass_sha256']}."
     )
-    if code_end != code_start:
+    changed = changed_files(code_start, code_end)
+    if changed:
         header.append(
-            f"- **warning: onepass/ changed during this run** (git {code_start['head']} -> {code_end['head']}, "
-            f"sha256 {code_start['onepass_sha256']} -> {code_end['onepass_sha256']}): cases mix code versions; rerun for a clean table."
+            f"- **warning: onepass/ changed during this run** (git {code_start['head']} -> {code_end['head']}; "
+            f"{', '.join(changed[:6])}{' ...' if len(changed) > 6 else ''}): cases may mix code versions; rerun for a clean table."
         )
     header += [f"- data: {n}" for n in prep_notes + list(cfg.notes)]
     runs = [r for res in results.values() for r in res.ok_runs if r.get("wall_s")]
