@@ -86,6 +86,31 @@ def threading_info() -> list[dict]:
     return [{k: p.get(k) for k in keep if p.get(k) is not None} for p in threadpool_info()]
 
 
+def warm_page_cache(*paths: str | Path) -> None:
+    """Pull files into the page cache without touching this process's memory.
+
+    This VM reclaims page cache proactively (a 3.2 GB file written minutes earlier read
+    back at ~620 MB/s from disk, 11 GB/s once cached), so whichever case reads a file
+    first would pay the disk. ``sendfile`` to /dev/null reads every page in the kernel,
+    with no user-space buffer, so neither RSS nor the peak changes.
+    """
+    out = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for path in paths:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                size, off = os.fstat(fd).st_size, 0
+                while off < size:
+                    n = os.sendfile(out, fd, off, min(1 << 30, size - off))
+                    if n == 0:
+                        break
+                    off += n
+            finally:
+                os.close(fd)
+    finally:
+        os.close(out)
+
+
 def npy_layout(path: str | Path) -> tuple[tuple[int, ...], np.dtype, int]:
     """Shape, dtype and byte offset of the data of a C-order .npy file."""
     with open(path, "rb") as f:

@@ -326,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Timed cases ran {repeat} time(s) each, round-robin, every run in a fresh process.",
         "",
         "- rows/s: rows / wall s of the training loop only; streaming cases include reading the chunks from the .npy file "
-        "(page cache) with `np.fromfile`. Full KMeans loads the data before timing.",
+        "(pulled into the page cache first, since this VM reclaims it proactively) with `np.fromfile`. Full KMeans loads the data before timing.",
         "- peak MB (base MB): peak RSS of the case's process at the end of training (/proc VmHWM; fresh process per case) "
         "and RSS just before training started (interpreter + imports, plus the data for full KMeans).",
         "- cpu/wall: process CPU time / wall time during training; ~2 means both vCPUs were busy, ~1 one. "

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks._data import blob_paths
-from benchmarks._measure import Meter, iter_npy_chunks, threading_info
+from benchmarks._measure import Meter, iter_npy_chunks, threading_info, warm_page_cache
 from benchmarks._quality import clustering_quality
 from benchmarks._registry import Config, Family, Result, Skip, Table, Task, case
 from benchmarks.render import fmt_int, fmt_mb, fmt_rate, fmt_ratio, fmt_spread, load_cells, target_cell
@@ -66,6 +66,7 @@ def sk_mbk_stream(p: dict) -> dict:
     b = p["batch_size"]
     mbk = MiniBatchKMeans(n_clusters=p["k"], batch_size=b, random_state=p["seed"])
     n = 0
+    warm_page_cache(xp)
     with Meter() as m:
         for chunk in iter_npy_chunks(xp, CHUNK_ROWS):
             for s in range(0, chunk.shape[0], b):
@@ -116,6 +117,7 @@ def onepass_stream(p: dict) -> dict:
     kwargs = {} if p["batch_size"] is None else {"batch_size": p["batch_size"]}  # None: onepass's default
     km = KMeans(n_clusters=p["k"], extra_center_factor=ecf, random_state=p["seed"], **kwargs)
     n = 0
+    warm_page_cache(xp)
     with Meter() as m:
         for chunk in iter_npy_chunks(xp, CHUNK_ROWS):
             km.partial_fit(chunk)
