@@ -51,7 +51,7 @@ def row_blocks(n_rows: int) -> list[tuple[int, int]]:
     if n_rows < N_BLOCKS * MIN_BLOCK_ROWS:
         return [(0, n_rows)]
     edges = [n_rows * i // N_BLOCKS for i in range(N_BLOCKS + 1)]
-    return list(zip(edges[:-1], edges[1:]))
+    return list(zip(edges[:-1], edges[1:], strict=True))
 
 
 def map_blocks(fn: Callable[[int, int], T], blocks: Sequence[tuple[int, int]]) -> list[T]:

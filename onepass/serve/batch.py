@@ -51,7 +51,7 @@ class _CsvWriter:
             self._header = True
         columns = [np.asarray(v) for v in flat.values()]
         formats = ["%d" if np.issubdtype(c.dtype, np.integer) else "%.9g" for c in columns]
-        table = np.column_stack([c.astype(np.float64) if f != "%d" else c for c, f in zip(columns, formats)])
+        table = np.column_stack([c.astype(np.float64) if f != "%d" else c for c, f in zip(columns, formats, strict=True)])
         np.savetxt(self._fh, table, fmt=formats, delimiter=",")
 
     def close(self) -> None:
@@ -65,7 +65,7 @@ class _JsonlWriter:
     def write(self, outputs: dict[str, np.ndarray]) -> None:
         names = list(outputs)
         columns = [np.asarray(v).tolist() for v in outputs.values()]
-        lines = [json.dumps(dict(zip(names, row))) for row in zip(*columns)]
+        lines = [json.dumps(dict(zip(names, row, strict=True))) for row in zip(*columns, strict=True)]
         self._fh.write(("\n".join(lines) + "\n").encode())
 
     def close(self) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -47,7 +48,7 @@ class Chunk:
     def __len__(self) -> int:
         return int(self.X.shape[0])
 
-    def rows(self, a: int, b: int) -> "Chunk":
+    def rows(self, a: int, b: int) -> Chunk:
         return Chunk(self.X[a:b], None if self.y is None else self.y[a:b],
                      None if self.w is None else self.w[a:b], self.ends[a:b], self.lines[a:b])
 

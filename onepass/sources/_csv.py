@@ -37,7 +37,7 @@ pyarrow streaming ``open_csv``                          ~245
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -47,7 +47,7 @@ from onepass.errors import BadRecordError, InvalidParameterError
 from onepass.sources._bad import BadRecord
 from onepass.sources._base import Chunk, Options, Reader
 from onepass.sources._columns import feature_indices, resolve_column
-from onepass.sources._text import iter_blocks, line_bounds, open_at, split_lines
+from onepass.sources._text import close_unless_stdin, numbered_blocks, open_at, split_lines
 from onepass.sources._transport import Entry
 
 __all__ = ["CsvReader"]
@@ -131,15 +131,10 @@ class CsvReader(Reader):
             prefix = b""
             if start is None and not has_header:
                 prefix, offset, line = first, 0, 0
-            for block in iter_blocks(f, prefix):
-                starts, ends = line_bounds(block)
-                chunk = self._parse_block(block, offset, line, layout, delim, starts, ends)
-                yield chunk
-                offset += len(block)
-                line += len(ends)
+            for block, at, at_line, starts, ends in numbered_blocks(f, prefix, offset, line):
+                yield self._parse_block(block, at, at_line, layout, delim, starts, ends)
         finally:
-            if not entry.is_stdin:
-                f.close()
+            close_unless_stdin(entry, f)
 
     # -- one block ------------------------------------------------------------------
     def _parse_block(self, block: memoryview, offset: int, line: int, layout: _Layout,

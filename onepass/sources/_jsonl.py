@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +23,7 @@ from onepass.errors import DataError, InvalidParameterError
 from onepass.sources._bad import BadRecord
 from onepass.sources._base import Chunk, Options, Reader
 from onepass.sources._columns import resolve_column
-from onepass.sources._text import iter_blocks, line_bounds, open_at, split_lines
+from onepass.sources._text import close_unless_stdin, numbered_blocks, open_at, split_lines
 from onepass.sources._transport import Entry
 
 __all__ = ["JsonlReader"]
@@ -88,14 +89,10 @@ class JsonlReader(Reader):
             prefix = first if start is None else b""
             if start is None:
                 offset, line = 0, 0
-            for block in iter_blocks(f, prefix):
-                starts, ends = line_bounds(block)
-                yield self._parse_block(bytes(block), offset, line, ends)
-                offset += len(block)
-                line += len(ends)
+            for block, at, at_line, _, ends in numbered_blocks(f, prefix, offset, line):
+                yield self._parse_block(bytes(block), at, at_line, ends)
         finally:
-            if not entry.is_stdin:
-                f.close()
+            close_unless_stdin(entry, f)
 
     def _check_first(self, entry: Entry, first: bytes) -> None:
         """Learn the schema from a file's first line (flat files must all agree)."""

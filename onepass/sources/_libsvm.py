@@ -14,7 +14,7 @@ only lines found at fault are re-parsed one by one to say why.
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -24,7 +24,7 @@ import scipy.sparse as sp
 from onepass.errors import InvalidParameterError
 from onepass.sources._bad import BadRecord
 from onepass.sources._base import Chunk, Options, Reader
-from onepass.sources._text import iter_blocks, line_bounds, open_at, split_lines
+from onepass.sources._text import close_unless_stdin, numbered_blocks, open_at, split_lines
 from onepass.sources._transport import Entry
 
 __all__ = ["LibsvmReader"]
@@ -71,13 +71,10 @@ class LibsvmReader(Reader):
             prefix = first if start is None else b""
             if start is None:
                 offset, line = 0, 0
-            for block in iter_blocks(f, prefix):
-                starts, ends = line_bounds(block)
-                yield self._parse_block(bytes(block), offset, line, ends)
-                offset += len(block)
-                line += len(ends)
+            for block, at, at_line, _, ends in numbered_blocks(f, prefix, offset, line):
+                yield self._parse_block(bytes(block), at, at_line, ends)
         finally:
-            f.close()
+            close_unless_stdin(entry, f)
 
     def _range_reason(self, index: int) -> str:
         written = index + self._base

@@ -10,7 +10,7 @@ inf is a bad record named by its 1-based row number and 0-based column.
 from __future__ import annotations
 
 import json
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 

@@ -11,7 +11,7 @@ records, named by their 1-based row number in the file and column name.
 from __future__ import annotations
 
 import json
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa

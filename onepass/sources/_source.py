@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
 from onepass.batch import Batch
-from onepass.errors import (DataError, EmptySourceError, FeatureCountError,
-                            InvalidParameterError, OnePassError)
+from onepass.errors import DataError, EmptySourceError, FeatureCountError, InvalidParameterError, OnePassError
 from onepass.sources._bad import BadRecordPolicy
 from onepass.sources._base import Chunk, Options, Reader, concat_chunks
 from onepass.sources._transport import Entry, resolve
@@ -106,7 +106,7 @@ class Source:
     def files(self) -> list[str]:
         return [e.name for e in self._entries]
 
-    def __iter__(self) -> "Source":
+    def __iter__(self) -> Source:
         return self
 
     def __next__(self) -> Batch:
@@ -114,7 +114,7 @@ class Source:
             self._gen = self._batches()
         return next(self._gen)
 
-    def __enter__(self) -> "Source":
+    def __enter__(self) -> Source:
         return self
 
     def __exit__(self, *exc: Any) -> None:

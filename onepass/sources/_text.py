@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import IO, Iterator
+from collections.abc import Iterator
+from typing import IO
 
 import numpy as np
 
@@ -63,6 +64,24 @@ def line_bounds(block: bytes | memoryview) -> tuple[np.ndarray, np.ndarray]:
         starts[0] = 0
         starts[1:] = ends[:-1] + 1
     return starts, ends
+
+
+def numbered_blocks(f: IO[bytes], prefix: bytes, offset: int, line: int
+                    ) -> Iterator[tuple[memoryview, int, int, np.ndarray, np.ndarray]]:
+    """``(block, byte offset, line number, line starts, line ends)`` for each block of
+    whole lines, counting on from ``offset`` and ``line``: the one loop every line-based
+    reader (csv, jsonl, libsvm) runs."""
+    for block in iter_blocks(f, prefix):
+        starts, ends = line_bounds(block)
+        yield block, offset, line, starts, ends
+        offset += len(block)
+        line += len(ends)
+
+
+def close_unless_stdin(entry: Entry, f: IO[bytes]) -> None:
+    """Close a reader's file, but never the process's stdin."""
+    if not entry.is_stdin:
+        f.close()
 
 
 def split_lines(block: bytes) -> list[bytes]:

@@ -421,7 +421,7 @@ class KMeansState:
         if live.size < dead.size:
             return
         near = live[np.argmin(squared_distances(self.centers_[dead], self.centers_[live]), axis=1)]
-        for d, t in zip(dead.tolist(), near.tolist()):
+        for d, t in zip(dead.tolist(), near.tolist(), strict=True):
             self._absorb(t, d)
         busiest = live[np.argsort(-self.sse_[live], kind="stable")[: dead.size]]
         n_features = self.centers_.shape[1]

@@ -84,7 +84,7 @@ def lloyd(
     variance = float(np.average(((points - mean) ** 2).sum(axis=1), weights=weights)) / points.shape[1]
     threshold = tol * variance
     n_iter = 0
-    for n_iter in range(1, max_iter + 1):
+    for n_iter in range(1, max_iter + 1):  # noqa: B007  (read after the loop)
         d2 = squared_distances(points, centers, x_sq)
         labels = np.argmin(d2, axis=1)
         mass = np.bincount(labels, weights=weights, minlength=k)
