@@ -8,7 +8,7 @@ many models.
 from typing import Any
 
 from onepass._version import __version__
-from onepass.algorithms import KMeansModel, KMeansState
+from onepass.algorithms import KMeansModel, KMeansState, PCAModel, PCAState
 from onepass.batch import Batch
 from onepass.errors import (
     BadRecordError,
@@ -20,8 +20,10 @@ from onepass.io import load, load_checkpoint, save_checkpoint, save_model
 from onepass.sources import open_source
 from onepass.train import train
 
-
-_LAZY = {"KMeans": "onepass.algorithms.kmeans._estimator"}  # estimators import scikit-learn
+_LAZY = {  # estimators import scikit-learn
+    "KMeans": "onepass.algorithms.kmeans._estimator",
+    "PCA": "onepass.algorithms.pca._estimator",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -41,6 +43,9 @@ __all__ = [
     "KMeansModel",
     "KMeansState",
     "OnePassError",
+    "PCA",
+    "PCAModel",
+    "PCAState",
     "__version__",
     "load",
     "load_checkpoint",

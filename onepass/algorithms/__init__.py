@@ -6,8 +6,9 @@ Estimators (which import scikit-learn) load on first use.
 from typing import Any
 
 from onepass.algorithms.kmeans import KMeansModel, KMeansState
+from onepass.algorithms.pca import PCAModel, PCAState
 
-__all__ = ["KMeans", "KMeansModel", "KMeansState"]
+__all__ = ["KMeans", "KMeansModel", "KMeansState", "PCA", "PCAModel", "PCAState"]
 
 
 def __getattr__(name: str) -> Any:
@@ -15,4 +16,8 @@ def __getattr__(name: str) -> Any:
         from onepass.algorithms.kmeans import KMeans
 
         return KMeans
+    if name == "PCA":
+        from onepass.algorithms.pca import PCA
+
+        return PCA
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,33 @@
+"""Streaming PCA: SageMaker's two modes, one pass, fixed memory.
+
+``mode="exact"`` keeps the mean and the full scatter matrix in float64, combined batch
+by batch with Chan et al.'s pairwise update, and finalizes with an eigendecomposition
+(SageMaker's "regular"). ``mode="sketch"`` keeps a Frequent Directions sketch of
+``n_components + extra_components`` rows (SageMaker's "randomized"), for wide data.
+
+The state (``_state.py``), the model (``_model.py``) and the scikit-learn estimator
+(``_estimator.py``, imported only when used) live in this package.
+"""
+
+from typing import Any
+
+from onepass.algorithms.pca._model import PCAModel
+from onepass.algorithms.pca._state import PCAState
+from onepass.state import Algorithm, register
+
+__all__ = ["PCA", "PCAModel", "PCAState"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PCA":
+        from onepass.algorithms.pca._estimator import PCA
+
+        return PCA
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+register(Algorithm(
+    "pca", PCAState, PCAModel, "onepass.algorithms.pca._estimator:PCA",
+    finalize_settings=("n_components", "explained_variance"),
+    tags={"test_params": {"n_components": 3}, "merge_rtol": 1e-6},
+))

@@ -1,0 +1,437 @@
+"""The PCA training state: exact scatter (Chan et al.) or a Frequent Directions sketch."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from onepass._parallel import blas_single_thread
+from onepass.algorithms.pca._model import PCAModel
+from onepass.batch import Batch
+from onepass.errors import (
+    DataError,
+    FeatureCountError,
+    IncompatibleStateError,
+    InvalidParameterError,
+    NotFittedError,
+)
+
+__all__ = ["PCAState", "resolve_extra_components"]
+
+_MODES = ("exact", "sketch")
+
+
+def resolve_extra_components(n_components: int, extra_components: int | str) -> int:
+    """Sketch rows kept beyond ``n_components``.
+
+    ``"auto"`` keeps ``max(n_components, 10)`` more: FD's error on the top ``k``
+    directions is at most ``||A - A_k||_F^2 / (ell - k)``, so ``ell = 2k`` already
+    divides the tail mass by ``k``.
+    """
+    if extra_components == "auto":
+        return max(int(n_components), 10)
+    return int(extra_components)
+
+
+def _is_int(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer))
+
+
+def _validate_hyperparameters(n_components: Any, mode: Any, extra_components: Any, subtract_mean: Any) -> None:
+    if mode not in _MODES:
+        raise InvalidParameterError(f"mode={mode!r} must be one of 'exact', 'sketch'")
+    if n_components is not None and (not _is_int(n_components) or n_components < 1):
+        raise InvalidParameterError(f"n_components={n_components!r} must be None or an integer >= 1")
+    if mode == "sketch" and n_components is None:
+        raise InvalidParameterError(
+            "mode='sketch' needs n_components (the sketch keeps n_components + extra_components rows); "
+            "give n_components >= 1 or use mode='exact'"
+        )
+    if extra_components != "auto" and (not _is_int(extra_components) or extra_components < 0):
+        raise InvalidParameterError(f"extra_components={extra_components!r} must be 'auto' or an integer >= 0")
+    if not isinstance(subtract_mean, (bool, np.bool_)):
+        raise InvalidParameterError(f"subtract_mean={subtract_mean!r} must be True or False")
+
+
+def _chan_combine(n_a: float, mean_a: np.ndarray, n_b: float, mean_b: np.ndarray) -> tuple[float, np.ndarray, float, np.ndarray]:
+    """(n, mean, coefficient, delta) of the pairwise combine: the scatter of the union is
+    ``M2_a + M2_b + coefficient * delta delta^T`` (Chan, Golub & LeVeque 1979)."""
+    n = n_a + n_b
+    delta = mean_b - mean_a
+    if n_a == 0:
+        return n, mean_b.copy(), 0.0, delta
+    return n, mean_a + delta * (n_b / n), n_a * n_b / n, delta
+
+
+def _fd_shrink(M: np.ndarray, ell: int) -> tuple[np.ndarray, float]:
+    """Frequent Directions shrink of the rows ``M`` to ``ell`` rows: ``(B, delta)``.
+
+    The ``ell`` largest squared singular values lose the ``(ell+1)``-th, ``delta``; so
+    ``0 <= M^T M - B^T B <= delta I``. Computed from the smaller Gram matrix.
+    """
+    m, d = M.shape
+    B = np.zeros((ell, d))
+    if m <= ell:
+        B[:m] = M
+        return B, 0.0
+    if d <= m:
+        lam, V = np.linalg.eigh(M.T @ M)
+        lam, V = lam[::-1], V[:, ::-1]
+        delta = float(max(lam[ell], 0.0)) if ell < d else 0.0
+        top = min(ell, d)
+        B[:top] = np.sqrt(np.maximum(lam[:top] - delta, 0.0))[:, None] * V[:, :top].T
+        return B, delta
+    lam, U = np.linalg.eigh(M @ M.T)
+    lam, U = lam[::-1], U[:, ::-1]
+    delta = float(max(lam[ell], 0.0))
+    top = lam[:ell]
+    scale = np.where(top > 0, np.sqrt(np.maximum(top - delta, 0.0) / np.where(top > 0, top, 1.0)), 0.0)
+    B[:] = scale[:, None] * (U[:, :ell].T @ M)
+    return B, delta
+
+
+class PCAState:
+    """Everything streaming PCA needs to go on training.
+
+    Parameters
+    ----------
+    n_components : int or None, default=None
+        The default number of components of the finalized model (None: all of them,
+        exact mode only). In sketch mode it sizes the sketch.
+    mode : str, default="exact"
+        "exact" keeps the full ``d x d`` scatter matrix (SageMaker's "regular");
+        "sketch" keeps a Frequent Directions sketch of ``n_components +
+        extra_components`` rows (SageMaker's "randomized"), for wide data.
+    extra_components : int or "auto", default="auto"
+        Sketch mode: rows kept beyond n_components ("auto": max(n_components, 10)).
+        More rows tighten the sketch and allow more components at finalize.
+    subtract_mean : bool, default=True
+        Center the data on its mean (a covariance PCA); False takes the principal
+        axes of the uncentered second moment.
+    seed : int or None, default=None
+        Accepted for the common state contract; PCA draws no random numbers.
+
+    Attributes
+    ----------
+    n_features_ : int
+        Width of the data, -1 before the first batch.
+    mean_ : ndarray of shape (n_features,), float64
+        Weighted mean of the rows seen.
+    scatter_ : ndarray of shape (n_features, n_features), float64
+        Exact mode: ``sum w (x - mean)(x - mean)^T``; empty in sketch mode.
+    scatter_diag_ : ndarray of shape (n_features,), float64
+        Its diagonal, kept exactly in both modes (the total variance).
+    sketch_ : ndarray of shape (sketch_size, n_features), float64
+        Sketch mode: the FD sketch ``B`` with ``B^T B ~ scatter``; empty in exact mode.
+    shrinkage_ : float
+        Sketch mode: the sum of FD shrink steps, a bound on ``||scatter - B^T B||_2``.
+    n_rows_seen_ : int
+    weight_seen_ : float
+        Sum of the row weights (the rows seen when unweighted).
+
+    Notes
+    -----
+    Exact mode keeps ``n``, the mean and ``M2 = sum (x - mean)(x - mean)^T`` in float64
+    and merges batches by Chan et al.'s pairwise update, so data far from zero (a mean
+    offset of 1e4) loses no precision. Memory ``O(d^2)``, time ``O(b d^2)`` per batch
+    of ``b`` rows plus one ``O(d^3)`` eigendecomposition per finalize. Sparse batches
+    use ``X^T X`` as a sparse product densified to ``d x d`` per batch, and the batch
+    scatter ``X^T X - n mean mean^T``: exact in exact arithmetic, and accurate for
+    sparse data, whose means are small next to its spread.
+
+    Sketch mode runs Frequent Directions (Liberty 2013; Ghashami et al. 2016) on the
+    rows centered on their *batch* mean, and adds, for every batch and every merge,
+    the row ``sqrt(n_a n_b / n) (mean_b - mean_a)`` of Chan's combine: the sketched
+    matrix ``A`` then has ``A^T A`` equal to the centered scatter exactly, so FD's bound
+    ``||A^T A - B^T B||_2 <= ||A - A_k||_F^2 / (ell - k)`` holds for the covariance
+    itself. Memory ``O(ell d)`` (the sketch is a fixed ``ell x d`` array), time
+    ``O(b d min(d, ell))`` per batch; finalize is an SVD of the ``ell x d`` sketch.
+    Sparse batches are densified one batch at a time. Merging stacks two sketches
+    and shrinks (FD is mergeable).
+    """
+
+    kind: ClassVar[str] = "pca"
+
+    def __init__(self, n_components: int | None = None, *, mode: str = "exact",
+                 extra_components: int | str = "auto", subtract_mean: bool = True,
+                 seed: int | None = None) -> None:
+        _validate_hyperparameters(n_components, mode, extra_components, subtract_mean)
+        self.n_components = None if n_components is None else int(n_components)
+        self.mode = mode
+        self.extra_components = extra_components
+        self.subtract_mean = bool(subtract_mean)
+        self.seed = None if seed is None else int(seed)
+        self.sketch_size = (0 if n_components is None or mode == "exact"
+                            else self.n_components + resolve_extra_components(self.n_components, extra_components))
+        self.n_features_ = -1
+        self.mean_ = np.zeros(0)
+        self.scatter_ = np.zeros((0, 0))
+        self.scatter_diag_ = np.zeros(0)
+        self.sketch_ = np.zeros((0, 0))
+        self.shrinkage_ = 0.0
+        self.n_rows_seen_ = 0
+        self.weight_seen_ = 0.0
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {
+            "n_components": self.n_components,
+            "mode": self.mode,
+            "extra_components": self.extra_components,
+            "subtract_mean": self.subtract_mean,
+            "seed": self.seed,
+        }
+
+    # -- update -----------------------------------------------------------------------
+
+    def _init_features(self, d: int) -> None:
+        self.n_features_ = d
+        self.mean_ = np.zeros(d)
+        self.scatter_diag_ = np.zeros(d)
+        if self.mode == "exact":
+            self.scatter_ = np.zeros((d, d))
+        else:
+            self.sketch_ = np.zeros((self.sketch_size, d))
+
+    def _check_batch(self, X: Any) -> None:
+        if self.n_features_ != -1 and X.shape[1] != self.n_features_:
+            raise FeatureCountError(
+                f"batch has {X.shape[1]} features, but this PCA state was trained on "
+                f"{self.n_features_}; use data of the same width or start a new state"
+            )
+        values = X.data if sp.issparse(X) else X
+        finite = np.isfinite(values)
+        if not finite.all():
+            first = int(np.flatnonzero(~finite.ravel())[0])
+            if sp.issparse(X):
+                row = int(np.searchsorted(X.indptr, first, side="right") - 1)
+            else:
+                row = first // X.shape[1]
+            raise DataError(f"row {row} of the batch contains NaN or infinity; PCA needs finite values")
+
+    def update(self, batch: Batch) -> None:
+        """Update the state with one mini-batch, in place."""
+        X = batch.X
+        if X.shape[0] == 0:
+            return
+        self._check_batch(X)
+        w = None if batch.w is None else np.asarray(batch.w, dtype=np.float64)
+        if w is not None and (w.shape != (X.shape[0],) or not np.isfinite(w).all() or (w < 0).any()):
+            raise DataError(f"the batch weights must be {X.shape[0]} finite values >= 0")
+        if self.n_features_ == -1:
+            self._init_features(int(X.shape[1]))
+        n_rows = int(X.shape[0])
+        wsum = float(n_rows if w is None else w.sum())
+        if wsum == 0:
+            self.n_rows_seen_ += n_rows
+            return
+        with blas_single_thread():  # small products: BLAS threads would only spin (see _parallel)
+            if sp.issparse(X):
+                X = X.astype(np.float64)
+                mean_b = np.asarray(X.T @ (np.ones(n_rows) if w is None else w)).ravel() / wsum
+                if self.mode == "exact":
+                    Xw = X if w is None else sp.diags(w) @ X
+                    S = np.asarray((X.T @ Xw).toarray()) - wsum * np.outer(mean_b, mean_b)
+                    self._absorb_exact(wsum, mean_b, S)
+                    self.n_rows_seen_ += n_rows
+                    return
+                X = X.toarray()
+            else:
+                X = np.asarray(X, dtype=np.float64)
+                mean_b = X.mean(axis=0) if w is None else (w @ X) / wsum
+            Xs = X - mean_b
+            if w is not None:
+                Xs *= np.sqrt(w)[:, None]
+            if self.mode == "exact":
+                self._absorb_exact(wsum, mean_b, Xs.T @ Xs)
+            else:
+                rows = Xs if self.subtract_mean else (X if w is None else X * np.sqrt(w)[:, None])
+                self._absorb_sketch(wsum, mean_b, np.einsum("ij,ij->j", Xs, Xs), rows)
+        self.n_rows_seen_ += n_rows
+
+    def _absorb_exact(self, n_b: float, mean_b: np.ndarray, S: np.ndarray) -> None:
+        n, mean, coef, delta = _chan_combine(self.weight_seen_, self.mean_, n_b, mean_b)
+        self.scatter_ += S
+        if coef:
+            self.scatter_ += coef * np.outer(delta, delta)
+        self.scatter_diag_ = np.diag(self.scatter_).copy()
+        self.mean_, self.weight_seen_ = mean, n
+
+    def _absorb_sketch(self, n_b: float, mean_b: np.ndarray, diag_b: np.ndarray, rows: np.ndarray) -> None:
+        n, mean, coef, delta = _chan_combine(self.weight_seen_, self.mean_, n_b, mean_b)
+        self.scatter_diag_ += diag_b + coef * delta**2
+        if self.subtract_mean and coef:
+            rows = np.concatenate([rows, np.sqrt(coef) * delta[None, :]])
+        self._sketch_rows(rows)
+        self.mean_, self.weight_seen_ = mean, n
+
+    def _sketch_rows(self, rows: np.ndarray) -> None:
+        ell, d = self.sketch_.shape
+        if d <= 6 * ell:
+            # Narrow data: one shrink through the d x d Gram matrix of sketch + batch.
+            self.sketch_, delta = _fd_shrink(np.concatenate([self.sketch_, rows]), ell)
+            self.shrinkage_ += delta
+            return
+        step = 2 * ell  # wide data: fast FD, a buffer of 2 ell rows per shrink
+        for start in range(0, rows.shape[0], step):
+            self.sketch_, delta = _fd_shrink(np.concatenate([self.sketch_, rows[start:start + step]]), ell)
+            self.shrinkage_ += delta
+
+    def metrics(self) -> dict[str, float]:
+        """Cheap progress numbers: rows seen and the norm of the mean."""
+        return {"n_rows": float(self.n_rows_seen_),
+                "mean_norm": float(np.linalg.norm(self.mean_)) if self.mean_.size else 0.0}
+
+    # -- merge ------------------------------------------------------------------------
+
+    def merge(self, other: PCAState) -> None:
+        """Merge ``other`` into this state (exact: Chan's combine; sketch: FD merge)."""
+        if not isinstance(other, PCAState):
+            raise IncompatibleStateError(f"cannot merge a {type(other).__name__} into a PCA state")
+        mine = {k: v for k, v in self.hyperparameters().items() if k != "seed"}
+        theirs = {k: v for k, v in other.hyperparameters().items() if k != "seed"}
+        if mine != theirs:
+            raise IncompatibleStateError(
+                f"cannot merge PCA states with hyperparameters {mine} and {theirs}; "
+                "train both with the same n_components, mode, extra_components and subtract_mean"
+            )
+        if other.n_features_ == -1:
+            return
+        if self.n_features_ not in (-1, other.n_features_):
+            raise IncompatibleStateError(
+                f"cannot merge PCA states of {self.n_features_} and {other.n_features_} features"
+            )
+        if self.n_features_ == -1:
+            self._init_features(other.n_features_)
+        with blas_single_thread():
+            if self.mode == "exact":
+                n, mean, coef, delta = _chan_combine(self.weight_seen_, self.mean_, other.weight_seen_, other.mean_)
+                self.scatter_ += other.scatter_
+                if coef:
+                    self.scatter_ += coef * np.outer(delta, delta)
+                self.scatter_diag_ = np.diag(self.scatter_).copy()
+                self.mean_, self.weight_seen_ = mean, n
+            else:
+                n, mean, coef, delta = _chan_combine(self.weight_seen_, self.mean_, other.weight_seen_, other.mean_)
+                self.scatter_diag_ += other.scatter_diag_ + coef * delta**2
+                rows = [self.sketch_, other.sketch_]
+                if self.subtract_mean and coef:
+                    rows.append(np.sqrt(coef) * delta[None, :])
+                self.sketch_, shrink = _fd_shrink(np.concatenate(rows), self.sketch_size)
+                self.shrinkage_ += other.shrinkage_ + shrink
+                self.mean_, self.weight_seen_ = mean, n
+        self.n_rows_seen_ += other.n_rows_seen_
+
+    # -- arrays -----------------------------------------------------------------------
+
+    def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        meta = {
+            "hyperparameters": self.hyperparameters(),
+            "n_features": self.n_features_,
+            "n_rows_seen": self.n_rows_seen_,
+            "weight_seen": self.weight_seen_,
+            "shrinkage": self.shrinkage_,
+        }
+        arrays = {
+            "mean": self.mean_,
+            "scatter": self.scatter_,
+            "scatter_diag": self.scatter_diag_,
+            "sketch": self.sketch_,
+        }
+        return meta, arrays
+
+    @classmethod
+    def from_arrays(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> PCAState:
+        state = cls(**meta["hyperparameters"])
+        state.n_features_ = int(meta["n_features"])
+        state.n_rows_seen_ = int(meta["n_rows_seen"])
+        state.weight_seen_ = float(meta["weight_seen"])
+        state.shrinkage_ = float(meta["shrinkage"])
+        state.mean_ = np.array(arrays["mean"], dtype=np.float64)
+        state.scatter_ = np.array(arrays["scatter"], dtype=np.float64)
+        state.scatter_diag_ = np.array(arrays["scatter_diag"], dtype=np.float64)
+        state.sketch_ = np.array(arrays["sketch"], dtype=np.float64)
+        return state
+
+    # -- finalize -----------------------------------------------------------------------
+
+    @property
+    def max_components(self) -> int:
+        """The most components a model of this state can have."""
+        d = max(self.n_features_, 0)
+        return d if self.mode == "exact" else min(self.sketch_size, d)
+
+    def model(self, n_components: int | None = None, *, explained_variance: float | None = None) -> PCAModel:
+        """Finalize to a model, cheaply and repeatably; the state does not change.
+
+        Parameters
+        ----------
+        n_components : int, default=the state's n_components (all, if None)
+            Components of the model: any number up to the width of the data (exact
+            mode) or the sketch size (sketch mode).
+        explained_variance : float, optional
+            Instead of n_components: the smallest number of components whose explained
+            variance ratio reaches this share, in (0, 1].
+        """
+        if self.n_features_ == -1 or self.weight_seen_ == 0:
+            raise NotFittedError("this PCA state has seen no data; update it with at least one batch")
+        limit = self.max_components
+        where = "the width of the data" if self.mode == "exact" else "kept by this sketch"
+        fix = ("choose fewer" if self.mode == "exact"
+               else "train with a larger n_components or extra_components, or choose fewer")
+        if n_components is not None and explained_variance is not None:
+            raise InvalidParameterError("give n_components or explained_variance, not both")
+        if explained_variance is not None and (
+            isinstance(explained_variance, bool) or not isinstance(explained_variance, (int, float, np.number))
+            or not 0 < explained_variance <= 1
+        ):
+            raise InvalidParameterError(f"explained_variance={explained_variance!r} must be a number in (0, 1]")
+        if n_components is not None and (not _is_int(n_components) or n_components < 1):
+            raise InvalidParameterError(f"n_components={n_components!r} must be an integer >= 1")
+        if n_components is not None and n_components > limit:
+            held = f"the {limit} {where}" if self.mode == "sketch" else f"the {limit} features of the data"
+            raise InvalidParameterError(
+                f"n_components={n_components} is more than {held}; {fix}: n_components <= {limit}"
+            )
+        n = self.weight_seen_
+        if self.subtract_mean:
+            denom = n - 1 if n > 1 else 1.0
+            total = float(self.scatter_diag_.sum())
+        else:
+            denom = n
+            total = float(self.scatter_diag_.sum() + n * self.mean_ @ self.mean_)
+        with blas_single_thread():
+            if self.mode == "exact":
+                S = self.scatter_ if self.subtract_mean else self.scatter_ + n * np.outer(self.mean_, self.mean_)
+                lam, V = np.linalg.eigh(S)
+                lam, V = np.maximum(lam[::-1], 0.0), V[:, ::-1].T
+            else:
+                _, s, V = np.linalg.svd(self.sketch_, full_matrices=False)
+                lam = s**2
+            lam, V = lam[:limit], V[:limit]
+        ratio = lam / total if total > 0 else np.zeros_like(lam)
+        if explained_variance is not None:
+            cumulative = np.cumsum(ratio)
+            if cumulative[-1] < explained_variance - 1e-9 and self.mode == "sketch":
+                raise InvalidParameterError(
+                    f"explained_variance={explained_variance} is not reached by the {limit} components "
+                    f"{where} (they explain {cumulative[-1]:.4f}); {fix} explained_variance <= {cumulative[-1]:.4f}"
+                )
+            k = min(int(np.searchsorted(cumulative, explained_variance - 1e-12)) + 1, limit)
+        elif n_components is not None:
+            k = int(n_components)
+        else:
+            k = limit if self.n_components is None else min(self.n_components, limit)
+        components = V[:k].copy()
+        # A deterministic sign: the largest-magnitude entry of each component is positive.
+        signs = np.sign(components[np.arange(k), np.argmax(np.abs(components), axis=1)])
+        components *= np.where(signs == 0, 1.0, signs)[:, None]
+        return PCAModel(
+            components,
+            explained_variance=lam[:k] / denom,
+            explained_variance_ratio=ratio[:k],
+            singular_values=np.sqrt(lam[:k]),
+            mean=self.mean_ if self.subtract_mean else np.zeros(self.n_features_),
+            n_rows_seen=self.n_rows_seen_,
+        )
