@@ -57,8 +57,8 @@ class PCA(TransformerMixin, BaseEstimator):
     an ``O(d^3)`` eigendecomposition at finalize; batches are combined by Chan et al.'s
     pairwise update, so a large mean offset loses no precision. Sketch mode: memory
     ``O(ell d)`` with ``ell = n_components + extra_components``, time ``O(b d ell)`` per
-    mini-batch (``O(b d^2)`` when ``d <= 6 ell``); Frequent Directions (Liberty 2013;
-    Ghashami et al. 2016) guarantees ``||C - B^T B||_2 <= ||A - A_k||_F^2 / (ell - k)``
+    mini-batch (``O(b d^2)`` in one large product when ``d`` is below about ``25 ell``);
+    Frequent Directions (Liberty 2013; Ghashami et al. 2016) guarantees ``||C - B^T B||_2 <= ||A - A_k||_F^2 / (ell - k)``
     on the centered scatter ``C``. See :class:`onepass.PCAState`.
 
     Examples
