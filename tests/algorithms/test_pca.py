@@ -13,7 +13,8 @@ from scipy.linalg import subspace_angles
 
 from onepass import PCA, Batch, PCAModel, PCAState
 from onepass.errors import DataError, FeatureCountError, IncompatibleStateError, InvalidParameterError, NotFittedError
-from tests.conformance.checks import state_nbytes
+from onepass.state import Algorithm
+from tests.conformance.checks import STATE_CHECKS, state_nbytes
 
 N_ROWS, D, RANK = 100_000, 60, 20
 
@@ -314,3 +315,16 @@ def test_cli_finalize_out_of_range_exits_2_with_the_limit(cli_dir) -> None:
     proc = run_cli("finalize", "m", "--n-components", "7", "--out", "bad", cwd=cli_dir)
     assert proc.returncode == 2
     assert "n_components=7 is more than the 6 kept by this sketch" in proc.stderr
+
+
+# -- the shared state checks, on sketch mode too ---------------------------------------------
+
+
+@pytest.mark.parametrize("check", STATE_CHECKS, ids=lambda c: c.__name__)
+def test_sketch_mode_passes_the_shared_state_checks(check) -> None:
+    # The registry's tags run exact mode through tests/conformance; this runs the same
+    # checks on a sketch smaller than the data's width (4 rows for 6 features).
+    sketch_algo = Algorithm("pca", PCAState, PCAModel, "onepass.algorithms.pca._estimator:PCA",
+                            tags={"test_params": {"n_components": 3, "mode": "sketch", "extra_components": 1},
+                                  "merge_rtol": 1e-3})
+    check(sketch_algo)

@@ -20,7 +20,8 @@ class PCAModel:
     components_ : ndarray of shape (n_components, n_features), float64
         Principal axes, by decreasing explained variance (unit rows).
     explained_variance_ : ndarray of shape (n_components,)
-        Variance along each axis (divided by ``n - 1``, as scikit-learn's PCA does).
+        Variance along each axis: the scatter divided by ``n - 1``, as scikit-learn's PCA
+        does (the uncentered second moment divided by ``n`` with subtract_mean=False).
     explained_variance_ratio_ : ndarray of shape (n_components,)
         Share of the total variance along each axis.
     singular_values_ : ndarray of shape (n_components,)
