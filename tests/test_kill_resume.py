@@ -1,5 +1,6 @@
 """Training killed with SIGKILL at random instants, and at the worst instants of a
-checkpoint write, resumes each time and ends with the same model as a run never killed.
+checkpoint write, resumes each time and ends with the same model as a run never killed,
+for every algorithm (K-Means, PCA exact, PCA sketch).
 
 21 kills in all: 15 at random moments (startup, reading, updating, writing), and 6
 through failpoints (onepass/_failpoints.py) inside the checkpoint write: with half an
@@ -48,10 +49,23 @@ def data(tmp_path_factory) -> Path:
     return folder
 
 
-def command(data: Path, work: Path) -> list[str]:
+ALGORITHMS = {
+    "kmeans": ["kmeans", "--n-clusters", "8"],
+    "pca-exact": ["pca", "--n-components", "4", "--mode", "exact"],
+    "pca-sketch": ["pca", "--n-components", "4", "--mode", "sketch"],
+}
+
+
+def assert_same_arrays(got: tuple[dict, dict], want: tuple[dict, dict], what: str) -> None:
+    assert got[1].keys() == want[1].keys(), what
+    for name in want[1]:
+        np.testing.assert_allclose(got[1][name], want[1][name], rtol=1e-9, atol=1e-6, err_msg=f"{what}: {name}")
+
+
+def command(data: Path, work: Path, algorithm: str = "kmeans") -> list[str]:
     return [
-        sys.executable, "-m", "onepass.cli", "train", "kmeans",
-        "--data", str(data / "*.csv"), "--n-clusters", "8", "--seed", "7", "--batch-size", "2048",
+        sys.executable, "-m", "onepass.cli", "train", *ALGORITHMS[algorithm],
+        "--data", str(data / "*.csv"), "--seed", "7", "--batch-size", "2048",
         "--checkpoint-dir", str(work / "ckpt"), "--checkpoint-every-rows", "10000", "--resume",
         "--out", str(work / "model"), "--quiet",
     ]
@@ -69,17 +83,18 @@ def assert_last_checkpoint_loads(ckpt: Path) -> None:
         assert 0 < state.n_rows_seen_ <= N_ROWS
 
 
-def test_killed_runs_resume_to_the_same_model(data: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
+def test_killed_runs_resume_to_the_same_model(data: Path, tmp_path: Path, algorithm: str) -> None:
     reference = tmp_path / "reference"
     started = time.perf_counter()
-    done = run_to_end(command(data, reference))
+    done = run_to_end(command(data, reference, algorithm))
     run_seconds = time.perf_counter() - started  # start-up included
     assert done.returncode == 0, done.stderr
     ref_model, ref_manifest = load_model(reference / "model")
     assert ref_manifest["rows_seen"] == N_ROWS
 
     work = tmp_path / "killed"
-    cmd = command(data, work)
+    cmd = command(data, work, algorithm)
     kills = 0
     # The worst moments of a checkpoint write first, through failpoints.
     for point in FAILPOINTS:
@@ -107,7 +122,7 @@ def test_killed_runs_resume_to_the_same_model(data: Path, tmp_path: Path) -> Non
             assert proc.returncode == 0, proc.stderr.read().decode()
             model, manifest = load_model(work / "model")
             assert manifest["rows_seen"] == N_ROWS
-            np.testing.assert_allclose(model.cluster_centers_, ref_model.cluster_centers_, rtol=0, atol=1e-6)
+            assert_same_arrays(model.to_arrays(), ref_model.to_arrays(), "model of a run that finished")
             shutil.rmtree(work)  # finished between kills: go again from scratch
         assert_last_checkpoint_loads(work / "ckpt")
     kills += random_kills
@@ -117,12 +132,11 @@ def test_killed_runs_resume_to_the_same_model(data: Path, tmp_path: Path) -> Non
     assert final.returncode == 0, final.stderr
     model, manifest = load_model(work / "model")
     assert manifest["rows_seen"] == N_ROWS
-    np.testing.assert_allclose(model.cluster_centers_, ref_model.cluster_centers_, rtol=0, atol=1e-6)
+    assert_same_arrays(model.to_arrays(), ref_model.to_arrays(), "final model")
     state, _ = load_checkpoint(work / "ckpt")
     ref_state, _ = load_checkpoint(reference / "ckpt")
     assert state.n_rows_seen_ == ref_state.n_rows_seen_ == N_ROWS
-    np.testing.assert_allclose(state.centers_, ref_state.centers_, rtol=0, atol=1e-6)
-    np.testing.assert_array_equal(state.weights_, ref_state.weights_)
+    assert_same_arrays(state.to_arrays(), ref_state.to_arrays(), "final state")
 
 
 def test_failpoint_during_model_replacement_keeps_a_whole_model(data: Path, tmp_path: Path) -> None:
