@@ -52,7 +52,7 @@ def exact(data) -> PCAState:
 
 @pytest.fixture(scope="module")
 def sketch(data) -> PCAState:
-    return stream(PCAState(10, mode="sketch"), data)
+    return stream(PCAState(10, mode="sketch", extra_components=10), data)
 
 
 # -- accuracy ------------------------------------------------------------------------
@@ -86,7 +86,7 @@ def test_sketch_state_size_is_the_same_after_100k_and_2m_rows() -> None:
         if (i + 1) * 10_000 in (100_000, 2_000_000):
             sizes[(i + 1) * 10_000] = state_nbytes(state)
     assert state.n_rows_seen_ == 2_000_000
-    assert sizes[100_000] == sizes[2_000_000] == 15 * 20 * 8 + 2 * 20 * 8
+    assert sizes[100_000] == sizes[2_000_000] == (5 + 64) * 20 * 8 + 2 * 20 * 8  # auto: 64 extra rows
 
 
 def test_wide_sketch_uses_fast_fd_and_keeps_the_bound() -> None:
@@ -152,8 +152,8 @@ def test_exact_merge_of_two_halves_equals_one_pass(data, exact) -> None:
 
 def test_sketch_merge_is_within_the_fd_bound(data, exact) -> None:
     half = N_ROWS // 2
-    a = stream(PCAState(10, mode="sketch"), data[:half])
-    b = stream(PCAState(10, mode="sketch"), data[half:] + np.float32(3.0))  # shards with different means
+    a = stream(PCAState(10, mode="sketch", extra_components=10), data[:half])
+    b = stream(PCAState(10, mode="sketch", extra_components=10), data[half:] + np.float32(3.0))  # shards with different means
     a.merge(b)
     whole = np.concatenate([data[:half], data[half:] + np.float32(3.0)]).astype(np.float64)
     C = PCAState(10)

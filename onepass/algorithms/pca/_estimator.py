@@ -29,7 +29,7 @@ class PCA(TransformerMixin, BaseEstimator):
         keeps a Frequent Directions sketch of ``n_components + extra_components`` rows
         (SageMaker's "randomized"), for wide data; it needs an integer n_components.
     extra_components : int or "auto", default="auto"
-        Sketch mode: rows kept beyond n_components ("auto": max(n_components, 10)).
+        Sketch mode: rows kept beyond n_components ("auto": max(4 * n_components, 64)).
     subtract_mean : bool, default=True
         Center the data on its mean before finding the axes.
     batch_size : int, default=8192

@@ -26,12 +26,14 @@ _MODES = ("exact", "sketch")
 def resolve_extra_components(n_components: int, extra_components: int | str) -> int:
     """Sketch rows kept beyond ``n_components``.
 
-    ``"auto"`` keeps ``max(n_components, 10)`` more: FD's error on the top ``k``
-    directions is at most ``||A - A_k||_F^2 / (ell - k)``, so ``ell = 2k`` already
-    divides the tail mass by ``k``.
+    ``"auto"`` keeps ``max(4 * n_components, 64)`` more. FD's error on the top ``k``
+    directions is at most ``||A - A_k||_F^2 / (ell - k)``: on noisy data the tail mass
+    ``||A - A_k||_F^2`` is large, and the extra rows are what divide it. Measured on
+    ``make bench``'s rank-20 signal plus unit noise at d=1000, 200k rows, top-10
+    variance captured: 0.84 with 10 extra rows, 0.990 with 50, 0.9999 with 70.
     """
     if extra_components == "auto":
-        return max(int(n_components), 10)
+        return max(4 * int(n_components), 64)
     return int(extra_components)
 
 
@@ -105,7 +107,7 @@ class PCAState:
         "sketch" keeps a Frequent Directions sketch of ``n_components +
         extra_components`` rows (SageMaker's "randomized"), for wide data.
     extra_components : int or "auto", default="auto"
-        Sketch mode: rows kept beyond n_components ("auto": max(n_components, 10)).
+        Sketch mode: rows kept beyond n_components ("auto": max(4 * n_components, 64)).
         More rows tighten the sketch and allow more components at finalize.
     subtract_mean : bool, default=True
         Center the data on its mean (a covariance PCA); False takes the principal
