@@ -31,7 +31,7 @@ def _get_pool() -> ThreadPoolExecutor:
     global _pool
     with _lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=max(1, min(N_BLOCKS, os.cpu_count() or 1)),
+            _pool = ThreadPoolExecutor(max_workers=max(1, min(N_BLOCKS - 1, (os.cpu_count() or 1) - 1)),
                                        thread_name_prefix="onepass")
         return _pool
 
@@ -58,5 +58,6 @@ def map_blocks(fn: Callable[[int, int], T], blocks: Sequence[tuple[int, int]]) -
     """``[fn(start, stop) for each block]``, the blocks run in parallel when there are several."""
     if len(blocks) == 1:
         return [fn(*blocks[0])]
-    futures = [_get_pool().submit(fn, a, b) for a, b in blocks]
-    return [f.result() for f in futures]
+    # The calling thread computes the first block itself: one hand-off fewer.
+    futures = [_get_pool().submit(fn, a, b) for a, b in blocks[1:]]
+    return [fn(*blocks[0])] + [f.result() for f in futures]

@@ -46,7 +46,7 @@ def data_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory, data_csv: Path) -> Path:
-    """A model directory trained with --n-clusters 3 (so 30 centers are kept)."""
+    """A model directory trained with --n-clusters 3 (so 16 centers are kept)."""
     out = tmp_path_factory.mktemp("trained") / "model"
     result = invoke("train", "kmeans", "--data", str(data_csv), "--n-clusters", "3", "--seed", "1",
                     "--out", str(out), "-q")
@@ -95,7 +95,9 @@ def test_usage_errors_exit_2(args, message, data_csv, trained, tmp_path):
 
 
 def test_finalize_more_clusters_than_kept_names_the_valid_range(trained, tmp_path):
-    kept = 18  # n_clusters=3 with extra_center_factor="auto" keeps 3 * 6 centers (at least 16)
+    from onepass.algorithms.kmeans import KMeansState
+
+    kept = KMeansState(3).n_centers  # n_clusters=3 with extra_center_factor="auto" keeps 16
     too_many = invoke("finalize", str(trained), "--n-clusters", str(kept + 1), "--out", str(tmp_path / "m31"))
     assert too_many.exit_code == 2
     assert f"n_clusters={kept + 1}" in too_many.stderr

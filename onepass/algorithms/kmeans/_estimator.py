@@ -23,10 +23,11 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     ----------
     n_clusters : int, default=8
         Number of clusters of the model.
-    extra_center_factor : int or "auto", default="auto"
-        The state keeps ``n_clusters * extra_center_factor`` weighted centers and
+    extra_center_factor : float or "auto", default="auto"
+        The state keeps ``ceil(n_clusters * extra_center_factor)`` weighted centers and
         reduces them to ``n_clusters`` at finalize; more centers cost time per row and
-        buy quality and a wider choice of ``n_clusters`` after training.
+        buy quality and a wider choice of ``n_clusters`` after training. ``"auto"``
+        keeps 2x the clusters up to 32 clusters, 1.5x for many (at least 16 centers).
     batch_size : int, default=8192
         Rows per mini-batch when ``fit``/``partial_fit`` receive more. Batches of 8192
         rows or more are split in two row blocks computed on two threads.
@@ -80,7 +81,7 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     True
     """
 
-    def __init__(self, n_clusters: int = 8, *, extra_center_factor: int | str = "auto",
+    def __init__(self, n_clusters: int = 8, *, extra_center_factor: float | str = "auto",
                  batch_size: int = 8192, half_life: float | None = None,
                  init_size: int | str = "auto", n_trials: int | str = "auto",
                  max_iter: int = 300, tol: float = 1e-4, random_state: Any = None) -> None:
