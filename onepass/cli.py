@@ -202,13 +202,14 @@ def _make_train_command(name: str) -> click.Command:
             batch_size=opts["batch_size"], **source,
             checkpoint_dir=opts["checkpoint_dir"], checkpoint_every_rows=opts["checkpoint_every_rows"],
             checkpoint_every_seconds=opts["checkpoint_every_seconds"], resume=opts["resume"],
-            epochs=opts["epochs"], seed=opts["seed"], metrics=opts["metrics_file"],
+            epochs=opts["epochs"], max_rows=opts["max_rows"], seed=opts["seed"], metrics=opts["metrics_file"],
             progress=False if opts["quiet"] else None, out=opts["out"],
         ))
         if not opts["quiet"]:
             click.echo(
                 f"trained {name} on {result.n_rows_seen:,} rows ({result.epochs} epoch(s)); "
                 f"skipped {result.n_skipped}, quarantined {result.n_quarantined}"
+                + (f"; paused at --max-rows, --resume goes on from {result.checkpoint}" if result.paused else "")
                 + (f"; model in {result.out}" if result.out else ""), err=True,
             )
 
@@ -226,6 +227,8 @@ def _make_train_command(name: str) -> click.Command:
                      help="Continue from the newest checkpoint in --checkpoint-dir if there is one; start fresh otherwise."),
         click.Option(["--epochs"], type=click.IntRange(min=1), default=1, show_default=True,
                      help="Passes over a persistent source (not stdin)."),
+        click.Option(["--max-rows"], type=click.IntRange(min=1), default=None,
+                     help="Pause after this many rows in all (at a batch boundary), checkpointed; --resume goes on."),
         click.Option(["--seed"], type=int, default=None, help="Seed: same data and seed give the same model."),
         click.Option(["--metrics", "--metrics-file", "metrics_file"], default=None,
                      help="Append metrics as JSON lines to this file, or '-' for stdout."),

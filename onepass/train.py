@@ -98,6 +98,9 @@ class TrainResult:
         The model directory written, when ``out`` was given.
     metrics : dict
         The last metrics record.
+    paused : bool
+        True when the run stopped at ``max_rows`` before the end of its epochs; a run
+        with ``resume=True`` on the same checkpoint directory goes on from there.
     """
 
     state: State
@@ -109,6 +112,7 @@ class TrainResult:
     checkpoint: Path | None = None
     out: Path | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+    paused: bool = False
 
 
 class _Progress:
@@ -170,6 +174,7 @@ def train(
     checkpoint_every_seconds: float | None = None,
     resume: bool = False,
     epochs: int = 1,
+    max_rows: int | None = None,
     seed: int | None = None,
     metrics: str | os.PathLike[str] | IO[str] | None = None,
     metrics_every_seconds: float = 10.0,
@@ -203,6 +208,11 @@ def train(
         start fresh when there is none.
     epochs : int, default=1
         Passes over a persistent source, each continuing from the state of the last.
+    max_rows : int, optional
+        Pause once the state has counted this many rows (across resumed runs), at the
+        first batch boundary at or after it: the run checkpoints where it stopped (with
+        ``checkpoint_dir``) and returns with ``paused=True``; ``resume=True`` goes on
+        from there. Tuning by successive halving trains its trials this way.
     seed : int, optional
         Seeds the state: same data, same seed, same model.
     metrics : path, "-" or file, optional
@@ -230,6 +240,8 @@ def train(
             f"epochs={epochs} needs a source that can be read again; stdin ('-') is read once. "
             "Save the stream to a file, or train with epochs=1"
         )
+    if max_rows is not None and (isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1):
+        raise InvalidParameterError(f"max_rows={max_rows!r} must be None or an integer >= 1")
     if (checkpoint_every_rows or checkpoint_every_seconds or resume) and checkpoint_dir is None:
         raise InvalidParameterError("checkpointing and resume need checkpoint_dir (--checkpoint-dir)")
     for name, value in (("checkpoint_every_rows", checkpoint_every_rows),
@@ -255,6 +267,7 @@ def train(
     bar = _Progress(progress, initial=history_rows)
     start = time.perf_counter()
     rows_this_run = 0
+    paused = False
     last_metrics: dict[str, Any] = {}
     sources_desc = [str(u) for u in uris]
 
@@ -296,7 +309,8 @@ def train(
 
     try:
         record("start", resumed_from=str(checkpoint) if checkpoint else None)
-        while not finished and epoch < epochs:
+        paused = not finished and max_rows is not None and state.n_rows_seen_ >= max_rows
+        while not finished and not paused and epoch < epochs:
             src = open_source(
                 uris if len(uris) > 1 else uris[0], format=format, batch_size=batch_size,
                 label_column=label_column, weight_column=weight_column, header=header,
@@ -326,7 +340,16 @@ def train(
                     elif now - last_metrics_time >= metrics_every_seconds:
                         last_metrics = record("progress")
                         last_metrics_time = now
-                n_skipped, n_quarantined = src.n_skipped, src.n_quarantined
+                    if max_rows is not None and state.n_rows_seen_ >= max_rows:
+                        paused = True
+                        break
+                if not paused:  # the source's own totals: every record has been read
+                    n_skipped, n_quarantined = src.n_skipped, src.n_quarantined
+            if paused:
+                if checkpoint_dir is not None:
+                    checkpoint = write_checkpoint(batch.cursor, False)
+                last_metrics = record("paused", checkpoint=str(checkpoint) if checkpoint else None)
+                break
             if state.n_rows_seen_ == 0:
                 raise EmptySourceError(f"{', '.join(sources_desc)} yielded no rows; nothing to train on")
             epoch += 1
@@ -358,5 +381,5 @@ def train(
     return TrainResult(
         state=state, model=model, n_rows_seen=state.n_rows_seen_, n_skipped=n_skipped,
         n_quarantined=n_quarantined, epochs=epoch, checkpoint=checkpoint, out=out_path,
-        metrics=last_metrics,
+        metrics=last_metrics, paused=paused,
     )

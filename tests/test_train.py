@@ -147,3 +147,25 @@ def test_progress_bar_on_stderr_only_when_asked(data: Path, capsys) -> None:  # 
     assert "rows" in shown.err and "60.0k" in shown.err and shown.out == ""
     train("kmeans", data, params={"n_clusters": 5}, seed=0, progress=None)  # stderr is not a terminal here
     assert capsys.readouterr().err == ""
+
+
+def test_max_rows_pauses_and_resume_continues_to_the_same_state(tmp_path):
+    """Training in slices (pause at max_rows, resume) ends where one run ends: the row
+    counter continues and the centers match, so tuning can stop and resume trials."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(5000, 4)).astype(np.float32)
+    np.save(tmp_path / "d.npy", X)
+    whole = train("kmeans", tmp_path / "d.npy", params={"n_clusters": 3}, batch_size=500, seed=1)
+    ck = tmp_path / "ck"
+    first = train("kmeans", tmp_path / "d.npy", params={"n_clusters": 3}, batch_size=500, seed=1,
+                  checkpoint_dir=ck, max_rows=1200)
+    assert first.paused and first.n_rows_seen == 1500  # the first batch boundary at or after 1200
+    second = train("kmeans", tmp_path / "d.npy", params={"n_clusters": 3}, batch_size=500, seed=1,
+                   checkpoint_dir=ck, resume=True, max_rows=3000)
+    assert second.paused and second.n_rows_seen == 3000
+    last = train("kmeans", tmp_path / "d.npy", params={"n_clusters": 3}, batch_size=500, seed=1,
+                 checkpoint_dir=ck, resume=True, max_rows=10_000)
+    assert not last.paused and last.n_rows_seen == 5000
+    np.testing.assert_allclose(last.state.centers_, whole.state.centers_, atol=1e-6)
+    with pytest.raises(InvalidParameterError, match="max_rows=0"):
+        train("kmeans", tmp_path / "d.npy", params={"n_clusters": 3}, max_rows=0)
