@@ -19,6 +19,7 @@ from onepass.errors import (
 from onepass.io import load, load_checkpoint, save_checkpoint, save_model
 from onepass.sources import open_source
 from onepass.train import train
+from onepass.tune import tune
 
 _LAZY = {  # estimators import scikit-learn
     "KMeans": "onepass.algorithms.kmeans._estimator",
@@ -53,4 +54,5 @@ __all__ = [
     "save_checkpoint",
     "save_model",
     "train",
+    "tune",
 ]

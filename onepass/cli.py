@@ -19,23 +19,9 @@ from typing import Any
 import click
 
 from onepass.errors import ArtifactError, InvalidParameterError, OnePassError, exit_code
+from onepass.tune._space import parse_value as _coerce  # "3" -> 3, "none" -> None, "true" -> True
 
 _ALGO_EPILOG = "Run 'onepass train ALGO --help' for the options of one algorithm."
-
-
-def _coerce(value: str) -> Any:
-    """A CLI value as the library wants it: int, float, None, bool, or the string."""
-    lowered = value.strip().lower()
-    if lowered in ("none", "null"):
-        return None
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    for cast in (int, float):
-        try:
-            return cast(value)
-        except ValueError:
-            pass
-    return value
 
 
 def _doc_params(obj: Any) -> dict[str, str]:
@@ -307,6 +293,90 @@ def finalize(ctx: click.Context, checkpoint: str, out: str) -> None:
 
     path = _run(run)
     click.echo(f"model written to {path}", err=True)
+
+
+@main.command("tune", epilog="Ranges: 2:64 (integers, both ends), 0.1:0.9:0.2 (a step), log:1e-4:1e-1 "
+              "(log-uniform, searches), log:1e-4:1e-1:4 (4 values), a,b,c (a list).")
+@click.argument("checkpoint", required=False, type=click.Path(exists=True, file_okay=False))
+@click.option("--validation", required=True, help="Validation data, read once for all candidates (any source URI).")
+@click.option("--param", "params", multiple=True, required=True, metavar="NAME=RANGE",
+              help="A setting to tune and its range; repeat for several.")
+@click.option("--metric", default=None, help="Rank by this metric (default per kind: K-Means bic, PCA reconstruction_error).")
+@click.option("--select", type=click.Choice(["best", "elbow", "target"]), default="best", show_default=True,
+              help="From a state: the best score, the elbow of the curve, or the first setting reaching --target.")
+@click.option("--target", type=float, default=None, help="With --select target: the score to reach.")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Write the chosen model here.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Draw the leaderboard into this PNG.")
+@click.option("--json", "as_json", is_flag=True, default=False, help="Print the leaderboard as JSON.")
+@click.option("--search", "search", default=None, metavar="ALGO",
+              help="Search by training (successive halving) instead of tuning a state's finalize settings.")
+@click.option("--data", "data", multiple=True, help="With --search: the training data.")
+@click.option("--budget-rows", type=click.IntRange(min=1), default=None, help="With --search: rows all trials may train on in all.")
+@click.option("--workdir", type=click.Path(file_okay=False), default=None,
+              help="With --search: where trials, checkpoints and scores are kept; the same --workdir resumes a search.")
+@click.option("--trials", type=click.IntRange(min=1), default=8, show_default=True, help="With --search: trials per bracket.")
+@click.option("--eta", type=click.IntRange(min=2), default=2, show_default=True, help="With --search: keep 1/eta per round.")
+@click.option("--brackets", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --search: brackets; each later one's draws learn from the earlier scores.")
+@click.option("--sampler", type=click.Choice(["tpe", "random"]), default="tpe", show_default=True)
+@click.option("--jobs", type=click.IntRange(min=1), default=None, help="With --search: trials trained at once (default: cores).")
+@click.option("--set", "fixed", multiple=True, metavar="NAME=VALUE", help="With --search: a fixed hyperparameter.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--format", "format", default=None, help="Format of the data and validation files (default: from the extension).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8192, show_default=True)
+@click.option("--label-column", default=None, help="Label column by name or 0-based index.")
+@click.option("--header/--no-header", "header", default=None)
+@click.option("--n-features", type=int, default=None, help="Width of sparse (libsvm) data.")
+def tune_command(checkpoint: str | None, validation: str, params: tuple[str, ...], metric: str | None, select: str,
+                 target: float | None, out: str | None, plot: str | None, as_json: bool, search: str | None,
+                 data: tuple[str, ...], budget_rows: int | None, workdir: str | None, trials: int, eta: int,
+                 brackets: int, sampler: str, jobs: int | None, fixed: tuple[str, ...], seed: int, format: str | None,
+                 batch_size: int, label_column: str | None, header: bool | None, n_features: int | None) -> None:
+    """Tune: many models from one state, or a search that pauses and resumes trials.
+
+    \b
+    From a state (no training data read again):
+      onepass tune ckpt/ --validation val.csv --param n_clusters=2:64 --plot k.png --out best/
+    By search, for settings that change training:
+      onepass tune --search kmeans --data train.csv --validation val.csv \\
+        --param half_life=log:1e4:1e7 --set n_clusters=10 --budget-rows 2000000 --workdir search/
+    """
+    from onepass.tune import tune as run_tune
+
+    source = {"format": format, "label_column": _coerce(label_column) if label_column is not None else None,
+              "header": header, "n_features": n_features}
+    source = {k: v for k, v in source.items() if v is not None}
+
+    def go() -> Any:
+        if search is not None:
+            if checkpoint is not None:
+                raise InvalidParameterError("give a CHECKPOINT to tune from, or --search ALGO, not both")
+            missing = [n for n, v in (("--data", data), ("--budget-rows", budget_rows), ("--workdir", workdir)) if not v]
+            if missing:
+                raise InvalidParameterError(f"--search needs {', '.join(missing)}")
+            settings = {}
+            for item in fixed:
+                name, sep, value = item.partition("=")
+                if not sep:
+                    raise InvalidParameterError(f"--set {item!r}: write NAME=VALUE")
+                settings[name.strip().replace("-", "_")] = _coerce(value)
+            return run_tune(search=search, data=list(data) if len(data) > 1 else data[0], validation=validation,
+                            params=list(params), budget_rows=budget_rows, workdir=workdir, metric=metric,
+                            n_trials=trials, eta=eta, brackets=brackets, sampler=sampler, jobs=jobs, fixed=settings,
+                            seed=seed, batch_size=batch_size, out=out, plot=plot, source=source,
+                            validation_source=source)
+        if checkpoint is None:
+            raise InvalidParameterError("give a CHECKPOINT (or model directory with its state) to tune, or --search ALGO")
+        return run_tune(checkpoint, validation=validation, params=list(params), metric=metric, select=select,
+                        target=target, out=out, plot=plot, seed=seed, batch_size=batch_size, **source)
+
+    board = _run(go)
+    if as_json:
+        click.echo(json.dumps(board.to_json(), indent=1))
+    else:
+        click.echo(board.table())
+    chosen = {k: board.chosen[k] for k in board.params}
+    click.echo(f"chosen by {board.select} {board.metric}: {chosen}" + (f"; model in {out}" if out else ""), err=True)
 
 
 @main.command()

@@ -1,0 +1,241 @@
+"""Validation scores of many models of one kind, from one read of a validation source.
+
+A *scorer* takes the candidate models (finalized from one state, or one per trial),
+accumulates what it needs batch by batch, and reports every metric for every model.
+One scorer per model kind, registered in :data:`SCORERS`; the tuner never branches on
+the kind.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from onepass.batch import Batch
+from onepass.errors import InvalidParameterError
+
+__all__ = ["SCORERS", "Scorer", "register_scorer", "scorer_for"]
+
+SILHOUETTE_SAMPLE = 2000  # rows kept (reservoir sample) for the silhouette, O(n^2)
+
+
+class Scorer:
+    """Base of the per-kind scorers.
+
+    ``metrics`` maps each metric name to ``"min"`` or ``"max"`` (which way is better);
+    ``default_metric`` is the one a leaderboard ranks by unless told otherwise.
+    """
+
+    kind: ClassVar[str]
+    metrics: ClassVar[dict[str, str]]
+    default_metric: ClassVar[str]
+    needs_labels: ClassVar[bool] = False
+
+    def __init__(self, models: Sequence[Any], *, seed: int = 0) -> None:
+        self.models = list(models)
+        self.n_rows = 0
+        self.rng = np.random.default_rng(seed)
+
+    def update(self, batch: Batch) -> None:
+        raise NotImplementedError
+
+    def results(self) -> list[dict[str, float]]:
+        raise NotImplementedError
+
+
+SCORERS: dict[str, type[Scorer]] = {}
+
+
+def register_scorer(cls: type[Scorer]) -> type[Scorer]:
+    SCORERS[cls.kind] = cls
+    return cls
+
+
+def scorer_for(kind: str) -> type[Scorer]:
+    try:
+        return SCORERS[kind]
+    except KeyError:
+        raise InvalidParameterError(
+            f"no validation scorer for models of kind {kind!r}; tunable kinds: {', '.join(sorted(SCORERS))}"
+        ) from None
+
+
+class _Reservoir:
+    """A uniform sample of at most ``size`` rows of a stream (reservoir sampling: the
+    i-th row gets in with probability size / i, in place of a random one)."""
+
+    def __init__(self, size: int, rng: np.random.Generator) -> None:
+        self.size, self.rng = size, rng
+        self.rows: np.ndarray | None = None
+        self.filled = 0
+        self.seen = 0
+
+    def add(self, X: Any) -> None:
+        dense = np.asarray(X.toarray() if sp.issparse(X) else X, dtype=np.float64)
+        if self.rows is None:
+            self.rows = np.empty((self.size, dense.shape[1]))
+        room = min(self.size - self.filled, dense.shape[0])
+        self.rows[self.filled : self.filled + room] = dense[:room]
+        self.filled += room
+        rest = dense[room:]
+        index = self.seen + room + 1 + np.arange(rest.shape[0])  # 1-based position in the stream
+        for r in np.flatnonzero(self.rng.random(rest.shape[0]) < self.size / index):
+            self.rows[int(self.rng.integers(0, self.size))] = rest[r]
+        self.seen += dense.shape[0]
+
+    def array(self) -> np.ndarray:
+        return np.zeros((0, 0)) if self.rows is None else self.rows[: self.filled]
+
+
+def _pairwise_distances(X: np.ndarray) -> np.ndarray:
+    sq = np.einsum("ij,ij->i", X, X)
+    d2 = sq[:, None] + sq[None, :] - 2.0 * (X @ X.T)
+    np.maximum(d2, 0, out=d2)
+    np.fill_diagonal(d2, 0.0)
+    return np.sqrt(d2)
+
+
+def _silhouette(distances: np.ndarray, labels: np.ndarray) -> float:
+    """Mean silhouette (Rousseeuw 1987) from a precomputed distance matrix: one matrix
+    product gives every row's mean distance to every cluster. Rows alone in their
+    cluster score 0, as in scikit-learn."""
+    _, labels = np.unique(labels, return_inverse=True)
+    k = int(labels.max()) + 1
+    onehot = sp.csr_matrix((np.ones(labels.size), (labels, np.arange(labels.size))), shape=(k, labels.size))
+    sizes = np.bincount(labels, minlength=k).astype(np.float64)
+    sums = np.asarray(onehot @ distances).T  # (n, k): total distance of each row to each cluster
+    own = sizes[labels] - 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        a = sums[np.arange(labels.size), labels] / own
+        means = sums / sizes
+    means[np.arange(labels.size), labels] = np.inf
+    b = means.min(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s = (b - a) / np.maximum(a, b)
+    s[own == 0] = 0.0
+    return float(np.nan_to_num(s).mean())
+
+
+@register_scorer
+class KMeansScorer(Scorer):
+    """K-Means on validation rows.
+
+    - ``inertia``: mean squared distance of a row to its closest center (lower is
+      better; it always falls as k grows, so pick with ``select="elbow"``);
+    - ``bic``: the Bayesian information criterion of the spherical-Gaussian mixture
+      the clustering implies (X-means, Pelleg & Moore 2000): per-dimension variance
+      ``SSE / (d (N - k))``, ``(k - 1) + k d + 1`` free parameters; lower is better, and
+      it stops falling where more clusters only split real ones;
+    - ``silhouette``: mean silhouette on a uniform sample of 2,000 validation rows
+      (higher is better; needs k >= 2).
+    """
+
+    kind = "kmeans"
+    metrics = {"bic": "min", "inertia": "min", "silhouette": "max"}
+    default_metric = "bic"
+
+    def __init__(self, models: Sequence[Any], *, seed: int = 0) -> None:
+        super().__init__(models, seed=seed)
+        self.sse = np.zeros(len(self.models))
+        self.counts = [np.zeros(m.n_clusters) for m in self.models]
+        self.sample = _Reservoir(SILHOUETTE_SAMPLE, self.rng)
+        self.n_features = self.models[0].n_features if self.models else 0
+
+    def update(self, batch: Batch) -> None:
+        X = batch.X
+        for i, model in enumerate(self.models):
+            d2 = model.squared_distances(X)
+            labels = np.argmin(d2, axis=1)
+            self.sse[i] += float(d2[np.arange(d2.shape[0]), labels].astype(np.float64).sum())
+            self.counts[i] += np.bincount(labels, minlength=model.n_clusters)
+        self.sample.add(X)
+        self.n_rows += X.shape[0]
+
+    def results(self) -> list[dict[str, float]]:
+        sample = self.sample.array()
+        distances = _pairwise_distances(sample) if sample.size else np.zeros((0, 0))
+        out = []
+        n, d = self.n_rows, self.n_features
+        for model, sse, counts in zip(self.models, self.sse, self.counts, strict=True):
+            k = model.n_clusters
+            rec = {"inertia": sse / n if n else math.nan}
+            if n > k and sse > 0:
+                variance = sse / (d * (n - k))
+                used = counts[counts > 0]
+                loglik = float((used * np.log(used / n)).sum()) - n * d / 2 * math.log(2 * math.pi * variance) - d * (n - k) / 2
+                params = (k - 1) + k * d + 1
+                rec["bic"] = -2 * loglik + params * math.log(n)
+            else:
+                rec["bic"] = math.nan
+            labels = np.argmin(model.squared_distances(sample), axis=1) if sample.size else np.zeros(0)
+            n_labels = len(np.unique(labels))
+            rec["silhouette"] = _silhouette(distances, labels) if 2 <= n_labels < sample.shape[0] else math.nan
+            out.append(rec)
+        return out
+
+
+@register_scorer
+class PCAScorer(Scorer):
+    """PCA on validation rows.
+
+    - ``reconstruction_error``: mean squared distance of a row to its reconstruction
+      (lower is better; falls with every component, so pick with ``select="elbow"`` or
+      a ``target``);
+    - ``validation_explained_variance``: 1 - residual / total variance, on validation;
+    - ``explained_variance_ratio``: the share of the training variance the model's
+      components explain (from the state itself); with ``target=0.95``, the smallest
+      number of components reaching 95%.
+
+    Models finalized from one state share their leading components, so one projection
+    onto the largest serves all (checked; otherwise each model projects on its own).
+    """
+
+    kind = "pca"
+    metrics = {"reconstruction_error": "min", "validation_explained_variance": "max", "explained_variance_ratio": "max"}
+    default_metric = "reconstruction_error"
+
+    def __init__(self, models: Sequence[Any], *, seed: int = 0) -> None:
+        super().__init__(models, seed=seed)
+        self.residual = np.zeros(len(self.models))
+        self.total = 0.0
+        self.sum = None
+        self.sum_sq = 0.0
+        largest = max(self.models, key=lambda m: m.n_components)
+        self.nested = all(
+            np.array_equal(m.components_, largest.components_[: m.n_components]) and np.array_equal(m.mean_, largest.mean_)
+            for m in self.models
+        )
+        self.largest = largest
+
+    def update(self, batch: Batch) -> None:
+        X = batch.X
+        dense = np.asarray(X.toarray() if sp.issparse(X) else X, dtype=np.float64)
+        centered = dense - self.largest.mean_
+        norms = np.einsum("ij,ij->i", centered, centered)
+        if self.nested:
+            Z = centered @ self.largest.components_.T
+            captured = np.cumsum((Z * Z).sum(axis=0))
+            for i, model in enumerate(self.models):
+                self.residual[i] += float(norms.sum() - captured[model.n_components - 1])
+        else:
+            for i, model in enumerate(self.models):
+                self.residual[i] += float(model.reconstruction_errors(X).sum())
+        self.sum = dense.sum(axis=0) if self.sum is None else self.sum + dense.sum(axis=0)
+        self.sum_sq += float(np.einsum("ij,ij->", dense, dense))
+        self.n_rows += dense.shape[0]
+
+    def results(self) -> list[dict[str, float]]:
+        n = self.n_rows
+        total = (self.sum_sq - float(self.sum @ self.sum) / n) if n else math.nan
+        out = []
+        for model, residual in zip(self.models, self.residual, strict=True):
+            out.append({
+                "reconstruction_error": residual / n if n else math.nan,
+                "validation_explained_variance": 1 - residual / total if n and total > 0 else math.nan,
+                "explained_variance_ratio": float(np.sum(model.explained_variance_ratio_)),
+            })
+        return out
