@@ -45,7 +45,7 @@ def test_one_state_finalizes_to_any_k_up_to_the_kept_centers() -> None:
         model = state.model(k)
         assert model.cluster_centers_.shape == (k, 5)
         inertias.append(model.inertia(X))
-    assert all(a > b for a, b in zip(inertias, inertias[1:])), inertias
+    assert all(a > b for a, b in zip(inertias, inertias[1:], strict=False)), inertias
     with pytest.raises(InvalidParameterError, match=r"n_clusters=33 is more than the 32 centers kept.*extra_center_factor >= 4.13.*n_clusters <= 32"):
         state.model(33)
     with pytest.raises(InvalidParameterError, match="n_clusters=0"):

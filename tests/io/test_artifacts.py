@@ -11,7 +11,15 @@ import pytest
 from onepass import KMeansState, load
 from onepass.batch import Batch
 from onepass.errors import ArtifactError, CheckpointCorruptError, ForeignFormatError
-from onepass.io import latest_checkpoint, load_checkpoint, load_model, read_artifact, save_checkpoint, save_model, write_artifact
+from onepass.io import (
+    latest_checkpoint,
+    load_checkpoint,
+    load_model,
+    read_artifact,
+    save_checkpoint,
+    save_model,
+    write_artifact,
+)
 
 
 @pytest.fixture

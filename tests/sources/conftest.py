@@ -22,7 +22,7 @@ def write_rows(path, fmt, X, y, bad_at=(), bad_line=None):
         lines = []
         if fmt == "csv":
             lines.append(",".join([f"x{j}" for j in range(X.shape[1])] + ["y"]))
-        for i, (row, label) in enumerate(zip(X, y)):
+        for i, (row, label) in enumerate(zip(X, y, strict=False)):
             if i in bad_at:
                 lines.append(bad_line or {"csv": "1,oops", "jsonl": "{oops",
                                           "libsvm": "1 1:abc"}[fmt])

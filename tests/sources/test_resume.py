@@ -73,7 +73,7 @@ def test_resume_at_every_cursor(fmt, data):
                     assert list(src) == []
                     rest_totals = (src.n_rows_read, src.n_skipped, src.n_quarantined)
             assert len(rest) == len(full) - i - 1
-            for (Xa, ya, ca), (Xb, yb, cb) in zip(rest, full[i + 1:]):
+            for (Xa, ya, ca), (Xb, yb, cb) in zip(rest, full[i + 1:], strict=False):
                 np.testing.assert_array_equal(Xa, Xb)
                 np.testing.assert_array_equal(ya, yb)
                 assert ca == cb
