@@ -140,3 +140,36 @@ def test_jsonl_block_reader_and_line_reader_agree(tmp_path, monkeypatch, nested)
         np.testing.assert_array_equal(xf, xs)
         np.testing.assert_array_equal(yf, ys)
         assert cf == cs
+
+
+def test_libsvm_vectorized_and_line_reader_agree(tmp_path, monkeypatch):
+    """Clean libsvm blocks are parsed without a loop over lines; blocks with comments,
+    qid or blank lines take the line reader: both give the same rows and cursors."""
+    from onepass.sources._libsvm import LibsvmReader
+
+    rng = np.random.default_rng(6)
+    lines = []
+    for i in range(400):
+        idx = np.sort(rng.choice(50, rng.integers(0, 6), replace=False)) + 1
+        pairs = " ".join(f"{a}:{rng.normal():.4g}" for a in idx)
+        lines.append(f"{i % 2} {pairs}".rstrip() + ("\t" if i % 7 == 0 else ""))
+    path = tmp_path / "d.svm"
+    path.write_text("\n".join(lines))  # no final newline
+
+    def read():
+        with open_source(str(path), batch_size=128, n_features=60) as src:
+            return [(b.X.toarray(), b.y.copy(), dict(b.cursor)) for b in src]
+
+    calls = []
+    real = LibsvmReader._parse_block_vectorized
+    monkeypatch.setattr(LibsvmReader, "_parse_block_vectorized",
+                        lambda self, *a: calls.append(real(self, *a)) or calls[-1])
+    fast = read()
+    assert calls and all(c is not None for c in calls)  # the vectorized path took every block
+    monkeypatch.setattr(LibsvmReader, "_parse_block_vectorized", lambda self, *a: None)
+    slow = read()
+    assert len(fast) == len(slow) == 4
+    for (xf, yf, cf), (xs, ys, cs) in zip(fast, slow, strict=True):
+        np.testing.assert_array_equal(xf, xs)
+        np.testing.assert_array_equal(yf, ys)
+        assert cf == cs
