@@ -314,11 +314,13 @@ def finalize(ctx: click.Context, checkpoint: str, out: str) -> None:
 @click.option("--budget-rows", type=click.IntRange(min=1), default=None, help="With --search: rows all trials may train on in all.")
 @click.option("--workdir", type=click.Path(file_okay=False), default=None,
               help="With --search: where trials, checkpoints and scores are kept; the same --workdir resumes a search.")
-@click.option("--trials", type=click.IntRange(min=1), default=8, show_default=True, help="With --search: trials per bracket.")
+@click.option("--trials", type=click.IntRange(min=1), default=None,
+              help="With --search: trials per bracket (default 8; with --sampler grid, the grid's size).")
 @click.option("--eta", type=click.IntRange(min=2), default=2, show_default=True, help="With --search: keep 1/eta per round.")
 @click.option("--brackets", type=click.IntRange(min=1), default=1, show_default=True,
               help="With --search: brackets; each later one's draws learn from the earlier scores.")
-@click.option("--sampler", type=click.Choice(["tpe", "random"]), default="tpe", show_default=True)
+@click.option("--sampler", type=click.Choice(["tpe", "random", "grid"]), default="tpe", show_default=True,
+              help="With --search: how trials are drawn; grid takes each point of grid ranges once.")
 @click.option("--jobs", type=click.IntRange(min=1), default=None, help="With --search: trials trained at once (default: cores).")
 @click.option("--set", "fixed", multiple=True, metavar="NAME=VALUE", help="With --search: a fixed hyperparameter.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -329,7 +331,7 @@ def finalize(ctx: click.Context, checkpoint: str, out: str) -> None:
 @click.option("--n-features", type=int, default=None, help="Width of sparse (libsvm) data.")
 def tune_command(checkpoint: str | None, validation: str, params: tuple[str, ...], metric: str | None, select: str,
                  target: float | None, out: str | None, plot: str | None, as_json: bool, search: str | None,
-                 data: tuple[str, ...], budget_rows: int | None, workdir: str | None, trials: int, eta: int,
+                 data: tuple[str, ...], budget_rows: int | None, workdir: str | None, trials: int | None, eta: int,
                  brackets: int, sampler: str, jobs: int | None, fixed: tuple[str, ...], seed: int, format: str | None,
                  batch_size: int, label_column: str | None, header: bool | None, n_features: int | None) -> None:
     """Tune: many models from one state, or a search that pauses and resumes trials.

@@ -166,3 +166,15 @@ def test_a_workdir_holding_another_search_is_refused(tmp_path):
     tune(params=["half_life=1e4,1e5"], **kw)
     with pytest.raises(InvalidParameterError, match="holds another search.*params"):
         tune(params=["half_life=1e3,1e5"], **kw)
+
+
+def test_grid_sampler_takes_every_grid_point_once(tmp_path):
+    data = _blobs(tmp_path / "b", 3, seed=4, n_train=8000, n_val=1000)
+    board = tune(search="kmeans", data=data / "train.npy", validation=data / "val.npy",
+                 params=["extra_center_factor=1,2", "half_life=1e4,1e5,none"], budget_rows=40_000,
+                 workdir=tmp_path / "w", sampler="grid", jobs=2, fixed={"n_clusters": 3}, batch_size=1000)
+    points = sorted((r["extra_center_factor"], str(r["half_life"])) for r in board)
+    assert points == sorted((e, str(h)) for e in (1, 2) for h in (1e4, 1e5, None))
+    with pytest.raises(InvalidParameterError, match="sampler='grid' needs every range as a grid.*half_life"):
+        tune(search="kmeans", data=data / "train.npy", validation=data / "val.npy", params=["half_life=1e3:1e5"],
+             budget_rows=1000, workdir=tmp_path / "w2", sampler="grid")

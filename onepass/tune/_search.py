@@ -148,7 +148,7 @@ def tune_search(
     *,
     budget_rows: int,
     workdir: str | os.PathLike[str],
-    n_trials: int = 8,
+    n_trials: int | None = None,
     eta: int = 2,
     brackets: int = 1,
     sampler: str = "tpe",
@@ -177,11 +177,19 @@ def tune_search(
     for d in dims:
         if d.name not in tunable:
             raise InvalidParameterError(f"--param {d.name}: not a setting of {algorithm} training; tunable: {', '.join(tunable)}")
+    if n_trials is None:  # a grid: every point once; otherwise 8 a bracket
+        n_trials = math.prod(len(d.values) for d in dims) if sampler == "grid" and all(d.is_grid for d in dims) else 8
     for name, value in (("budget_rows", budget_rows), ("n_trials", n_trials), ("eta", eta), ("brackets", brackets)):
         if isinstance(value, bool) or not isinstance(value, int) or value < (2 if name == "eta" else 1):
             raise InvalidParameterError(f"{name}={value!r} must be an integer >= {2 if name == 'eta' else 1}")
-    if sampler not in ("tpe", "random"):
-        raise InvalidParameterError(f"sampler={sampler!r}: choose tpe or random")
+    if sampler not in ("tpe", "random", "grid"):
+        raise InvalidParameterError(f"sampler={sampler!r}: choose tpe, random or grid")
+    if sampler == "grid":
+        continuous = [d.name for d in dims if not d.is_grid]
+        if continuous:
+            raise InvalidParameterError(
+                f"sampler='grid' needs every range as a grid (a step, a count or a list); continuous: {', '.join(continuous)}"
+            )
     scorer_cls = scorer_for(algo.model.kind)
     metric = metric or scorer_cls.default_metric
     if metric not in scorer_cls.metrics:
@@ -266,10 +274,22 @@ def _bracket_trials(journal: dict[str, Any], journal_path: Path, bracket: int, d
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     dist = _distributions(dims)
-    algo = (optuna.samplers.TPESampler(seed=seed + bracket, n_startup_trials=min(10, n_trials))
-            if sampler == "tpe" else optuna.samplers.RandomSampler(seed=seed + bracket))
+    if sampler == "grid":  # every point of the grid once, in a seeded order, across brackets
+        import itertools
+        import random
+
+        points = [dict(zip([d.name for d in dims], combo, strict=True)) for combo in itertools.product(*(d.values for d in dims))]
+        random.Random(seed).shuffle(points)
+        for params in points[len(journal["trials"]): len(journal["trials"]) + n_trials]:
+            journal["trials"].append({"number": len(journal["trials"]), "bracket": bracket, "params": params})
+        _write_json(journal_path, journal)
+        return [t for t in journal["trials"] if t["bracket"] == bracket]
+    if sampler == "tpe":
+        algo = optuna.samplers.TPESampler(seed=seed + bracket, n_startup_trials=min(10, n_trials))
+    else:
+        algo = optuna.samplers.RandomSampler(seed=seed + bracket)
     study = optuna.create_study(direction="minimize" if direction == "min" else "maximize", sampler=algo)
-    for t in journal["trials"]:  # what earlier brackets learned
+    for t in journal["trials"]:  # what earlier brackets learned (and, for a grid, drew)
         last = max((r for (n, _), r in results.items() if n == t["number"]), key=lambda r: r["rung"], default=None)
         value = None if last is None else last["scores"].get(metric)
         if value is not None and math.isfinite(value):
