@@ -13,8 +13,10 @@ Steps:
 2. ``onepass train kmeans`` over the folder, with checkpoints, a metrics file and a seed;
 3. ``onepass finalize`` the one trained state into models for many K, without reading
    the data again ("train once, tune after");
-4. ``onepass predict`` to .csv and .parquet;
-5. print a summary and draw ``kmeans.png``: the data coloured by cluster with the
+4. ``onepass tune`` the same state on a fresh validation file: every K from 2 to the
+   centers kept, scored by BIC, the leaderboard drawn in ``tune.png``;
+5. ``onepass predict`` to .csv and .parquet;
+6. print a summary and draw ``kmeans.png``: the data coloured by cluster with the
    centers for a few K, and the estimated inertia against K (the elbow).
 """
 
@@ -160,7 +162,19 @@ def main(argv: list[str] | None = None) -> int:
                                           ks), strict=True))
     inertias = [float(manifests[k]["meta"]["inertia"]) for k in ks]
 
-    # 4. predict every row with the true K, to .csv (from a glob) and .parquet (from the folder).
+    # 4. tune: which K does a validation sample (fresh rows) prefer? One read of it scores
+    # every K finalized from the one state.
+    V, _ = make_blobs(50_000, args.seed + 1)
+    val_path = work / "validation.csv"
+    np.savetxt(val_path, V, fmt="%.5f", delimiter=",", header="x0,x1", comments="")
+    tuned = json.loads(onepass("tune", str(model_dir), "--validation", str(val_path), "--param", "n_clusters=2:16",
+                               "--plot", str(work / "tune.png"), "--out", str(work / "models" / "tuned"),
+                               "--json").stdout)
+    chosen = next(r for r in tuned["records"] if r.get("chosen"))
+    print(f"tune:      K=2..16 scored on {len(V):,} fresh rows by {tuned['metric']}: K={chosen['n_clusters']} chosen "
+          f"(true K={true_k}); leaderboard drawn in tune.png")
+
+    # 5. predict every row with the true K, to .csv (from a glob) and .parquet (from the folder).
     pred_csv, pred_parquet = work / "predictions.csv", work / "predictions.parquet"
     jobs = [
         ("predict", str(model_dirs[true_k]), "--data", str(data_dir / "*.csv"), "--out", str(pred_csv)),
@@ -185,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         note = f"   exact on the data: {exact_inertia:,.0f}" if k == true_k else ""
         print(f"           {k:2d}  {inertia:16,.0f}{note}")
 
-    # 5. the picture: a sample of the rows, labelled by the models of a few K. The Python
+    # 6. the picture: a sample of the rows, labelled by the models of a few K. The Python
     # API loads the very artifacts the commands wrote (one code path for both).
     import onepass as onepass_api
 
