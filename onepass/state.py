@@ -72,7 +72,9 @@ class Algorithm:
     scikit-learn, which the CLI and the server do not need. ``finalize_settings`` names the keyword arguments ``State.model`` accepts, so the CLI
     and the tuner can offer them without knowing the algorithm. ``tags`` declare what the
     shared conformance suite needs to know (small test hyperparameters, the tolerance of
-    merge against one pass), so the suite never special-cases an algorithm by name.
+    merge against one pass, whether to feed sparse input, and ``variants``: more tag sets
+    the suite runs too, such as another mode), so the suite never special-cases an
+    algorithm by name.
     """
 
     name: str

@@ -13,8 +13,7 @@ from scipy.linalg import subspace_angles
 
 from onepass import PCA, Batch, PCAModel, PCAState
 from onepass.errors import DataError, FeatureCountError, IncompatibleStateError, InvalidParameterError, NotFittedError
-from onepass.state import Algorithm
-from tests.conformance.checks import STATE_CHECKS, state_nbytes
+from tests.conformance.checks import state_nbytes
 
 N_ROWS, D, RANK = 100_000, 60, 20
 
@@ -73,8 +72,42 @@ def test_sketch_top10_explained_variance_within_2_percent_of_exact(exact, sketch
     rel = np.abs(m_sketch.explained_variance_ / m_exact.explained_variance_ - 1)
     assert rel.max() < 0.02, rel
     assert subspace_angles(m_sketch.components_.T, m_exact.components_.T).max() < 0.05
-    # FD only ever underestimates the variance along a direction.
-    assert (m_sketch.explained_variance_ <= m_exact.explained_variance_ * (1 + 1e-9)).all()
+    # 0 <= C - B^T B <= shrinkage I, so by Weyl lambda_i - shrinkage <= s_i^2 <= lambda_i:
+    # the reported s_i^2 + shrinkage is an upper bound, and s_i^2 a lower one.
+    lam = m_exact.explained_variance_ * (N_ROWS - 1)
+    reported = m_sketch.explained_variance_ * (N_ROWS - 1)
+    assert sketch.shrinkage_ > 0
+    assert (reported >= lam * (1 - 1e-9)).all()
+    assert (reported - sketch.shrinkage_ <= lam * (1 + 1e-9)).all()
+
+
+def issue_rows(d: int, n: int, seed: int = 0) -> np.ndarray:
+    """The issue's dense data (as make bench draws it): a rank-20 signal of scales
+    8 * 0.88^i in a random subspace, unit noise, a mean offset of scale 5."""
+    rng = np.random.default_rng([seed, d])
+    basis, _ = np.linalg.qr(rng.standard_normal((d, 20)))
+    load = (basis * (8.0 * 0.88 ** np.arange(20))).T
+    X = rng.standard_normal((n, d)) + rng.standard_normal((n, 20)) @ load + rng.normal(0, 5, d)
+    return X.astype(np.float32)
+
+
+@pytest.mark.parametrize(("d", "n", "each"), [(200, 50_000, 0.02), (1000, 20_000, 0.07)])
+def test_sketch_explained_variance_on_the_issue_data(d, n, each) -> None:
+    X = issue_rows(d, n)
+    exact = stream(PCAState(10), X).model()
+    state = stream(PCAState(10, mode="sketch"), X)
+    sketch = state.model()
+    rel = sketch.explained_variance_ / exact.explained_variance_ - 1
+    # The sum of the top 10 within 2%; each within `each`: the estimate adds back all of
+    # FD's shrinkage, exact for the dominant directions, high for the weakest kept ones
+    # (at d=1000, 20k rows, the default sketch: +0.03% for the first, +6.7% for the tenth).
+    assert abs(sketch.explained_variance_.sum() / exact.explained_variance_.sum() - 1) < 0.02
+    assert np.abs(rel).max() < each, rel
+    assert (rel > -1e-9).all(), rel
+    everything = state.model(state.max_components)
+    assert everything.explained_variance_ratio_.sum() <= 1.0
+    np.testing.assert_allclose(sketch.explained_variance_ / sketch.explained_variance_ratio_,
+                               exact.explained_variance_ / exact.explained_variance_ratio_, rtol=1e-9)
 
 
 def test_sketch_state_size_is_the_same_after_100k_and_2m_rows() -> None:
@@ -126,6 +159,134 @@ def test_sparse_batches_give_the_dense_result() -> None:
         sparse = stream(PCAState(5, mode=mode), X, size=1000).model()
         np.testing.assert_allclose(sparse.explained_variance_, dense.explained_variance_, rtol=1e-9)
         np.testing.assert_allclose(np.abs(sparse.transform(X)), np.abs(dense.transform(X.toarray())), atol=1e-6)
+
+
+# -- sparse input in sketch mode --------------------------------------------------------
+
+
+def topic_rows(n: int, d: int, seed: int, nnz: int = 20, *, shift: float = 0.0) -> sp.csr_matrix:
+    """Sparse rows like make bench's: half of each row's non-zeros in its topic's block
+    of columns (topic t drawn with probability ~0.8^t), half on popular columns."""
+    rng = np.random.default_rng(seed)
+    p = 0.8 ** np.arange(10)
+    topic = rng.choice(10, size=n, p=p / p.sum())
+    half = nnz // 2
+    cols = np.concatenate([topic[:, None] * (d // 10) + rng.integers(0, d // 10, (n, half)),
+                           (d * rng.random((n, nnz - half)) ** 3).astype(np.int64)], axis=1)
+    values = 1.0 + shift + rng.random(n * nnz)
+    X = sp.coo_matrix((values, (np.repeat(np.arange(n), nnz), cols.ravel())), shape=(n, d)).tocsr()
+    return X.astype(np.float32)
+
+
+def captured(C: np.ndarray, components: np.ndarray) -> float:
+    """Variance of the scatter C along the span of the components."""
+    q, _ = np.linalg.qr(components.T)
+    return float(np.trace(q.T @ C @ q))
+
+
+@pytest.fixture(scope="module")
+def sparse_data() -> sp.csr_matrix:
+    return topic_rows(60_000, 400, seed=21)
+
+
+@pytest.mark.parametrize("subtract_mean", [True, False])
+def test_sparse_sketch_matches_exact_mode(sparse_data, subtract_mean) -> None:
+    X = sparse_data
+    exact = stream(PCAState(5, subtract_mean=subtract_mean), X)
+    state = stream(PCAState(5, mode="sketch", subtract_mean=subtract_mean, seed=0), X)
+    assert state.buffer_entries_ < state.buffer_capacity
+    assert state.shrinkage_ > 0  # 60k rows of 21 entries: several compressions and shrinks
+    m_exact, m_sketch = exact.model(), state.model()
+    C = exact.scatter_ if subtract_mean else exact.scatter_ + exact.weight_seen_ * np.outer(exact.mean_, exact.mean_)
+    assert captured(C, m_sketch.components_) >= 0.999 * captured(C, m_exact.components_)
+    rel = m_sketch.explained_variance_ / m_exact.explained_variance_ - 1
+    assert np.abs(rel).max() < 0.02, rel
+    np.testing.assert_allclose(m_sketch.mean_, m_exact.mean_, rtol=1e-9, atol=1e-12)
+    flushed = PCAState.from_arrays(*state.to_arrays())
+    flushed._flush_buffer()
+    np.testing.assert_allclose(flushed.scatter_diag_, np.diag(exact.scatter_), rtol=1e-9, atol=1e-9)
+    # The sketch never overestimates a direction: B^T B <= C, up to its float32 products.
+    B = flushed.sketch_
+    gap = np.linalg.eigvalsh(C - B.T @ B)
+    assert gap.min() >= -1e-5 * gap.max(), gap.min()
+    assert state.model(state.max_components).explained_variance_ratio_.sum() <= 1.0
+
+
+def test_sparse_sketch_merge_of_shards_equals_one_pass(sparse_data) -> None:
+    parts = [sparse_data[:20_000], topic_rows(20_000, 400, seed=22, shift=2.0), topic_rows(15_000, 400, seed=23)]
+    everything = sp.vstack(parts, format="csr")
+    exact = stream(PCAState(5), everything)
+    whole = stream(PCAState(5, mode="sketch", seed=1), everything)
+
+    def shard(i: int) -> PCAState:
+        return stream(PCAState(5, mode="sketch", seed=10 + i), parts[i])
+
+    left, right = shard(0), shard(1)
+    left.merge(right)
+    left.merge(shard(2))
+    inner = shard(1)
+    inner.merge(shard(2))
+    other = shard(0)
+    other.merge(inner)
+    best = captured(exact.scatter_, exact.model().components_)
+    for merged in (left, other):
+        assert merged.n_rows_seen_ == whole.n_rows_seen_ == everything.shape[0]
+        np.testing.assert_allclose(merged.mean_ if not merged.buffer_ else merged.model().mean_, exact.mean_, rtol=1e-9)
+        assert captured(exact.scatter_, merged.model().components_) >= 0.999 * best
+        np.testing.assert_allclose(merged.model().explained_variance_, whole.model().explained_variance_, rtol=0.02)
+
+
+def test_sparse_sketch_resumes_from_checkpoints_bit_for_bit(tmp_path) -> None:
+    from onepass.io import load_checkpoint, save_checkpoint
+
+    X = topic_rows(40_000, 300, seed=24, nnz=30)
+    straight = stream(PCAState(4, mode="sketch", extra_components=8, seed=3), X, size=3000)
+    # A run "killed" after each of these rows, resumed from the checkpoint it saved there.
+    state = PCAState(4, mode="sketch", extra_components=8, seed=3)
+    done = 0
+    for cut in (9000, 21000, 30000):
+        stream(state, X[done:cut], size=3000)
+        assert state.buffer_, "the checkpoint should hold buffered rows"
+        save_checkpoint(tmp_path / str(cut), state)
+        state, _ = load_checkpoint(tmp_path / str(cut))
+        done = cut
+    stream(state, X[done:], size=3000)
+    assert straight.shrinkage_ > 0
+    for (meta_a, arrays_a), (meta_b, arrays_b) in [(straight.to_arrays(), state.to_arrays()),
+                                                   (straight.model().to_arrays(), state.model().to_arrays())]:
+        assert meta_a == meta_b
+        for name in arrays_a:
+            np.testing.assert_array_equal(arrays_a[name], arrays_b[name], err_msg=name)
+
+
+def test_sparse_sketch_memory_is_bounded_by_the_buffer_capacity() -> None:
+    X = topic_rows(20_000, 2000, seed=25, nnz=40)
+    state = PCAState(5, mode="sketch", extra_components=15)
+    assert state.buffer_capacity == 2**18  # 20 x 2000 rows of the sketch: the floor wins here
+    sizes = []
+    for i in range(30):  # 600k rows, 25M non-zeros
+        for start in range(0, X.shape[0], 5000):
+            state.update(Batch(X[start:start + 5000]))
+            assert state.buffer_entries_ < state.buffer_capacity
+        sizes.append(state_nbytes(state))
+    sketch_bytes = (20 * 2000 + 2 * 2000) * 8
+    bound = sketch_bytes + 8 + state.buffer_capacity * (8 + 8) + 8 * 2 * 5000  # values, indices, indptr + weights
+    assert max(sizes) <= bound
+    assert max(sizes[10:]) <= max(sizes[:10])
+
+
+def test_sparse_row_beyond_the_width_is_refused_with_its_row(sparse_data) -> None:
+    state = stream(PCAState(5, mode="sketch", seed=0), sparse_data[:1000])
+    before = state.to_arrays()
+    bad = sparse_data[1000:1100].copy()
+    bad.indices[bad.indptr[42] + 1] = 400
+    with pytest.raises(DataError, match="row 42 of the sparse batch has feature index 400, beyond its 400 features"):
+        state.update(Batch(bad))
+    with pytest.raises(FeatureCountError, match="401 features.*trained on 400"):
+        state.update(Batch(sp.csr_matrix(([1.0], ([0], [400])), shape=(1, 401))))
+    after = state.to_arrays()
+    assert before[0] == after[0]
+    assert all(np.array_equal(before[1][k], after[1][k]) for k in before[1])
 
 
 def test_weights_equal_repeated_rows_in_exact_mode() -> None:
@@ -315,16 +476,3 @@ def test_cli_finalize_out_of_range_exits_2_with_the_limit(cli_dir) -> None:
     proc = run_cli("finalize", "m", "--n-components", "7", "--out", "bad", cwd=cli_dir)
     assert proc.returncode == 2
     assert "n_components=7 is more than the 6 kept by this sketch" in proc.stderr
-
-
-# -- the shared state checks, on sketch mode too ---------------------------------------------
-
-
-@pytest.mark.parametrize("check", STATE_CHECKS, ids=lambda c: c.__name__)
-def test_sketch_mode_passes_the_shared_state_checks(check) -> None:
-    # The registry's tags run exact mode through tests/conformance; this runs the same
-    # checks on a sketch smaller than the data's width (4 rows for 6 features).
-    sketch_algo = Algorithm("pca", PCAState, PCAModel, "onepass.algorithms.pca._estimator:PCA",
-                            tags={"test_params": {"n_components": 3, "mode": "sketch", "extra_components": 1},
-                                  "merge_rtol": 1e-3})
-    check(sketch_algo)

@@ -1,7 +1,10 @@
 """The checks every algorithm passes, as plain functions that raise AssertionError.
 
 They take an :class:`onepass.state.Algorithm` registry entry and use only the State
-contract and the entry's tags, so a new algorithm is checked by registering it.
+contract and the entry's tags, so a new algorithm is checked by registering it. Tags
+read here: ``test_params`` (small hyperparameters), ``merge_rtol`` (merge vs one pass),
+``sparse_input`` (feed the data as CSR batches); ``variants`` (more tag sets, each
+run through every check) is expanded by :func:`configurations`.
 ``test_conformance.py`` runs them on every registered algorithm, and
 ``test_checks_catch.py`` shows each one failing on a deliberately broken double.
 """
@@ -12,7 +15,10 @@ import json
 import tempfile
 from typing import Any
 
+import dataclasses
+
 import numpy as np
+import scipy.sparse as sp
 
 from onepass.batch import Batch
 from onepass.errors import DataError, FeatureCountError
@@ -28,6 +34,25 @@ def blobs(n: int, seed: int, *, offset: float = 0.0, n_blobs: int = 4, d: int = 
     centers = np.random.default_rng(1234).normal(0, 6, (n_blobs, d)) + offset
     labels = rng.integers(0, n_blobs, n)
     return (centers[labels] + rng.standard_normal((n, d))).astype(np.float32)
+
+
+def configurations(algorithms: dict[str, Algorithm]) -> list[tuple[str, Algorithm]]:
+    """``(id, entry)`` for every algorithm, then one per entry of its ``variants`` tag
+    (a dict of tags overriding the algorithm's, with a ``name``): e.g. PCA's sketch
+    mode, on dense and on sparse input, goes through the same checks as its exact mode."""
+    out = []
+    for name in sorted(algorithms):
+        algo = algorithms[name]
+        out.append((name, algo))
+        for variant in algo.tags.get("variants", ()):
+            tags = {k: v for k, v in {**algo.tags, **variant}.items() if k not in ("variants", "name")}
+            out.append((f"{name}-{variant['name']}", dataclasses.replace(algo, tags=tags)))
+    return out
+
+
+def rows(algo: Algorithm, X: np.ndarray) -> Any:
+    """``X`` in the form the entry's tags ask for: CSR when ``sparse_input`` is set."""
+    return sp.csr_matrix(X) if algo.tags.get("sparse_input") else X
 
 
 def batches(X: np.ndarray, size: int) -> list[Batch]:
@@ -58,6 +83,7 @@ def check_checkpoint_roundtrip(algo: Algorithm) -> None:
     """Save, load, continue == never stopping, bit for bit (state and model)."""
     X = blobs(6000, seed=1)
     first, rest = X[:2500], X[2500:]
+    first, rest = rows(algo, first), rows(algo, rest)
     straight = stream(new_state(algo), first)
     with tempfile.TemporaryDirectory() as tmp:
         save_checkpoint(tmp, straight)
@@ -75,9 +101,9 @@ def check_merge(algo: Algorithm) -> None:
     X2 = blobs(4000, seed=3, offset=25.0)  # the halves differ, as shards often do
     X = np.concatenate([X1, X2])
     rng = np.random.default_rng(0)
-    whole = stream(new_state(algo, seed=5), X[rng.permutation(X.shape[0])])
-    a = stream(new_state(algo, seed=5), X1)
-    b = stream(new_state(algo, seed=6), X2)
+    whole = stream(new_state(algo, seed=5), rows(algo, X[rng.permutation(X.shape[0])]))
+    a = stream(new_state(algo, seed=5), rows(algo, X1))
+    b = stream(new_state(algo, seed=6), rows(algo, X2))
     a.merge(b)
     assert a.n_rows_seen_ == whole.n_rows_seen_ == X.shape[0], (
         f"rows after merge {a.n_rows_seen_}, one pass {whole.n_rows_seen_}, data {X.shape[0]}"
@@ -87,8 +113,8 @@ def check_merge(algo: Algorithm) -> None:
     assert abs(s_merged - s_whole) <= rtol * abs(s_whole), f"merged score {s_merged} vs one pass {s_whole}"
     # Associativity (to the same tolerance): (a+b)+c ~ a+(b+c).
     X3 = blobs(3000, seed=4, offset=-25.0)
-    p, q, r = (stream(new_state(algo, seed=s), part) for s, part in ((7, X1), (8, X2), (9, X3)))
-    p2, q2, r2 = (stream(new_state(algo, seed=s), part) for s, part in ((7, X1), (8, X2), (9, X3)))
+    p, q, r = (stream(new_state(algo, seed=s), rows(algo, part)) for s, part in ((7, X1), (8, X2), (9, X3)))
+    p2, q2, r2 = (stream(new_state(algo, seed=s), rows(algo, part)) for s, part in ((7, X1), (8, X2), (9, X3)))
     p.merge(q)
     p.merge(r)
     q2.merge(r2)
@@ -104,7 +130,7 @@ def state_nbytes(state: Any) -> int:
 
 def check_memory_flat(algo: Algorithm, n_small: int = 100_000, n_large: int = 10_000_000) -> None:
     """The state's size after ``n_large`` rows equals its size after ``n_small`` rows."""
-    batch = blobs(50_000, seed=7)
+    batch = rows(algo, blobs(50_000, seed=7))
     state = new_state(algo)
     seen = 0
     small_size = None
@@ -123,39 +149,51 @@ def check_bad_values(algo: Algorithm) -> None:
     """NaN, inf and a changed feature count raise the right error and change nothing."""
     X = blobs(3000, seed=8)
     for warm in (200, 3000):  # before and after the state has initialized itself
-        state = stream(new_state(algo), X[:warm])
+        state = stream(new_state(algo), rows(algo, X[:warm]))
         before = state.to_arrays()
         for value in (np.nan, np.inf, -np.inf):
             bad = X[:64].copy()
             bad[10, 2] = value
             try:
-                state.update(Batch(bad))
+                state.update(Batch(rows(algo, bad)))
             except DataError:
                 pass
             else:
                 raise AssertionError(f"a batch holding {value} was accepted after {warm} rows")
             _same(before, state.to_arrays(), f"state after a rejected batch holding {value}")
         try:
-            state.update(Batch(np.ones((10, N_FEATURES + 1), dtype=np.float32)))
+            state.update(Batch(rows(algo, np.ones((10, N_FEATURES + 1), dtype=np.float32))))
         except FeatureCountError as exc:
             assert str(N_FEATURES) in str(exc) and str(N_FEATURES + 1) in str(exc), str(exc)
         else:
             raise AssertionError("a batch with another feature count was accepted")
         _same(before, state.to_arrays(), "state after a rejected wider batch")
+        if algo.tags.get("sparse_input"):
+            # A CSR row whose column index is beyond the width (scipy builds one only if
+            # its arrays are changed afterwards; its products then read out of bounds).
+            bad = sp.csr_matrix(X[:64])
+            bad.indices[bad.indptr[10]] = N_FEATURES + 3
+            try:
+                state.update(Batch(bad))
+            except DataError as exc:
+                assert "row 10" in str(exc) and str(N_FEATURES + 3) in str(exc), str(exc)
+            else:
+                raise AssertionError("a sparse row with an index beyond the width was accepted")
+            _same(before, state.to_arrays(), "state after a rejected out-of-range index")
 
 
 def check_seeding(algo: Algorithm) -> None:
     """Same data and seed give the same state and model; another seed is allowed to differ."""
     X = blobs(5000, seed=9)
-    a = stream(new_state(algo, seed=11), X)
-    b = stream(new_state(algo, seed=11), X)
+    a = stream(new_state(algo, seed=11), rows(algo, X))
+    b = stream(new_state(algo, seed=11), rows(algo, X))
     _same(a.to_arrays(), b.to_arrays(), "states of two runs with one seed")
     _same(a.model().to_arrays(), b.model().to_arrays(), "models of two runs with one seed")
 
 
 def check_finalize_repeatable(algo: Algorithm) -> None:
     """Finalizing is repeatable and leaves the state as it was."""
-    state = stream(new_state(algo), blobs(5000, seed=10))
+    state = stream(new_state(algo), rows(algo, blobs(5000, seed=10)))
     before = state.to_arrays()
     m1 = state.model()
     m2 = state.model()
@@ -168,7 +206,7 @@ def check_model_roundtrip(algo: Algorithm) -> None:
     from onepass.io import load_model, save_model
 
     X = blobs(3000, seed=12)
-    model = stream(new_state(algo), X).model()
+    model = stream(new_state(algo), rows(algo, X)).model()
     with tempfile.TemporaryDirectory() as tmp:
         save_model(tmp + "/m", model)
         loaded, _ = load_model(tmp + "/m")

@@ -9,15 +9,16 @@ from sklearn.utils.estimator_checks import check_estimator
 
 import onepass.algorithms  # noqa: F401  (fills the registry)
 from onepass.state import ALGORITHMS
-from tests.conformance.checks import STATE_CHECKS
+from tests.conformance.checks import STATE_CHECKS, configurations
 
 ALGOS = sorted(ALGORITHMS)
+CONFIGURATIONS = dict(configurations(ALGORITHMS))  # each algorithm and the variants its tags declare
 
 
 @pytest.mark.parametrize("check", STATE_CHECKS, ids=lambda c: c.__name__)
-@pytest.mark.parametrize("name", ALGOS)
+@pytest.mark.parametrize("name", sorted(CONFIGURATIONS))
 def test_state_contract(name: str, check) -> None:
-    check(ALGORITHMS[name])
+    check(CONFIGURATIONS[name])
 
 
 # Checks of scikit-learn's suite that cannot apply to a one-pass estimator, with why.

@@ -29,5 +29,17 @@ def __getattr__(name: str) -> Any:
 register(Algorithm(
     "pca", PCAState, PCAModel, "onepass.algorithms.pca._estimator:PCA",
     finalize_settings=("n_components", "explained_variance"),
-    tags={"test_params": {"n_components": 3}, "merge_rtol": 1e-6},
+    tags={
+        "test_params": {"n_components": 3},
+        "merge_rtol": 1e-6,
+        # The same checks on sparse input, and on a sketch smaller than the checks' 6
+        # features (4 rows) fed dense and sparse (buffered, randomized compression).
+        "variants": [
+            {"name": "exact-sparse", "sparse_input": True},
+            {"name": "sketch", "test_params": {"n_components": 3, "mode": "sketch", "extra_components": 1},
+             "merge_rtol": 1e-3},
+            {"name": "sketch-sparse", "test_params": {"n_components": 3, "mode": "sketch", "extra_components": 1},
+             "merge_rtol": 1e-3, "sparse_input": True},
+        ],
+    },
 ))

@@ -22,7 +22,7 @@ from onepass.errors import (
 __all__ = ["PCAState", "resolve_extra_components"]
 
 _MODES = ("exact", "sketch")
-_POWER_ITERATIONS = 1  # range finder: power iterations per buffer compression
+_POWER_ITERATIONS = 2  # range finder: power iterations per buffer compression
 _MIN_BUFFER_ENTRIES = 1 << 18  # sparse buffer floor (non-zeros + rows): narrow data still batches up
 _ROW_BLOCK = 16384  # rows per block in the buffer's Gram products (bounds the b x r temporaries)
 
