@@ -264,7 +264,7 @@ def test_sparse_sketch_memory_is_bounded_by_the_buffer_capacity() -> None:
     state = PCAState(5, mode="sketch", extra_components=15)
     assert state.buffer_capacity == 2**18  # 20 x 2000 rows of the sketch: the floor wins here
     sizes = []
-    for i in range(30):  # 600k rows, 25M non-zeros
+    for _ in range(30):  # 600k rows, 25M non-zeros
         for start in range(0, X.shape[0], 5000):
             state.update(Batch(X[start:start + 5000]))
             assert state.buffer_entries_ < state.buffer_capacity

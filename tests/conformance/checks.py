@@ -11,11 +11,10 @@ run through every check) is expanded by :func:`configurations`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 from typing import Any
-
-import dataclasses
 
 import numpy as np
 import scipy.sparse as sp
