@@ -3,7 +3,9 @@
 ``mode="exact"`` keeps the mean and the full scatter matrix in float64, combined batch
 by batch with Chan et al.'s pairwise update, and finalizes with an eigendecomposition
 (SageMaker's "regular"). ``mode="sketch"`` keeps a Frequent Directions sketch of
-``n_components + extra_components`` rows (SageMaker's "randomized"), for wide data.
+``n_components + extra_components`` rows (SageMaker's "randomized"), for wide data;
+sparse rows are buffered and compressed by a randomized range finder (Sparse Frequent
+Directions), never densified.
 
 The state (``_state.py``), the model (``_model.py``) and the scikit-learn estimator
 (``_estimator.py``, imported only when used) live in this package.

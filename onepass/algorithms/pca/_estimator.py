@@ -35,7 +35,8 @@ class PCA(TransformerMixin, BaseEstimator):
     batch_size : int, default=8192
         Rows per mini-batch when ``fit``/``partial_fit`` receive more.
     random_state : int or None, default=None
-        Accepted for a uniform API; both modes are deterministic.
+        Seeds the random test matrices of sketch mode's sparse path (dense input and
+        exact mode draw none).
 
     Attributes
     ----------
@@ -59,7 +60,12 @@ class PCA(TransformerMixin, BaseEstimator):
     ``O(ell d)`` with ``ell = n_components + extra_components``, time ``O(b d ell)`` per
     mini-batch (``O(b d^2)`` in one large product when ``d`` is below about ``25 ell``);
     Frequent Directions (Liberty 2013; Ghashami et al. 2016) guarantees ``||C - B^T B||_2 <= ||A - A_k||_F^2 / (ell - k)``
-    on the centered scatter ``C``. See :class:`onepass.PCAState`.
+    on the centered scatter ``C``. Sparse input is never densified: exact mode adds
+    sparse ``X^T X`` products; sketch mode buffers rows and compresses them with a
+    randomized range finder (Sparse Frequent Directions, Ghashami, Liberty & Phillips
+    2016), time ``O(nnz ell)``. ``explained_variance_`` in sketch mode adds FD's
+    shrinkage back (exact for dominant directions, an upper bound for all). See
+    :class:`onepass.PCAState`.
 
     Examples
     --------
