@@ -174,6 +174,7 @@ def _compress_sparse(X: sp.csr_matrix, w: np.ndarray, center: np.ndarray | None,
         keep = lam > 0
         return cols, np.sqrt(lam[keep])[::-1, None] * V[:, keep][:, ::-1].T
     data32 = data.astype(np.float32)
+    del data  # the buffer's size in float64: free it before the products
     sw32 = sw.astype(np.float32)
     blocks = []
     for a in range(0, m, _ROW_BLOCK):
@@ -221,11 +222,12 @@ def _fd_shrink(M: np.ndarray, ell: int) -> tuple[np.ndarray, float]:
     ``0 <= M^T M - B^T B <= delta I``. Computed from the smaller Gram matrix.
     """
     m, d = M.shape
-    B = np.zeros((ell, d))
     if m <= ell:
+        B = np.zeros((ell, d))
         B[:m] = M
         return B, 0.0
     if d <= m:
+        B = np.zeros((ell, d))
         lam, V = np.linalg.eigh(M.T @ M)
         lam, V = lam[::-1], V[:, ::-1]
         delta = float(max(lam[ell], 0.0)) if ell < d else 0.0
@@ -237,8 +239,7 @@ def _fd_shrink(M: np.ndarray, ell: int) -> tuple[np.ndarray, float]:
     delta = float(max(lam[ell], 0.0))
     top = lam[:ell]
     scale = np.where(top > 0, np.sqrt(np.maximum(top - delta, 0.0) / np.where(top > 0, top, 1.0)), 0.0)
-    B[:] = scale[:, None] * (U[:, :ell].T @ M)
-    return B, delta
+    return (scale[:, None] * U[:, :ell].T) @ M, delta  # scaled first: no temporary of B's size
 
 
 class PCAState:
@@ -531,8 +532,10 @@ class PCAState:
             w_nz = np.repeat(w, np.diff(X.indptr))
             mean_b = np.bincount(X.indices, weights=X.data * w_nz, minlength=d) / n_b
             sumsq = np.bincount(X.indices, weights=X.data**2 * w_nz, minlength=d)
+            del w_nz
             diag_b = np.maximum(sumsq - n_b * mean_b**2, 0.0)
             cols, Z = _compress_sparse(X, w, mean_b if self.subtract_mean else None, self.sketch_, self.rng_)
+            del X  # the buffer's rows are in Z now: free them before the shrink
             rows = np.zeros((Z.shape[0], d))
             rows[:, cols] = Z
             self._absorb_sketch(n_b, mean_b, diag_b, rows)
@@ -675,11 +678,17 @@ class PCAState:
             variance ratio reaches this share, in (0, 1].
         """
         if self.buffer_:
-            # Rows still buffered are compressed in a copy (with a copy of the generator),
+            # Rows still buffered are compressed in a twin (with a copy of the generator),
             # so finalizing is repeatable and leaves this state as it was.
-            state = type(self).from_arrays(*self.to_arrays())
-            state._flush_buffer()
-            return state.model(n_components, explained_variance=explained_variance)
+            twin = type(self)(**self.hyperparameters())
+            twin.n_features_, twin.n_rows_seen_, twin.weight_seen_ = self.n_features_, self.n_rows_seen_, self.weight_seen_
+            # Flushing replaces mean_ and sketch_ (shared here) and adds to scatter_diag_ in place (copied).
+            twin.mean_, twin.sketch_, twin.scatter_diag_ = self.mean_, self.sketch_, self.scatter_diag_.copy()
+            twin.shrinkage_ = self.shrinkage_
+            twin.buffer_, twin.buffer_entries_ = list(self.buffer_), self.buffer_entries_
+            twin.rng_.bit_generator.state = self.rng_.bit_generator.state
+            twin._flush_buffer()
+            return twin.model(n_components, explained_variance=explained_variance)
         if self.n_features_ == -1 or self.weight_seen_ == 0:
             raise NotFittedError("this PCA state has seen no data; update it with at least one batch")
         limit = self.max_components
