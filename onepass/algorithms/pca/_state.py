@@ -679,7 +679,12 @@ class PCAState:
         """
         if self.buffer_:
             # Rows still buffered are compressed in a twin (with a copy of the generator),
-            # so finalizing is repeatable and leaves this state as it was.
+            # so finalizing is repeatable and leaves this state as it was. The twin is
+            # kept until the state changes: tuning finalizes many models from one state.
+            key = (self.n_rows_seen_, self.weight_seen_, self.buffer_entries_, len(self.buffer_), id(self.sketch_))
+            cached = getattr(self, "_flushed", None)
+            if cached is not None and cached[0] == key:
+                return cached[1].model(n_components, explained_variance=explained_variance)
             twin = type(self)(**self.hyperparameters())
             twin.n_features_, twin.n_rows_seen_, twin.weight_seen_ = self.n_features_, self.n_rows_seen_, self.weight_seen_
             # Flushing replaces mean_ and sketch_ (shared here) and adds to scatter_diag_ in place (copied).
@@ -688,6 +693,7 @@ class PCAState:
             twin.buffer_, twin.buffer_entries_ = list(self.buffer_), self.buffer_entries_
             twin.rng_.bit_generator.state = self.rng_.bit_generator.state
             twin._flush_buffer()
+            self._flushed = (key, twin)
             return twin.model(n_components, explained_variance=explained_variance)
         if self.n_features_ == -1 or self.weight_seen_ == 0:
             raise NotFittedError("this PCA state has seen no data; update it with at least one batch")
