@@ -1,0 +1,40 @@
+"""Linear Learner: many linear models trained at once in one pass, the best one chosen.
+
+SageMaker's design: normalize on a warm-up sample, train ``num_models`` models with
+different learning rates and regularization side by side on the same stream, score them
+on validation rows as training goes, stop the ones that no longer improve, and finalize
+the best (binary thresholds tuned on validation). Here the models share one weight
+tensor, so a mini-batch is one matrix product for all of them.
+
+The state (``_state.py``), the model (``_model.py``) and the scikit-learn estimators
+(``_estimator.py``, imported only when used) live in this package.
+"""
+
+from typing import Any
+
+from onepass.algorithms.linear._model import LinearLearnerModel
+from onepass.algorithms.linear._state import LinearLearnerState
+from onepass.state import Algorithm, register
+
+__all__ = ["LinearLearnerClassifier", "LinearLearnerModel", "LinearLearnerRegressor", "LinearLearnerState"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("LinearLearnerClassifier", "LinearLearnerRegressor"):
+        from onepass.algorithms.linear import _estimator
+
+        return getattr(_estimator, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+register(Algorithm(
+    "linear-learner", LinearLearnerState, LinearLearnerModel,
+    "onepass.algorithms.linear._estimator:LinearLearnerClassifier",
+    finalize_settings=("rank", "model_index"),
+    tags={
+        "labels": "binary",
+        "test_params": {"num_models": 4, "num_point_for_scaler": 500, "max_validation_rows": 500,
+                        "validation_every_rows": 1000},
+        "merge_rtol": 0.05,
+    },
+))

@@ -1,0 +1,118 @@
+"""The finalized Linear Learner model: one linear model, in the original feature space."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from onepass.algorithms.linear._losses import sigmoid, softmax
+from onepass.errors import FeatureCountError
+
+__all__ = ["LinearLearnerModel"]
+
+
+class LinearLearnerModel:
+    """One linear model chosen from a Linear Learner state, with the leaderboard it won.
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_features, n_outputs), float32
+        Weights in the original feature space (n_outputs is 1, or the number of classes).
+    intercept_ : ndarray of shape (n_outputs,), float32
+    predictor_type : str
+    loss : str
+    threshold_ : float
+        Binary models: a row is labelled 1 when its raw score (the logit for logistic
+        loss) is at least this, tuned on validation rows for the selection criterion.
+    leaderboard_ : list of dict
+        Every model of the state, best first (hyperparameters and validation scores).
+    chosen_ : dict
+        This model's leaderboard entry.
+    """
+
+    kind: ClassVar[str] = "linear-learner"
+
+    def __init__(self, coef: np.ndarray, intercept: np.ndarray, *, predictor_type: str, loss: str,
+                 threshold: float = 0.0, leaderboard: list[dict[str, Any]] | None = None,
+                 chosen: dict[str, Any] | None = None, n_rows_seen: int = 0) -> None:
+        self.coef_ = np.ascontiguousarray(coef, dtype=np.float32).reshape(coef.shape[0], -1)
+        self.intercept_ = np.asarray(intercept, dtype=np.float32).reshape(-1)
+        self.predictor_type = predictor_type
+        self.loss = loss
+        self.threshold_ = float(threshold)
+        self.leaderboard_ = list(leaderboard or [])
+        self.chosen_ = dict(chosen or {})
+        self.n_rows_seen_ = int(n_rows_seen)
+
+    @property
+    def n_features(self) -> int:
+        return int(self.coef_.shape[0])
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Raw scores: (n,) for binary and regression, (n, n_classes) for multiclass."""
+        if X.shape[1] != self.n_features:
+            raise FeatureCountError(
+                f"X has {X.shape[1]} features, but this Linear Learner model expects {self.n_features}")
+        if not sp.issparse(X):
+            X = np.asarray(X, dtype=np.float32)
+        F = np.asarray(X @ self.coef_, dtype=np.float32) + self.intercept_
+        return F if self.predictor_type == "multiclass_classifier" else F[:, 0]
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, (n, n_classes): logistic or softmax of the raw scores."""
+        F = self.decision_function(X)
+        if self.predictor_type == "multiclass_classifier":
+            return softmax(F)
+        if self.predictor_type != "binary_classifier":
+            raise AttributeError("a regressor has no class probabilities")
+        p = sigmoid(F)
+        return np.column_stack([1 - p, p])
+
+    def outputs(self, X: Any) -> dict[str, np.ndarray]:
+        """SageMaker's output columns: binary ``score`` (a probability for logistic loss) and
+        ``predicted_label``; multiclass ``score`` (one probability per class) and
+        ``predicted_label``; regression ``score``."""
+        F = self.decision_function(X)
+        if self.predictor_type == "regressor":
+            return {"score": F}
+        if self.predictor_type == "multiclass_classifier":
+            return {"score": softmax(F), "predicted_label": F.argmax(axis=1).astype(np.int64)}
+        score = sigmoid(F) if self.loss == "logistic" else F
+        return {"score": score, "predicted_label": (F >= self.threshold_).astype(np.int64)}
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Labels (classification, 0/1 or 0..n_classes-1) or values (regression)."""
+        out = self.outputs(X)
+        return out["score"] if self.predictor_type == "regressor" else out["predicted_label"]
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Accuracy (classifiers) or R^2 (regressors) on ``X, y``."""
+        if y is None:
+            raise ValueError("Linear Learner's score needs the labels y")
+        y = np.asarray(y, dtype=np.float64).reshape(-1)
+        pred = self.predict(X)
+        if self.predictor_type == "regressor":
+            ss = float(((y - y.mean()) ** 2).sum())
+            return 1.0 - float(((y - pred) ** 2).sum()) / ss if ss > 0 else 0.0
+        return float((pred == y).mean())
+
+    def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        meta = {
+            "predictor_type": self.predictor_type,
+            "loss": self.loss,
+            "threshold": self.threshold_ if np.isfinite(self.threshold_) else str(self.threshold_),
+            "n_rows_seen": self.n_rows_seen_,
+            "chosen": self.chosen_,
+            "leaderboard": self.leaderboard_,
+        }
+        json.dumps(meta, allow_nan=False)  # the manifest must stay strict JSON
+        return meta, {"coef": self.coef_, "intercept": self.intercept_}
+
+    @classmethod
+    def from_arrays(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> LinearLearnerModel:
+        return cls(arrays["coef"], arrays["intercept"], predictor_type=meta["predictor_type"], loss=meta["loss"],
+                   threshold=float(meta["threshold"]), leaderboard=meta.get("leaderboard"),
+                   chosen=meta.get("chosen"), n_rows_seen=meta.get("n_rows_seen", 0))

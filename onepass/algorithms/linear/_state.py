@@ -1,0 +1,1161 @@
+"""The Linear Learner training state: many linear models, one weight tensor, one pass."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from onepass._parallel import blas_single_thread
+from onepass.algorithms.linear._losses import (
+    BINARY_CRITERIA,
+    LOSSES,
+    gradient,
+    loss_values,
+    rank_binary,
+    softmax,
+)
+from onepass.algorithms.linear._model import LinearLearnerModel
+from onepass.batch import Batch
+from onepass.errors import (
+    BadRecordError,
+    DataError,
+    FeatureCountError,
+    IncompatibleStateError,
+    InvalidParameterError,
+    NotFittedError,
+)
+
+__all__ = ["LinearLearnerState", "PREDICTOR_TYPES"]
+
+PREDICTOR_TYPES = tuple(LOSSES)
+OPTIMIZERS = ("adam", "sgd")
+_DEFAULT_LR = {"adam": 0.01, "sgd": 0.05}
+_DEFAULT_LR_RANGE = {"adam": (1e-3, 1e-1), "sgd": (5e-3, 0.5)}
+_DEFAULT_L1_RANGE = (1e-8, 1e-4)
+_DEFAULT_WD_RANGE = (1e-8, 1e-3)
+# The per-model grid comes from a fixed generator, not from ``seed``: every state with the
+# same settings holds the same grid, so the states of independent workers can merge.
+_GRID_SEED = 0x11EA5
+
+
+def _is_int(v: Any) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, np.integer))
+
+
+def _is_num(v: Any) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, float, np.integer, np.floating))
+
+
+def _parse_range(name: str, value: Any, default: tuple[float, float], *, zero_ok: bool) -> list[float]:
+    """A (low, high) range from a tuple/list or a ``"low,high"`` string (the CLI form)."""
+    if value == "auto":
+        return [float(default[0]), float(default[1])]
+    if isinstance(value, str):
+        parts = value.replace(":", ",").split(",")
+        try:
+            value = [float(p) for p in parts]
+        except ValueError:
+            raise InvalidParameterError(f"{name}={value!r} must be 'auto' or 'low,high', e.g. '1e-4,1e-1'") from None
+    if (not isinstance(value, (list, tuple)) or len(value) != 2 or not all(_is_num(v) for v in value)):
+        raise InvalidParameterError(f"{name}={value!r} must be 'auto' or two numbers (low, high)")
+    lo, hi = float(value[0]), float(value[1])
+    if not (0 < lo <= hi and math.isfinite(hi)) and not (zero_ok and lo == hi == 0):
+        raise InvalidParameterError(f"{name}={value!r} must satisfy 0 < low <= high (they are drawn log-uniformly)")
+    return [lo, hi]
+
+
+class LinearLearnerState:
+    """Everything Linear Learner needs to go on training: ``num_models`` linear models at once.
+
+    The models share one stacked weight tensor of shape ``(n_features, num_models *
+    n_outputs)``: a mini-batch costs one matrix product for all of them. Each model has
+    its own learning rate, L1 and L2 (``wd``) strength; model 0 has exactly
+    ``learning_rate``, ``l1`` and ``wd``, the others are drawn log-uniformly from the
+    ranges. Every model is scored on validation rows as training goes, stops when it
+    no longer improves, and finalize picks the best (or any other by rank).
+
+    Parameters
+    ----------
+    predictor_type : str, default="binary_classifier"
+        binary_classifier (labels 0/1), multiclass_classifier (labels 0..num_classes-1)
+        or regressor.
+    num_classes : int or None, default=None
+        Number of classes, required for multiclass_classifier (at least 3).
+    loss : str, default="auto"
+        logistic or hinge_loss (binary); softmax_loss (multiclass); squared_loss,
+        absolute_loss, huber_loss or quantile_loss (regressor). auto: the first of each.
+    num_models : int, default=32
+        Models trained at once, each with its own learning rate, l1 and wd.
+    optimizer : str, default="adam"
+        adam, or sgd (with momentum).
+    learning_rate : float or "auto", default="auto"
+        Step size of model 0 (auto: 0.01 for adam, 0.05 for sgd).
+    l1 : float, default=0.0
+        L1 strength of model 0, applied by a proximal step (weights become exactly 0).
+    wd : float, default=0.0
+        L2 strength (weight decay) of model 0; the bias is not decayed.
+    learning_rate_range : str or tuple, default="auto"
+        low,high range the other models' learning rates are drawn from, log-uniformly
+        (auto: 0.001,0.1 for adam, 0.005,0.5 for sgd).
+    l1_range : str or tuple, default="auto"
+        low,high range of the other models' l1 (auto: 1e-8,1e-4).
+    wd_range : str or tuple, default="auto"
+        low,high range of the other models' wd (auto: 1e-8,1e-3).
+    momentum : float, default=0.9
+        Momentum of sgd.
+    beta_1 : float, default=0.9
+        Adam's first-moment decay.
+    beta_2 : float, default=0.999
+        Adam's second-moment decay.
+    epsilon : float, default=1e-8
+        Adam's denominator guard.
+    use_bias : bool, default=True
+        Fit an intercept.
+    mini_batch_size : int, default=1000
+        Rows per optimizer step (batches from the source are split into steps this size).
+    normalize_data : bool, default=True
+        Center and scale dense features with the mean and standard deviation of the
+        warm-up rows (sparse features are left as they are: centering would densify them).
+    normalize_label : bool or "auto", default="auto"
+        Center and scale regression labels the same way (auto: True for regressor).
+    num_point_for_scaler : int, default=10000
+        Warm-up rows buffered to estimate the normalization and class weights before
+        the first step.
+    positive_example_weight_mult : float or "balanced", default=1.0
+        Weight of positive rows in binary training (balanced: negatives / positives in
+        the warm-up rows).
+    balance_multiclass_weights : bool, default=False
+        Weight each class by the inverse of its frequency in the warm-up rows.
+    margin : float, default=1.0
+        Margin of hinge_loss.
+    quantile : float, default=0.5
+        Quantile of quantile_loss, in (0, 1).
+    huber_delta : float, default=1.0
+        Where huber_loss turns from squared to absolute (in normalized label units).
+    validation_fraction : float, default=0.0
+        Share of the stream held out (not trained on) as validation rows, until
+        max_validation_rows are held. 0: validation rows come from a validation source
+        (onepass train --validation), or models are judged by progressive validation:
+        each row scored before the models learn from it.
+    max_validation_rows : int, default=10000
+        Cap on the validation rows kept (held out or from a validation source), and the
+        number of recent progressively-scored rows kept when there are none.
+    validation_every_rows : int, default=50000
+        Training rows between two scorings of every model (for early stopping).
+    early_stopping_patience : int, default=5
+        Scorings without relative improvement after which a model stops updating.
+        0 turns early stopping off.
+    early_stopping_tolerance : float, default=0.001
+        Relative improvement of the validation loss that counts as one.
+    binary_classifier_model_selection_criteria : str, default="accuracy"
+        How finalize ranks binary models: accuracy, f1, f_beta, cross_entropy_loss,
+        loss_function, recall_at_target_precision or precision_at_target_recall; the
+        decision threshold is tuned on the validation rows for the first five that need
+        one. Multiclass and regression models are ranked by their loss.
+    target_precision : float, default=0.8
+        For recall_at_target_precision.
+    target_recall : float, default=0.8
+        For precision_at_target_recall.
+    f_beta : float, default=1.0
+        Beta of f_beta.
+    seed : int or None, default=None
+        Seeds the state's generator (which rows are held out), checkpointed with it.
+
+    Attributes
+    ----------
+    n_features_ : int
+        Width of the data, -1 before the first batch.
+    coef_ : ndarray of shape (n_features, num_models * n_outputs), float32
+        Weights of every model, in the normalized feature space (model m's output o is
+        column ``m * n_outputs + o``). Empty during warm-up.
+    intercept_ : ndarray of shape (num_models * n_outputs,), float32
+    learning_rates_, l1s_, wds_ : ndarray of shape (num_models,)
+        Each model's hyperparameters.
+    is_active_ : ndarray of shape (num_models,), bool
+        False for models stopped early.
+    feature_mean_, feature_scale_ : ndarray of shape (n_features,)
+        Normalization from the warm-up rows.
+    n_rows_seen_ : int
+        Rows received (trained on, held out or buffered).
+    n_rows_trained_ : int
+        Rows the models learned from.
+
+    Notes
+    -----
+    Memory is ``O(num_models * n_outputs * n_features)`` (weights and two Adam moments,
+    float32) plus ``O((num_point_for_scaler + max_validation_rows) * n_features)`` for
+    the warm-up and validation rows (their non-zeros, for sparse data), whatever the
+    number of rows. A dense step of ``b`` rows costs two ``b x n_features x num_models``
+    matrix products. A sparse step touches only the weight rows of the features present
+    in it: ``O(nnz * num_models)``, independent of ``n_features``; it follows lazy Adam
+    (a feature's weights and moments change only in steps where it appears, as in
+    TensorFlow's LazyAdam), L2 included. L1 uses a proximal step scaled by each
+    coordinate's Adam step size (proximal Adam). The design follows SageMaker's Linear
+    Learner (normalize on a warm-up sample, train many models in parallel, select on
+    validation data and tune the binary threshold there).
+    """
+
+    kind: ClassVar[str] = "linear-learner"
+
+    def __init__(
+        self,
+        predictor_type: str = "binary_classifier",
+        *,
+        num_classes: int | None = None,
+        loss: str = "auto",
+        num_models: int = 32,
+        optimizer: str = "adam",
+        learning_rate: float | str = "auto",
+        l1: float = 0.0,
+        wd: float = 0.0,
+        learning_rate_range: Any = "auto",
+        l1_range: Any = "auto",
+        wd_range: Any = "auto",
+        momentum: float = 0.9,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+        use_bias: bool = True,
+        mini_batch_size: int = 1000,
+        normalize_data: bool = True,
+        normalize_label: bool | str = "auto",
+        num_point_for_scaler: int = 10000,
+        positive_example_weight_mult: float | str = 1.0,
+        balance_multiclass_weights: bool = False,
+        margin: float = 1.0,
+        quantile: float = 0.5,
+        huber_delta: float = 1.0,
+        validation_fraction: float = 0.0,
+        max_validation_rows: int = 10000,
+        validation_every_rows: int = 50000,
+        early_stopping_patience: int = 5,
+        early_stopping_tolerance: float = 0.001,
+        binary_classifier_model_selection_criteria: str = "accuracy",
+        target_precision: float = 0.8,
+        target_recall: float = 0.8,
+        f_beta: float = 1.0,
+        seed: int | None = None,
+    ) -> None:
+        if predictor_type not in PREDICTOR_TYPES:
+            raise InvalidParameterError(
+                f"predictor_type={predictor_type!r} must be one of {', '.join(PREDICTOR_TYPES)}")
+        if predictor_type == "multiclass_classifier":
+            if not _is_int(num_classes) or num_classes < 3:  # type: ignore[operator]
+                raise InvalidParameterError(
+                    f"num_classes={num_classes!r}: multiclass_classifier needs num_classes >= 3 "
+                    "(use binary_classifier for 2 classes)")
+        elif num_classes is not None and not (predictor_type == "binary_classifier" and num_classes == 2):
+            raise InvalidParameterError(f"num_classes={num_classes!r} is only for multiclass_classifier")
+        allowed = LOSSES[predictor_type]
+        if loss != "auto" and loss not in allowed:
+            raise InvalidParameterError(
+                f"loss={loss!r} does not fit predictor_type={predictor_type!r}; choose auto or one of "
+                f"{', '.join(allowed)}")
+        if optimizer not in OPTIMIZERS:
+            raise InvalidParameterError(f"optimizer={optimizer!r} must be one of {', '.join(OPTIMIZERS)}")
+        if not _is_int(num_models) or num_models < 1:
+            raise InvalidParameterError(f"num_models={num_models!r} must be an integer >= 1")
+        if learning_rate != "auto" and (not _is_num(learning_rate) or not 0 < learning_rate < math.inf):
+            raise InvalidParameterError(f"learning_rate={learning_rate!r} must be 'auto' or a number > 0")
+        for name, value in (("l1", l1), ("wd", wd)):
+            if not _is_num(value) or not 0 <= value < math.inf:
+                raise InvalidParameterError(f"{name}={value!r} must be a number >= 0")
+        for name, value in (("momentum", momentum), ("beta_1", beta_1), ("beta_2", beta_2)):
+            if not _is_num(value) or not 0 <= value < 1:
+                raise InvalidParameterError(f"{name}={value!r} must be in [0, 1)")
+        for name, value in (("mini_batch_size", mini_batch_size), ("num_point_for_scaler", num_point_for_scaler),
+                            ("max_validation_rows", max_validation_rows),
+                            ("validation_every_rows", validation_every_rows)):
+            if not _is_int(value) or value < 1:
+                raise InvalidParameterError(f"{name}={value!r} must be an integer >= 1")
+        if not _is_int(early_stopping_patience) or early_stopping_patience < 0:
+            raise InvalidParameterError(f"early_stopping_patience={early_stopping_patience!r} must be an integer >= 0")
+        for name, value in (("epsilon", epsilon), ("margin", margin), ("huber_delta", huber_delta),
+                            ("f_beta", f_beta)):
+            if not _is_num(value) or not 0 < value < math.inf:
+                raise InvalidParameterError(f"{name}={value!r} must be a number > 0")
+        for name, value in (("quantile", quantile), ("target_precision", target_precision),
+                            ("target_recall", target_recall)):
+            if not _is_num(value) or not 0 < value < 1:
+                raise InvalidParameterError(f"{name}={value!r} must be in (0, 1)")
+        if not _is_num(validation_fraction) or not 0 <= validation_fraction < 1:
+            raise InvalidParameterError(f"validation_fraction={validation_fraction!r} must be in [0, 1)")
+        if not _is_num(early_stopping_tolerance) or early_stopping_tolerance < 0:
+            raise InvalidParameterError(f"early_stopping_tolerance={early_stopping_tolerance!r} must be >= 0")
+        if positive_example_weight_mult != "balanced" and (
+                not _is_num(positive_example_weight_mult) or not 0 < positive_example_weight_mult < math.inf):
+            raise InvalidParameterError(
+                f"positive_example_weight_mult={positive_example_weight_mult!r} must be a number > 0 or 'balanced'")
+        if normalize_label not in ("auto", True, False):
+            raise InvalidParameterError(f"normalize_label={normalize_label!r} must be true, false or auto")
+        for name, value in (("use_bias", use_bias), ("normalize_data", normalize_data),
+                            ("balance_multiclass_weights", balance_multiclass_weights)):
+            if not isinstance(value, (bool, np.bool_)):
+                raise InvalidParameterError(f"{name}={value!r} must be true or false")
+        if binary_classifier_model_selection_criteria not in BINARY_CRITERIA:
+            raise InvalidParameterError(
+                f"binary_classifier_model_selection_criteria={binary_classifier_model_selection_criteria!r} must "
+                f"be one of {', '.join(BINARY_CRITERIA)}")
+
+        self.predictor_type = predictor_type
+        self.num_classes = None if num_classes is None else int(num_classes)
+        self.loss = loss
+        self.num_models = int(num_models)
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate if learning_rate == "auto" else float(learning_rate)
+        self.l1 = float(l1)
+        self.wd = float(wd)
+        self.learning_rate_range = _parse_range("learning_rate_range", learning_rate_range,
+                                                _DEFAULT_LR_RANGE[optimizer], zero_ok=False)
+        self.l1_range = _parse_range("l1_range", l1_range, _DEFAULT_L1_RANGE, zero_ok=True)
+        self.wd_range = _parse_range("wd_range", wd_range, _DEFAULT_WD_RANGE, zero_ok=True)
+        self.momentum = float(momentum)
+        self.beta_1 = float(beta_1)
+        self.beta_2 = float(beta_2)
+        self.epsilon = float(epsilon)
+        self.use_bias = bool(use_bias)
+        self.mini_batch_size = int(mini_batch_size)
+        self.normalize_data = bool(normalize_data)
+        self.normalize_label = normalize_label
+        self.num_point_for_scaler = int(num_point_for_scaler)
+        self.positive_example_weight_mult = (
+            "balanced" if positive_example_weight_mult == "balanced" else float(positive_example_weight_mult))
+        self.balance_multiclass_weights = bool(balance_multiclass_weights)
+        self.margin = float(margin)
+        self.quantile = float(quantile)
+        self.huber_delta = float(huber_delta)
+        self.validation_fraction = float(validation_fraction)
+        self.max_validation_rows = int(max_validation_rows)
+        self.validation_every_rows = int(validation_every_rows)
+        self.early_stopping_patience = int(early_stopping_patience)
+        self.early_stopping_tolerance = float(early_stopping_tolerance)
+        self.binary_classifier_model_selection_criteria = binary_classifier_model_selection_criteria
+        self.target_precision = float(target_precision)
+        self.target_recall = float(target_recall)
+        self.f_beta = float(f_beta)
+        self.seed = int(np.random.SeedSequence().entropy % (2**63)) if seed is None else int(seed)
+
+        # derived, fixed by the hyperparameters
+        self.loss_ = allowed[0] if loss == "auto" else loss
+        self.n_outputs = self.num_classes if predictor_type == "multiclass_classifier" else 1
+        self.n_columns = self.num_models * self.n_outputs
+        self.is_label_normalized = predictor_type == "regressor" and normalize_label in ("auto", True)
+        lr0 = _DEFAULT_LR[optimizer] if learning_rate == "auto" else float(learning_rate)
+        grid = np.random.default_rng(_GRID_SEED)
+        self.learning_rates_ = self._draw(grid, lr0, self.learning_rate_range)
+        self.l1s_ = self._draw(grid, self.l1, self.l1_range)
+        self.wds_ = self._draw(grid, self.wd, self.wd_range)
+
+        # learned
+        self.n_features_ = -1
+        self.is_sparse_input_ = False
+        self.coef_ = np.zeros((0, self.n_columns), dtype=np.float32)
+        self.intercept_ = np.zeros(self.n_columns, dtype=np.float32)
+        self.moment1_ = np.zeros((0, self.n_columns), dtype=np.float32)
+        self.moment2_ = np.zeros((0, self.n_columns), dtype=np.float32)
+        self.moment1_bias_ = np.zeros(self.n_columns, dtype=np.float32)
+        self.moment2_bias_ = np.zeros(self.n_columns, dtype=np.float32)
+        self.n_steps_ = 0
+        self.is_active_ = np.ones(self.num_models, dtype=bool)
+        self.best_loss_ = np.full(self.num_models, np.inf)
+        self.last_loss_ = np.full(self.num_models, np.nan)
+        self.n_bad_scorings_ = np.zeros(self.num_models, dtype=np.int64)
+        self.stopped_at_rows_ = np.full(self.num_models, -1, dtype=np.int64)
+        self.feature_mean_ = np.zeros(0, dtype=np.float32)
+        self.feature_scale_ = np.zeros(0, dtype=np.float32)
+        self.label_mean_ = 0.0
+        self.label_scale_ = 1.0
+        self.class_weights_ = np.zeros(0)
+        self.buffer_ = _Rows.empty()
+        self.validation_ = _Rows.empty()
+        # progressive validation: the latest rows, scored by every model before it learned them
+        self.recent_scores_ = np.zeros((0, self.num_models), dtype=np.float32)
+        self.recent_predicted_ = np.zeros((0, self.num_models), dtype=np.int32)
+        self.recent_y_ = np.zeros(0, dtype=np.float32)
+        self.recent_w_ = np.zeros(0, dtype=np.float32)
+        self.recent_next_ = 0
+        self.n_rows_seen_ = 0
+        self.n_rows_trained_ = 0
+        self.n_rows_held_out_ = 0
+        self.rows_since_scoring_ = 0
+        self.n_scorings_ = 0
+        self.rng_ = np.random.default_rng(self.seed)
+
+    def _draw(self, grid: np.random.Generator, exact: float, bounds: list[float]) -> np.ndarray:
+        lo, hi = bounds
+        draws = np.exp(grid.uniform(np.log(lo), np.log(hi), self.num_models)) if lo > 0 else np.zeros(self.num_models)
+        draws[0] = exact
+        return draws
+
+    # -- hyperparameters --------------------------------------------------------------
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {
+            "predictor_type": self.predictor_type,
+            "num_classes": self.num_classes,
+            "loss": self.loss,
+            "num_models": self.num_models,
+            "optimizer": self.optimizer,
+            "learning_rate": self.learning_rate,
+            "l1": self.l1,
+            "wd": self.wd,
+            "learning_rate_range": list(self.learning_rate_range),
+            "l1_range": list(self.l1_range),
+            "wd_range": list(self.wd_range),
+            "momentum": self.momentum,
+            "beta_1": self.beta_1,
+            "beta_2": self.beta_2,
+            "epsilon": self.epsilon,
+            "use_bias": self.use_bias,
+            "mini_batch_size": self.mini_batch_size,
+            "normalize_data": self.normalize_data,
+            "normalize_label": self.normalize_label,
+            "num_point_for_scaler": self.num_point_for_scaler,
+            "positive_example_weight_mult": self.positive_example_weight_mult,
+            "balance_multiclass_weights": self.balance_multiclass_weights,
+            "margin": self.margin,
+            "quantile": self.quantile,
+            "huber_delta": self.huber_delta,
+            "validation_fraction": self.validation_fraction,
+            "max_validation_rows": self.max_validation_rows,
+            "validation_every_rows": self.validation_every_rows,
+            "early_stopping_patience": self.early_stopping_patience,
+            "early_stopping_tolerance": self.early_stopping_tolerance,
+            "binary_classifier_model_selection_criteria": self.binary_classifier_model_selection_criteria,
+            "target_precision": self.target_precision,
+            "target_recall": self.target_recall,
+            "f_beta": self.f_beta,
+            "seed": self.seed,
+        }
+
+    @property
+    def is_started(self) -> bool:
+        """True once the warm-up rows have fixed the normalization and training began."""
+        return self.coef_.shape[0] > 0
+
+    def _loss_kwargs(self) -> dict[str, float]:
+        return {"margin": self.margin, "quantile": self.quantile, "huber_delta": self.huber_delta}
+
+    # -- checking input -----------------------------------------------------------------
+
+    def _check(self, batch: Batch) -> tuple[Any, np.ndarray, np.ndarray]:
+        """Validated (X, y, w) of a batch; raises before anything changes."""
+        X = batch.X
+        if self.n_features_ != -1 and X.shape[1] != self.n_features_:
+            raise FeatureCountError(
+                f"batch has {X.shape[1]} features, but this Linear Learner state was trained on "
+                f"{self.n_features_}; use data of the same width or start a new state")
+        values = X.data if sp.issparse(X) else X
+        if not np.isfinite(values).all():
+            if sp.issparse(X):
+                row = int(np.searchsorted(X.indptr, np.flatnonzero(~np.isfinite(X.data))[0], side="right") - 1)
+            else:
+                row = int(np.flatnonzero(~np.isfinite(X).all(axis=1))[0])
+            raise DataError(f"{_where(batch, row)} holds NaN or infinity in its features; Linear Learner needs "
+                            "finite values (clean them, or read with on_bad_record='skip' or 'quarantine')")
+        if batch.y is None:
+            raise DataError("Linear Learner needs labels: give the source a label_column (--label-column)")
+        y = np.asarray(batch.y, dtype=np.float32).reshape(-1)
+        if y.shape[0] != X.shape[0]:
+            raise DataError(f"the batch has {X.shape[0]} rows but {y.shape[0]} labels")
+        bad = ~np.isfinite(y)
+        what = "a finite number"
+        if self.predictor_type == "binary_classifier":
+            bad |= (y != 0) & (y != 1)
+            what = "0 or 1 (binary_classifier)"
+        elif self.predictor_type == "multiclass_classifier":
+            bad |= (y != np.round(y)) | (y < 0) | (y >= self.num_classes)
+            what = f"an integer in 0..{self.num_classes - 1} (num_classes={self.num_classes})"
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise BadRecordError(f"label {y[row]!r} is outside the declared classes: it must be {what}",
+                                 source=_where(batch, row), column="label")
+        if batch.w is None:
+            w = np.ones(X.shape[0], dtype=np.float32)
+        else:
+            w = np.asarray(batch.w, dtype=np.float32).reshape(-1)
+            if w.shape[0] != X.shape[0] or not np.isfinite(w).all() or (w < 0).any():
+                raise DataError("row weights must be one finite number >= 0 per row")
+        return X, y, w
+
+    # -- update ---------------------------------------------------------------------------
+
+    def update(self, batch: Batch) -> None:
+        """Update every model with one mini-batch (rows with labels ``batch.y``), in place."""
+        if batch.X.shape[0] == 0:
+            return
+        X, y, w = self._check(batch)
+        if self.n_features_ == -1:
+            self.n_features_ = int(X.shape[1])
+            self.is_sparse_input_ = bool(sp.issparse(X))
+        n = X.shape[0]
+        self.n_rows_seen_ += n
+        with blas_single_thread():  # small products: BLAS threads would only spin
+            if self.validation_fraction > 0 and self.validation_.n_rows < self.max_validation_rows:
+                held = self.rng_.random(n) < self.validation_fraction
+                room = self.max_validation_rows - self.validation_.n_rows
+                held &= np.cumsum(held) <= room
+                if held.any():
+                    idx = np.flatnonzero(held)
+                    self.validation_ = self.validation_.append(_take(X, idx), y[idx], w[idx])
+                    self.n_rows_held_out_ += idx.size
+                    keep = np.flatnonzero(~held)
+                    X, y, w = _take(X, keep), y[keep], w[keep]
+            if X.shape[0] == 0:
+                return
+            if not self.is_started:
+                self.buffer_ = self.buffer_.append(X, y, w)
+                if self.buffer_.n_rows >= self.num_point_for_scaler:
+                    self._start()
+                return
+            self._train(X, y, w)
+
+    def add_validation(self, batch: Batch) -> int:
+        """Keep rows of a validation source (up to ``max_validation_rows``); returns how many were kept."""
+        X, y, w = self._check(batch)
+        if self.n_features_ == -1:
+            self.n_features_ = int(X.shape[1])
+            self.is_sparse_input_ = bool(sp.issparse(X))
+        room = self.max_validation_rows - self.validation_.n_rows
+        if room <= 0:
+            return 0
+        idx = np.arange(min(room, X.shape[0]))
+        self.validation_ = self.validation_.append(_take(X, idx), y[idx], w[idx])
+        return int(idx.size)
+
+    @property
+    def wants_validation(self) -> bool:
+        """True while the validation rows are fewer than ``max_validation_rows``."""
+        return self.validation_.n_rows < self.max_validation_rows
+
+    def _start(self) -> None:
+        """End the warm-up: fix normalization and class weights, then train on the buffer."""
+        X, y, w = self.buffer_.X, self.buffer_.y, self.buffer_.w
+        d = self.n_features_
+        if self.normalize_data and not sp.issparse(X) and X.shape[0] > 0:
+            X64 = X.astype(np.float64)
+            total = max(float(w.sum()), 1e-300)
+            mean = (w @ X64) / total
+            var = (w @ (X64 - mean) ** 2) / total
+            scale = np.sqrt(var)
+            scale[~(scale > 1e-12 * np.maximum(1.0, np.abs(mean)))] = 1.0  # constant columns
+            self.feature_mean_ = mean.astype(np.float32)
+            self.feature_scale_ = scale.astype(np.float32)
+        else:
+            self.feature_mean_ = np.zeros(d, dtype=np.float32)
+            self.feature_scale_ = np.ones(d, dtype=np.float32)
+        if self.is_label_normalized and y.size:
+            total = max(float(w.sum()), 1e-300)
+            mean = float(np.dot(w, y.astype(np.float64)) / total)
+            std = math.sqrt(float(np.dot(w, (y.astype(np.float64) - mean) ** 2) / total))
+            self.label_mean_, self.label_scale_ = mean, std if std > 1e-12 * max(1.0, abs(mean)) else 1.0
+        if self.predictor_type == "binary_classifier":
+            pos_w = self.positive_example_weight_mult
+            if pos_w == "balanced":
+                n_pos, n_neg = float(w[y == 1].sum()), float(w[y == 0].sum())
+                pos_w = n_neg / n_pos if n_pos > 0 and n_neg > 0 else 1.0
+            self.class_weights_ = np.array([1.0, float(pos_w)])
+        elif self.predictor_type == "multiclass_classifier":
+            c = self.num_classes
+            if self.balance_multiclass_weights:
+                counts = np.bincount(y.astype(np.intp), weights=w, minlength=c)
+                present = counts > 0
+                cw = np.ones(c)
+                cw[present] = counts[present].sum() / (present.sum() * counts[present])
+                self.class_weights_ = cw
+            else:
+                self.class_weights_ = np.ones(c)
+        k = self.n_columns
+        self.coef_ = np.zeros((d, k), dtype=np.float32)
+        self.moment1_ = np.zeros((d, k), dtype=np.float32)
+        self.moment2_ = np.zeros((d, k) if self.optimizer == "adam" else (0, k), dtype=np.float32)
+        self.moment2_bias_ = np.zeros(k if self.optimizer == "adam" else 0, dtype=np.float32)
+        self.recent_scores_ = np.zeros((self.max_validation_rows, self.num_models), dtype=np.float32)
+        if self.predictor_type == "multiclass_classifier":
+            self.recent_predicted_ = np.zeros((self.max_validation_rows, self.num_models), dtype=np.int32)
+        self.recent_y_ = np.zeros(self.max_validation_rows, dtype=np.float32)
+        self.recent_w_ = np.zeros(self.max_validation_rows, dtype=np.float32)  # weight 0: slot unfilled
+        self.buffer_ = _Rows.empty()
+        if X.shape[0]:
+            self._train(X, y, w)
+
+    # -- the step -----------------------------------------------------------------------
+
+    def _normalized(self, X: Any) -> Any:
+        if sp.issparse(X):
+            if self.feature_mean_.any():  # dense warm-up, sparse batch: centering densifies
+                X = X.toarray()
+            elif not (self.feature_scale_ == 1).all():
+                X = X.multiply(1.0 / self.feature_scale_[None, :]).tocsr().astype(np.float32)
+                return X
+            else:
+                return X
+        X = np.asarray(X, dtype=np.float32)
+        return (X - self.feature_mean_) * (np.float32(1) / self.feature_scale_)
+
+    def _train(self, X: Any, y: np.ndarray, w: np.ndarray) -> None:
+        size = self.mini_batch_size
+        for start in range(0, X.shape[0], size):
+            stop = min(start + size, X.shape[0])
+            self._step(X[start:stop], y[start:stop], w[start:stop])
+            self.n_rows_trained_ += stop - start
+            self.rows_since_scoring_ += stop - start
+            if self.rows_since_scoring_ >= self.validation_every_rows:
+                self.rows_since_scoring_ = 0
+                self._score_and_stop()
+
+    def _row_weights(self, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+        if self.predictor_type == "regressor":
+            return w
+        return (w * self.class_weights_[y.astype(np.intp)]).astype(np.float32)
+
+    def _step(self, X: Any, y: np.ndarray, w: np.ndarray) -> None:
+        n = X.shape[0]
+        Xn = self._normalized(X)
+        yn = (y - np.float32(self.label_mean_)) / np.float32(self.label_scale_) if self.is_label_normalized else y
+        rw = self._row_weights(y, w)
+        total = float(rw.sum())
+        is_sparse = sp.issparse(Xn)
+        if is_sparse:
+            rows, inverse = np.unique(Xn.indices, return_inverse=True)
+            Xc = sp.csr_matrix((Xn.data, inverse.reshape(-1).astype(np.int32), Xn.indptr), shape=(n, rows.size))
+            W = self.coef_[rows]
+            F = np.asarray(Xc @ W)
+        else:
+            W = self.coef_
+            F = Xn @ W
+        F += self.intercept_
+        self._remember(F, y, w)
+        if total <= 0:
+            return
+        M, C = self.num_models, self.n_outputs
+        shaped = F.reshape(n, M, C) if self.predictor_type == "multiclass_classifier" else F
+        G = gradient(self.loss_, shaped, yn, **self._loss_kwargs()).reshape(n, M * C)
+        G *= (rw / np.float32(total))[:, None]
+        grad_W = np.asarray(Xc.T @ G) if is_sparse else Xn.T @ G
+        grad_b = G.sum(axis=0)
+        self.n_steps_ += 1
+        col = np.repeat(np.arange(M), C)
+        lr = (self.learning_rates_ * self.is_active_)[col].astype(np.float32)
+        wd = self.wds_[col].astype(np.float32)
+        l1 = self.l1s_[col].astype(np.float32)
+        if wd.any():
+            grad_W += W * wd
+        if is_sparse:
+            m1, m2 = self.moment1_[rows], self.moment2_[rows] if self.optimizer == "adam" else None
+        else:
+            m1, m2 = self.moment1_, self.moment2_ if self.optimizer == "adam" else None
+        W_new, step = self._apply(W, grad_W, m1, m2, lr)
+        if l1.any():
+            shrink = step * l1
+            np.copysign(np.maximum(np.abs(W_new) - shrink, 0), W_new, out=W_new)
+        if is_sparse:
+            self.coef_[rows] = W_new
+            self.moment1_[rows] = m1
+            if m2 is not None:
+                self.moment2_[rows] = m2
+        if self.use_bias:
+            b_new, _ = self._apply(self.intercept_, grad_b, self.moment1_bias_,
+                                   self.moment2_bias_ if self.optimizer == "adam" else None, lr)
+            self.intercept_[...] = b_new
+
+    def _apply(self, W: np.ndarray, g: np.ndarray, m1: np.ndarray, m2: np.ndarray | None,
+               lr: np.ndarray) -> tuple[np.ndarray, Any]:
+        """One optimizer step on ``W`` in place (moments in place); returns W and the step size."""
+        if m2 is None:  # sgd with momentum
+            m1 *= np.float32(self.momentum)
+            m1 += g
+            W -= lr * m1
+            return W, lr
+        b1, b2, t = self.beta_1, self.beta_2, self.n_steps_
+        m1 *= np.float32(b1)
+        m1 += np.float32(1 - b1) * g
+        g *= g
+        m2 *= np.float32(b2)
+        m2 += np.float32(1 - b2) * g
+        # bias-corrected step size per coordinate: lr * sqrt(1-b2^t)/(1-b1^t) / (sqrt(v)+eps')
+        a = np.float32(math.sqrt(1 - b2**t) / (1 - b1**t))
+        denom = np.sqrt(m2)
+        denom += np.float32(self.epsilon * math.sqrt(1 - b2**t))
+        step = (lr * a) / denom
+        W -= step * m1
+        return W, step
+
+    def _remember(self, F: np.ndarray, y: np.ndarray, w: np.ndarray) -> None:
+        """Keep the rows' scores (before learning them) in the progressive-validation ring."""
+        cap = self.recent_y_.shape[0]
+        n = F.shape[0]
+        take = min(n, cap)
+        F, y, w = F[n - take:], y[n - take:], w[n - take:]
+        pos = (self.recent_next_ + np.arange(take)) % cap
+        if self.predictor_type == "multiclass_classifier":
+            shaped = F.reshape(take, self.num_models, self.n_outputs)
+            self.recent_scores_[pos] = loss_values("softmax_loss", shaped, y)
+            self.recent_predicted_[pos] = shaped.argmax(axis=-1)
+        elif self.is_label_normalized:
+            self.recent_scores_[pos] = F * np.float32(self.label_scale_) + np.float32(self.label_mean_)
+        else:
+            self.recent_scores_[pos] = F
+        self.recent_y_[pos] = y
+        self.recent_w_[pos] = w
+        self.recent_next_ = int((self.recent_next_ + take) % cap)
+
+    # -- scoring ----------------------------------------------------------------------------
+
+    def raw_scores(self, X: Any) -> np.ndarray:
+        """Every model's raw outputs on ``X`` in original label units: (n, num_models * n_outputs)."""
+        Xn = self._normalized(X)
+        F = np.asarray(Xn @ self.coef_) + self.intercept_
+        if self.is_label_normalized:
+            F = F * np.float32(self.label_scale_) + np.float32(self.label_mean_)
+        return F
+
+    def _evaluation(self) -> tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None:
+        """(where, per-model values (K, M), labels, weights, predicted classes or None).
+
+        Values are raw scores (binary), predictions (regression) or losses (multiclass),
+        on the validation rows when there are any, else on the progressively scored rows.
+        """
+        if self.validation_.n_rows:
+            F = self.raw_scores(self.validation_.X)
+            y, w = self.validation_.y, self.validation_.w
+            if self.predictor_type == "multiclass_classifier":
+                shaped = F.reshape(F.shape[0], self.num_models, self.n_outputs)
+                return "validation", loss_values("softmax_loss", shaped, y), y, w, shaped.argmax(axis=-1)
+            return "validation", F, y, w, None
+        filled = self.recent_w_ > 0
+        if not filled.any():
+            return None
+        pred = self.recent_predicted_[filled] if self.predictor_type == "multiclass_classifier" else None
+        return "progressive", self.recent_scores_[filled], self.recent_y_[filled], self.recent_w_[filled], pred
+
+    def _losses(self, values: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """Weighted mean loss of every model (original label units)."""
+        if self.predictor_type == "multiclass_classifier":
+            per_row = values.astype(np.float64)
+        else:
+            kw = self._loss_kwargs()
+            kw["huber_delta"] = self.huber_delta * self.label_scale_
+            per_row = loss_values(self.loss_, values, y, **kw)
+        total = float(w.sum())
+        return (w.astype(np.float64) @ per_row) / total if total > 0 else np.full(self.num_models, np.nan)
+
+    def _score_and_stop(self) -> None:
+        found = self._evaluation()
+        if found is None:
+            return
+        _, values, y, w, _ = found
+        losses = self._losses(values, y, w)
+        self.n_scorings_ += 1
+        self.last_loss_ = losses
+        if self.early_stopping_patience == 0:
+            return
+        finite = np.isfinite(self.best_loss_)
+        bar = np.where(finite, self.best_loss_ - self.early_stopping_tolerance * np.abs(np.where(finite, self.best_loss_, 0)),
+                       np.inf)
+        improved = losses < bar
+        self.best_loss_ = np.where(losses < self.best_loss_, losses, self.best_loss_)
+        self.n_bad_scorings_ = np.where(improved, 0, self.n_bad_scorings_ + 1)
+        stop = self.is_active_ & (self.n_bad_scorings_ >= self.early_stopping_patience)
+        if stop.all() or (self.is_active_ & ~stop).sum() == 0:
+            # never stop the last active models at once: keep the best of them learning
+            keep = int(np.argmin(np.where(self.is_active_, losses, np.inf)))
+            stop[keep] = False
+        self.stopped_at_rows_[stop] = self.n_rows_trained_
+        self.is_active_ &= ~stop
+
+    def metrics(self) -> dict[str, Any]:
+        """Running metrics for the training loop's log: models still learning, the best loss."""
+        rec: dict[str, Any] = {"n_active_models": int(self.is_active_.sum())}
+        if not self.is_started:
+            rec["warmup_rows"] = int(self.buffer_.n_rows)
+            return rec
+        found = self._evaluation()
+        if found is not None:
+            where, values, y, w, _ = found
+            losses = self._losses(values, y, w)
+            if np.isfinite(losses).any():
+                rec[f"{where}_loss_best"] = float(np.nanmin(losses))
+                rec[f"{where}_loss_model0"] = float(losses[0])
+        return rec
+
+    # -- finalize -----------------------------------------------------------------------------
+
+    def leaderboard(self) -> list[dict[str, Any]]:
+        """Every model, best first: its hyperparameters and its validation scores.
+
+        Scored on the validation rows with the current weights when there are any, else on
+        the most recent rows as each model scored them before learning them (progressive
+        validation). Binary models get their decision threshold tuned for the criterion.
+        """
+        if not self.is_started:
+            if self.n_features_ == -1 or self.buffer_.n_rows == 0:
+                raise NotFittedError("this Linear Learner state has seen no data; update it with at least one batch")
+            return self._started_copy().leaderboard()
+        found = self._evaluation()
+        M = self.num_models
+        if found is None:
+            where, values, y, w, pred = "none", None, None, None, None
+        else:
+            where, values, y, w, pred = found
+        losses = self._losses(values, y, w) if values is not None else np.full(M, np.nan)
+        thresholds = np.zeros(M)
+        extra: dict[str, np.ndarray] = {}
+        criterion = "loss"
+        higher_is_better = False
+        if self.predictor_type == "binary_classifier":
+            criterion = self.binary_classifier_model_selection_criteria
+            higher_is_better = BINARY_CRITERIA[criterion]
+            if values is not None and higher_is_better:
+                value, thresholds = rank_binary(criterion, values.T, y, w, beta=self.f_beta,
+                                                target_precision=self.target_precision,
+                                                target_recall=self.target_recall)
+            else:
+                value = losses
+            if values is not None:
+                pred_pos = values >= thresholds[None, :]
+                extra["accuracy"] = (w @ (pred_pos == (y[:, None] > 0.5))) / max(float(w.sum()), 1e-300)
+        elif self.predictor_type == "multiclass_classifier":
+            value = losses
+            if values is not None:
+                extra["accuracy"] = (w @ (pred == y.astype(np.int64)[:, None])) / max(float(w.sum()), 1e-300)
+        else:
+            value = losses
+        key = np.where(np.isfinite(value), value, -np.inf if higher_is_better else np.inf)
+        order = np.lexsort((np.arange(M), -key if higher_is_better else key))
+        board = []
+        for rank, m in enumerate(order.tolist()):
+            row = {
+                "rank": rank,
+                "model": m,
+                "learning_rate": float(self.learning_rates_[m]),
+                "l1": float(self.l1s_[m]),
+                "wd": float(self.wds_[m]),
+                "scored_on": where,
+                "criterion": criterion,
+                "value": _num(value[m]),
+                "loss": _num(losses[m]),
+            }
+            if self.predictor_type == "binary_classifier":
+                row["threshold"] = _num(thresholds[m])
+            for name, arr in extra.items():
+                row[name] = _num(arr[m])
+            row["is_active"] = bool(self.is_active_[m])
+            row["stopped_at_rows"] = int(self.stopped_at_rows_[m]) if self.stopped_at_rows_[m] >= 0 else None
+            board.append(row)
+        return board
+
+    def _started_copy(self) -> LinearLearnerState:
+        """A copy that ended its warm-up now (finalize during the warm-up)."""
+        copy = type(self).from_arrays(*self.to_arrays())
+        with blas_single_thread():
+            copy._start()
+        return copy
+
+    def model(self, rank: int = 0, *, model_index: int | None = None) -> LinearLearnerModel:
+        """Finalize one model: the best by the selection criterion, or another by ``rank``.
+
+        Deterministic for a given state, and does not change the state.
+
+        Parameters
+        ----------
+        rank : int, default=0
+            Position on the leaderboard: 0 is the best model, 1 the runner-up...
+        model_index : int or None, default=None
+            Pick a model by its index in the stack instead (0 is the one trained with
+            exactly learning_rate, l1 and wd).
+        """
+        if not _is_int(rank) or not 0 <= rank < self.num_models:
+            raise InvalidParameterError(f"rank={rank!r} must be an integer in 0..{self.num_models - 1}")
+        if model_index is not None and (not _is_int(model_index) or not 0 <= model_index < self.num_models):
+            raise InvalidParameterError(f"model_index={model_index!r} must be an integer in 0..{self.num_models - 1}")
+        if not self.is_started:
+            if self.n_features_ == -1 or self.buffer_.n_rows == 0:
+                raise NotFittedError("this Linear Learner state has seen no data; update it with at least one batch")
+            return self._started_copy().model(rank, model_index=model_index)
+        board = self.leaderboard()
+        entry = board[rank] if model_index is None else next(r for r in board if r["model"] == model_index)
+        m = entry["model"]
+        C = self.n_outputs
+        cols = slice(m * C, (m + 1) * C)
+        coef = self.coef_[:, cols].astype(np.float64) / self.feature_scale_[:, None]
+        intercept = self.intercept_[cols].astype(np.float64) - self.feature_mean_.astype(np.float64) @ coef
+        if self.is_label_normalized:
+            coef *= self.label_scale_
+            intercept = intercept * self.label_scale_ + self.label_mean_
+        threshold = entry.get("threshold")
+        if self.predictor_type == "binary_classifier" and threshold is None:
+            threshold = math.inf
+        return LinearLearnerModel(
+            coef.astype(np.float32), intercept.astype(np.float32), predictor_type=self.predictor_type,
+            loss=self.loss_, threshold=0.0 if threshold is None else float(threshold),
+            leaderboard=board, chosen=entry, n_rows_seen=self.n_rows_seen_,
+        )
+
+    # -- merge ----------------------------------------------------------------------------------
+
+    def merge(self, other: LinearLearnerState) -> None:
+        """Merge ``other`` into this state: rows-weighted average of weights and moments.
+
+        Both states' models are brought to the original feature (and label) space, averaged
+        with weights ``n_rows_trained``, and brought back to this state's normalization;
+        Adam moments are rescaled like the weights (their square for the second moment).
+        Warm-up and validation rows are pooled (validation up to ``max_validation_rows``).
+        """
+        if not isinstance(other, LinearLearnerState):
+            raise IncompatibleStateError(f"cannot merge a {type(other).__name__} into a Linear Learner state")
+        mine, theirs = self.hyperparameters(), other.hyperparameters()
+        differ = [k for k in mine if k != "seed" and mine[k] != theirs[k]]
+        if differ:
+            k = differ[0]
+            raise IncompatibleStateError(
+                f"cannot merge Linear Learner states trained with {k}={mine[k]!r} and {k}={theirs[k]!r}; "
+                "train every worker with the same hyperparameters")
+        if other.n_features_ == -1:
+            return
+        if self.n_features_ not in (-1, other.n_features_):
+            raise IncompatibleStateError(
+                f"cannot merge Linear Learner states of {self.n_features_} and {other.n_features_} features")
+        if self.n_features_ == -1:
+            self.n_features_ = other.n_features_
+            self.is_sparse_input_ = other.is_sparse_input_
+        with blas_single_thread():
+            if not other.is_started:
+                rows = other.buffer_
+                self.n_rows_seen_ += other.n_rows_seen_ - rows.n_rows
+                self._merge_validation(other)
+                if rows.n_rows:
+                    self.update(Batch(rows.X, rows.y, rows.w))
+                return
+            if not self.is_started:
+                rows = self.buffer_
+                mine_seen = self.n_rows_seen_ - rows.n_rows
+                mine_validation = self.validation_
+                mine_held = self.n_rows_held_out_
+                self._copy_from(other)
+                self.n_rows_seen_ += mine_seen
+                self.n_rows_held_out_ += mine_held
+                self._merge_validation_rows(mine_validation)
+                if rows.n_rows:
+                    self.update(Batch(rows.X, rows.y, rows.w))
+                return
+            self._average_with(other)
+
+    def _merge_validation(self, other: LinearLearnerState) -> None:
+        self.n_rows_held_out_ += other.n_rows_held_out_
+        self._merge_validation_rows(other.validation_)
+
+    def _merge_validation_rows(self, rows: _Rows) -> None:
+        room = self.max_validation_rows - self.validation_.n_rows
+        if room > 0 and rows.n_rows:
+            idx = np.arange(min(room, rows.n_rows))
+            self.validation_ = self.validation_.append(_take(rows.X, idx), rows.y[idx], rows.w[idx])
+
+    def _copy_from(self, other: LinearLearnerState) -> None:
+        meta, arrays = other.to_arrays()
+        meta = {**meta, "hyperparameters": {**meta["hyperparameters"], "seed": self.seed},
+                "rng": self.rng_.bit_generator.state}
+        copy = type(self).from_arrays(meta, {k: v.copy() for k, v in arrays.items()})
+        self.__dict__.update(copy.__dict__)
+
+    def _to_original(self) -> tuple[np.ndarray, ...]:
+        """(coef, intercept, m1, m2, m1_bias, m2_bias) in original units, float64."""
+        s = self.feature_scale_.astype(np.float64)[:, None]
+        mu = self.feature_mean_.astype(np.float64)
+        ls = self.label_scale_ if self.is_label_normalized else 1.0
+        lm = self.label_mean_ if self.is_label_normalized else 0.0
+        coef = self.coef_ / s * ls
+        intercept = (self.intercept_ - mu @ (self.coef_ / s)) * ls + lm
+        m1 = self.moment1_ / s * ls
+        m2 = self.moment2_ / (s * s) * ls * ls if self.moment2_.size else self.moment2_.astype(np.float64)
+        return coef, intercept, m1, m2, self.moment1_bias_.astype(np.float64), self.moment2_bias_.astype(np.float64)
+
+    def _average_with(self, other: LinearLearnerState) -> None:
+        a, b = float(self.n_rows_trained_), float(other.n_rows_trained_)
+        pa = a / (a + b) if a + b > 0 else 0.5
+        mine, theirs = self._to_original(), other._to_original()
+        coef, intercept, m1, m2, m1b, m2b = (pa * x + (1 - pa) * z for x, z in zip(mine, theirs, strict=True))
+        s = self.feature_scale_.astype(np.float64)[:, None]
+        mu = self.feature_mean_.astype(np.float64)
+        ls = self.label_scale_ if self.is_label_normalized else 1.0
+        lm = self.label_mean_ if self.is_label_normalized else 0.0
+        self.coef_ = (coef * s / ls).astype(np.float32)
+        self.intercept_ = ((intercept - lm + mu @ coef) / ls).astype(np.float32)
+        self.moment1_ = (m1 * s / ls).astype(np.float32)
+        if self.moment2_.size:
+            self.moment2_ = (m2 * (s * s) / (ls * ls)).astype(np.float32)
+        self.moment1_bias_ = m1b.astype(np.float32)
+        self.moment2_bias_ = m2b.astype(np.float32)
+        self.n_steps_ = max(self.n_steps_, other.n_steps_)
+        self.is_active_ = self.is_active_ | other.is_active_
+        self.best_loss_ = np.minimum(self.best_loss_, other.best_loss_)
+        self.n_bad_scorings_ = np.minimum(self.n_bad_scorings_, other.n_bad_scorings_)
+        self.stopped_at_rows_ = np.where(self.is_active_, -1, np.maximum(self.stopped_at_rows_,
+                                                                          other.stopped_at_rows_))
+        # progressive-validation rows: keep the filled ones of both, this state's first
+        filled_a, filled_b = self.recent_w_ > 0, other.recent_w_ > 0
+        cap = self.recent_y_.shape[0]
+        for name in ("recent_scores_", "recent_predicted_", "recent_y_", "recent_w_"):
+            mine_arr, theirs_arr = getattr(self, name), getattr(other, name)
+            if mine_arr.shape[0] == 0:
+                continue
+            joined = np.concatenate([mine_arr[filled_a], theirs_arr[filled_b]])[:cap]
+            out = np.zeros_like(mine_arr)
+            out[: joined.shape[0]] = joined
+            setattr(self, name, out)
+        self.recent_next_ = int(min(cap, int(filled_a.sum() + filled_b.sum())) % cap)
+        self.n_rows_seen_ += other.n_rows_seen_
+        self.n_rows_trained_ += other.n_rows_trained_
+        self._merge_validation(other)
+
+    # -- arrays ---------------------------------------------------------------------------------
+
+    def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        meta = {
+            "hyperparameters": self.hyperparameters(),
+            "n_features": self.n_features_,
+            "is_sparse_input": self.is_sparse_input_,
+            "n_steps": self.n_steps_,
+            "label_mean": self.label_mean_,
+            "label_scale": self.label_scale_,
+            "recent_next": self.recent_next_,
+            "n_rows_seen": self.n_rows_seen_,
+            "n_rows_trained": self.n_rows_trained_,
+            "n_rows_held_out": self.n_rows_held_out_,
+            "rows_since_scoring": self.rows_since_scoring_,
+            "n_scorings": self.n_scorings_,
+            "buffer_is_sparse": self.buffer_.is_sparse,
+            "validation_is_sparse": self.validation_.is_sparse,
+            "rng": self.rng_.bit_generator.state,
+        }
+        arrays = {
+            "coef": self.coef_,
+            "intercept": self.intercept_,
+            "moment1": self.moment1_,
+            "moment2": self.moment2_,
+            "moment1_bias": self.moment1_bias_,
+            "moment2_bias": self.moment2_bias_,
+            "learning_rates": self.learning_rates_,
+            "l1s": self.l1s_,
+            "wds": self.wds_,
+            "is_active": self.is_active_,
+            "best_loss": self.best_loss_,
+            "last_loss": self.last_loss_,
+            "n_bad_scorings": self.n_bad_scorings_,
+            "stopped_at_rows": self.stopped_at_rows_,
+            "feature_mean": self.feature_mean_,
+            "feature_scale": self.feature_scale_,
+            "class_weights": self.class_weights_,
+            "recent_scores": self.recent_scores_,
+            "recent_predicted": self.recent_predicted_,
+            "recent_y": self.recent_y_,
+            "recent_w": self.recent_w_,
+            **self.buffer_.to_arrays("buffer"),
+            **self.validation_.to_arrays("validation"),
+        }
+        return meta, arrays
+
+    @classmethod
+    def from_arrays(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> LinearLearnerState:
+        state = cls(**meta["hyperparameters"])
+        state.n_features_ = int(meta["n_features"])
+        state.is_sparse_input_ = bool(meta["is_sparse_input"])
+        state.n_steps_ = int(meta["n_steps"])
+        state.label_mean_ = float(meta["label_mean"])
+        state.label_scale_ = float(meta["label_scale"])
+        state.recent_next_ = int(meta["recent_next"])
+        state.n_rows_seen_ = int(meta["n_rows_seen"])
+        state.n_rows_trained_ = int(meta["n_rows_trained"])
+        state.n_rows_held_out_ = int(meta["n_rows_held_out"])
+        state.rows_since_scoring_ = int(meta["rows_since_scoring"])
+        state.n_scorings_ = int(meta["n_scorings"])
+        state.rng_.bit_generator.state = meta["rng"]
+        f32 = ("coef", "intercept", "moment1", "moment2", "moment1_bias", "moment2_bias", "feature_mean",
+               "feature_scale", "recent_scores", "recent_y", "recent_w")
+        for name in f32:
+            setattr(state, name + "_", np.array(arrays[name], dtype=np.float32))
+        for name in ("learning_rates", "l1s", "wds", "best_loss", "last_loss", "class_weights"):
+            setattr(state, name + "_", np.array(arrays[name], dtype=np.float64))
+        state.is_active_ = np.array(arrays["is_active"], dtype=bool)
+        state.n_bad_scorings_ = np.array(arrays["n_bad_scorings"], dtype=np.int64)
+        state.stopped_at_rows_ = np.array(arrays["stopped_at_rows"], dtype=np.int64)
+        state.recent_predicted_ = np.array(arrays["recent_predicted"], dtype=np.int32)
+        state.buffer_ = _Rows.from_arrays(arrays, "buffer", bool(meta["buffer_is_sparse"]), state.n_features_)
+        state.validation_ = _Rows.from_arrays(arrays, "validation", bool(meta["validation_is_sparse"]),
+                                              state.n_features_)
+        return state
+
+
+def _num(v: Any) -> float | None:
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def _where(batch: Batch, row: int) -> str:
+    """Where row ``row`` of a batch is, as well as the batch's cursor tells."""
+    cur = batch.cursor or {}
+    if "path" in cur and "rows" in cur:
+        first = int(cur["rows"]) - batch.n_rows
+        return f"row {first + row + 1} of the stream (the batch ending at line {cur.get('line', '?')} of {cur['path']})"
+    return f"row {row} of the batch"
+
+
+def _take(X: Any, idx: np.ndarray) -> Any:
+    return X[idx]
+
+
+class _Rows:
+    """Rows kept by the state (warm-up buffer, validation rows): X dense or CSR, y, w."""
+
+    def __init__(self, X: Any, y: np.ndarray, w: np.ndarray) -> None:
+        self.X, self.y, self.w = X, y, w
+
+    @classmethod
+    def empty(cls) -> _Rows:
+        return cls(None, np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.float32))
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.y.shape[0])
+
+    @property
+    def is_sparse(self) -> bool:
+        return self.X is not None and sp.issparse(self.X)
+
+    def append(self, X: Any, y: np.ndarray, w: np.ndarray) -> _Rows:
+        if sp.issparse(X):
+            X = sp.csr_matrix(X, dtype=np.float32)
+        else:
+            X = np.asarray(X, dtype=np.float32)
+        if self.X is None:
+            joined = X.copy()
+        elif sp.issparse(X) or sp.issparse(self.X):
+            joined = sp.vstack([sp.csr_matrix(self.X), sp.csr_matrix(X)], format="csr", dtype=np.float32)
+        else:
+            joined = np.concatenate([self.X, X])
+        return _Rows(joined, np.concatenate([self.y, y]).astype(np.float32),
+                     np.concatenate([self.w, w]).astype(np.float32))
+
+    def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        if self.X is None:
+            return {f"{prefix}_X": np.zeros((0, 0), dtype=np.float32), f"{prefix}_y": self.y, f"{prefix}_w": self.w}
+        if sp.issparse(self.X):
+            X = self.X
+            return {f"{prefix}_data": X.data.astype(np.float32), f"{prefix}_indices": X.indices.astype(np.int64),
+                    f"{prefix}_indptr": X.indptr.astype(np.int64), f"{prefix}_y": self.y, f"{prefix}_w": self.w}
+        return {f"{prefix}_X": self.X, f"{prefix}_y": self.y, f"{prefix}_w": self.w}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str, is_sparse: bool, n_features: int) -> _Rows:
+        y = np.array(arrays[f"{prefix}_y"], dtype=np.float32)
+        w = np.array(arrays[f"{prefix}_w"], dtype=np.float32)
+        if is_sparse:
+            X = sp.csr_matrix((np.array(arrays[f"{prefix}_data"], dtype=np.float32),
+                               np.array(arrays[f"{prefix}_indices"]), np.array(arrays[f"{prefix}_indptr"])),
+                              shape=(y.shape[0], n_features))
+            return cls(X, y, w)
+        X = np.array(arrays[f"{prefix}_X"], dtype=np.float32)
+        return cls(None if X.shape[0] == 0 and y.shape[0] == 0 else X, y, w)
