@@ -8,7 +8,14 @@ many models.
 from typing import Any
 
 from onepass._version import __version__
-from onepass.algorithms import KMeansModel, KMeansState, PCAModel, PCAState
+from onepass.algorithms import (
+    KMeansModel,
+    KMeansState,
+    LinearLearnerModel,
+    LinearLearnerState,
+    PCAModel,
+    PCAState,
+)
 from onepass.batch import Batch
 from onepass.errors import (
     BadRecordError,
@@ -23,6 +30,8 @@ from onepass.tune import tune
 
 _LAZY = {  # estimators import scikit-learn
     "KMeans": "onepass.algorithms.kmeans._estimator",
+    "LinearLearnerClassifier": "onepass.algorithms.linear._estimator",
+    "LinearLearnerRegressor": "onepass.algorithms.linear._estimator",
     "PCA": "onepass.algorithms.pca._estimator",
 }
 
@@ -43,6 +52,10 @@ __all__ = [
     "KMeans",
     "KMeansModel",
     "KMeansState",
+    "LinearLearnerClassifier",
+    "LinearLearnerModel",
+    "LinearLearnerRegressor",
+    "LinearLearnerState",
     "OnePassError",
     "PCA",
     "PCAModel",

@@ -6,9 +6,21 @@ Estimators (which import scikit-learn) load on first use.
 from typing import Any
 
 from onepass.algorithms.kmeans import KMeansModel, KMeansState
+from onepass.algorithms.linear import LinearLearnerModel, LinearLearnerState
 from onepass.algorithms.pca import PCAModel, PCAState
 
-__all__ = ["KMeans", "KMeansModel", "KMeansState", "PCA", "PCAModel", "PCAState"]
+__all__ = [
+    "KMeans",
+    "KMeansModel",
+    "KMeansState",
+    "LinearLearnerClassifier",
+    "LinearLearnerModel",
+    "LinearLearnerRegressor",
+    "LinearLearnerState",
+    "PCA",
+    "PCAModel",
+    "PCAState",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -16,6 +28,10 @@ def __getattr__(name: str) -> Any:
         from onepass.algorithms.kmeans import KMeans
 
         return KMeans
+    if name in ("LinearLearnerClassifier", "LinearLearnerRegressor"):
+        from onepass.algorithms.linear import _estimator
+
+        return getattr(_estimator, name)
     if name == "PCA":
         from onepass.algorithms.pca import PCA
 

@@ -22,9 +22,12 @@ import scipy.sparse as sp
 from onepass.batch import Batch
 from onepass.errors import DataError, FeatureCountError
 from onepass.io import load_checkpoint, save_checkpoint
-from onepass.state import Algorithm
+from onepass.state import ALGORITHMS, Algorithm
 
 N_FEATURES = 6
+# Supervised algorithms (tag ``labels``) learn y = [x . u > 0]: u's components sum to 0,
+# so the shards shifted by an offset in check_merge keep both classes.
+_DIRECTION = np.array([1.0, -1.0, 1.0, -1.0, 1.0, -1.0]) / np.sqrt(6.0)
 
 
 def blobs(n: int, seed: int, *, offset: float = 0.0, n_blobs: int = 4, d: int = N_FEATURES) -> np.ndarray:
@@ -54,8 +57,23 @@ def rows(algo: Algorithm, X: np.ndarray) -> Any:
     return sp.csr_matrix(X) if algo.tags.get("sparse_input") else X
 
 
-def batches(X: np.ndarray, size: int) -> list[Batch]:
-    return [Batch(X[i : i + size]) for i in range(0, X.shape[0], size)]
+def labels_for(state: Any, X: Any) -> np.ndarray | None:
+    """The labels a state of this kind learns from (its registry tag ``labels``), or None."""
+    kinds = [a for a in ALGORITHMS.values() if a.state.kind == getattr(state, "kind", None)]
+    if not kinds or kinds[0].tags.get("labels") is None:
+        return None
+    if kinds[0].tags["labels"] != "binary":
+        raise ValueError(f"unknown labels tag {kinds[0].tags['labels']!r}")
+    return (np.asarray(X[:, : _DIRECTION.size] @ _DIRECTION).ravel() > 0).astype(np.float32)
+
+
+def batches(X: np.ndarray, size: int, y: np.ndarray | None = None) -> list[Batch]:
+    return [Batch(X[i : i + size], None if y is None else y[i : i + size]) for i in range(0, X.shape[0], size)]
+
+
+def score(state: Any, model: Any, X: np.ndarray) -> float:
+    y = labels_for(state, X)
+    return model.score(X) if y is None else model.score(X, y)
 
 
 def new_state(algo: Algorithm, seed: int = 0, **more: Any) -> Any:
@@ -63,7 +81,7 @@ def new_state(algo: Algorithm, seed: int = 0, **more: Any) -> Any:
 
 
 def stream(state: Any, X: np.ndarray, size: int = 500) -> Any:
-    for batch in batches(X, size):
+    for batch in batches(X, size, labels_for(state, X)):
         state.update(batch)
     return state
 
@@ -95,11 +113,20 @@ def check_checkpoint_roundtrip(algo: Algorithm) -> None:
 
 
 def check_merge(algo: Algorithm) -> None:
-    """Merging the states of two different halves ~ one state over all of it."""
+    """Merging the states of two different halves ~ one state over all of it.
+
+    The halves differ, as shards often do, unless the algorithm declares the tag
+    ``merge_shards="iid"``: its merge averages models (data-parallel SGD), which assumes
+    every worker sees the same distribution, so its shards are random splits.
+    """
     X1 = blobs(4000, seed=2)
     X2 = blobs(4000, seed=3, offset=25.0)  # the halves differ, as shards often do
-    X = np.concatenate([X1, X2])
+    X3 = blobs(3000, seed=4, offset=-25.0)
     rng = np.random.default_rng(0)
+    if algo.tags.get("merge_shards") == "iid":
+        pooled = np.concatenate([X1, X2, X3])[rng.permutation(11000)]
+        X1, X2, X3 = pooled[:4000], pooled[4000:8000], pooled[8000:]
+    X = np.concatenate([X1, X2])
     whole = stream(new_state(algo, seed=5), rows(algo, X[rng.permutation(X.shape[0])]))
     a = stream(new_state(algo, seed=5), rows(algo, X1))
     b = stream(new_state(algo, seed=6), rows(algo, X2))
@@ -107,11 +134,10 @@ def check_merge(algo: Algorithm) -> None:
     assert a.n_rows_seen_ == whole.n_rows_seen_ == X.shape[0], (
         f"rows after merge {a.n_rows_seen_}, one pass {whole.n_rows_seen_}, data {X.shape[0]}"
     )
-    s_merged, s_whole = a.model().score(X), whole.model().score(X)
+    s_merged, s_whole = score(a, a.model(), X), score(whole, whole.model(), X)
     rtol = algo.tags.get("merge_rtol", 0.01)
     assert abs(s_merged - s_whole) <= rtol * abs(s_whole), f"merged score {s_merged} vs one pass {s_whole}"
     # Associativity (to the same tolerance): (a+b)+c ~ a+(b+c).
-    X3 = blobs(3000, seed=4, offset=-25.0)
     p, q, r = (stream(new_state(algo, seed=s), rows(algo, part)) for s, part in ((7, X1), (8, X2), (9, X3)))
     p2, q2, r2 = (stream(new_state(algo, seed=s), rows(algo, part)) for s, part in ((7, X1), (8, X2), (9, X3)))
     p.merge(q)
@@ -119,7 +145,7 @@ def check_merge(algo: Algorithm) -> None:
     q2.merge(r2)
     p2.merge(q2)
     everything = np.concatenate([X1, X2, X3])
-    left, right = p.model().score(everything), p2.model().score(everything)
+    left, right = score(p, p.model(), everything), score(p2, p2.model(), everything)
     assert abs(left - right) <= rtol * abs(left), f"(a+b)+c scores {left}, a+(b+c) {right}"
 
 
@@ -133,8 +159,9 @@ def check_memory_flat(algo: Algorithm, n_small: int = 100_000, n_large: int = 10
     state = new_state(algo)
     seen = 0
     small_size = None
+    y = labels_for(state, batch)
     while seen < n_large:
-        state.update(Batch(batch))
+        state.update(Batch(batch, y))
         seen += batch.shape[0]
         if seen == n_small:
             small_size = state_nbytes(state)
@@ -154,14 +181,15 @@ def check_bad_values(algo: Algorithm) -> None:
             bad = X[:64].copy()
             bad[10, 2] = value
             try:
-                state.update(Batch(rows(algo, bad)))
+                state.update(Batch(rows(algo, bad), labels_for(state, X[:64])))
             except DataError:
                 pass
             else:
                 raise AssertionError(f"a batch holding {value} was accepted after {warm} rows")
             _same(before, state.to_arrays(), f"state after a rejected batch holding {value}")
         try:
-            state.update(Batch(rows(algo, np.ones((10, N_FEATURES + 1), dtype=np.float32))))
+            wide = np.ones((10, N_FEATURES + 1), dtype=np.float32)
+            state.update(Batch(rows(algo, wide), labels_for(state, wide)))
         except FeatureCountError as exc:
             assert str(N_FEATURES) in str(exc) and str(N_FEATURES + 1) in str(exc), str(exc)
         else:

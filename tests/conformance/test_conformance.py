@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import warnings
 
 import pytest
@@ -36,10 +37,17 @@ SKLEARN_EXPECTED_FAILURES: dict[str, dict[str, str]] = {
 }
 
 
-@pytest.mark.parametrize("name", ALGOS)
-def test_sklearn_check_estimator(name: str) -> None:
-    estimator = ALGORITHMS[name].estimator(**ALGORITHMS[name].tags.get("estimator_params", {}))
-    expected = SKLEARN_EXPECTED_FAILURES.get(name, {})
+ESTIMATORS = [(name, path) for name in ALGOS
+              for path in (ALGORITHMS[name].estimator_path, *ALGORITHMS[name].tags.get("more_estimators", ()))]
+
+
+@pytest.mark.parametrize(("name", "path"), ESTIMATORS, ids=[p.rpartition(":")[2] for _, p in ESTIMATORS])
+def test_sklearn_check_estimator(name: str, path: str) -> None:
+    """scikit-learn's check_estimator; an algorithm declares the checks that cannot apply
+    to it, with why, in its tag ``sklearn_expected_failures``."""
+    module, _, attr = path.partition(":")
+    estimator = getattr(importlib.import_module(module), attr)(**ALGORITHMS[name].tags.get("estimator_params", {}))
+    expected = {**SKLEARN_EXPECTED_FAILURES.get(name, {}), **ALGORITHMS[name].tags.get("sklearn_expected_failures", {})}
     results = check_estimator(estimator, on_fail=None, expected_failed_checks=expected)
     for r in results:
         if r["status"] == "xfail":

@@ -56,9 +56,13 @@ class LinearLearnerModel:
         if X.shape[1] != self.n_features:
             raise FeatureCountError(
                 f"X has {X.shape[1]} features, but this Linear Learner model expects {self.n_features}")
-        if not sp.issparse(X):
+        if sp.issparse(X):
+            F = np.asarray(X @ self.coef_, dtype=np.float32) + self.intercept_
+        else:
+            # float64 products rounded once: a row's score does not depend on its neighbours
+            # (float32 BLAS kernels round edge rows of a block differently)
             X = np.asarray(X, dtype=np.float32)
-        F = np.asarray(X @ self.coef_, dtype=np.float32) + self.intercept_
+            F = (X @ self.coef_.astype(np.float64)).astype(np.float32) + self.intercept_
         return F if self.predictor_type == "multiclass_classifier" else F[:, 0]
 
     def predict_proba(self, X: Any) -> np.ndarray:

@@ -361,7 +361,7 @@ class LinearLearnerState:
         self.n_steps_ = 0
         self.is_active_ = np.ones(self.num_models, dtype=bool)
         self.best_loss_ = np.full(self.num_models, np.inf)
-        self.last_loss_ = np.full(self.num_models, np.nan)
+        self.last_loss_ = np.full(self.num_models, np.inf)  # inf, not NaN: NaN != NaN in comparisons
         self.n_bad_scorings_ = np.zeros(self.num_models, dtype=np.int64)
         self.stopped_at_rows_ = np.full(self.num_models, -1, dtype=np.int64)
         self.feature_mean_ = np.zeros(0, dtype=np.float32)
