@@ -179,6 +179,7 @@ def _make_train_command(name: str) -> click.Command:
     def callback(**opts: Any) -> None:
         from onepass.train import train as run_train
 
+        opts.setdefault("validation", ())
         params = _collect(opts, hyper)
         finalize = _collect(opts, extra_finalize)
         data = list(opts.pop("data"))
@@ -190,6 +191,8 @@ def _make_train_command(name: str) -> click.Command:
             checkpoint_every_seconds=opts["checkpoint_every_seconds"], resume=opts["resume"],
             epochs=opts["epochs"], max_rows=opts["max_rows"], seed=opts["seed"], metrics=opts["metrics_file"],
             progress=False if opts["quiet"] else None, out=opts["out"],
+            validation=(list(opts["validation"]) if len(opts["validation"]) > 1 else opts["validation"][0])
+            if opts["validation"] else None,
         ))
         if not opts["quiet"]:
             click.echo(
@@ -219,6 +222,11 @@ def _make_train_command(name: str) -> click.Command:
         click.Option(["--metrics", "--metrics-file", "metrics_file"], default=None,
                      help="Append metrics as JSON lines to this file, or '-' for stdout."),
         click.Option(["--quiet", "-q"], is_flag=True, default=False, help="No progress bar, no summary."),
+        *([click.Option(["--validation", "validation"], multiple=True, default=(),
+                        help="Validation data (same format and columns as --data) every model is scored on; "
+                             "repeat for several. Without it, models are judged on rows held out "
+                             "(--validation-fraction) or by progressive validation.")]
+          if hasattr(algo.state, "add_validation") else []),
         *_param_options(algo.state.__init__, ("self", "seed"), algo.state),
         *_param_options(algo.state.model, ("self", *hyper), algo.state.model),
     ]

@@ -181,6 +181,7 @@ def train(
     progress: bool | None = False,
     out: str | os.PathLike[str] | None = None,
     on_batch: Callable[[State, dict[str, Any]], None] | None = None,
+    validation: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
 ) -> TrainResult:
     """Train ``algorithm`` on ``data`` in one streaming pass per epoch.
 
@@ -223,6 +224,11 @@ def train(
         Write the finalized model there, with the final state in ``out/state``.
     on_batch : callable, optional
         Called as ``on_batch(state, cursor)`` after each batch (for tests and hooks).
+    validation : str, path or list of them, optional
+        A validation source (read with the same format and columns as ``data``), for
+        algorithms that score models on validation rows (their state has
+        ``add_validation``). Read before training, up to what the state keeps; a resumed
+        run has them in its checkpoint. Bad records in it are skipped (``fail`` still fails).
 
     Returns
     -------
@@ -262,6 +268,22 @@ def train(
         finished = bool(manifest.get("finished", False))
         history_rows = state.n_rows_seen_
         n_skipped, n_quarantined = int(manifest.get("skipped", 0)), int(manifest.get("quarantined", 0))
+
+    n_validation = 0
+    if validation is not None:
+        add = getattr(state, "add_validation", None)
+        if add is None:
+            raise InvalidParameterError(f"{algorithm} takes no validation data; train without --validation")
+        if checkpoint is None:  # a resumed state holds its validation rows already
+            vuris = [validation] if isinstance(validation, (str, os.PathLike)) else list(validation)
+            with open_source(vuris if len(vuris) > 1 else vuris[0], format=format, batch_size=batch_size,
+                             label_column=label_column, weight_column=weight_column, header=header,
+                             n_features=n_features,
+                             on_bad_record="fail" if on_bad_record == "fail" else "skip") as vsrc:
+                for vbatch in vsrc:
+                    n_validation += add(vbatch)
+                    if not state.wants_validation:  # type: ignore[attr-defined]
+                        break
 
     writer = MetricsWriter(metrics)
     bar = _Progress(progress, initial=history_rows)
@@ -308,7 +330,8 @@ def train(
         })
 
     try:
-        record("start", resumed_from=str(checkpoint) if checkpoint else None)
+        record("start", resumed_from=str(checkpoint) if checkpoint else None,
+               **({"validation_rows": n_validation} if validation is not None else {}))
         paused = not finished and max_rows is not None and state.n_rows_seen_ >= max_rows
         while not finished and not paused and epoch < epochs:
             src = open_source(
