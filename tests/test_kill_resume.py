@@ -1,6 +1,7 @@
 """Training killed with SIGKILL at random instants, and at the worst instants of a
 checkpoint write, resumes each time and ends with the same model as a run never killed,
-for every algorithm (K-Means, PCA exact, PCA sketch).
+for every algorithm (K-Means, PCA exact, PCA sketch, Linear Learner: its weights and
+leaderboard).
 
 21 kills in all: 15 at random moments (startup, reading, updating, writing), and 6
 through failpoints (onepass/_failpoints.py) inside the checkpoint write: with half an
@@ -46,6 +47,13 @@ def data(tmp_path_factory) -> Path:
     half = N_ROWS // 2
     np.savetxt(folder / "part-0.csv", X[:half], delimiter=",", fmt="%.6f")
     np.savetxt(folder / "part-1.csv", X[half:], delimiter=",", fmt="%.6f")
+    # The same rows with a 0/1 label in column 0, for supervised algorithms.
+    labelled = folder / "labelled"
+    labelled.mkdir()
+    y = (X @ rng.normal(0, 1, 10) + rng.logistic(0, 1, N_ROWS) > 0).astype(float)
+    XY = np.column_stack([y, X])
+    np.savetxt(labelled / "part-0.csv", XY[:half], delimiter=",", fmt="%.6f")
+    np.savetxt(labelled / "part-1.csv", XY[half:], delimiter=",", fmt="%.6f")
     return folder
 
 
@@ -53,7 +61,12 @@ ALGORITHMS = {
     "kmeans": ["kmeans", "--n-clusters", "8"],
     "pca-exact": ["pca", "--n-components", "4", "--mode", "exact"],
     "pca-sketch": ["pca", "--n-components", "4", "--mode", "sketch"],
+    # held-out validation rows, early stopping and the leaderboard all go through the kills
+    "linear-learner": ["linear-learner", "--label-column", "0", "--num-models", "8", "--validation-fraction", "0.02",
+                       "--validation-every-rows", "20000", "--early-stopping-patience", "2",
+                       "--max-validation-rows", "2000"],
 }
+LABELLED = {"linear-learner"}
 
 
 def assert_same_arrays(got: tuple[dict, dict], want: tuple[dict, dict], what: str) -> None:
@@ -63,9 +76,10 @@ def assert_same_arrays(got: tuple[dict, dict], want: tuple[dict, dict], what: st
 
 
 def command(data: Path, work: Path, algorithm: str = "kmeans") -> list[str]:
+    folder = data / "labelled" if algorithm in LABELLED else data
     return [
         sys.executable, "-m", "onepass.cli", "train", *ALGORITHMS[algorithm],
-        "--data", str(data / "*.csv"), "--seed", "7", "--batch-size", "2048",
+        "--data", str(folder / "*.csv"), "--seed", "7", "--batch-size", "2048",
         "--checkpoint-dir", str(work / "ckpt"), "--checkpoint-every-rows", "10000", "--resume",
         "--out", str(work / "model"), "--quiet",
     ]
@@ -133,6 +147,7 @@ def test_killed_runs_resume_to_the_same_model(data: Path, tmp_path: Path, algori
     model, manifest = load_model(work / "model")
     assert manifest["rows_seen"] == N_ROWS
     assert_same_arrays(model.to_arrays(), ref_model.to_arrays(), "final model")
+    assert model.to_arrays()[0].get("leaderboard") == ref_model.to_arrays()[0].get("leaderboard")
     state, _ = load_checkpoint(work / "ckpt")
     ref_state, _ = load_checkpoint(reference / "ckpt")
     assert state.n_rows_seen_ == ref_state.n_rows_seen_ == N_ROWS

@@ -509,7 +509,7 @@ def render(cfg: Config, results: dict[str, Result]) -> list[Table]:
         full = get("linear.sk_full", kind)
         qfull = _main_metric(kind, full)
         if kind == "dense" and q32 is not None and qfull is not None:
-            targets.append([f"dense: onepass AUC - full LogisticRegression AUC", f"{q32 - qfull:+.4f}",
+            targets.append(["dense: onepass AUC - full LogisticRegression AUC", f"{q32 - qfull:+.4f}",
                             f">= -{TARGET_DENSE_AUC_GAP}", target_cell(q32 >= qfull - TARGET_DENSE_AUC_GAP)])
         if kind == "sparse":
             qvw = _main_metric(kind, get("linear.vw", kind))

@@ -39,8 +39,8 @@ register(Algorithm(
     finalize_settings=("rank", "model_index"),
     tags={
         "labels": "binary",
-        "test_params": {"num_models": 4, "num_point_for_scaler": 500, "mini_batch_size": 250, "learning_rate": 0.1, "max_validation_rows": 500,
-                        "validation_every_rows": 1000},
+        "test_params": {"num_models": 4, "num_point_for_scaler": 500, "mini_batch_size": 250, "learning_rate": 0.1,
+                        "max_validation_rows": 500, "validation_every_rows": 1000},
         "merge_rtol": 0.02,
         "merge_shards": "iid",  # merge averages models: shards of one distribution
         "more_estimators": ("onepass.algorithms.linear._estimator:LinearLearnerRegressor",),

@@ -9,7 +9,6 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from onepass.algorithms.linear._model import LinearLearnerModel
 from onepass.algorithms.linear._state import LinearLearnerState
 from onepass.batch import Batch
 from onepass.errors import DataError, InvalidParameterError

@@ -15,7 +15,6 @@ from onepass.algorithms.linear._losses import (
     gradient,
     loss_values,
     rank_binary,
-    softmax,
 )
 from onepass.algorithms.linear._model import LinearLearnerModel
 from onepass.batch import Batch
@@ -755,8 +754,8 @@ class LinearLearnerState:
         if self.early_stopping_patience == 0:
             return
         finite = np.isfinite(self.best_loss_)
-        bar = np.where(finite, self.best_loss_ - self.early_stopping_tolerance * np.abs(np.where(finite, self.best_loss_, 0)),
-                       np.inf)
+        best = np.where(finite, self.best_loss_, 0.0)
+        bar = np.where(finite, best - self.early_stopping_tolerance * np.abs(best), np.inf)
         improved = losses < bar
         self.best_loss_ = np.where(losses < self.best_loss_, losses, self.best_loss_)
         self.n_bad_scorings_ = np.where(improved, 0, self.n_bad_scorings_ + 1)
@@ -1014,6 +1013,11 @@ class LinearLearnerState:
 
     # -- arrays ---------------------------------------------------------------------------------
 
+    # Arrays are packed into few files (each is a file with its own fsync in a checkpoint),
+    # and empty ones are left out.
+    _PER_MODEL = ("learning_rates_", "l1s_", "wds_", "best_loss_", "last_loss_", "n_bad_scorings_",
+                  "stopped_at_rows_", "is_active_")
+
     def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         meta = {
             "hyperparameters": self.hyperparameters(),
@@ -1022,6 +1026,7 @@ class LinearLearnerState:
             "n_steps": self.n_steps_,
             "label_mean": self.label_mean_,
             "label_scale": self.label_scale_,
+            "class_weights": self.class_weights_.tolist(),
             "recent_next": self.recent_next_,
             "n_rows_seen": self.n_rows_seen_,
             "n_rows_trained": self.n_rows_trained_,
@@ -1032,41 +1037,37 @@ class LinearLearnerState:
             "validation_is_sparse": self.validation_.is_sparse,
             "rng": self.rng_.bit_generator.state,
         }
+        k = self.n_columns
+        bias = np.zeros((3, k), dtype=np.float32)
+        bias[0], bias[1] = self.intercept_, self.moment1_bias_
+        if self.moment2_bias_.size:
+            bias[2] = self.moment2_bias_
         arrays = {
             "coef": self.coef_,
-            "intercept": self.intercept_,
             "moment1": self.moment1_,
             "moment2": self.moment2_,
-            "moment1_bias": self.moment1_bias_,
-            "moment2_bias": self.moment2_bias_,
-            "learning_rates": self.learning_rates_,
-            "l1s": self.l1s_,
-            "wds": self.wds_,
-            "is_active": self.is_active_,
-            "best_loss": self.best_loss_,
-            "last_loss": self.last_loss_,
-            "n_bad_scorings": self.n_bad_scorings_,
-            "stopped_at_rows": self.stopped_at_rows_,
-            "feature_mean": self.feature_mean_,
-            "feature_scale": self.feature_scale_,
-            "class_weights": self.class_weights_,
+            "bias": bias,
+            "per_model": np.column_stack([getattr(self, n).astype(np.float64) for n in self._PER_MODEL]),
+            "scaler": np.stack([self.feature_mean_, self.feature_scale_]) if self.feature_mean_.size else
+            np.zeros((2, 0), dtype=np.float32),
             "recent_scores": self.recent_scores_,
             "recent_predicted": self.recent_predicted_,
-            "recent_y": self.recent_y_,
-            "recent_w": self.recent_w_,
+            "recent_yw": np.column_stack([self.recent_y_, self.recent_w_]),
             **self.buffer_.to_arrays("buffer"),
             **self.validation_.to_arrays("validation"),
         }
-        return meta, arrays
+        return meta, {name: a for name, a in arrays.items() if a.size}
 
     @classmethod
     def from_arrays(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> LinearLearnerState:
         state = cls(**meta["hyperparameters"])
+        k, M = state.n_columns, state.num_models
         state.n_features_ = int(meta["n_features"])
         state.is_sparse_input_ = bool(meta["is_sparse_input"])
         state.n_steps_ = int(meta["n_steps"])
         state.label_mean_ = float(meta["label_mean"])
         state.label_scale_ = float(meta["label_scale"])
+        state.class_weights_ = np.array(meta["class_weights"], dtype=np.float64)
         state.recent_next_ = int(meta["recent_next"])
         state.n_rows_seen_ = int(meta["n_rows_seen"])
         state.n_rows_trained_ = int(meta["n_rows_trained"])
@@ -1074,16 +1075,26 @@ class LinearLearnerState:
         state.rows_since_scoring_ = int(meta["rows_since_scoring"])
         state.n_scorings_ = int(meta["n_scorings"])
         state.rng_.bit_generator.state = meta["rng"]
-        f32 = ("coef", "intercept", "moment1", "moment2", "moment1_bias", "moment2_bias", "feature_mean",
-               "feature_scale", "recent_scores", "recent_y", "recent_w")
-        for name in f32:
-            setattr(state, name + "_", np.array(arrays[name], dtype=np.float32))
-        for name in ("learning_rates", "l1s", "wds", "best_loss", "last_loss", "class_weights"):
-            setattr(state, name + "_", np.array(arrays[name], dtype=np.float64))
-        state.is_active_ = np.array(arrays["is_active"], dtype=bool)
-        state.n_bad_scorings_ = np.array(arrays["n_bad_scorings"], dtype=np.int64)
-        state.stopped_at_rows_ = np.array(arrays["stopped_at_rows"], dtype=np.int64)
-        state.recent_predicted_ = np.array(arrays["recent_predicted"], dtype=np.int32)
+
+        def get(name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+            return np.array(arrays[name], dtype=dtype) if name in arrays else np.zeros(shape, dtype=dtype)
+
+        state.coef_ = get("coef", (0, k), np.float32)
+        state.moment1_ = get("moment1", (0, k), np.float32)
+        state.moment2_ = get("moment2", (0, k), np.float32)
+        bias = get("bias", (3, k), np.float32)
+        state.intercept_, state.moment1_bias_ = bias[0].copy(), bias[1].copy()
+        is_adam = state.optimizer == "adam" and state.coef_.shape[0] > 0
+        state.moment2_bias_ = bias[2].copy() if is_adam else np.zeros(0, dtype=np.float32)
+        per_model = arrays["per_model"]
+        for j, name in enumerate(cls._PER_MODEL):
+            setattr(state, name, per_model[:, j].astype(getattr(state, name).dtype))
+        scaler = get("scaler", (2, 0), np.float32)
+        state.feature_mean_, state.feature_scale_ = scaler[0].copy(), scaler[1].copy()
+        state.recent_scores_ = get("recent_scores", (0, M), np.float32)
+        state.recent_predicted_ = get("recent_predicted", (0, M), np.int32)
+        recent = get("recent_yw", (0, 2), np.float32)
+        state.recent_y_, state.recent_w_ = recent[:, 0].copy(), recent[:, 1].copy()
         state.buffer_ = _Rows.from_arrays(arrays, "buffer", bool(meta["buffer_is_sparse"]), state.n_features_)
         state.validation_ = _Rows.from_arrays(arrays, "validation", bool(meta["validation_is_sparse"]),
                                               state.n_features_)
@@ -1155,22 +1166,28 @@ class _Rows:
                      np.concatenate([self.w, w]).astype(np.float32))
 
     def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        yw = {f"{prefix}_yw": np.column_stack([self.y, self.w])}
         if self.X is None:
-            return {f"{prefix}_X": np.zeros((0, 0), dtype=np.float32), f"{prefix}_y": self.y, f"{prefix}_w": self.w}
+            return yw
         if sp.issparse(self.X):
             X = self.X
             return {f"{prefix}_data": X.data.astype(np.float32), f"{prefix}_indices": X.indices.astype(np.int64),
-                    f"{prefix}_indptr": X.indptr.astype(np.int64), f"{prefix}_y": self.y, f"{prefix}_w": self.w}
-        return {f"{prefix}_X": self.X, f"{prefix}_y": self.y, f"{prefix}_w": self.w}
+                    f"{prefix}_indptr": X.indptr.astype(np.int64), **yw}
+        return {f"{prefix}_X": self.X, **yw}
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str, is_sparse: bool, n_features: int) -> _Rows:
-        y = np.array(arrays[f"{prefix}_y"], dtype=np.float32)
-        w = np.array(arrays[f"{prefix}_w"], dtype=np.float32)
+        if f"{prefix}_yw" not in arrays:
+            return cls.empty()
+        yw = np.array(arrays[f"{prefix}_yw"], dtype=np.float32)
+        y, w = yw[:, 0].copy(), yw[:, 1].copy()
         if is_sparse:
-            X = sp.csr_matrix((np.array(arrays[f"{prefix}_data"], dtype=np.float32),
-                               np.array(arrays[f"{prefix}_indices"]), np.array(arrays[f"{prefix}_indptr"])),
+            empty = np.zeros(0, dtype=np.int64)
+            X = sp.csr_matrix((np.array(arrays.get(f"{prefix}_data", empty), dtype=np.float32),
+                               np.array(arrays.get(f"{prefix}_indices", empty)),
+                               np.array(arrays.get(f"{prefix}_indptr", np.zeros(y.shape[0] + 1, dtype=np.int64)))),
                               shape=(y.shape[0], n_features))
             return cls(X, y, w)
-        X = np.array(arrays[f"{prefix}_X"], dtype=np.float32)
-        return cls(None if X.shape[0] == 0 and y.shape[0] == 0 else X, y, w)
+        if f"{prefix}_X" not in arrays:  # rows of zero features
+            return cls(np.zeros((y.shape[0], n_features), dtype=np.float32), y, w)
+        return cls(np.array(arrays[f"{prefix}_X"], dtype=np.float32), y, w)
