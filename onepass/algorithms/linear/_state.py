@@ -470,7 +470,7 @@ class LinearLearnerState:
             what = f"an integer in 0..{self.num_classes - 1} (num_classes={self.num_classes})"
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise BadRecordError(f"label {y[row]!r} is outside the declared classes: it must be {what}",
+            raise BadRecordError(f"label {float(y[row])!r} is outside the declared classes: it must be {what}",
                                  source=_where(batch, row), column="label")
         if batch.w is None:
             w = np.ones(X.shape[0], dtype=np.float32)

@@ -1,0 +1,272 @@
+"""Linear Learner: quality against scikit-learn, the stacked models, selection, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.metrics import roc_auc_score
+
+from onepass import Batch, LinearLearnerClassifier, LinearLearnerRegressor, LinearLearnerState, load
+from onepass.algorithms.linear._losses import rank_binary
+from onepass.errors import BadRecordError, DataError, InvalidParameterError, NotFittedError
+
+
+def logistic_data(n: int, d: int = 20, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    w = np.random.default_rng(99).normal(0, 1, d) / np.sqrt(d) * 3
+    X = (rng.standard_normal((n, d)) * 2 + 1).astype(np.float32)  # off-center, off-scale
+    y = (rng.random(n) < 1 / (1 + np.exp(-((X - 1) / 2) @ w))).astype(np.float32)
+    return X, y
+
+
+def stream(state: LinearLearnerState, X, y, size: int = 5000, w=None) -> LinearLearnerState:
+    for i in range(0, X.shape[0], size):
+        state.update(Batch(X[i : i + size], y[i : i + size], None if w is None else w[i : i + size]))
+    return state
+
+
+def test_dense_binary_auc_close_to_full_logistic_regression() -> None:
+    X, y = logistic_data(80_000)
+    Xt, yt = logistic_data(20_000, seed=1)
+    state = stream(LinearLearnerState(num_models=16, seed=0), X, y)
+    model = state.model()
+    ref = LogisticRegression(max_iter=1000).fit(X, y)
+    auc, auc_ref = roc_auc_score(yt, model.decision_function(Xt)), roc_auc_score(yt, ref.decision_function(Xt))
+    assert auc >= auc_ref - 0.003, (auc, auc_ref)
+    # the model lives in the original feature space: same scores as by hand
+    np.testing.assert_allclose(model.decision_function(Xt[:5]), Xt[:5] @ model.coef_[:, 0] + model.intercept_[0],
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_regression_and_multiclass_close_to_full_sklearn() -> None:
+    rng = np.random.default_rng(3)
+    X = (rng.standard_normal((60_000, 10)) * 3).astype(np.float32)
+    y = (X @ rng.normal(0, 1, 10) + 50 + rng.normal(0, 1, 60_000)).astype(np.float32)
+    reg = stream(LinearLearnerState("regressor", num_models=8, seed=0), X[:50_000], y[:50_000]).model()
+    ref = LinearRegression().fit(X[:50_000], y[:50_000])
+    mse = np.mean((reg.predict(X[50_000:]) - y[50_000:]) ** 2)
+    mse_ref = np.mean((ref.predict(X[50_000:]) - y[50_000:]) ** 2)
+    assert mse <= 1.10 * mse_ref, (mse, mse_ref)
+
+    W = rng.normal(0, 1, (10, 4))
+    z = X @ W / 3
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    c = (p.cumsum(axis=1) < rng.random((60_000, 1))).sum(axis=1).clip(0, 3).astype(np.float32)
+    mc = stream(LinearLearnerState("multiclass_classifier", num_classes=4, num_models=8, seed=0),
+                X[:50_000], c[:50_000]).model()
+    ref_acc = LogisticRegression(max_iter=500).fit(X[:50_000], c[:50_000]).score(X[50_000:], c[50_000:])
+    assert mc.score(X[50_000:], c[50_000:]) >= ref_acc - 0.01
+    out = mc.outputs(X[:3])
+    assert out["score"].shape == (3, 4) and np.allclose(out["score"].sum(axis=1), 1, atol=1e-5)
+    assert out["predicted_label"].tolist() == out["score"].argmax(axis=1).tolist()
+
+
+def test_stacked_model_equals_the_same_model_trained_alone() -> None:
+    """Model 0 of a stack of 16 (the user's exact values) = a stack of one with those values."""
+    X, y = logistic_data(20_000)
+    params = {"learning_rate": 0.02, "l1": 1e-4, "wd": 1e-3, "early_stopping_patience": 0}
+    many = stream(LinearLearnerState(num_models=16, seed=0, **params), X, y)
+    one = stream(LinearLearnerState(num_models=1, seed=0, **params), X, y)
+    np.testing.assert_allclose(many.coef_[:, :1], one.coef_, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(many.model(model_index=0).coef_, one.model().coef_, rtol=1e-4, atol=1e-6)
+    assert many.learning_rates_[0] == 0.02 and many.l1s_[0] == 1e-4 and many.wds_[0] == 1e-3
+    # the others are spread log-uniformly over the ranges
+    lr = many.learning_rates_[1:]
+    assert lr.min() >= 1e-3 and lr.max() <= 1e-1 and lr.max() / lr.min() > 10
+
+
+def test_l1_makes_exact_zeros_on_irrelevant_features() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30_000, 20)).astype(np.float32)
+    y = (X[:, 0] - X[:, 1] + rng.logistic(0, 0.3, 30_000) > 0).astype(np.float32)
+    state = stream(LinearLearnerState(num_models=1, l1=0.01, learning_rate=0.01, mini_batch_size=100, seed=0), X, y)
+    coef = state.model().coef_[:, 0]
+    assert abs(coef[0]) > 0.5 and abs(coef[1]) > 0.5
+    assert (coef[2:] == 0).sum() >= 12, coef
+    plain = stream(LinearLearnerState(num_models=1, learning_rate=0.01, mini_batch_size=100, seed=0), X, y)
+    plain = plain.model().coef_[:, 0]
+    assert (plain[2:] == 0).sum() == 0
+
+
+def test_sparse_updates_touch_only_the_features_present() -> None:
+    rng = np.random.default_rng(0)
+    n, width = 20_000, 1 << 16
+    cols = rng.integers(0, 1000, size=(n, 8)) * 7  # only multiples of 7 below 7000 ever appear
+    cols.sort(axis=1)
+    X = sp.csr_matrix((np.ones(n * 8, dtype=np.float32), cols.ravel(), np.arange(0, n * 8 + 1, 8)),
+                      shape=(n, width))
+    X.sum_duplicates()
+    truth = rng.normal(0, 1, width)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(X @ truth)))).astype(np.float32)
+    state = stream(LinearLearnerState(num_models=4, seed=0, num_point_for_scaler=2000), X, y, size=4096)
+    present = np.zeros(width, dtype=bool)
+    present[np.unique(cols)] = True
+    for arr in (state.coef_, state.moment1_, state.moment2_):
+        assert not arr[~present].any()
+    assert np.count_nonzero(state.coef_[present].any(axis=1)) > 0.9 * present.sum()
+    model = state.model()
+    auc = roc_auc_score(y[-5000:], model.decision_function(X[-5000:]))
+    assert auc > 0.75, auc
+
+
+def test_rank_binary_thresholds() -> None:
+    scores = np.array([[0.9, 0.8, 0.7, 0.6, 0.5, 0.4]])
+    y = np.array([1, 1, 0, 1, 1, 0], dtype=float)
+    w = np.ones(6)
+    acc, thr = rank_binary("accuracy", scores, y, w)
+    assert acc[0] == pytest.approx(5 / 6) and thr[0] == pytest.approx(0.5)  # predict the top 5
+    rec, thr = rank_binary("recall_at_target_precision", scores, y, w, target_precision=0.99)
+    assert rec[0] == pytest.approx(2 / 4) and thr[0] == pytest.approx(0.8)
+    prec, thr = rank_binary("precision_at_target_recall", scores, y, w, target_recall=1.0)
+    assert prec[0] == pytest.approx(4 / 5) and thr[0] == pytest.approx(0.5)
+    f1, thr = rank_binary("f1", scores, y, w)
+    assert f1[0] == pytest.approx(2 * 4 / (2 * 4 + 1)) and thr[0] == pytest.approx(0.5)
+    # tied scores are never split by a threshold
+    tied = np.array([[0.5, 0.5, 0.5, 0.1]])
+    acc, thr = rank_binary("accuracy", tied, np.array([1, 0, 1, 0.0]), np.ones(4))
+    assert thr[0] in (0.5, 0.1, np.inf)
+
+
+def test_validation_source_selection_and_threshold() -> None:
+    X, y = logistic_data(30_000)
+    Xv, yv = logistic_data(5_000, seed=7)
+    state = LinearLearnerState(num_models=8, seed=0, binary_classifier_model_selection_criteria="f1",
+                               max_validation_rows=4_000)
+    assert state.add_validation(Batch(Xv, yv)) == 4_000
+    assert state.add_validation(Batch(Xv, yv)) == 0
+    stream(state, X, y)
+    board = state.leaderboard()
+    assert [r["rank"] for r in board] == list(range(8))
+    assert all(r["scored_on"] == "validation" and r["criterion"] == "f1" for r in board)
+    values = [r["value"] for r in board]
+    assert values == sorted(values, reverse=True)
+    model = state.model()
+    assert model.chosen_["model"] == board[0]["model"]
+    raw = model.decision_function(Xv)
+    assert model.outputs(Xv)["predicted_label"].tolist() == (raw >= model.threshold_).astype(int).tolist()
+    assert state.model(rank=3).chosen_ == board[3]
+    with pytest.raises(InvalidParameterError, match="rank=8"):
+        state.model(rank=8)
+
+
+def test_held_out_fraction_is_not_trained_on() -> None:
+    X, y = logistic_data(20_000)
+    state = stream(LinearLearnerState(num_models=2, seed=0, validation_fraction=0.1, max_validation_rows=1000), X, y)
+    assert state.n_rows_held_out_ == state.validation_.n_rows == 1000
+    assert state.n_rows_trained_ + state.n_rows_held_out_ == state.n_rows_seen_ == 20_000
+    assert state.leaderboard()[0]["scored_on"] == "validation"
+
+
+def test_early_stopping_freezes_models_that_stop_improving() -> None:
+    X, y = logistic_data(60_000)
+    state = LinearLearnerState(num_models=8, seed=0, validation_every_rows=2_000, early_stopping_patience=2,
+                               early_stopping_tolerance=0.01, learning_rate_range=(0.05, 0.5))
+    stream(state, X[:30_000], y[:30_000])
+    stopped = ~state.is_active_
+    assert stopped.any() and state.is_active_.any()
+    assert (state.stopped_at_rows_[stopped] > 0).all()
+    frozen = state.coef_.copy()
+    stream(state, X[30_000:], y[30_000:])
+    cols = np.flatnonzero(stopped)  # one output per model (binary)
+    np.testing.assert_array_equal(state.coef_[:, cols], frozen[:, cols])
+    entries = {r["model"]: r for r in state.leaderboard()}
+    assert all(entries[m]["is_active"] is False and entries[m]["stopped_at_rows"] for m in cols)
+
+
+def test_positive_weight_raises_recall() -> None:
+    X, y = logistic_data(30_000)
+    plain = stream(LinearLearnerState(num_models=1, seed=0), X, y).model(model_index=0)
+    heavy = stream(LinearLearnerState(num_models=1, seed=0, positive_example_weight_mult=5.0,
+                                      binary_classifier_model_selection_criteria="cross_entropy_loss"), X, y).model()
+    p_plain = (plain.decision_function(X) >= 0).mean()
+    p_heavy = (heavy.decision_function(X) >= 0).mean()
+    assert p_heavy > p_plain + 0.1
+
+
+def test_bad_labels_and_features_are_refused_with_where() -> None:
+    X, y = logistic_data(1_000)
+    state = LinearLearnerState(num_models=2, seed=0)
+    bad = y.copy()
+    bad[17] = 2.0
+    cursor = {"path": "data.csv", "rows": 1_000, "line": 1001}
+    with pytest.raises(BadRecordError, match=r"row 18 of the stream .*data.csv.*label 2\.0.*0 or 1"):
+        state.update(Batch(X, bad, cursor=cursor))
+    with pytest.raises(DataError, match="label_column"):
+        state.update(Batch(X))
+    Xn = X.copy()
+    Xn[5, 3] = np.nan
+    with pytest.raises(DataError, match="row 5 of the batch holds NaN"):
+        state.update(Batch(Xn, y))
+    assert state.n_rows_seen_ == 0
+    mc = LinearLearnerState("multiclass_classifier", num_classes=3)
+    with pytest.raises(BadRecordError, match=r"integer in 0\.\.2"):
+        mc.update(Batch(X[:3], np.array([0, 1.5, 2], dtype=np.float32)))
+    with pytest.raises(NotFittedError):
+        LinearLearnerState().model()
+    with pytest.raises(InvalidParameterError, match="num_classes"):
+        LinearLearnerState("multiclass_classifier")
+    with pytest.raises(InvalidParameterError, match="does not fit"):
+        LinearLearnerState("regressor", loss="logistic")
+    with pytest.raises(InvalidParameterError, match="learning_rate_range"):
+        LinearLearnerState(learning_rate_range="0.1")
+
+
+def test_finalize_during_warm_up_leaves_the_state_alone() -> None:
+    X, y = logistic_data(500)
+    state = stream(LinearLearnerState(num_models=2, seed=0), X, y, size=100)
+    assert not state.is_started
+    before = state.to_arrays()
+    model = state.model()
+    assert model.coef_.shape == (20, 1)
+    after = state.to_arrays()
+    assert before[1].keys() == after[1].keys()
+    assert all(np.array_equal(before[1][k], after[1][k]) for k in before[1])
+
+
+def test_estimators_with_labels_of_any_kind() -> None:
+    X, y = logistic_data(6_000)
+    names = np.where(y > 0, "yes", "no")
+    clf = LinearLearnerClassifier(num_models=4, random_state=0)
+    clf.partial_fit(X[:3000], names[:3000], classes=["no", "yes"]).partial_fit(X[3000:], names[3000:])
+    assert set(clf.predict(X[:50])) <= {"no", "yes"}
+    assert clf.score(X, names) > 0.75
+    assert clf.predict_proba(X[:4]).shape == (4, 2)
+    with pytest.raises(ValueError, match="not in classes"):
+        clf.partial_fit(X[:10], np.array(["maybe"] * 10))
+    sw = np.where(y > 0, 1.0, 0.0)
+    reg = LinearLearnerRegressor(num_models=2, random_state=0).fit(X, y * 3, sample_weight=sw + 1)
+    assert reg.coef_.shape == (20,)
+
+
+def test_cli_train_validation_inspect_and_bad_label(tmp_path) -> None:
+    X, y = logistic_data(6_000)
+    header = "label," + ",".join(f"f{j}" for j in range(20))
+    train_csv, val_csv = tmp_path / "train.csv", tmp_path / "val.csv"
+    np.savetxt(train_csv, np.column_stack([y, X]), delimiter=",", fmt="%.5f", header=header, comments="")
+    np.savetxt(val_csv, np.column_stack([y[:1000], X[:1000]]), delimiter=",", fmt="%.5f", header=header,
+               comments="")
+    base = [sys.executable, "-m", "onepass.cli", "train", "linear-learner", "--predictor-type", "binary_classifier",
+            "--label-column", "label", "--num-models", "4", "--seed", "0", "--quiet"]
+    done = subprocess.run([*base, "--data", str(train_csv), "--validation", str(val_csv), "--out",
+                           str(tmp_path / "m")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    shown = subprocess.run([sys.executable, "-m", "onepass.cli", "inspect", str(tmp_path / "m")],
+                           capture_output=True, text=True)
+    manifest = json.loads(shown.stdout)
+    board = manifest["meta"]["leaderboard"]
+    assert len(board) == 4 and board[0]["scored_on"] == "validation"
+    assert load(tmp_path / "m").chosen_ == board[0]
+
+    bad = train_csv.read_text().splitlines()
+    bad[101] = "3" + bad[101][bad[101].index(","):]
+    (tmp_path / "bad.csv").write_text("\n".join(bad) + "\n")
+    failed = subprocess.run([*base, "--data", str(tmp_path / "bad.csv")], capture_output=True, text=True)
+    assert failed.returncode == 3
+    assert "row 101 of the stream" in failed.stderr and "bad.csv" in failed.stderr and "label 3.0" in failed.stderr
