@@ -195,6 +195,22 @@ class LinearLearnerState:
     coordinate's Adam step size (proximal Adam). The design follows SageMaker's Linear
     Learner (normalize on a warm-up sample, train many models in parallel, select on
     validation data and tune the binary threshold there).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from onepass import Batch, LinearLearnerState
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(20000, 3)).astype(np.float32)
+    >>> y = (X[:, 0] + X[:, 1] > 0).astype(np.float32)
+    >>> state = LinearLearnerState(num_models=4, seed=0)
+    >>> state.update(Batch(X[:10000], y[:10000]))
+    >>> state.update(Batch(X[10000:], y[10000:]))
+    >>> model = state.model()          # the best of the 4
+    >>> model.score(X, y) > 0.95
+    True
+    >>> [entry["rank"] for entry in model.leaderboard_]
+    [0, 1, 2, 3]
     """
 
     kind: ClassVar[str] = "linear-learner"
