@@ -379,8 +379,7 @@ class LinearLearnerState:
         self.last_loss_ = np.full(self.num_models, np.inf)  # inf, not NaN: NaN != NaN in comparisons
         self.n_bad_scorings_ = np.zeros(self.num_models, dtype=np.int64)
         self.stopped_at_rows_ = np.full(self.num_models, -1, dtype=np.int64)
-        self.feature_mean_ = np.zeros(0, dtype=np.float32)
-        self.feature_scale_ = np.zeros(0, dtype=np.float32)
+        self._set_scaler(np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.float32))
         self.label_mean_ = 0.0
         self.label_scale_ = 1.0
         self.class_weights_ = np.zeros(0)
@@ -557,11 +556,9 @@ class LinearLearnerState:
             var = (w @ (X64 - mean) ** 2) / total
             scale = np.sqrt(var)
             scale[~(scale > 1e-12 * np.maximum(1.0, np.abs(mean)))] = 1.0  # constant columns
-            self.feature_mean_ = mean.astype(np.float32)
-            self.feature_scale_ = scale.astype(np.float32)
+            self._set_scaler(mean.astype(np.float32), scale.astype(np.float32))
         else:
-            self.feature_mean_ = np.zeros(d, dtype=np.float32)
-            self.feature_scale_ = np.ones(d, dtype=np.float32)
+            self._set_scaler(np.zeros(d, dtype=np.float32), np.ones(d, dtype=np.float32))
         if self.is_label_normalized and y.size:
             total = max(float(w.sum()), 1e-300)
             mean = float(np.dot(w, y.astype(np.float64)) / total)
@@ -599,13 +596,18 @@ class LinearLearnerState:
 
     # -- the step -----------------------------------------------------------------------
 
+    def _set_scaler(self, mean: np.ndarray, scale: np.ndarray) -> None:
+        self.feature_mean_, self.feature_scale_ = mean, scale
+        # flags, so a sparse step never scans all n_features columns (O(nnz), not O(d))
+        self._is_centered = bool(mean.any())
+        self._is_scaled = bool((scale != 1).any())
+
     def _normalized(self, X: Any) -> Any:
         if sp.issparse(X):
-            if self.feature_mean_.any():  # dense warm-up, sparse batch: centering densifies
+            if self._is_centered:  # dense warm-up, sparse batch: centering densifies
                 X = X.toarray()
-            elif not (self.feature_scale_ == 1).all():
-                X = X.multiply(1.0 / self.feature_scale_[None, :]).tocsr().astype(np.float32)
-                return X
+            elif self._is_scaled:
+                return sp.csr_matrix((X.data / self.feature_scale_[X.indices], X.indices, X.indptr), shape=X.shape)
             else:
                 return X
         X = np.asarray(X, dtype=np.float32)
@@ -635,8 +637,8 @@ class LinearLearnerState:
         total = float(rw.sum())
         is_sparse = sp.issparse(Xn)
         if is_sparse:
-            rows, inverse = np.unique(Xn.indices, return_inverse=True)
-            Xc = sp.csr_matrix((Xn.data, inverse.reshape(-1).astype(np.int32), Xn.indptr), shape=(n, rows.size))
+            rows, inverse = _unique(Xn.indices)
+            Xc = sp.csr_matrix((Xn.data, inverse, Xn.indptr), shape=(n, rows.size))
             W = _gather(self.coef_, rows)
             F = np.asarray(Xc @ W)
         else:
@@ -1106,7 +1108,7 @@ class LinearLearnerState:
         for j, name in enumerate(cls._PER_MODEL):
             setattr(state, name, per_model[:, j].astype(getattr(state, name).dtype))
         scaler = get("scaler", (2, 0), np.float32)
-        state.feature_mean_, state.feature_scale_ = scaler[0].copy(), scaler[1].copy()
+        state._set_scaler(scaler[0].copy(), scaler[1].copy())
         state.recent_scores_ = get("recent_scores", (0, M), np.float32)
         state.recent_predicted_ = get("recent_predicted", (0, M), np.int32)
         recent = get("recent_yw", (0, 2), np.float32)
@@ -1129,6 +1131,19 @@ def _where(batch: Batch, row: int) -> str:
         first = int(cur["rows"]) - batch.n_rows
         return f"row {first + row + 1} of the stream (the batch ending at line {cur.get('line', '?')} of {cur['path']})"
     return f"row {row} of the batch"
+
+
+def _unique(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct values, position of each value among them): np.unique with
+    return_inverse, without its argsort (measured 2-3x slower here)."""
+    if indices.size == 0:
+        return indices.astype(np.int64), indices.astype(np.int32)
+    s = np.sort(indices)
+    keep = np.empty(s.size, dtype=bool)
+    keep[0] = True
+    np.not_equal(s[1:], s[:-1], out=keep[1:])
+    rows = s[keep]
+    return rows, np.searchsorted(rows, indices).astype(np.int32)
 
 
 def _rows_view(A: np.ndarray) -> np.ndarray:
