@@ -450,7 +450,26 @@ def inspect_command(path: str) -> None:
         manifest["path"] = str(target)
         return manifest
 
-    click.echo(json.dumps(_run(run), indent=2, sort_keys=True))
+    manifest = _run(run)
+    click.echo(json.dumps(manifest, indent=2, sort_keys=True))
+    board = manifest.get("meta", {}).get("leaderboard")
+    if isinstance(board, list) and board and isinstance(board[0], dict):
+        click.echo(_table(board), err=True)  # stdout stays one JSON document
+
+
+def _table(records: list[dict[str, Any]]) -> str:
+    """Records as an aligned text table (a model's leaderboard, for people)."""
+    first = [c for c in ("rank", "model") if c in records[0]]
+    columns = first + [c for c in records[0] if c not in first]
+
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return "" if v is None else str(v)
+
+    rows = [columns] + [[cell(r.get(c)) for c in columns] for r in records]
+    widths = [max(len(row[j]) for row in rows) for j in range(len(columns))]
+    return "\n".join("  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)) for row in rows)
 
 
 if __name__ == "__main__":  # pragma: no cover

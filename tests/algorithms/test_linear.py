@@ -261,6 +261,8 @@ def test_cli_train_validation_inspect_and_bad_label(tmp_path) -> None:
                            capture_output=True, text=True)
     manifest = json.loads(shown.stdout)
     board = manifest["meta"]["leaderboard"]
+    assert shown.stderr.splitlines()[0].split()[:2] == ["rank", "model"]  # and a table for people
+    assert len(shown.stderr.splitlines()) == 5
     assert len(board) == 4 and board[0]["scored_on"] == "validation"
     assert load(tmp_path / "m").chosen_ == board[0]
 
