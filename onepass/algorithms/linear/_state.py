@@ -35,6 +35,8 @@ _DEFAULT_LR = {"adam": 0.01, "sgd": 0.05}
 _DEFAULT_LR_RANGE = {"adam": (1e-3, 1e-1), "sgd": (5e-3, 0.5)}
 _DEFAULT_L1_RANGE = (1e-8, 1e-4)
 _DEFAULT_WD_RANGE = (1e-8, 1e-3)
+_RAMP = 50  # a step holds at most 1/_RAMP of the rows learned before it ...
+_MIN_STEP = 32  # ... and at least this many rows
 # The per-model grid comes from a fixed generator, not from ``seed``: every state with the
 # same settings holds the same grid, so the states of independent workers can merge.
 _GRID_SEED = 0x11EA5
@@ -114,7 +116,8 @@ class LinearLearnerState:
     use_bias : bool, default=True
         Fit an intercept.
     mini_batch_size : int, default=1000
-        Rows per optimizer step (batches from the source are split into steps this size).
+        Rows per optimizer step, once 50 times that many rows were learned (steps start
+        at 32 rows and grow with the rows learned, like a decaying learning rate).
     normalize_data : bool, default=True
         Center and scale dense features with the mean and standard deviation of the
         warm-up rows (sparse features are left as they are: centering would densify them).
@@ -614,8 +617,12 @@ class LinearLearnerState:
         return (X - self.feature_mean_) * (np.float32(1) / self.feature_scale_)
 
     def _train(self, X: Any, y: np.ndarray, w: np.ndarray) -> None:
-        size = self.mini_batch_size
-        for start in range(0, X.shape[0], size):
+        start = 0
+        while start < X.shape[0]:
+            # Steps grow with the rows learned (at most 1/_RAMP of them, at least _MIN_STEP
+            # rows) up to mini_batch_size: many small steps while the models are far off,
+            # large ones later (growing the batch acts like decaying the learning rate).
+            size = min(self.mini_batch_size, max(_MIN_STEP, self.n_rows_trained_ // _RAMP))
             stop = min(start + size, X.shape[0])
             self._step(X[start:stop], y[start:stop], w[start:stop])
             self.n_rows_trained_ += stop - start
@@ -623,6 +630,7 @@ class LinearLearnerState:
             if self.rows_since_scoring_ >= self.validation_every_rows:
                 self.rows_since_scoring_ = 0
                 self._score_and_stop()
+            start = stop
 
     def _row_weights(self, y: np.ndarray, w: np.ndarray) -> np.ndarray:
         if self.predictor_type == "regressor":
