@@ -95,7 +95,8 @@ def test_l1_makes_exact_zeros_on_irrelevant_features() -> None:
     assert (plain[2:] == 0).sum() == 0
 
 
-def test_sparse_updates_touch_only_the_features_present() -> None:
+@pytest.mark.parametrize("optimizer", ["adam", "adagrad"])
+def test_sparse_updates_touch_only_the_features_present(optimizer: str) -> None:
     rng = np.random.default_rng(0)
     n, width = 20_000, 1 << 16
     cols = rng.integers(0, 1000, size=(n, 8)) * 7  # only multiples of 7 below 7000 ever appear
@@ -105,7 +106,8 @@ def test_sparse_updates_touch_only_the_features_present() -> None:
     X.sum_duplicates()
     truth = rng.normal(0, 1, width)
     y = (rng.random(n) < 1 / (1 + np.exp(-(X @ truth)))).astype(np.float32)
-    state = stream(LinearLearnerState(num_models=4, seed=0, num_point_for_scaler=2000), X, y, size=4096)
+    state = stream(LinearLearnerState(num_models=4, seed=0, num_point_for_scaler=2000, optimizer=optimizer), X, y,
+                   size=4096)
     present = np.zeros(width, dtype=bool)
     present[np.unique(cols)] = True
     for arr in (state.coef_, state.moment1_, state.moment2_):

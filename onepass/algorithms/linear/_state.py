@@ -30,9 +30,9 @@ from onepass.errors import (
 __all__ = ["LinearLearnerState", "PREDICTOR_TYPES"]
 
 PREDICTOR_TYPES = tuple(LOSSES)
-OPTIMIZERS = ("adam", "sgd")
-_DEFAULT_LR = {"adam": 0.01, "sgd": 0.05}
-_DEFAULT_LR_RANGE = {"adam": (1e-3, 1e-1), "sgd": (5e-3, 0.5)}
+OPTIMIZERS = ("adam", "sgd", "adagrad")
+_DEFAULT_LR = {"adam": 0.01, "sgd": 0.05, "adagrad": 0.1}
+_DEFAULT_LR_RANGE = {"adam": (1e-3, 1e-1), "sgd": (5e-3, 0.5), "adagrad": (1e-2, 1.0)}
 _DEFAULT_L1_RANGE = (1e-8, 1e-4)
 _DEFAULT_WD_RANGE = (1e-8, 1e-3)
 _RAMP = 50  # a step holds at most 1/_RAMP of the rows learned before it ...
@@ -91,16 +91,18 @@ class LinearLearnerState:
     num_models : int, default=32
         Models trained at once, each with its own learning rate, l1 and wd.
     optimizer : str, default="adam"
-        adam, or sgd (with momentum).
+        adam, sgd (with momentum) or adagrad (per-coordinate steps that shrink with the
+        squared gradients summed so far: exact with lazy sparse updates, as in Vowpal
+        Wabbit's adaptive updates).
     learning_rate : float or "auto", default="auto"
-        Step size of model 0 (auto: 0.01 for adam, 0.05 for sgd).
+        Step size of model 0 (auto: 0.01 for adam, 0.05 for sgd, 0.1 for adagrad).
     l1 : float, default=0.0
         L1 strength of model 0, applied by a proximal step (weights become exactly 0).
     wd : float, default=0.0
         L2 strength (weight decay) of model 0; the bias is not decayed.
     learning_rate_range : str or tuple, default="auto"
         low,high range the other models' learning rates are drawn from, log-uniformly
-        (auto: 0.001,0.1 for adam, 0.005,0.5 for sgd).
+        (auto: 0.001,0.1 for adam, 0.005,0.5 for sgd, 0.01,1 for adagrad).
     l1_range : str or tuple, default="auto"
         low,high range of the other models' l1 (auto: 1e-8,1e-4).
     wd_range : str or tuple, default="auto"
@@ -691,6 +693,11 @@ class LinearLearnerState:
     def _apply(self, W: np.ndarray, g: np.ndarray, m1: np.ndarray, m2: np.ndarray | None,
                lr: np.ndarray) -> tuple[np.ndarray, Any]:
         """One optimizer step on ``W`` in place (moments in place); returns W and the step size."""
+        if self.optimizer == "adagrad":  # m1 holds the sum of squared gradients
+            m1 += g * g
+            step = lr / (np.sqrt(m1) + np.float32(self.epsilon))
+            W -= step * g
+            return W, step
         if m2 is None:  # sgd with momentum
             m1 *= np.float32(self.momentum)
             m1 += g
@@ -995,7 +1002,8 @@ class LinearLearnerState:
         lm = self.label_mean_ if self.is_label_normalized else 0.0
         coef = self.coef_ / s * ls
         intercept = (self.intercept_ - mu @ (self.coef_ / s)) * ls + lm
-        m1 = self.moment1_ / s * ls
+        # adagrad's first moment is a sum of squared gradients: it scales like the second
+        m1 = self.moment1_ / (s * s) * (ls * ls) if self.optimizer == "adagrad" else self.moment1_ / s * ls
         m2 = self.moment2_ / (s * s) * ls * ls if self.moment2_.size else self.moment2_.astype(np.float64)
         return coef, intercept, m1, m2, self.moment1_bias_.astype(np.float64), self.moment2_bias_.astype(np.float64)
 
@@ -1010,7 +1018,7 @@ class LinearLearnerState:
         lm = self.label_mean_ if self.is_label_normalized else 0.0
         self.coef_ = (coef * s / ls).astype(np.float32)
         self.intercept_ = ((intercept - lm + mu @ coef) / ls).astype(np.float32)
-        self.moment1_ = (m1 * s / ls).astype(np.float32)
+        self.moment1_ = (m1 * (s * s) / (ls * ls) if self.optimizer == "adagrad" else m1 * s / ls).astype(np.float32)
         if self.moment2_.size:
             self.moment2_ = (m2 * (s * s) / (ls * ls)).astype(np.float32)
         self.moment1_bias_ = m1b.astype(np.float32)
