@@ -111,7 +111,8 @@ def test_sparse_updates_touch_only_the_features_present(optimizer: str) -> None:
     present = np.zeros(width, dtype=bool)
     present[np.unique(cols)] = True
     for arr in (state.coef_, state.moment1_, state.moment2_):
-        assert not arr[~present].any()
+        if arr.size:  # adagrad keeps no second moment
+            assert not arr[~present].any()
     assert np.count_nonzero(state.coef_[present].any(axis=1)) > 0.9 * present.sum()
     model = state.model()
     auc = roc_auc_score(y[-5000:], model.decision_function(X[-5000:]))

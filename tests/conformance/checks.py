@@ -201,7 +201,7 @@ def check_bad_values(algo: Algorithm) -> None:
             bad = sp.csr_matrix(X[:64])
             bad.indices[bad.indptr[10]] = N_FEATURES + 3
             try:
-                state.update(Batch(bad))
+                state.update(Batch(bad, labels_for(state, X[:64])))
             except DataError as exc:
                 assert "row 10" in str(exc) and str(N_FEATURES + 3) in str(exc), str(exc)
             else:

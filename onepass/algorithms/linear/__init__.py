@@ -43,6 +43,7 @@ register(Algorithm(
                         "max_validation_rows": 500, "validation_every_rows": 1000},
         "merge_rtol": 0.02,
         "merge_shards": "iid",  # merge averages models: shards of one distribution
+        "variants": ({"name": "sparse", "sparse_input": True},),  # the lazy sparse steps, same checks
         "more_estimators": ("onepass.algorithms.linear._estimator:LinearLearnerRegressor",),
         "sklearn_expected_failures": {
             "check_sample_weight_equivalence_on_dense_data": _ONE_PASS_WEIGHTS,

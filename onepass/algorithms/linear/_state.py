@@ -467,6 +467,11 @@ class LinearLearnerState:
             raise FeatureCountError(
                 f"batch has {X.shape[1]} features, but this Linear Learner state was trained on "
                 f"{self.n_features_}; use data of the same width or start a new state")
+        if sp.issparse(X) and X.nnz and not 0 <= int(X.indices.min()) <= int(X.indices.max()) < X.shape[1]:
+            at = int(np.flatnonzero((X.indices < 0) | (X.indices >= X.shape[1]))[0])
+            row = int(np.searchsorted(X.indptr, at, side="right") - 1)
+            raise DataError(f"{_where(batch, row)} has column index {int(X.indices[at])}, outside the "
+                            f"{X.shape[1]} features of the batch; the sparse matrix is malformed")
         values = X.data if sp.issparse(X) else X
         if not np.isfinite(values).all():
             if sp.issparse(X):
