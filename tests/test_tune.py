@@ -40,7 +40,7 @@ def test_choosing_k_from_one_state_finds_the_true_number_of_blobs(tmp_path, true
                  plot=tmp_path / "k.png")
     assert len(board) == 63
     assert board.chosen["n_clusters"] == true_k, board.table()
-    assert board.metric == "bic" and board.chosen["rank"] == 1
+    assert board.metric == "bic" and board.chosen["place"] == 1
     # The silhouette (on a 2,000-row sample) is near: it may merge two close blobs of 30.
     by_silhouette = tune(model_dir, validation=data / "val.npy", params=["n_clusters=2:64"], metric="silhouette")
     assert abs(by_silhouette.chosen["n_clusters"] - true_k) <= true_k // 10
@@ -153,8 +153,8 @@ def test_halving_search_resumes_survivors_and_survives_sigkill(tmp_path):
     resumed = _records(out)
     for p, mtime in finished.items():
         assert p.stat().st_mtime_ns == mtime, f"{p} was redone"
-    assert {t: (r["rows"], r["rounds"], r["rank"]) for t, r in resumed.items()} == {
-        t: (r["rows"], r["rounds"], r["rank"]) for t, r in reference.items()}
+    assert {t: (r["rows"], r["rounds"], r["place"]) for t, r in resumed.items()} == {
+        t: (r["rows"], r["rounds"], r["place"]) for t, r in reference.items()}
     for t, r in resumed.items():
         assert r["inertia"] == pytest.approx(reference[t]["inertia"], rel=1e-9)
 
@@ -178,3 +178,62 @@ def test_grid_sampler_takes_every_grid_point_once(tmp_path):
     with pytest.raises(InvalidParameterError, match="sampler='grid' needs every range as a grid.*half_life"):
         tune(search="kmeans", data=data / "train.npy", validation=data / "val.npy", params=["half_life=1e3:1e5"],
              budget_rows=1000, workdir=tmp_path / "w2", sampler="grid")
+
+
+def _labelled(tmp_path: Path, kind: str, n: int = 30_000, d: int = 10, seed: int = 0) -> tuple[Path, Path, np.ndarray, np.ndarray]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    W = rng.normal(size=(d, 3))
+    if kind == "binary_classifier":
+        y = (X @ W[:, 0] + rng.logistic(size=n) > 0).astype(np.float32)
+    elif kind == "multiclass_classifier":
+        y = np.argmax(X @ W + rng.gumbel(size=(n, 3)), axis=1).astype(np.float32)
+    else:
+        y = (X @ W[:, 0] + rng.normal(size=n)).astype(np.float32)
+    cut = n * 4 // 5
+    paths = []
+    for name, rows in (("train", slice(0, cut)), ("val", slice(cut, n))):
+        path = tmp_path / f"{kind}-{name}.parquet"
+        pq.write_table(pa.table({**{f"x{j}": X[rows, j] for j in range(d)}, "y": y[rows]}), path)
+        paths.append(path)
+    return paths[0], paths[1], X[cut:], y[cut:]
+
+
+@pytest.mark.parametrize("kind", ["binary_classifier", "multiclass_classifier", "regressor"])
+def test_linear_learner_leaderboard_from_one_state_matches_direct_scores(tmp_path, kind):
+    from sklearn.metrics import accuracy_score, mean_squared_error, roc_auc_score
+
+    train_path, val_path, Xv, yv = _labelled(tmp_path, kind)
+    params = {"predictor_type": kind, "num_models": 6, **({"num_classes": 3} if kind == "multiclass_classifier" else {})}
+    state = train("linear-learner", train_path, label_column="y", params=params, seed=0).state
+    board = tune(state, validation=val_path, params=["rank=0:5"], label_column="y", out=tmp_path / "best")
+    assert len(board) == 6 and board.metric == {"binary_classifier": "auc", "multiclass_classifier": "accuracy",
+                                                "regressor": "rmse"}[kind]
+    for rec in board:
+        model = state.model(rec["rank"])
+        if kind == "binary_classifier":
+            assert rec["auc"] == pytest.approx(roc_auc_score(yv, model.decision_function(Xv)), abs=2e-4)
+        elif kind == "multiclass_classifier":
+            assert rec["accuracy"] == pytest.approx(accuracy_score(yv, model.predict(Xv)), abs=1e-9)
+        else:
+            assert rec["rmse"] == pytest.approx(mean_squared_error(yv, model.predict(Xv)) ** 0.5, rel=1e-4)
+    values = [r[board.metric] for r in board]
+    best = max(values) if board.direction == "max" else min(values)
+    assert board.chosen[board.metric] == best
+
+
+def test_linear_learner_threshold_is_tuned_on_validation(tmp_path):
+    import onepass
+
+    train_path, val_path, Xv, yv = _labelled(tmp_path, "binary_classifier", seed=3)
+    state = train("linear-learner", train_path, label_column="y", params={"num_models": 4}, seed=0).state
+    board = tune(state, validation=val_path, params=["rank=0:3"], label_column="y", metric="f1", out=tmp_path / "m")
+    model = onepass.load(tmp_path / "m")
+    assert model.threshold_ == pytest.approx(board.chosen["threshold_f1"])
+    pred = model.predict(Xv)
+    tp = float(((pred == 1) & (yv == 1)).sum())
+    f1 = 2 * tp / (2 * tp + float(((pred == 1) & (yv == 0)).sum()) + float(((pred == 0) & (yv == 1)).sum()))
+    assert f1 == pytest.approx(board.chosen["f1"], abs=2e-3)  # the tuned threshold gives the F1 reported

@@ -68,7 +68,7 @@ def tune_from_state(state: State, validation: Any, params: Sequence[str | Dimens
                 "(settings that change training need a search: onepass tune --search)"
             )
     scorer_cls = scorer_for(state.kind)
-    metric = metric or scorer_cls.default_metric
+    metric = metric or scorer_cls.default_for(state)
     if metric not in scorer_cls.metrics:
         raise InvalidParameterError(f"metric={metric!r}: {algo.name} offers {', '.join(scorer_cls.metrics)}")
     settings = [dict(zip([d.name for d in dims], combo, strict=True)) for combo in itertools.product(*(d.grid() for d in dims))]
@@ -86,7 +86,7 @@ def tune_from_state(state: State, validation: Any, params: Sequence[str | Dimens
     if out is not None:
         from onepass.io import save_model
 
-        best = models[records.index(board.chosen)]
+        best = scorer_cls.adjust(models[records.index(board.chosen)], board.chosen, metric)
         save_model(out, best, extra={"algorithm": algo.name, "finalize": {k: board.chosen[k] for k in board.params},
                                      "rows_seen": state.n_rows_seen_, "tune": board.to_json()})
     if plot is not None:

@@ -19,7 +19,8 @@ SELECT_RULES = ("best", "elbow", "target")
 
 
 class Leaderboard(list):
-    """Records (dicts) of settings and scores, in the order the settings were given.
+    """Records (dicts) of settings and scores, in the order the settings were given;
+    ``place`` is each record's position when ranked by the metric (1 is the best).
 
     Attributes
     ----------
@@ -44,9 +45,9 @@ class Leaderboard(list):
         """The leaderboard as aligned text, best rank first."""
         if not self:
             return "(empty)"
-        hidden = ("rank", "chosen", "history", *self.params)
-        keys = ["rank", *self.params] + [k for k in self[0] if k not in hidden]
-        rows = sorted(self, key=lambda r: r["rank"])
+        hidden = ("place", "chosen", "history", *self.params)
+        keys = ["place", *self.params] + [k for k in self[0] if k not in hidden]
+        rows = sorted(self, key=lambda r: r["place"])
         cells = [[_fmt(r.get(k)) for k in keys] + (["<- chosen"] if r.get("chosen") else [""]) for r in rows]
         widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
         lines = ["  ".join(k.rjust(w) for k, w in zip(keys, widths, strict=True))]
@@ -93,7 +94,7 @@ def choose(records: list[dict[str, Any]], *, metric: str, direction: str, select
     order = sorted(np.flatnonzero(finite), key=lambda i: sign * values[i])
     order += [i for i in range(len(records)) if not finite[i]]
     for rank, i in enumerate(order, start=1):
-        records[i]["rank"] = rank
+        records[i]["place"] = rank
     if select == "best":
         pick = order[0]
     elif select == "target":

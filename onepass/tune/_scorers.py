@@ -40,11 +40,21 @@ class Scorer:
         self.n_rows = 0
         self.rng = np.random.default_rng(seed)
 
+    @classmethod
+    def default_for(cls, obj: Any) -> str:
+        """The metric ranked by unless told otherwise, for this state or model."""
+        return cls.default_metric
+
     def update(self, batch: Batch) -> None:
         raise NotImplementedError
 
     def results(self) -> list[dict[str, float]]:
         raise NotImplementedError
+
+    @staticmethod
+    def adjust(model: Any, record: dict[str, Any], metric: str) -> Any:
+        """The chosen model as written with ``--out`` (a scorer may tune it, e.g. a threshold)."""
+        return model
 
 
 SCORERS: dict[str, type[Scorer]] = {}
@@ -239,3 +249,115 @@ class PCAScorer(Scorer):
                 "explained_variance_ratio": float(np.sum(model.explained_variance_ratio_)),
             })
         return out
+
+
+_AUC_BINS = 1 << 14  # score histogram bins (in logit space, [-20, 20]) per model and class
+
+
+@register_scorer
+class LinearLearnerScorer(Scorer):
+    """Linear Learner on labelled validation rows (the source's ``label_column``).
+
+    Binary: ``auc`` (default, from per-model score histograms of 16,384 bins in logit
+    space), ``cross_entropy`` (logistic loss only), and ``accuracy`` and ``f1`` at the
+    decision threshold that maximizes each on these rows — **threshold tuning**: the
+    threshold is reported, and the model written with ``--out`` carries the one of
+    the metric ranked by (``accuracy`` or ``f1``). Multiclass: ``accuracy`` (default),
+    ``cross_entropy``. Regression: ``rmse`` (default), ``mae``, ``r2``.
+    """
+
+    kind = "linear-learner"
+    metrics = {"auc": "max", "accuracy": "max", "f1": "max", "cross_entropy": "min",
+               "rmse": "min", "mae": "min", "r2": "max"}
+    default_metric = "auc"
+    needs_labels = True
+
+    @classmethod
+    def default_for(cls, obj: Any) -> str:
+        kind = getattr(obj, "predictor_type", "binary_classifier")
+        return {"binary_classifier": "auc", "multiclass_classifier": "accuracy", "regressor": "rmse"}[kind]
+
+    def __init__(self, models: Sequence[Any], *, seed: int = 0) -> None:
+        super().__init__(models, seed=seed)
+        m = len(self.models)
+        self.kind_ = self.models[0].predictor_type
+        self.hist = np.zeros((m, 2, _AUC_BINS))  # binary: per model, negatives / positives by score bin
+        self.log_loss = np.zeros(m)
+        self.correct = np.zeros(m)
+        self.abs_err = np.zeros(m)
+        self.sq_err = np.zeros(m)
+        self.y_sum = 0.0
+        self.y_sq = 0.0
+
+    def update(self, batch: Batch) -> None:
+        if batch.y is None:
+            raise InvalidParameterError("scoring Linear Learner needs labelled validation rows: give --label-column")
+        y = np.asarray(batch.y, dtype=np.float64)
+        for i, model in enumerate(self.models):
+            F = np.asarray(model.decision_function(batch.X), dtype=np.float64)
+            if self.kind_ == "binary_classifier":
+                pos = y > 0.5
+                bins = np.clip(((np.clip(F, -20, 20) + 20) / 40 * (_AUC_BINS - 1)).astype(np.int64), 0, _AUC_BINS - 1)
+                self.hist[i, 0] += np.bincount(bins[~pos], minlength=_AUC_BINS)
+                self.hist[i, 1] += np.bincount(bins[pos], minlength=_AUC_BINS)
+                if model.loss == "logistic":  # log(1 + e^-F) for positives, log(1 + e^F) for negatives
+                    self.log_loss[i] += float(np.logaddexp(0, np.where(pos, -F, F)).sum())
+                else:
+                    self.log_loss[i] = math.nan
+            elif self.kind_ == "multiclass_classifier":
+                labels = y.astype(np.int64)
+                shifted = F - F.max(axis=1, keepdims=True)
+                log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+                self.log_loss[i] -= float(log_p[np.arange(len(labels)), labels].sum())
+                self.correct[i] += float((F.argmax(axis=1) == labels).sum())
+            else:
+                err = F - y
+                self.abs_err[i] += float(np.abs(err).sum())
+                self.sq_err[i] += float((err * err).sum())
+        self.y_sum += float(y.sum())
+        self.y_sq += float((y * y).sum())
+        self.n_rows += len(y)
+
+    def _binary(self, i: int) -> dict[str, float]:
+        neg, pos = self.hist[i]
+        n_neg, n_pos = neg.sum(), pos.sum()
+        rec: dict[str, float] = {}
+        if n_neg and n_pos:  # P(score of a positive > a negative's), ties half
+            below = np.cumsum(neg) - neg
+            rec["auc"] = float((pos * (below + 0.5 * neg)).sum() / (n_neg * n_pos))
+        else:
+            rec["auc"] = math.nan
+        # Predict positive at or above bin b: counts for every threshold at once.
+        tp = np.cumsum(pos[::-1])[::-1]
+        fp = np.cumsum(neg[::-1])[::-1]
+        acc = (tp + (n_neg - fp)) / max(n_neg + n_pos, 1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f1 = np.nan_to_num(2 * tp / (2 * tp + fp + (n_pos - tp)))
+        edges = np.arange(_AUC_BINS) / (_AUC_BINS - 1) * 40 - 20  # each bin's lower edge, a raw score
+        best_acc, best_f1 = int(np.argmax(acc)), int(np.argmax(f1))
+        rec.update(accuracy=float(acc[best_acc]), f1=float(f1[best_f1]),
+                   threshold_accuracy=float(edges[best_acc]), threshold_f1=float(edges[best_f1]))
+        rec["cross_entropy"] = self.log_loss[i] / self.n_rows if self.n_rows else math.nan
+        return rec
+
+    def results(self) -> list[dict[str, float]]:
+        out = []
+        n = self.n_rows
+        for i, _model in enumerate(self.models):
+            if self.kind_ == "binary_classifier":
+                out.append(self._binary(i))
+            elif self.kind_ == "multiclass_classifier":
+                out.append({"accuracy": self.correct[i] / n, "cross_entropy": self.log_loss[i] / n})
+            else:
+                ss = self.y_sq - self.y_sum**2 / n
+                out.append({"rmse": math.sqrt(self.sq_err[i] / n), "mae": self.abs_err[i] / n,
+                            "r2": 1 - self.sq_err[i] / ss if ss > 0 else math.nan})
+        return out
+
+    @staticmethod
+    def adjust(model: Any, record: dict[str, Any], metric: str) -> Any:
+        """The chosen model with the decision threshold tuned for ``metric``."""
+        key = f"threshold_{metric}"
+        if key in record and record[key] is not None and math.isfinite(record[key]):
+            model.threshold_ = float(record[key])
+        return model

@@ -191,7 +191,7 @@ def tune_search(
                 f"sampler='grid' needs every range as a grid (a step, a count or a list); continuous: {', '.join(continuous)}"
             )
     scorer_cls = scorer_for(algo.model.kind)
-    metric = metric or scorer_cls.default_metric
+    metric = metric or scorer_cls.default_for(make_state(algorithm, fixed or {}, seed))
     if metric not in scorer_cls.metrics:
         raise InvalidParameterError(f"metric={metric!r}: {algorithm} offers {', '.join(scorer_cls.metrics)}")
     direction = scorer_cls.metrics[metric]
@@ -316,7 +316,7 @@ def _leaderboard(journal: dict[str, Any], results: dict, dims: list[Dimension], 
     top_round = max(r["rounds"] for r in records)
     order = sorted(range(len(records)), key=lambda i: (-records[i]["rounds"], _score({"scores": records[i]}, metric, sign)))
     for rank, i in enumerate(order, start=1):
-        records[i]["rank"] = rank
+        records[i]["place"] = rank
         records[i]["status"] = "finished" if records[i]["rounds"] == top_round else "stopped"
     records[order[0]]["chosen"] = True
     board = Leaderboard(records, metric=metric, direction=direction, select="best", params=[d.name for d in dims])
@@ -331,7 +331,9 @@ def _finish(board: Leaderboard, workdir: Path, algorithm: str, config: dict[str,
 
         best = board.chosen
         state, _ = load_state(workdir / "trials" / f"{best['trial']:04d}" / "checkpoints")
-        model = state.model(**config["finalize"])
+        from onepass.tune._scorers import scorer_for
+
+        model = scorer_for(state.kind).adjust(state.model(**config["finalize"]), best, board.metric)
         tune_info = board.to_json()
         for rec in tune_info["records"]:
             rec.pop("history", None)
