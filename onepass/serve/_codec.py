@@ -262,13 +262,15 @@ def parse_json(body: bytes, n_features: int) -> np.ndarray | sp.csr_matrix:
 
 
 def parse_jsonlines(body: bytes, n_features: int) -> np.ndarray | sp.csr_matrix:
-    """Rows of a JSON Lines body, one ``{"features": ...}`` per line (blank lines ignored)."""
+    """Rows of a JSON Lines body, one ``{"features": ...}`` per line (row n = line n)."""
+    body = body.rstrip()
+    if not body:
+        raise EmptyBodyError('the body is empty; send one {"features": [...]} per line')
     rows = []
     for i, line in enumerate(body.split(b"\n")):
-        if line.strip():
-            rows.append(_features_of(_load_json(line, i + 1), i + 1))
-    if not rows:
-        raise EmptyBodyError('the body is empty; send one {"features": [...]} per line')
+        if not line.strip():
+            raise _bad('the line is empty; expected one {"features": [...]} per line', i + 1)
+        rows.append(_features_of(_load_json(line, i + 1), i + 1))
     return _rows_to_matrix(rows, n_features, _may_hold_bools(body))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from typing import Any
 
 from onepass.serve._app import DEFAULT_MAX_PAYLOAD_BYTES, ENV_CONFIG, create_app
@@ -40,7 +41,17 @@ def run_server(model_dir: str, *, host: str = "127.0.0.1", port: int = 8080, wor
         os.environ[ENV_CONFIG] = json.dumps({"model_dir": str(model_dir), "max_payload_bytes": max_payload_bytes})
         app = "onepass.serve._app:app_from_env"
         options.update(factory=True, workers=workers)
-    uvicorn.run(app, **options)
+    # uvicorn re-raises the signal it shut down for, once done; a SIGTERM that ended in a
+    # graceful shutdown then exits 0, as a stop that went as planned.
+    previous = signal.signal(signal.SIGTERM, _exit_quietly)
+    try:
+        uvicorn.run(app, **options)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_quietly(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
 
 
 def _has_uvloop() -> bool:
