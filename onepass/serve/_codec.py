@@ -97,7 +97,8 @@ def _csv_careful(lines: list[bytes], n_features: int) -> np.ndarray:
             raise _bad(f"expected {n_features} features (comma-separated, no header), got {n}", i + 1)
     fields = b",".join(lines).split(b",")
     try:
-        values = np.array(fields, dtype=np.float32)
+        with np.errstate(over="ignore"):  # 1e39 becomes inf, reported below with its row and feature
+            values = np.array(fields, dtype=np.float32)
     except ValueError:
         for k, field in enumerate(fields):
             try:
