@@ -152,12 +152,17 @@ EXIT_CODES: dict[type[BaseException], int] = {
 }
 
 
+def _nearest(table: dict[type[BaseException], int], error: BaseException, default: int) -> int:
+    """The entry of the nearest class of ``error`` (in method resolution order) in ``table``."""
+    for cls in type(error).__mro__:
+        if cls in table:
+            return table[cls]
+    return default
+
+
 def exit_code(error: BaseException) -> int:
     """Exit code for ``error``: the entry of its nearest class in :data:`EXIT_CODES`."""
-    for cls in type(error).__mro__:
-        if cls in EXIT_CODES:
-            return EXIT_CODES[cls]
-    return 1
+    return _nearest(EXIT_CODES, error, 1)
 
 
 # The one place errors map to HTTP statuses (the model server uses it, nothing else does).
@@ -172,7 +177,4 @@ HTTP_STATUSES: dict[type[BaseException], int] = {
 
 def http_status(error: BaseException) -> int:
     """HTTP status for ``error``: its nearest class in :data:`HTTP_STATUSES`, else 500."""
-    for cls in type(error).__mro__:
-        if cls in HTTP_STATUSES:
-            return HTTP_STATUSES[cls]
-    return 500
+    return _nearest(HTTP_STATUSES, error, 500)
