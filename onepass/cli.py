@@ -467,7 +467,7 @@ def serve(model_dir: str, host: str, port: int | None, workers: int, max_payload
     \b
     Example:
       onepass serve model/ --port 8080 &
-      curl -s -H 'Content-Type: text/csv' --data-binary $'1,2,3\n4,5,6' localhost:8080/invocations
+      curl -s -H 'Content-Type: text/csv' --data-binary $'1,2,3\\n4,5,6' localhost:8080/invocations
     """
     from onepass.serve._server import run_server
 

@@ -160,10 +160,14 @@ class App:
         The model's version, reported in ``/metrics``.
     max_payload_bytes : int, default 6 MiB
         Larger bodies get 413.
+    metrics_dir : path or None, default None
+        A directory shared by the worker processes of one server, where each keeps its
+        counters so that ``/metrics`` reports them all; None for a single process.
     """
 
     def __init__(self, load: Callable[[], tuple[Any, dict[str, Any]]], *, kind: str, version: str = "unknown",
-                 max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> None:
+                 max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+                 metrics_dir: str | os.PathLike[str] | None = None) -> None:
         self._load = load
         self.kind = kind
         self.adapter: Adapter = adapter_for(kind)
@@ -171,7 +175,8 @@ class App:
         self.model: Any = None
         self.n_features = 0
         self.load_error: str | None = None
-        self.metrics = Metrics(model_kind=kind, model_version=version, onepass_version=__version__, routes=ROUTES)
+        self.metrics = Metrics(model_kind=kind, model_version=version, onepass_version=__version__, routes=ROUTES,
+                               directory=metrics_dir)
         self._loaded = threading.Event()
         self._content_type = _cached(content_type_of)
         self._accept = _cached(accept_of)
@@ -245,10 +250,11 @@ class App:
             if status == 413:
                 extra.append((b"connection", b"close"))  # the rest of the body is not read
             ctype, body = b"application/json", _error_body(exc, status)
+        # Counted before the answer leaves: a client that has it finds it in /metrics.
+        self.metrics.observe(path, status, time.perf_counter() - started)
         headers = [(b"content-type", ctype), (b"content-length", str(len(body)).encode()), *extra]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
-        self.metrics.observe(path, status, time.perf_counter() - started)
 
     async def _read_body(self, scope: dict[str, Any], receive: Callable[..., Any]) -> bytes:
         limit = self.max_payload_bytes
@@ -299,7 +305,7 @@ class App:
             out, n_rows = await asyncio.to_thread(self._predict, body, request_type, response_type)
         else:
             out, n_rows = self._predict(body, request_type, response_type)
-        self.metrics.rows_predicted += n_rows
+        self.metrics.add_rows(n_rows)
         return 200, response_type.encode(), out
 
     def _predict(self, body: bytes, request_type: str, response_type: str) -> tuple[bytes, int]:
@@ -323,7 +329,8 @@ class App:
             {"MaxConcurrentTransforms": 1, "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": mb})
 
 
-def create_app(model_dir: str | os.PathLike[str], *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> App:
+def create_app(model_dir: str | os.PathLike[str], *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+               metrics_dir: str | os.PathLike[str] | None = None) -> App:
     """The app serving the model artifact in ``model_dir`` (loaded when the server starts).
 
     The manifest is read now, so a directory that is not a model fails here, before any
@@ -337,11 +344,12 @@ def create_app(model_dir: str | os.PathLike[str], *, max_payload_bytes: int = DE
     if manifest["role"] != "model":
         raise ForeignFormatError(f"{model_dir}: holds a {manifest['role']}, not a model; finalize it first (onepass finalize)")
     return App(lambda: load_model(model_dir), kind=manifest["kind"], version=_model_version(Path(model_dir)),
-               max_payload_bytes=max_payload_bytes)
+               max_payload_bytes=max_payload_bytes, metrics_dir=metrics_dir)
 
 
 def app_from_env() -> App:
     """The app described by the ``ONEPASS_SERVE_CONFIG`` environment variable (JSON):
     how each ``--workers`` process builds its own app (uvicorn's factory)."""
     config = json.loads(os.environ[ENV_CONFIG])
-    return create_app(config["model_dir"], max_payload_bytes=config["max_payload_bytes"])
+    return create_app(config["model_dir"], max_payload_bytes=config["max_payload_bytes"],
+                      metrics_dir=config.get("metrics_dir"))

@@ -93,7 +93,8 @@ def openapi(*, title: str, version: str, model_kind: str, json_key: str, n_featu
                 },
             }},
             "/metrics": {"get": {
-                "summary": "Prometheus text format: requests and latency by route and status, rows predicted, model.",
+                "summary": "Prometheus text format: requests and latency by route and status, rows predicted, model "
+                           "(every worker process of the server added up).",
                 "responses": {"200": {"description": "metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}},
             }},
             "/execution-parameters": {"get": {

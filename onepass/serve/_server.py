@@ -2,15 +2,17 @@
 
 SIGTERM (or Ctrl-C) stops accepting connections and lets in-flight requests finish,
 for up to ``graceful_timeout`` seconds (SageMaker sends SIGKILL 30 s after SIGTERM).
-With ``workers > 1`` every worker process loads the model itself and they share the
-listening socket.
+With ``workers > 1`` every worker process loads the model itself, they share the
+listening socket, and their metrics add up in a temporary directory (removed at exit).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import tempfile
 from typing import Any
 
 from onepass.serve._app import DEFAULT_MAX_PAYLOAD_BYTES, ENV_CONFIG, create_app
@@ -24,7 +26,7 @@ def run_server(model_dir: str, *, host: str = "127.0.0.1", port: int = 8080, wor
     """Serve the model in ``model_dir`` over HTTP until SIGTERM or SIGINT."""
     import uvicorn
 
-    app: Any = create_app(model_dir, max_payload_bytes=max_payload_bytes)  # fails early on a bad directory
+    app: Any = create_app(model_dir, max_payload_bytes=max_payload_bytes)  # fails here, early, on a bad directory
     options: dict[str, Any] = {
         "host": host,
         "port": port,
@@ -37,8 +39,11 @@ def run_server(model_dir: str, *, host: str = "127.0.0.1", port: int = 8080, wor
         "timeout_graceful_shutdown": graceful_timeout,
         "timeout_keep_alive": 65,  # longer than common load balancers' idle timeout (60 s)
     }
-    if workers > 1:
-        os.environ[ENV_CONFIG] = json.dumps({"model_dir": str(model_dir), "max_payload_bytes": max_payload_bytes})
+    metrics_dir = None
+    if workers > 1:  # each worker process builds its own app from the environment (uvicorn's factory)
+        metrics_dir = tempfile.mkdtemp(prefix="onepass-metrics-")
+        os.environ[ENV_CONFIG] = json.dumps(
+            {"model_dir": str(model_dir), "max_payload_bytes": max_payload_bytes, "metrics_dir": metrics_dir})
         app = "onepass.serve._app:app_from_env"
         options.update(factory=True, workers=workers)
     # uvicorn re-raises the signal it shut down for, once done; a SIGTERM that ended in a
@@ -48,6 +53,8 @@ def run_server(model_dir: str, *, host: str = "127.0.0.1", port: int = 8080, wor
         uvicorn.run(app, **options)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def _exit_quietly(signum: int, frame: Any) -> None:

@@ -366,7 +366,7 @@ def test_default_limit_is_6_mib(server: Server) -> None:
 def _metric(text: str, name: str, **labels: str) -> float:
     total = 0.0
     for line in text.splitlines():
-        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+        if line.startswith((name + "{", name + " ")) and all(f'{k}="{v}"' in line for k, v in labels.items()):
             total += float(line.rsplit(" ", 1)[1])
     return total
 
@@ -436,13 +436,22 @@ def test_sigterm_lets_a_request_in_flight_finish(model_dirs, tmp_path) -> None: 
     assert server.proc.wait(timeout=60) == 0
 
 
-def test_several_workers_serve(model_dirs, tmp_path) -> None:  # noqa: ANN001
+def test_several_workers_serve_and_report_their_metrics_together(model_dirs, tmp_path) -> None:  # noqa: ANN001
     server = start_server(model_dirs["pca"], tmp_path / "log", "--workers", "2")
     try:
-        for _ in range(20):  # new connections, accepted by either worker
+        def count(text: str) -> tuple[float, float]:
+            return (_metric(text, "onepass_requests_total", route="/invocations", status="200"),
+                    _metric(text, "onepass_rows_predicted_total"))
+
+        before = count(httpx.get(server.url + "/metrics").text)
+        for _ in range(30):  # a new connection each: either worker takes it
             r = post(server, csv_body(X), "text/csv")
             assert r.status_code == 200
             assert_rows_equal(rows_of(r, "application/json", "projections"), expected_rows(server, X))
+        for _ in range(10):  # whichever worker answers the scrape reports them all
+            requests, rows = count(httpx.get(server.url + "/metrics").text)
+            assert (requests - before[0], rows - before[1]) == (30, 30 * len(X))
+        assert "pid=" not in httpx.get(server.url + "/metrics").text
     finally:
         assert server.stop() == 0
 
