@@ -317,11 +317,12 @@ class App:
         return 200, b"text/plain; version=0.0.4; charset=utf-8", self.metrics.render()
 
     async def _openapi_json(self, scope: dict[str, Any], receive: Callable[..., Any]) -> tuple[int, bytes, bytes]:
-        if self._openapi is None:
-            self._openapi = orjson.dumps(openapi(
-                title="onepass model server", version=__version__, model_kind=self.kind,
-                json_key=self.adapter.json_key, n_features=self.n_features, max_payload_bytes=self.max_payload_bytes))
-        return 200, b"application/json", self._openapi
+        doc = self._openapi or orjson.dumps(openapi(
+            title="onepass model server", version=__version__, model_kind=self.kind,
+            json_key=self.adapter.json_key, n_features=self.n_features, max_payload_bytes=self.max_payload_bytes))
+        if self.model is not None:  # n_features is known: the document is final
+            self._openapi = doc
+        return 200, b"application/json", doc
 
     async def _execution_parameters(self, scope: dict[str, Any], receive: Callable[..., Any]) -> tuple[int, bytes, bytes]:
         mb = max(1, self.max_payload_bytes // (1024 * 1024))
