@@ -411,8 +411,13 @@ def test_sigterm_lets_a_request_in_flight_finish(model_dirs, tmp_path) -> None: 
     body = csv_body(X)
     with socket.create_connection((HOST, port), timeout=30) as conn:
         head = (f"POST /invocations HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: text/csv\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n").encode()
-        conn.sendall(head + body[:10])  # the request is in flight: the server waits for the rest
+                f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n").encode()
+        conn.sendall(head)
+        # "100 Continue" comes once the app waits for the body: the request is in flight.
+        interim = b""
+        while b"\r\n\r\n" not in interim:
+            interim += conn.recv(1024)
+        assert interim.startswith(b"HTTP/1.1 100"), interim
         server.proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 30  # bound on waiting for the listener to close
         while time.monotonic() < deadline:  # shutdown has begun once new connections are refused
@@ -424,7 +429,7 @@ def test_sigterm_lets_a_request_in_flight_finish(model_dirs, tmp_path) -> None: 
         else:
             pytest.fail("the server kept accepting connections after SIGTERM")
         assert server.proc.poll() is None  # still running: the request is not done
-        conn.sendall(body[10:])
+        conn.sendall(body)
         response = b""
         while b"\r\n\r\n" not in response or not response.rstrip().endswith(b"}"):
             chunk = conn.recv(65536)
