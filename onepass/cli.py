@@ -469,7 +469,12 @@ def serve(model_dir: str, host: str, port: int | None, workers: int, max_payload
       onepass serve model/ --port 8080 &
       curl -s -H 'Content-Type: text/csv' --data-binary $'1,2,3\\n4,5,6' localhost:8080/invocations
     """
-    from onepass.serve._server import run_server
+    try:
+        from onepass.serve._server import run_server
+    except ImportError as exc:  # the web stack is an extra
+        click.echo(f"onepass: error: onepass serve needs the 'serve' extra ({exc.name} is missing): "
+                   "pip install 'onepass[serve]'", err=True)
+        sys.exit(1)
 
     if port is None:
         port = _env_number("SAGEMAKER_BIND_TO_PORT", 8080)

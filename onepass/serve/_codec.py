@@ -236,7 +236,8 @@ def _rows_to_matrix(rows: list[Any], n_features: int, may_hold_bools: bool) -> n
             for i, r in enumerate(rows):
                 _dense(r, i + 1, n_features)
             X = np.array(rows, dtype=np.float64)
-        X32 = X.astype(np.float32)
+        with np.errstate(over="ignore"):  # 1e39 becomes inf, reported with its row and feature
+            X32 = X.astype(np.float32)
         _check_finite(X32, lambda r, j: repr(rows[r][j]))
         return X32
     indptr, indices, data = [0], [], []

@@ -15,6 +15,8 @@ import signal
 import tempfile
 from typing import Any
 
+import uvicorn
+
 from onepass.serve._app import DEFAULT_MAX_PAYLOAD_BYTES, ENV_CONFIG, create_app
 
 __all__ = ["run_server"]
@@ -24,8 +26,6 @@ def run_server(model_dir: str, *, host: str = "127.0.0.1", port: int = 8080, wor
                max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES, graceful_timeout: float = 25.0,
                log_level: str = "info") -> None:
     """Serve the model in ``model_dir`` over HTTP until SIGTERM or SIGINT."""
-    import uvicorn
-
     app: Any = create_app(model_dir, max_payload_bytes=max_payload_bytes)  # fails here, early, on a bad directory
     options: dict[str, Any] = {
         "host": host,

@@ -470,3 +470,15 @@ def test_serve_refuses_a_directory_that_is_not_a_model(tmp_path, model_dirs) -> 
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert "no manifest.json" in proc.stderr
+
+
+@pytest.mark.parametrize("missing", ["uvicorn", "orjson"])
+def test_serve_without_the_serve_extra_says_how_to_get_it(model_dirs, missing: str) -> None:  # noqa: ANN001
+    import subprocess
+    import sys
+
+    code = (f"import sys; sys.modules[{missing!r}] = None; from onepass.cli import main; "
+            f"main(['serve', {str(model_dirs['kmeans'])!r}])")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert f"needs the 'serve' extra ({missing} is missing): pip install 'onepass[serve]'" in proc.stderr
