@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import onepass
-from onepass.algorithms import KMeansState, PCAState
+from onepass.algorithms import KMeansState, LinearLearnerState, PCAState
 from onepass.batch import Batch
 from onepass.io import save_model
 
@@ -35,15 +35,36 @@ def blobs(n: int, seed: int) -> np.ndarray:
     return (centers[rng.integers(0, 3, n)] + rng.standard_normal((n, N_FEATURES))).astype(np.float32)
 
 
+def _linear(predictor_type: str) -> tuple[LinearLearnerState, Callable[[np.ndarray], np.ndarray]]:
+    u = np.linspace(-1, 1, N_FEATURES)
+    labels = {
+        "binary_classifier": lambda X: (X @ u > 0).astype(np.float32),
+        "multiclass_classifier": lambda X: np.digitize(X @ u, [-2.0, 2.0]).astype(np.float32),
+        "regressor": lambda X: (X @ u).astype(np.float32),
+    }[predictor_type]
+    extra = {"num_classes": 3} if predictor_type == "multiclass_classifier" else {}
+    state = LinearLearnerState(predictor_type=predictor_type, num_models=2, mini_batch_size=250, seed=0, **extra)
+    return state, labels
+
+
 def make_model(kind: str):  # noqa: ANN201
-    state = KMeansState(n_clusters=3, seed=0) if kind == "kmeans" else PCAState(n_components=2, seed=0)
+    """A small trained model of each served kind (Linear Learner in its three predictor types)."""
+    labels = None
+    if kind == "kmeans":
+        state = KMeansState(n_clusters=3, seed=0)
+    elif kind == "pca":
+        state = PCAState(n_components=2, seed=0)
+    else:
+        state, labels = _linear(kind.removeprefix("linear-"))
     X = blobs(3000, seed=1)
     for i in range(0, len(X), 1000):
-        state.update(Batch(X[i : i + 1000]))
+        chunk = X[i : i + 1000]
+        state.update(Batch(chunk, None if labels is None else labels(chunk)))
     return state.model()
 
 
-KINDS = ("kmeans", "pca")
+LINEAR_KINDS = ("linear-binary_classifier", "linear-multiclass_classifier", "linear-regressor")
+KINDS = ("kmeans", "pca", *LINEAR_KINDS)
 
 
 @pytest.fixture(scope="session")

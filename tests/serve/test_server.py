@@ -1,5 +1,6 @@
 """The real server, a subprocess on loopback, over HTTP: every request type, every
-response type and every error case, for every model kind (K-Means, PCA).
+response type and every error case, for every model kind (K-Means, PCA, Linear Learner
+as binary classifier, multiclass classifier and regressor).
 
 What a client relies on: the answer for each row equals the model's own ``outputs()``
 for that row, in the shape SageMaker's built-in algorithm of that kind answers; a
@@ -20,7 +21,7 @@ import pytest
 
 from tests.serve.conftest import HOST, N_FEATURES, Server, blobs, start_server
 
-JSON_KEY = {"kmeans": "predictions", "pca": "projections"}
+JSON_KEY = {"kmeans": "predictions", "pca": "projections", "linear-learner": "predictions"}
 X = blobs(7, seed=11)
 
 
@@ -97,10 +98,25 @@ def test_json_answer_has_sagemakers_shape(server: Server) -> None:
         assert list(doc) == ["predictions"]
         assert [list(p) for p in doc["predictions"]] == [["closest_cluster", "distance_to_cluster"]] * 2
         assert all(isinstance(p["closest_cluster"], int) for p in doc["predictions"])
-    else:
+    elif server.model.kind == "pca":
         assert list(doc) == ["projections"]
         assert [list(p) for p in doc["projections"]] == [["projection"]] * 2
         assert all(len(p["projection"]) == 2 for p in doc["projections"])
+    else:
+        assert list(doc) == ["predictions"]
+        predictions = doc["predictions"]
+        predictor_type = server.model.predictor_type
+        if predictor_type == "regressor":
+            assert [list(p) for p in predictions] == [["score"]] * 2
+            assert all(isinstance(p["score"], float) for p in predictions)
+        else:
+            assert [list(p) for p in predictions] == [["score", "predicted_label"]] * 2
+            assert all(isinstance(p["predicted_label"], int) for p in predictions)
+            if predictor_type == "binary_classifier":
+                assert all(0 <= p["score"] <= 1 and p["predicted_label"] in (0, 1) for p in predictions)
+            else:  # one probability per class; the label is the most probable class
+                assert all(len(p["score"]) == 3 and abs(sum(p["score"]) - 1) < 1e-5 for p in predictions)
+                assert all(p["predicted_label"] == int(np.argmax(p["score"])) for p in predictions)
 
 
 def test_no_accept_header_means_json(server: Server) -> None:
