@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -103,6 +104,7 @@ def main() -> None:
       onepass train kmeans --data 'data/*.csv' --n-clusters 10 --out model/
       onepass finalize model/ --n-clusters 5 --out model-k5/
       onepass predict model/ --data new.csv --out predictions.csv
+      onepass serve model/ --port 8080
       onepass inspect model/
     """
 
@@ -430,6 +432,56 @@ def predict(model_dir: str, data: tuple[str, ...], out: str, output_format: str 
         message += (f"; skipped {summary.n_skipped}, quarantined {summary.n_quarantined} bad input records "
                     "(they have no output row)")
     click.echo(message, err=True)
+
+
+def _env_number(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value and value.isdigit() else default
+
+
+@main.command()
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; 0.0.0.0 for every interface (in a container).")
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help="Port to listen on (default: $SAGEMAKER_BIND_TO_PORT, else 8080).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes; each loads the model and they share the port.")
+@click.option("--max-payload-mb", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Largest request body accepted, in MiB; larger ones get 413 "
+                   "(default: $SAGEMAKER_MAX_PAYLOAD_IN_MB, else 6, as SageMaker).")
+@click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+              default="info", show_default=True, help="Server log level (requests are not logged; see /metrics).")
+def serve(model_dir: str, host: str, port: int | None, workers: int, max_payload_mb: float | None,
+          log_level: str) -> None:
+    """Serve the model in MODEL_DIR over HTTP, as a SageMaker inference container does.
+
+    \b
+    GET  /ping           200 once the model is loaded (503 before)
+    POST /invocations    rows as text/csv, application/json or application/jsonlines;
+                         the answer's type follows Accept (application/json by default)
+    GET  /metrics        Prometheus text: requests, latency, rows predicted, model
+    GET  /openapi.json   the OpenAPI description
+    SIGTERM lets in-flight requests finish, then stops.
+
+    \b
+    Example:
+      onepass serve model/ --port 8080 &
+      curl -s -H 'Content-Type: text/csv' --data-binary $'1,2,3\\n4,5,6' localhost:8080/invocations
+    """
+    try:
+        from onepass.serve._server import run_server
+    except ImportError as exc:  # the web stack is an extra
+        click.echo(f"onepass: error: onepass serve needs the 'serve' extra ({exc.name} is missing): "
+                   "pip install 'onepass[serve]'", err=True)
+        sys.exit(1)
+
+    if port is None:
+        port = _env_number("SAGEMAKER_BIND_TO_PORT", 8080)
+    if max_payload_mb is None:
+        max_payload_mb = _env_number("SAGEMAKER_MAX_PAYLOAD_IN_MB", 6)
+    _run(lambda: run_server(model_dir, host=host, port=port, workers=workers,
+                            max_payload_bytes=int(max_payload_mb * 1024 * 1024), log_level=log_level))
 
 
 @main.command("inspect")

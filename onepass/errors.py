@@ -8,34 +8,48 @@
     │   ├── BadRecordError                   one record is malformed (says where)
     │   ├── EmptySourceError                 a source yields no rows
     │   ├── SourceNotFoundError              a path, glob or URL matches nothing
-    │   └── FeatureCountError                a batch's width differs from the state's
+    │   ├── FeatureCountError                a batch's width differs from the state's
+    │   └── EmptyBodyError                   an HTTP request body holds no rows      HTTP 400
     ├── ArtifactError                        a checkpoint or model file cannot be used  exit 1
     │   ├── CheckpointCorruptError           damaged or truncated (checksum, missing file)
     │   └── ForeignFormatError               not a onepass artifact, or a newer format
     ├── IncompatibleStateError               merge/resume of states that do not match
+    ├── RequestError                         an HTTP request the server cannot take as sent
+    │   ├── UnsupportedMediaTypeError        Content-Type not served                HTTP 415
+    │   ├── NotAcceptableError               no Accept type the server can answer   HTTP 406
+    │   └── PayloadTooLargeError             body over the server's limit           HTTP 413
     └── NotFittedError (ValueError)          a model asked for before any data was seen
 
 Every message names the quantity, the value received, where, and the fix.
-Exit codes for the CLI are mapped in one place: :data:`EXIT_CODES`.
+Exit codes for the CLI are mapped in one place, :data:`EXIT_CODES`, and HTTP statuses of
+the model server in another, :data:`HTTP_STATUSES` (any ``DataError`` is the client's:
+400; anything not listed is the server's: 500).
 """
 
 from __future__ import annotations
 
 __all__ = [
     "EXIT_CODES",
+    "HTTP_STATUSES",
     "ArtifactError",
     "BadRecordError",
     "CheckpointCorruptError",
     "DataError",
+    "EmptyBodyError",
     "EmptySourceError",
     "FeatureCountError",
     "ForeignFormatError",
     "IncompatibleStateError",
     "InvalidParameterError",
+    "NotAcceptableError",
     "NotFittedError",
     "OnePassError",
+    "PayloadTooLargeError",
+    "RequestError",
     "SourceNotFoundError",
+    "UnsupportedMediaTypeError",
     "exit_code",
+    "http_status",
 ]
 
 
@@ -87,6 +101,10 @@ class FeatureCountError(DataError):
     """A batch has a different number of features than the state was trained on."""
 
 
+class EmptyBodyError(DataError):
+    """An HTTP request body holds no rows."""
+
+
 class ArtifactError(OnePassError):
     """A checkpoint or model directory cannot be loaded."""
 
@@ -110,6 +128,22 @@ class NotFittedError(OnePassError, ValueError, AttributeError):
     """
 
 
+class RequestError(OnePassError):
+    """An HTTP request the model server cannot take as it was sent."""
+
+
+class UnsupportedMediaTypeError(RequestError):
+    """The request's Content-Type is not one the server reads."""
+
+
+class NotAcceptableError(RequestError):
+    """None of the types the request's Accept header allows is one the server writes."""
+
+
+class PayloadTooLargeError(RequestError):
+    """The request body is larger than the server's payload limit."""
+
+
 # The one place errors map to process exit codes (the CLI uses it, nothing else does).
 EXIT_CODES: dict[type[BaseException], int] = {
     InvalidParameterError: 2,
@@ -118,9 +152,29 @@ EXIT_CODES: dict[type[BaseException], int] = {
 }
 
 
+def _nearest(table: dict[type[BaseException], int], error: BaseException, default: int) -> int:
+    """The entry of the nearest class of ``error`` (in method resolution order) in ``table``."""
+    for cls in type(error).__mro__:
+        if cls in table:
+            return table[cls]
+    return default
+
+
 def exit_code(error: BaseException) -> int:
     """Exit code for ``error``: the entry of its nearest class in :data:`EXIT_CODES`."""
-    for cls in type(error).__mro__:
-        if cls in EXIT_CODES:
-            return EXIT_CODES[cls]
-    return 1
+    return _nearest(EXIT_CODES, error, 1)
+
+
+# The one place errors map to HTTP statuses (the model server uses it, nothing else does).
+HTTP_STATUSES: dict[type[BaseException], int] = {
+    UnsupportedMediaTypeError: 415,
+    NotAcceptableError: 406,
+    PayloadTooLargeError: 413,
+    DataError: 400,
+    InvalidParameterError: 400,
+}
+
+
+def http_status(error: BaseException) -> int:
+    """HTTP status for ``error``: its nearest class in :data:`HTTP_STATUSES`, else 500."""
+    return _nearest(HTTP_STATUSES, error, 500)
