@@ -25,6 +25,17 @@ MIN_BLOCK_ROWS = 4096  # below this, a thread hand-off costs more than it saves
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 _controller: Any = None
+_inline = False  # run every block on the calling thread (a worker given one core)
+
+
+def run_blocks_inline(inline: bool = True) -> None:
+    """Run the row blocks one after the other on the calling thread, or (False) in parallel again.
+
+    Distributed workers each own one core: a second thread per worker would only take
+    time from the other worker. The blocks (hence the results) stay the same.
+    """
+    global _inline
+    _inline = bool(inline)
 
 
 def _get_pool() -> ThreadPoolExecutor:
@@ -56,8 +67,8 @@ def row_blocks(n_rows: int) -> list[tuple[int, int]]:
 
 def map_blocks(fn: Callable[[int, int], T], blocks: Sequence[tuple[int, int]]) -> list[T]:
     """``[fn(start, stop) for each block]``, the blocks run in parallel when there are several."""
-    if len(blocks) == 1:
-        return [fn(*blocks[0])]
+    if len(blocks) == 1 or _inline:
+        return [fn(a, b) for a, b in blocks]
     # The calling thread computes the first block itself: one hand-off fewer.
     futures = [_get_pool().submit(fn, a, b) for a, b in blocks[1:]]
     return [fn(*blocks[0])] + [f.result() for f in futures]

@@ -186,16 +186,42 @@ def _make_train_command(name: str) -> click.Command:
         finalize = _collect(opts, extra_finalize)
         data = list(opts.pop("data"))
         source = _source_kwargs(opts)
-        result = _run(lambda: run_train(
-            name, data if len(data) > 1 else data[0], params=params, finalize=finalize or None,
-            batch_size=opts["batch_size"], **source,
+        common = dict(
+            params=params, finalize=finalize or None, batch_size=opts["batch_size"], **source,
             checkpoint_dir=opts["checkpoint_dir"], checkpoint_every_rows=opts["checkpoint_every_rows"],
             checkpoint_every_seconds=opts["checkpoint_every_seconds"], resume=opts["resume"],
-            epochs=opts["epochs"], max_rows=opts["max_rows"], seed=opts["seed"], metrics=opts["metrics_file"],
-            progress=False if opts["quiet"] else None, out=opts["out"],
-            validation=(list(opts["validation"]) if len(opts["validation"]) > 1 else opts["validation"][0])
-            if opts["validation"] else None,
-        ))
+            seed=opts["seed"], metrics=opts["metrics_file"], progress=False if opts["quiet"] else None,
+            out=opts["out"],
+        )
+        target = data if len(data) > 1 else data[0]
+        if opts["workers"] is None:
+            for flag in ("ray_address", "strategy", "sync_every_rows", "max_staleness"):
+                if opts[flag] is not None:
+                    raise click.UsageError(f"--{flag.replace('_', '-')} needs --workers N")
+            validation = opts.get("validation") or ()
+            result = _run(lambda: run_train(
+                name, target, epochs=opts["epochs"], max_rows=opts["max_rows"],
+                validation=(list(validation) if len(validation) > 1 else validation[0]) if validation else None,
+                **common))
+        else:
+            if opts["epochs"] != 1 or opts["max_rows"] is not None:
+                raise click.UsageError("--workers trains one epoch to the end: drop --epochs and --max-rows")
+            if opts.get("validation"):
+                raise click.UsageError("--validation is not supported with --workers yet; hold rows out with "
+                                       "--validation-fraction instead")
+            if quarantine := common.get("quarantine_file"):
+                raise click.UsageError(f"--quarantine-file {quarantine}: not supported with --workers yet; "
+                                       "use --on-bad-record skip")
+            common.pop("quarantine_file", None)
+            extra = {k: opts[k] for k in ("strategy", "sync_every_rows", "max_staleness") if opts[k] is not None}
+
+            def run_distributed() -> Any:
+                from onepass.distributed import train_distributed
+
+                return train_distributed(name, target, workers=opts["workers"], ray_address=opts["ray_address"],
+                                         **extra, **common)
+
+            result = _run(run_distributed)
         if not opts["quiet"]:
             click.echo(
                 f"trained {name} on {result.n_rows_seen:,} rows ({result.epochs} epoch(s)); "
@@ -229,6 +255,21 @@ def _make_train_command(name: str) -> click.Command:
                              "repeat for several. Without it, models are judged on rows held out "
                              "(--validation-fraction) or by progressive validation.")]
           if hasattr(algo.state, "add_validation") else []),
+        click.Option(["--workers"], type=click.IntRange(min=1), default=None,
+                     help="Train on N worker processes with Ray (pip install 'onepass[ray]'): the data is cut into "
+                     "shards handed out as workers become free; a worker that dies costs only its unmerged rows."),
+        click.Option(["--backend"], type=click.Choice(["ray"]), default="ray", show_default=True,
+                     help="The engine --workers run on."),
+        click.Option(["--ray-address"], default=None,
+                     help="With --workers: an existing Ray cluster ('auto', 'HOST:6379', 'ray://HOST:10001'); "
+                     "default: start a local one."),
+        click.Option(["--strategy"], type=click.Choice(["merge", "parameter-server", "average"]), default=None,
+                     help="With --workers: merge workers' states (default; K-Means, PCA), or for gradient-trained "
+                     "algorithms an asynchronous parameter server or periodic model averaging."),
+        click.Option(["--sync-every-rows"], type=click.IntRange(min=1), default=None,
+                     help="With --workers: rows a worker learns between merges (default 1,000,000)."),
+        click.Option(["--max-staleness"], type=click.IntRange(min=0), default=None,
+                     help="With --strategy parameter-server: pushes a worker's weights may lag behind (default 4)."),
         *_param_options(algo.state.__init__, ("self", "seed"), algo.state),
         *_param_options(algo.state.model, ("self", *hyper), algo.state.model),
     ]

@@ -1,0 +1,420 @@
+"""The driver of a distributed job: shards to workers, pieces merged, checkpoints, failures.
+
+One loop, in the calling process:
+
+1. plan the shards (metadata only) or load the plan and every shard's cursor from the
+   job checkpoint;
+2. start ``workers`` Ray actors (:class:`~onepass.distributed._worker.ShardWorker`);
+3. give each free worker a piece of a shard (the shard it was reading, or the next one
+   waiting: a work queue, so a slow worker holds nothing back); as soon as a piece comes
+   back, send the worker its next piece, then merge the piece's state into the job state
+   and record the shard's cursor in the same step;
+4. a worker that dies (its process killed, its node lost) costs its running piece only:
+   the shard goes back to the queue at its last recorded cursor and a new worker starts;
+5. write job checkpoints (the job state plus every shard's cursor, atomically, with
+   :func:`onepass.io.save_checkpoint`) every ``checkpoint_every_rows`` rows or seconds
+   and at the end; ``resume=True`` goes on from the newest one.
+
+Rows are counted once by construction: the job state holds exactly the pieces merged,
+and each shard's cursor is the end of its last merged piece.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import IO, Any
+
+from onepass import _failpoints
+from onepass._version import __version__
+from onepass.distributed._queue import ShardBook
+from onepass.distributed._shards import SHARD_BYTES, plan_shards
+from onepass.distributed._worker import ShardWorker, piece_seed
+from onepass.errors import IncompatibleStateError, InvalidParameterError, OnePassError
+from onepass.io import latest_checkpoint, load_checkpoint, save_checkpoint, save_model
+from onepass.io._models import STATE_SUBDIR, save_state
+from onepass.state import get_algorithm
+from onepass.train import MetricsWriter, TrainResult, _check_resume, _Progress, make_state
+
+__all__ = ["train_distributed"]
+
+STRATEGIES = ("merge", "parameter-server", "average")
+_MIN_AUTO_SHARD = 4 << 20
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise InvalidParameterError(
+            "training with workers needs Ray: pip install 'onepass[ray]' (or train without --workers)") from None
+    return ray
+
+
+def _total_bytes(uris: Any, fmt: str | None) -> int:
+    from onepass.distributed._shards import _entries
+
+    entries, _ = _entries(uris, fmt)
+    return sum(int(e.size() or 0) for e in entries)
+
+
+class _Cluster:
+    """Ray, joined or started for this job (and stopped after, if started here)."""
+
+    def __init__(self, address: str | None, workers: int) -> None:
+        self.ray = _import_ray()
+        self._started = False
+        if not self.ray.is_initialized():
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
+            if address is None:
+                kwargs["num_cpus"] = max(workers, os.cpu_count() or 1)
+            self.ray.init(address=address, **kwargs)
+            self._started = True
+
+    def close(self) -> None:
+        if self._started:
+            self.ray.shutdown()
+
+
+def _lost_errors(ray: Any) -> tuple[type[BaseException], ...]:
+    ex = ray.exceptions
+    return tuple(getattr(ex, n) for n in ("RayActorError", "WorkerCrashedError", "ObjectLostError",
+                                          "OwnerDiedError", "NodeDiedError") if hasattr(ex, n))
+
+
+def _raise_task_error(exc: BaseException) -> None:
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, OnePassError):
+        raise cause from None
+    raise exc
+
+
+def train_distributed(
+    algorithm: str,
+    data: Any,
+    *,
+    workers: int,
+    params: dict[str, Any] | None = None,
+    finalize: dict[str, Any] | None = None,
+    batch_size: int = 8192,
+    format: str | None = None,
+    label_column: str | int | None = None,
+    weight_column: str | int | None = None,
+    header: bool | None = None,
+    n_features: int | None = None,
+    on_bad_record: str = "fail",
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    checkpoint_every_rows: int | None = None,
+    checkpoint_every_seconds: float | None = None,
+    resume: bool = False,
+    seed: int | None = None,
+    metrics: str | os.PathLike[str] | IO[str] | None = None,
+    metrics_every_seconds: float = 10.0,
+    progress: bool | None = False,
+    out: str | os.PathLike[str] | None = None,
+    ray_address: str | None = None,
+    strategy: str = "merge",
+    sync_every_rows: int = 1_000_000,
+    max_staleness: int = 4,
+    shard_bytes: int | None = None,
+    shard_rows: int | None = None,
+    max_worker_restarts: int | None = None,
+    on_commit: Callable[[dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """Train ``algorithm`` on ``data`` with ``workers`` Ray workers; one pass, rows counted once.
+
+    Takes the arguments of :func:`onepass.train` (one epoch) and these:
+
+    Parameters
+    ----------
+    workers : int
+        Worker processes (Ray actors of one CPU each).
+    ray_address : str or None
+        An existing Ray cluster (``"auto"``, ``"ray://host:10001"``, ``"host:6379"``);
+        None joins the Ray already initialized in this process, or starts a local one.
+    strategy : {"merge", "parameter-server", "average"}, default "merge"
+        ``merge``: each piece of a shard trains a fresh state, merged into the job state
+        (sketch algorithms: K-Means, PCA). ``parameter-server`` and ``average``: for
+        states that implement :class:`~onepass.distributed.ParameterState`; see
+        :mod:`onepass.distributed`.
+    sync_every_rows : int, default 1,000,000
+        Rows of a piece: how often a worker's work is merged and its shard's cursor
+        recorded (what a lost worker can cost), and, with ``average``, how often models
+        are averaged.
+    max_staleness : int, default 4
+        ``parameter-server`` only: how many pushes of other workers a worker's copy of
+        the weights may lag behind before it pulls them again.
+    shard_bytes, shard_rows : int or None
+        Shard size (see :func:`plan_shards`); default about a quarter of the data per
+        worker, between 4 and 64 MB.
+    max_worker_restarts : int or None
+        Workers replaced after failures before the job gives up (default ``2 * workers``).
+    on_commit : callable, optional
+        Called with a dict (shard, rows, cursor, done, worker pids) after each piece is
+        merged (tests and hooks).
+
+    Returns
+    -------
+    TrainResult
+        ``metrics`` also holds ``shards``, ``workers_lost`` and per-worker rows.
+    """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise InvalidParameterError(f"workers={workers!r} must be an integer >= 1")
+    if strategy not in STRATEGIES:
+        raise InvalidParameterError(f"strategy={strategy!r} is not one of {', '.join(STRATEGIES)}")
+    if isinstance(sync_every_rows, bool) or not isinstance(sync_every_rows, int) or sync_every_rows < 1:
+        raise InvalidParameterError(f"sync_every_rows={sync_every_rows!r} must be an integer >= 1")
+    if isinstance(max_staleness, bool) or not isinstance(max_staleness, int) or max_staleness < 0:
+        raise InvalidParameterError(f"max_staleness={max_staleness!r} must be an integer >= 0")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidParameterError(f"batch_size={batch_size!r} must be an integer >= 1")
+    if (checkpoint_every_rows or checkpoint_every_seconds or resume) and checkpoint_dir is None:
+        raise InvalidParameterError("checkpointing and resume need checkpoint_dir (--checkpoint-dir)")
+    uris = [data] if isinstance(data, (str, os.PathLike)) else list(data)
+    uris = [os.fspath(u) for u in uris]
+    data_arg: Any = uris if len(uris) > 1 else uris[0]
+    source = {"batch_size": batch_size, "label_column": label_column, "weight_column": weight_column,
+              "header": header, "n_features": n_features, "on_bad_record": on_bad_record}
+    algo = get_algorithm(algorithm)
+    params = dict(params or {})
+    if strategy != "merge":
+        from onepass.distributed._parameters import check_parameter_state
+
+        check_parameter_state(algo.state, strategy)
+    fresh = make_state(algorithm, params, 0)
+
+    state = fresh
+    book: ShardBook | None = None
+    job_seed = int(seed) if seed is not None else int.from_bytes(os.urandom(7), "little")
+    checkpoint = None
+    if resume and checkpoint_dir is not None and (found := latest_checkpoint(checkpoint_dir)) is not None:
+        loaded, manifest = load_checkpoint(found)
+        _check_resume(loaded, manifest, algorithm, fresh)
+        info = manifest.get("distributed")
+        if info is None:
+            raise IncompatibleStateError(
+                f"{found} was written by a single-process run; resume it without --workers, "
+                "or use another --checkpoint-dir")
+        if info.get("sources") != uris:
+            raise IncompatibleStateError(
+                f"the checkpoint's job read {info.get('sources')}, this run asks {uris}; resume with the same --data")
+        state, checkpoint, book = loaded, found, ShardBook.from_json(info)
+        job_seed = int(info["seed"])
+    if book is None:
+        if shard_bytes is None:
+            per = _total_bytes(data_arg, format) // max(1, 4 * workers)
+            shard_bytes = int(min(SHARD_BYTES, max(_MIN_AUTO_SHARD, per)))
+        book = ShardBook(plan_shards(data_arg, format=format, shard_bytes=shard_bytes, shard_rows=shard_rows))
+        state = make_state(algorithm, params, job_seed)
+
+    writer = MetricsWriter(metrics)
+    bar = _Progress(progress, initial=book.n_rows)
+    start = time.perf_counter()
+    counters = {"rows_this_run": 0, "workers_lost": 0, "pieces": 0}
+    worker_rows: dict[int, int] = {}
+    last_metrics: dict[str, Any] = {}
+
+    def record(event: str, **more: Any) -> dict[str, Any]:
+        elapsed = time.perf_counter() - start
+        rec: dict[str, Any] = {
+            "event": event, "time": round(time.time(), 3), "elapsed_s": round(elapsed, 3), "epoch": 0,
+            "rows": book.n_rows, "rows_this_run": counters["rows_this_run"],
+            "rows_per_s": round(counters["rows_this_run"] / elapsed, 1) if elapsed > 0 else None,
+            "skipped": book.total("skipped"), "quarantined": book.total("quarantined"),
+            "workers": workers, "workers_lost": counters["workers_lost"],
+            "shards_done": book.n_done, "shards": len(book.shards),
+            "worker_rows": {str(k): v for k, v in sorted(worker_rows.items())},
+        }
+        metrics_fn = getattr(state, "metrics", None)
+        if metrics_fn is not None and state.n_rows_seen_ > 0:
+            rec.update(metrics_fn())
+        rec.update(more)
+        writer.write(rec)
+        return rec
+
+    def write_checkpoint(done: bool) -> Any:
+        assert checkpoint_dir is not None
+        return save_checkpoint(checkpoint_dir, state, extra={
+            "algorithm": algorithm, "epoch": 1 if done else 0, "cursor": None, "finished": done,
+            "rows_seen": state.n_rows_seen_, "skipped": book.total("skipped"),
+            "quarantined": book.total("quarantined"), "sources": uris, "batch_size": batch_size,
+            "metrics": last_metrics, "onepass_version": __version__,
+            "distributed": {"version": 1, "seed": job_seed, "sources": uris, "strategy": strategy,
+                            **book.to_json()},
+        })
+
+    finished = book.is_done
+    try:
+        last_metrics = record("start", resumed_from=str(checkpoint) if checkpoint else None)
+        if not finished:
+            cluster = _Cluster(ray_address, workers)
+            try:
+                run = _run_merge if strategy == "merge" else _run_parameter_server
+                state = run(cluster.ray, algorithm=algorithm, params=params, uris=data_arg, source=source,
+                            state=state, book=book, workers=workers, job_seed=job_seed,
+                            sync_every_rows=sync_every_rows, strategy=strategy, max_staleness=max_staleness,
+                            max_restarts=2 * workers if max_worker_restarts is None else max_worker_restarts,
+                            counters=counters, worker_rows=worker_rows, bar=bar, on_commit=on_commit,
+                            record=record, write_checkpoint=write_checkpoint if checkpoint_dir else None,
+                            checkpoint_every_rows=checkpoint_every_rows,
+                            checkpoint_every_seconds=checkpoint_every_seconds,
+                            metrics_every_seconds=metrics_every_seconds)
+            finally:
+                cluster.close()
+            if book.n_rows == 0:
+                from onepass.errors import EmptySourceError
+
+                raise EmptySourceError(f"{', '.join(uris)} yielded no rows; nothing to train on")
+            last_metrics = record("epoch_end")
+            if checkpoint_dir is not None:
+                checkpoint = write_checkpoint(True)
+        model = state.model(**(finalize or {}))
+        out_path = None
+        if out is not None:
+            out_path = save_model(out, model, extra={
+                "algorithm": algorithm, "finalize": finalize or {},
+                "hyperparameters": state.to_arrays()[0].get("hyperparameters", {}),
+                "rows_seen": state.n_rows_seen_, "epochs": 1, "skipped": book.total("skipped"),
+                "quarantined": book.total("quarantined"), "sources": uris, "metrics": last_metrics,
+                "workers": workers, "onepass_version": __version__,
+            })
+            save_state(out_path / STATE_SUBDIR, state, extra={"algorithm": algorithm, "rows_seen": state.n_rows_seen_})
+        last_metrics = record("end", out=str(out_path) if out_path else None)
+    finally:
+        bar.close()
+        writer.close()
+    return TrainResult(state=state, model=model, n_rows_seen=state.n_rows_seen_, n_skipped=book.total("skipped"),
+                       n_quarantined=book.total("quarantined"), epochs=1, checkpoint=checkpoint, out=out_path,
+                       metrics=last_metrics, paused=False)
+
+
+class _Schedule:
+    """When to checkpoint and to write progress metrics."""
+
+    def __init__(self, rows: int | None, seconds: float | None, metrics_seconds: float) -> None:
+        self.rows, self.seconds, self.metrics_seconds = rows, seconds, metrics_seconds
+        self.rows_since = 0
+        self.last_ckpt = self.last_metrics = time.perf_counter()
+
+    def checkpoint_due(self, rows: int) -> bool:
+        self.rows_since += rows
+        now = time.perf_counter()
+        due = (self.rows is not None and self.rows_since >= self.rows) or (
+            self.seconds is not None and now - self.last_ckpt >= self.seconds)
+        if due:
+            self.rows_since, self.last_ckpt = 0, now
+        return due
+
+    def metrics_due(self) -> bool:
+        now = time.perf_counter()
+        if now - self.last_metrics >= self.metrics_seconds:
+            self.last_metrics = now
+            return True
+        return False
+
+
+def _run_merge(ray: Any, *, algorithm: str, params: dict[str, Any], uris: Any, source: dict[str, Any],
+               state: Any, book: ShardBook, workers: int, job_seed: int, sync_every_rows: int,
+               max_restarts: int, counters: dict[str, int], worker_rows: dict[int, int], bar: Any,
+               on_commit: Callable[[dict[str, Any]], None] | None, record: Callable[..., dict[str, Any]],
+               write_checkpoint: Callable[[bool], Any] | None, checkpoint_every_rows: int | None,
+               checkpoint_every_seconds: float | None, metrics_every_seconds: float, **_: Any) -> Any:
+    """The merge strategy: pieces of shards into fresh states, merged into ``state``."""
+    actor_cls = ray.remote(num_cpus=1, max_restarts=0)(ShardWorker)
+    lost_errors = _lost_errors(ray)
+    state_cls = type(state)
+    schedule = _Schedule(checkpoint_every_rows, checkpoint_every_seconds, metrics_every_seconds)
+
+    actors: dict[int, Any] = {}
+    pids: dict[int, int] = {}
+    next_slot = 0
+
+    def start_actor() -> int:
+        nonlocal next_slot
+        slot, next_slot = next_slot, next_slot + 1
+        actors[slot] = actor_cls.remote(algorithm, params, uris, source)
+        return slot
+
+    inflight: dict[Any, tuple[int, int]] = {}  # object ref -> (actor slot, shard id)
+
+    def send(slot: int, sid: int) -> None:
+        p = book.progress[sid]
+        ref = actors[slot].run.remote(book.shards[sid], p["cursor"], sync_every_rows,
+                                      piece_seed(job_seed, sid, p["pieces"]))
+        inflight[ref] = (slot, sid)
+
+    def feed(slot: int) -> None:
+        sid = book.take()
+        if sid is None:
+            ray.kill(actors.pop(slot), no_restart=True)
+            pids.pop(slot, None)
+        else:
+            send(slot, sid)
+
+    for _ in range(workers):
+        feed(start_actor())
+    pid_refs = {slot: actor.pid.remote() for slot, actor in actors.items()}
+    for slot, ref in pid_refs.items():
+        try:
+            pids[slot] = ray.get(ref)
+        except lost_errors:
+            pass
+    while inflight:
+        ready, _ = ray.wait(list(inflight), num_returns=1)
+        ref = ready[0]
+        slot, sid = inflight.pop(ref)
+        try:
+            result = ray.get(ref)
+        except lost_errors:
+            counters["workers_lost"] += 1
+            if counters["workers_lost"] > max_restarts:
+                raise OnePassError(
+                    f"{counters['workers_lost']} workers were lost (more than max_worker_restarts={max_restarts}); "
+                    "the job stops. Its last checkpoint resumes it.") from None
+            book.give_back(sid)
+            actors.pop(slot, None)
+            pids.pop(slot, None)
+            new = start_actor()
+            try:
+                pids[new] = ray.get(actors[new].pid.remote())
+            except lost_errors:
+                pass
+            feed(new)
+            record("worker_lost", shard=sid, workers_lost=counters["workers_lost"])
+            continue
+        except ray.exceptions.RayTaskError as exc:
+            _raise_task_error(exc)
+        # the worker's next piece goes out before the merge, so it never waits for the driver
+        if result["done"]:
+            feed(slot)
+        else:
+            p = book.progress[sid]
+            ref2 = actors[slot].run.remote(book.shards[sid], result["cursor"], sync_every_rows,
+                                           piece_seed(job_seed, sid, p["pieces"] + 1))
+            inflight[ref2] = (slot, sid)
+        piece = state_cls.from_arrays(result["meta"], result["arrays"])
+        state.merge(piece)
+        book.commit(sid, result["cursor"], result["rows"], result["done"])
+        counters["rows_this_run"] += result["rows"]
+        counters["pieces"] += 1
+        worker_rows[result["pid"]] = worker_rows.get(result["pid"], 0) + result["rows"]
+        bar.update(result["rows"])
+        if on_commit is not None:
+            on_commit({"shard": sid, "rows": result["rows"], "cursor": result["cursor"], "done": result["done"],
+                       "pid": result["pid"], "pids": dict(pids), "n_rows": book.n_rows})
+        if write_checkpoint is not None and schedule.checkpoint_due(result["rows"]):
+            path = write_checkpoint(False)
+            record("checkpoint", checkpoint=str(path))
+            _failpoints.hit("distributed.after_checkpoint")
+        elif schedule.metrics_due():
+            record("progress")
+    for actor in actors.values():
+        ray.kill(actor, no_restart=True)
+    return state
+
+
+def _run_parameter_server(ray: Any, **kwargs: Any) -> Any:  # pragma: no cover - filled in below
+    from onepass.distributed._parameters import run_parameter_server
+
+    return run_parameter_server(ray, **kwargs)

@@ -1,0 +1,91 @@
+"""What one worker process runs: pieces of shards, each into a fresh state.
+
+A *piece* is up to ``max_rows`` rows of one shard read from a cursor. The worker trains a
+fresh state on them and returns the state's arrays with the cursor after the piece's last
+row. The driver merges the piece into the job state and records the cursor in one step,
+so the job state always holds exactly the rows before every shard's recorded cursor: a
+worker that dies mid-piece loses only rows that were never counted, and the shard
+resumes at its recorded cursor.
+
+The class is plain Python; :mod:`onepass.distributed._job` makes it a Ray actor. The
+shard's source stays open between pieces of the same shard, so reading goes on where it
+stopped (and a read-ahead thread keeps parsing while the state learns).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from onepass._parallel import run_blocks_inline
+from onepass._readahead import read_ahead
+from onepass.batch import Batch
+from onepass.distributed._shards import iter_shard
+
+__all__ = ["ShardWorker", "piece_seed"]
+
+
+def piece_seed(job_seed: int, shard_id: int, piece: int) -> int:
+    """The seed of a piece's state: fixed by the job seed and the piece's place, so a piece
+    redone after a failure learns exactly what it would have."""
+    return int(np.random.SeedSequence([job_seed, shard_id, piece]).generate_state(1, np.uint64)[0] >> 1)
+
+
+class ShardWorker:
+    """Trains fresh states on pieces of shards (run as a Ray actor by the driver)."""
+
+    def __init__(self, algorithm: str, params: dict[str, Any], uris: Any, source: dict[str, Any],
+                 inline_blocks: bool = True) -> None:
+        import onepass.algorithms  # noqa: F401  (registers the algorithms in this process)
+
+        if inline_blocks:
+            run_blocks_inline(True)
+        self._algorithm, self._params = algorithm, dict(params)
+        self._uris, self._source = uris, dict(source)
+        self._open: tuple[int, Any, Iterator[Batch]] | None = None  # (shard id, cursor, batches)
+
+    def pid(self) -> int:
+        """This worker's process id (tests kill it)."""
+        return os.getpid()
+
+    def _batches(self, shard: dict[str, Any], cursor: dict[str, Any] | None) -> Iterator[Batch]:
+        if self._open is not None:
+            sid, at, batches = self._open
+            if sid == shard["id"] and at == cursor:
+                return batches
+            batches.close()  # type: ignore[attr-defined]
+        self._open = None
+        return read_ahead(iter_shard(self._uris, shard, self._source, cursor))
+
+    def run(self, shard: dict[str, Any], cursor: dict[str, Any] | None, max_rows: int, seed: int) -> dict[str, Any]:
+        """Train a fresh state on up to ``max_rows`` rows of ``shard`` from ``cursor``.
+
+        Returns the state's ``(meta, arrays)``, the cursor after the last row learned,
+        the rows learned and whether the shard is done.
+        """
+        from onepass.train import make_state
+
+        started = time.perf_counter()
+        state = make_state(self._algorithm, self._params, seed)
+        batches = self._batches(shard, cursor)
+        rows, done, last = 0, False, cursor
+        while rows < max_rows:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                done = True
+                break
+            state.update(batch)
+            rows += batch.n_rows
+            last = batch.cursor
+        if done:
+            self._open = None
+        else:
+            self._open = (shard["id"], last, batches)
+        meta, arrays = state.to_arrays()
+        return {"shard": shard["id"], "meta": meta, "arrays": arrays, "cursor": last, "rows": rows,
+                "done": done, "seconds": time.perf_counter() - started, "pid": os.getpid()}
