@@ -211,7 +211,7 @@ def train_distributed(
     writer = MetricsWriter(metrics)
     bar = _Progress(progress, initial=book.n_rows)
     start = time.perf_counter()
-    counters = {"rows_this_run": 0, "workers_lost": 0, "pieces": 0}
+    counters: dict[str, Any] = {"rows_this_run": 0, "workers_lost": 0, "pieces": 0, "worker_cpu_s": 0.0}
     worker_rows: dict[int, int] = {}
     last_metrics: dict[str, Any] = {}
 
@@ -225,6 +225,8 @@ def train_distributed(
             "workers": workers, "workers_lost": counters["workers_lost"],
             "shards_done": book.n_done, "shards": len(book.shards),
             "worker_rows": {str(k): v for k, v in sorted(worker_rows.items())},
+            "pieces": counters["pieces"], "worker_cpu_s": round(counters["worker_cpu_s"], 3),
+            "workers_ready_s": counters.get("workers_ready_s"),
         }
         metrics_fn = getattr(state, "metrics", None)
         if metrics_fn is not None and state.n_rows_seen_ > 0:
@@ -353,13 +355,17 @@ def _run_merge(ray: Any, *, algorithm: str, params: dict[str, Any], uris: Any, s
             send(slot, sid)
 
     for _ in range(workers):
-        feed(start_actor())
+        start_actor()
+    started = time.perf_counter()
     pid_refs = {slot: actor.pid.remote() for slot, actor in actors.items()}
     for slot, ref in pid_refs.items():
         try:
             pids[slot] = ray.get(ref)
         except lost_errors:
             pass
+    counters["workers_ready_s"] = round(time.perf_counter() - started, 3)
+    for slot in list(actors):
+        feed(slot)
     while inflight:
         ready, _ = ray.wait(list(inflight), num_returns=1)
         ref = ready[0]
@@ -398,6 +404,7 @@ def _run_merge(ray: Any, *, algorithm: str, params: dict[str, Any], uris: Any, s
         book.commit(sid, result["cursor"], result["rows"], result["done"])
         counters["rows_this_run"] += result["rows"]
         counters["pieces"] += 1
+        counters["worker_cpu_s"] += result["cpu_s"]
         worker_rows[result["pid"]] = worker_rows.get(result["pid"], 0) + result["rows"]
         bar.update(result["rows"])
         if on_commit is not None:

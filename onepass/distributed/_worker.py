@@ -69,7 +69,7 @@ class ShardWorker:
         """
         from onepass.train import make_state
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         state = make_state(self._algorithm, self._params, seed)
         batches = self._batches(shard, cursor)
         rows, done, last = 0, False, cursor
@@ -88,4 +88,5 @@ class ShardWorker:
             self._open = (shard["id"], last, batches)
         meta, arrays = state.to_arrays()
         return {"shard": shard["id"], "meta": meta, "arrays": arrays, "cursor": last, "rows": rows,
-                "done": done, "seconds": time.perf_counter() - started, "pid": os.getpid()}
+                "done": done, "seconds": time.perf_counter() - started,
+                "cpu_s": time.process_time() - cpu, "pid": os.getpid()}

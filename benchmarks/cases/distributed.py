@@ -1,0 +1,220 @@
+"""Distributed training on Ray: 1 worker vs 2 workers, and Ray's cost against the plain loop.
+
+Each algorithm trains on one float32 ``.npy`` file (compute-bound settings: K-Means k=200
+on d=50 blobs, PCA exact and sketch at d=300), read by the workers themselves in row-range
+shards. Cases, each in a fresh process:
+
+- ``plain``: ``onepass.train`` in one process, as without ``--workers``: once with its
+  default threading (K-Means splits each batch over 2 threads), once pinned to 1 core with
+  the row blocks run inline, which is exactly the loop one worker runs;
+- ``ray``: ``ray.init(num_cpus=2)`` on loopback (its start-up is timed apart, not in the
+  rate), then ``train_distributed(..., workers=1 or 2)``. The rate includes starting the
+  worker actors, planning shards, shipping and merging every piece's state.
+
+``others`` (contention): CPU time the rest of the machine used during the case / wall,
+where "the case" is this process, the Ray daemons it started and its workers' pieces.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks._measure import Meter, system_busy_s, warm_page_cache, write_npy_chunked
+from benchmarks._registry import Config, Family, Result, Table, Task, case
+from benchmarks.render import fmt_int, fmt_rate, target_cell
+
+D_KMEANS, K = 50, 200
+D_PCA, RANK = 300, 20
+CHUNK = 100_000
+TARGET_SPEEDUP = 1.6
+ALGOS = {
+    "kmeans": ("kmeans", {"n_clusters": K}, "K-Means k=200, d=50"),
+    "pca-exact": ("pca", {"n_components": 10, "mode": "exact"}, "PCA exact, d=300"),
+    "pca-sketch": ("pca", {"n_components": 10, "mode": "sketch"}, "PCA sketch, d=300"),
+}
+
+
+def _rows(cfg: Config, algo: str) -> int:
+    if algo == "kmeans":
+        return 600_000 if cfg.quick else 6_000_000
+    return 60_000 if cfg.quick else 800_000
+
+
+def data_path(data_dir: Path, algo: str, n: int, seed: int) -> Path:
+    d = D_KMEANS if algo == "kmeans" else D_PCA
+    return data_dir / f"dist_{'blobs' if algo == 'kmeans' else 'lowrank'}_d{d}_n{n}_s{seed}.npy"
+
+
+@case("distributed.data")
+def make_data(p: dict) -> dict:
+    path = data_path(Path(p["data_dir"]), p["algo"], p["n"], p["seed"])
+    if path.exists():
+        return {"path": str(path), "generated": False}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    if p["algo"] == "kmeans":
+        centers = np.random.default_rng([p["seed"], 1]).normal(0, 4, (K, D_KMEANS)).astype(np.float32)
+        d = D_KMEANS
+    else:
+        basis = np.linalg.qr(np.random.default_rng([p["seed"], 2]).standard_normal((D_PCA, RANK)))[0].T
+        scales = (10.0 * 0.85 ** np.arange(RANK))[:, None]
+        d = D_PCA
+
+    def chunks():
+        for i, start in enumerate(range(0, p["n"], CHUNK)):
+            rng = np.random.default_rng([p["seed"], 3, i])
+            m = min(CHUNK, p["n"] - start)
+            if p["algo"] == "kmeans":
+                yield centers[rng.integers(0, K, m)] + rng.standard_normal((m, d), dtype=np.float32)
+            else:
+                yield (rng.standard_normal((m, RANK)) @ (basis * scales) + rng.standard_normal((m, d)) + 3.0)
+
+    write_npy_chunked(path, (p["n"], d), np.float32, chunks())
+    return {"path": str(path), "generated": True, "bytes": path.stat().st_size, "wall_s": time.perf_counter() - t0}
+
+
+def _ray_cpu_s() -> float:
+    """CPU seconds of this process's descendants (the Ray daemons and live workers)."""
+    import psutil
+
+    total = 0.0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            t = child.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
+@case("distributed.plain")
+def plain(p: dict) -> dict:
+    import onepass
+    from onepass._parallel import run_blocks_inline
+
+    algo, params, _ = ALGOS[p["algo"]]
+    path = data_path(Path(p["data_dir"]), p["algo"], p["n"], p["seed"])
+    warm_page_cache(path)
+    if p.get("inline"):
+        run_blocks_inline(True)
+    with Meter() as m:
+        result = onepass.train(algo, str(path), params=params, seed=p["seed"])
+    return {**m.as_dict(), "rows": result.n_rows_seen, "rows_per_s": result.n_rows_seen / m.wall_s}
+
+
+@case("distributed.ray")
+def on_ray(p: dict) -> dict:
+    import ray
+
+    from onepass.distributed import train_distributed
+
+    algo, params, _ = ALGOS[p["algo"]]
+    path = data_path(Path(p["data_dir"]), p["algo"], p["n"], p["seed"])
+    warm_page_cache(path)
+    t0 = time.perf_counter()
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
+             configure_logging=False)
+    init_s = time.perf_counter() - t0
+    try:
+        ray_cpu0, busy0 = _ray_cpu_s(), system_busy_s()
+        with Meter() as m:
+            result = train_distributed(algo, str(path), workers=p["workers"], params=params, seed=p["seed"])
+        ray_cpu = _ray_cpu_s() - ray_cpu0
+        busy = system_busy_s() - busy0
+    finally:
+        ray.shutdown()
+    ours = m.cpu_s + ray_cpu + result.metrics["worker_cpu_s"]
+    out = m.as_dict()
+    ready = result.metrics["workers_ready_s"] or 0.0
+    out.update(rows=result.n_rows_seen, rows_per_s=result.n_rows_seen / m.wall_s, ray_init_s=init_s,
+               workers_ready_s=ready, rows_per_s_started=result.n_rows_seen / max(1e-9, m.wall_s - ready),
+               shards=result.metrics["shards"], pieces=result.metrics["pieces"],
+               worker_cpu_s=result.metrics["worker_cpu_s"], driver_cpu_s=m.cpu_s, ray_daemon_cpu_s=ray_cpu,
+               cpu_s=ours, other_cpu_s=max(0.0, busy - ours), cpus=os.cpu_count())
+    return out
+
+
+def prepare(cfg: Config) -> list[Task]:
+    tasks, seen = [], set()
+    for name in ALGOS:
+        kind = "kmeans" if name == "kmeans" else "pca"
+        key = (kind, _rows(cfg, name))
+        if key in seen:
+            continue
+        seen.add(key)
+        tasks.append(Task("distributed.data", {"data_dir": str(cfg.data_dir), "algo": kind, "n": key[1],
+                                               "seed": cfg.seed}))
+    return tasks
+
+
+def _base(cfg: Config, name: str) -> dict:
+    kind = "kmeans" if name == "kmeans" else "pca"
+    return {"data_dir": str(cfg.data_dir), "algo": name, "n": _rows(cfg, name), "seed": cfg.seed, "kind": kind}
+
+
+def plan(cfg: Config) -> list[Task]:
+    tasks = []
+    for name, (_, _, title) in ALGOS.items():
+        base = _base(cfg, name)
+        tasks += [
+            Task("distributed.plain", base, f"{title}: plain loop, default threading"),
+            Task("distributed.plain", {**base, "inline": True, "cores": 1}, f"{title}: plain loop, 1 core"),
+            Task("distributed.ray", {**base, "workers": 1}, f"{title}: Ray, 1 worker"),
+            Task("distributed.ray", {**base, "workers": 2}, f"{title}: Ray, 2 workers"),
+        ]
+    return tasks
+
+
+def render(cfg: Config, results: dict[str, Result]) -> list[Table]:
+    rows, targets = [], []
+    for name, (_, _, title) in ALGOS.items():
+        mine = [t for t in plan(cfg) if t.params["algo"] == name]
+        got = {t.label: results.get(t.key) or Result(t) for t in mine}
+        for t in mine:
+            r = got[t.label]
+            if r.problem:
+                rows.append([t.label, r.problem])
+                continue
+            rates = r.values("rows_per_s")
+            spread = f" ({min(rates):,.0f}-{max(rates):,.0f})" if len(rates) > 1 else ""
+            own = [x["cpu_s"] / x["wall_s"] for x in r.ok_runs]
+            other = [x["other_cpu_s"] / x["wall_s"] for x in r.ok_runs]
+            init, ready = r.med("ray_init_s"), r.med("workers_ready_s")
+            started = r.med("rows_per_s_started")
+            rows.append([t.label, fmt_int(r.first("rows")), fmt_rate(r.med("rows_per_s")) + spread,
+                         "" if started is None else fmt_rate(started),
+                         f"{r.med('wall_s'):.2f}", "" if init is None else f"{init:.1f}",
+                         "" if ready is None else f"{ready:.1f}",
+                         "" if r.first("pieces") is None else f"{r.first('shards')}/{r.first('pieces')}",
+                         f"{np.median(own):.2f}", f"{np.median(other):.2f}", str(len(r.ok_runs))])
+        one, two = got[mine[2].label], got[mine[3].label]
+        plain1, plain_default = got[mine[1].label], got[mine[0].label]
+        if not one.problem and not two.problem:
+            speedup = two.med("rows_per_s") / one.med("rows_per_s")
+            targets.append([f"{title}: 2 workers / 1 worker rows/s", f"{speedup:.2f}x", f">= {TARGET_SPEEDUP}x",
+                            target_cell(speedup >= TARGET_SPEEDUP)])
+            steady = two.med("rows_per_s_started") / one.med("rows_per_s_started")
+            targets.append([f"{title}: 2 workers / 1 worker rows/s once workers started", f"{steady:.2f}x", "(info)",
+                            ""])
+        if not one.problem and not plain1.problem:
+            overhead = one.med("rows_per_s") / plain1.med("rows_per_s")
+            targets.append([f"{title}: Ray 1 worker / plain loop on 1 core, rows/s", f"{overhead:.2f}x", "(info)", ""])
+        if not two.problem and not plain_default.problem:
+            gain = two.med("rows_per_s") / plain_default.med("rows_per_s")
+            targets.append([f"{title}: Ray 2 workers / plain loop, default threading", f"{gain:.2f}x", "(info)", ""])
+    return [
+        Table("Distributed training on Ray (local cluster, 2 CPUs)",
+              ["case", "rows", "rows/s median (min-max)", "rows/s once workers started", "wall s", "ray.init s",
+               "workers start s", "shards/pieces", "cpu/wall", "others", "runs"], rows,
+              notes=["rows/s counts the whole job: starting the workers, planning, reading, training, shipping and "
+                     "merging every piece; ray.init is apart. 'Once workers started' leaves out the workers' start-up (a new process each, importing onepass), paid once per job. cpu/wall for Ray cases: driver + Ray daemons + "
+                     "workers' pieces."]),
+        Table("Distributed: onepass vs targets", ["measure", "measured", "target", "met"], targets),
+    ]
+
+
+FAMILY = Family(name="distributed", description=__doc__.splitlines()[0], plan=plan, render=render, prepare=prepare)
