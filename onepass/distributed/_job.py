@@ -28,9 +28,10 @@ from typing import IO, Any
 
 from onepass import _failpoints
 from onepass._version import __version__
+from onepass.distributed._parameters import ParameterServer, check_parameter_state
 from onepass.distributed._queue import ShardBook
 from onepass.distributed._shards import SHARD_BYTES, plan_shards
-from onepass.distributed._worker import ShardWorker, piece_seed
+from onepass.distributed._worker import ParameterWorker, ShardWorker, piece_seed
 from onepass.errors import IncompatibleStateError, InvalidParameterError, OnePassError
 from onepass.io import latest_checkpoint, load_checkpoint, save_checkpoint, save_model
 from onepass.io._models import STATE_SUBDIR, save_state
@@ -120,6 +121,7 @@ def train_distributed(
     shard_bytes: int | None = None,
     shard_rows: int | None = None,
     max_worker_restarts: int | None = None,
+    worker_env: dict[str, str] | None = None,
     on_commit: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrainResult:
     """Train ``algorithm`` on ``data`` with ``workers`` Ray workers; one pass, rows counted once.
@@ -150,6 +152,8 @@ def train_distributed(
         worker, between 4 and 64 MB.
     max_worker_restarts : int or None
         Workers replaced after failures before the job gives up (default ``2 * workers``).
+    worker_env : dict or None
+        Environment variables of the worker processes (``OMP_NUM_THREADS``...).
     on_commit : callable, optional
         Called with a dict (shard, rows, cursor, done, worker pids) after each piece is
         merged (tests and hooks).
@@ -179,8 +183,6 @@ def train_distributed(
     algo = get_algorithm(algorithm)
     params = dict(params or {})
     if strategy != "merge":
-        from onepass.distributed._parameters import check_parameter_state
-
         check_parameter_state(algo.state, strategy)
     fresh = make_state(algorithm, params, 0)
 
@@ -227,6 +229,7 @@ def train_distributed(
             "worker_rows": {str(k): v for k, v in sorted(worker_rows.items())},
             "pieces": counters["pieces"], "worker_cpu_s": round(counters["worker_cpu_s"], 3),
             "workers_ready_s": counters.get("workers_ready_s"),
+            **({"server": counters["server"]} if "server" in counters else {}),
         }
         metrics_fn = getattr(state, "metrics", None)
         if metrics_fn is not None and state.n_rows_seen_ > 0:
@@ -250,19 +253,30 @@ def train_distributed(
     try:
         last_metrics = record("start", resumed_from=str(checkpoint) if checkpoint else None)
         if not finished:
+            if strategy != "merge":
+                _warm_up(state, book, data_arg, source, algorithm, params, job_seed, counters, bar)
+                check_parameter_state(state, strategy)
             cluster = _Cluster(ray_address, workers)
+            mode: _MergeMode | None = None
             try:
-                run = _run_merge if strategy == "merge" else _run_parameter_server
-                state = run(cluster.ray, algorithm=algorithm, params=params, uris=data_arg, source=source,
-                            state=state, book=book, workers=workers, job_seed=job_seed,
-                            sync_every_rows=sync_every_rows, strategy=strategy, max_staleness=max_staleness,
+                if strategy == "merge":
+                    mode = _MergeMode(state, sync_every_rows)
+                else:
+                    mode = _ServerMode(cluster.ray, state, sync_every_rows, workers=workers, strategy=strategy,
+                                       max_staleness=max_staleness, batch_size=batch_size)
+                _run_pieces(cluster.ray, mode, worker_env=worker_env, algorithm=algorithm, params=params, uris=data_arg, source=source,
+                            book=book, workers=workers, job_seed=job_seed,
                             max_restarts=2 * workers if max_worker_restarts is None else max_worker_restarts,
                             counters=counters, worker_rows=worker_rows, bar=bar, on_commit=on_commit,
                             record=record, write_checkpoint=write_checkpoint if checkpoint_dir else None,
                             checkpoint_every_rows=checkpoint_every_rows,
                             checkpoint_every_seconds=checkpoint_every_seconds,
                             metrics_every_seconds=metrics_every_seconds)
+                if isinstance(mode, _ServerMode):
+                    counters["server"] = mode.stats()
             finally:
+                if mode is not None:
+                    mode.close()
                 cluster.close()
             if book.n_rows == 0:
                 from onepass.errors import EmptySourceError
@@ -291,6 +305,42 @@ def train_distributed(
                        metrics=last_metrics, paused=False)
 
 
+def _warm_up(state: Any, book: ShardBook, uris: Any, source: dict[str, Any], algorithm: str,
+             params: dict[str, Any], job_seed: int, counters: dict[str, Any], bar: Any) -> None:
+    """Train ``state`` in this process on the first rows until it has parameters to share.
+
+    A parameter server needs parameters that mean the same to every worker (a
+    normalization fixed by warm-up rows, the width of the data): the driver reads the
+    first shards' rows itself, as pieces recorded like any other, until the state has them.
+    """
+    from onepass.distributed._shards import iter_shard
+
+    while state.parameters() is None:
+        sid = book.take()
+        if sid is None:
+            return
+        p = book.progress[sid]
+        piece = make_state(algorithm, params, piece_seed(job_seed, sid, p["pieces"]))
+        rows, cursor, done = 0, p["cursor"], True
+        batches = iter_shard(uris, book.shards[sid], source, cursor)
+        for batch in batches:
+            piece.update(batch)
+            rows += batch.n_rows
+            cursor = batch.cursor
+            probe = type(state).from_arrays(*state.to_arrays())
+            probe.merge(piece)
+            if probe.parameters() is not None:
+                done = False
+                break
+        batches.close()
+        state.merge(piece)
+        book.commit(sid, cursor, rows, done)
+        if not done:
+            book.give_back(sid)
+        counters["rows_this_run"] += rows
+        bar.update(rows)
+
+
 class _Schedule:
     """When to checkpoint and to write progress metrics."""
 
@@ -316,15 +366,80 @@ class _Schedule:
         return False
 
 
-def _run_merge(ray: Any, *, algorithm: str, params: dict[str, Any], uris: Any, source: dict[str, Any],
-               state: Any, book: ShardBook, workers: int, job_seed: int, sync_every_rows: int,
-               max_restarts: int, counters: dict[str, int], worker_rows: dict[int, int], bar: Any,
-               on_commit: Callable[[dict[str, Any]], None] | None, record: Callable[..., dict[str, Any]],
-               write_checkpoint: Callable[[bool], Any] | None, checkpoint_every_rows: int | None,
-               checkpoint_every_seconds: float | None, metrics_every_seconds: float, **_: Any) -> Any:
-    """The merge strategy: pieces of shards into fresh states, merged into ``state``."""
-    actor_cls = ray.remote(num_cpus=1, max_restarts=0)(ShardWorker)
+class _MergeMode:
+    """Pieces train fresh states, merged into the job state."""
+
+    actor = ShardWorker
+
+    def __init__(self, state: Any, sync_every_rows: int) -> None:
+        self.state, self.sync = state, sync_every_rows
+
+    def call(self, actor: Any, shard: dict[str, Any], cursor: Any, seed: int, key: str) -> Any:
+        return actor.run.remote(shard, cursor, self.sync, seed)
+
+    def merged(self, piece: Any, key: str) -> None:
+        self.state.merge(piece)
+
+    def lost(self, key: str) -> None:
+        pass
+
+    def settle(self) -> None:
+        """Make the job state whole (before a checkpoint and at the end)."""
+
+    def close(self) -> None:
+        pass
+
+
+class _ServerMode(_MergeMode):
+    """Pieces train against a parameter server; their own counts merge into the job state."""
+
+    actor = ParameterWorker
+
+    def __init__(self, ray: Any, state: Any, sync_every_rows: int, *, workers: int, strategy: str,
+                 max_staleness: int, batch_size: int) -> None:
+        super().__init__(state, sync_every_rows)
+        self.ray = ray
+        self.server = ray.remote(num_cpus=0)(ParameterServer).remote(state.parameters())
+        if strategy == "average":
+            self.push_every, self.scale = sync_every_rows, 1.0 / workers
+        else:
+            self.push_every, self.scale = batch_size, 1.0
+        self.max_staleness = max_staleness
+
+    def call(self, actor: Any, shard: dict[str, Any], cursor: Any, seed: int, key: str) -> Any:
+        return actor.run_with_server.remote(shard, cursor, self.sync, seed, self.server, key, self.push_every,
+                                            self.scale, self.max_staleness)
+
+    def merged(self, piece: Any, key: str) -> None:
+        self.server.commit.remote(key)
+        self.state.merge(piece)  # the piece's counts; its parameters are replaced in settle()
+
+    def lost(self, key: str) -> None:
+        self.server.discard.remote(key)
+
+    def settle(self) -> None:
+        self.state.set_parameters(self.ray.get(self.server.committed.remote()))
+
+    def stats(self) -> dict[str, int]:
+        return self.ray.get(self.server.stats.remote())
+
+    def close(self) -> None:
+        self.ray.kill(self.server, no_restart=True)
+
+
+def _run_pieces(ray: Any, mode: _MergeMode, *, worker_env: dict[str, str] | None, algorithm: str, params: dict[str, Any], uris: Any,
+                source: dict[str, Any], book: ShardBook, workers: int, job_seed: int, max_restarts: int,
+                counters: dict[str, Any], worker_rows: dict[int, int], bar: Any,
+                on_commit: Callable[[dict[str, Any]], None] | None, record: Callable[..., dict[str, Any]],
+                write_checkpoint: Callable[[bool], Any] | None, checkpoint_every_rows: int | None,
+                checkpoint_every_seconds: float | None, metrics_every_seconds: float) -> None:
+    """Hand pieces of shards to ``workers`` actors until every shard is done."""
+    options: dict[str, Any] = {"num_cpus": 1, "max_restarts": 0}
+    if worker_env:
+        options["runtime_env"] = {"env_vars": dict(worker_env)}
+    actor_cls = ray.remote(**options)(mode.actor)
     lost_errors = _lost_errors(ray)
+    state = mode.state
     state_cls = type(state)
     schedule = _Schedule(checkpoint_every_rows, checkpoint_every_seconds, metrics_every_seconds)
 
@@ -338,13 +453,12 @@ def _run_merge(ray: Any, *, algorithm: str, params: dict[str, Any], uris: Any, s
         actors[slot] = actor_cls.remote(algorithm, params, uris, source)
         return slot
 
-    inflight: dict[Any, tuple[int, int]] = {}  # object ref -> (actor slot, shard id)
+    inflight: dict[Any, tuple[int, int, str]] = {}  # object ref -> (actor slot, shard id, piece key)
 
-    def send(slot: int, sid: int) -> None:
-        p = book.progress[sid]
-        ref = actors[slot].run.remote(book.shards[sid], p["cursor"], sync_every_rows,
-                                      piece_seed(job_seed, sid, p["pieces"]))
-        inflight[ref] = (slot, sid)
+    def send(slot: int, sid: int, cursor: Any, piece: int) -> None:
+        key = f"{sid}:{piece}"
+        inflight[mode.call(actors[slot], book.shards[sid], cursor, piece_seed(job_seed, sid, piece), key)] = (
+            slot, sid, key)
 
     def feed(slot: int) -> None:
         sid = book.take()
@@ -352,7 +466,8 @@ def _run_merge(ray: Any, *, algorithm: str, params: dict[str, Any], uris: Any, s
             ray.kill(actors.pop(slot), no_restart=True)
             pids.pop(slot, None)
         else:
-            send(slot, sid)
+            p = book.progress[sid]
+            send(slot, sid, p["cursor"], p["pieces"])
 
     for _ in range(workers):
         start_actor()
@@ -369,7 +484,7 @@ def _run_merge(ray: Any, *, algorithm: str, params: dict[str, Any], uris: Any, s
     while inflight:
         ready, _ = ray.wait(list(inflight), num_returns=1)
         ref = ready[0]
-        slot, sid = inflight.pop(ref)
+        slot, sid, key = inflight.pop(ref)
         try:
             result = ray.get(ref)
         except lost_errors:
@@ -378,6 +493,7 @@ def _run_merge(ray: Any, *, algorithm: str, params: dict[str, Any], uris: Any, s
                 raise OnePassError(
                     f"{counters['workers_lost']} workers were lost (more than max_worker_restarts={max_restarts}); "
                     "the job stops. Its last checkpoint resumes it.") from None
+            mode.lost(key)
             book.give_back(sid)
             actors.pop(slot, None)
             pids.pop(slot, None)
@@ -395,12 +511,8 @@ def _run_merge(ray: Any, *, algorithm: str, params: dict[str, Any], uris: Any, s
         if result["done"]:
             feed(slot)
         else:
-            p = book.progress[sid]
-            ref2 = actors[slot].run.remote(book.shards[sid], result["cursor"], sync_every_rows,
-                                           piece_seed(job_seed, sid, p["pieces"] + 1))
-            inflight[ref2] = (slot, sid)
-        piece = state_cls.from_arrays(result["meta"], result["arrays"])
-        state.merge(piece)
+            send(slot, sid, result["cursor"], book.progress[sid]["pieces"] + 1)
+        mode.merged(state_cls.from_arrays(result["meta"], result["arrays"]), key)
         book.commit(sid, result["cursor"], result["rows"], result["done"])
         counters["rows_this_run"] += result["rows"]
         counters["pieces"] += 1
@@ -411,6 +523,7 @@ def _run_merge(ray: Any, *, algorithm: str, params: dict[str, Any], uris: Any, s
             on_commit({"shard": sid, "rows": result["rows"], "cursor": result["cursor"], "done": result["done"],
                        "pid": result["pid"], "pids": dict(pids), "n_rows": book.n_rows})
         if write_checkpoint is not None and schedule.checkpoint_due(result["rows"]):
+            mode.settle()
             path = write_checkpoint(False)
             record("checkpoint", checkpoint=str(path))
             _failpoints.hit("distributed.after_checkpoint")
@@ -418,10 +531,4 @@ def _run_merge(ray: Any, *, algorithm: str, params: dict[str, Any], uris: Any, s
             record("progress")
     for actor in actors.values():
         ray.kill(actor, no_restart=True)
-    return state
-
-
-def _run_parameter_server(ray: Any, **kwargs: Any) -> Any:  # pragma: no cover - filled in below
-    from onepass.distributed._parameters import run_parameter_server
-
-    return run_parameter_server(ray, **kwargs)
+    mode.settle()

@@ -21,12 +21,13 @@ from typing import Any
 
 import numpy as np
 
+from onepass import _failpoints
 from onepass._parallel import run_blocks_inline
 from onepass._readahead import read_ahead
 from onepass.batch import Batch
 from onepass.distributed._shards import iter_shard
 
-__all__ = ["ShardWorker", "piece_seed"]
+__all__ = ["ParameterWorker", "ShardWorker", "piece_seed"]
 
 
 def piece_seed(job_seed: int, shard_id: int, piece: int) -> int:
@@ -71,6 +72,14 @@ class ShardWorker:
 
         started, cpu = time.perf_counter(), time.process_time()
         state = make_state(self._algorithm, self._params, seed)
+        rows, last, done = self._learn(state, shard, cursor, max_rows)
+        return self._result(shard, state, rows, last, done, started, cpu)
+
+    def _learn(self, state: Any, shard: dict[str, Any], cursor: dict[str, Any] | None, max_rows: int,
+               after_batch: Any = None) -> tuple[int, dict[str, Any] | None, bool]:
+        """Update ``state`` with up to ``max_rows`` rows of ``shard`` from ``cursor``:
+        (rows, cursor after the last, whether the shard is done). The source stays open
+        for the next piece of the same shard."""
         batches = self._batches(shard, cursor)
         rows, done, last = 0, False, cursor
         while rows < max_rows:
@@ -82,11 +91,73 @@ class ShardWorker:
             state.update(batch)
             rows += batch.n_rows
             last = batch.cursor
-        if done:
-            self._open = None
-        else:
-            self._open = (shard["id"], last, batches)
+            _failpoints.hit("distributed.piece_batch")
+            if after_batch is not None:
+                after_batch(batch.n_rows)
+        self._open = None if done else (shard["id"], last, batches)
+        return rows, last, done
+
+    @staticmethod
+    def _result(shard: dict[str, Any], state: Any, rows: int, last: Any, done: bool, started: float, cpu: float,
+                **more: Any) -> dict[str, Any]:
         meta, arrays = state.to_arrays()
         return {"shard": shard["id"], "meta": meta, "arrays": arrays, "cursor": last, "rows": rows,
-                "done": done, "seconds": time.perf_counter() - started,
-                "cpu_s": time.process_time() - cpu, "pid": os.getpid()}
+                "done": done, "seconds": time.perf_counter() - started, "cpu_s": time.process_time() - cpu,
+                "pid": os.getpid(), **more}
+
+
+class ParameterWorker(ShardWorker):
+    """A worker that also trains against a parameter server (``parameter-server``, ``average``)."""
+
+    def run_with_server(self, shard: dict[str, Any], cursor: dict[str, Any] | None, max_rows: int, seed: int,
+                        server: Any, key: str, push_every_rows: int, scale: float, max_staleness: int
+                        ) -> dict[str, Any]:
+        """Train a fresh state started from the server's parameters on up to ``max_rows`` rows.
+
+        Pushes the change of the parameters every ``push_every_rows`` rows (and at the
+        end), under ``key``; pulls again when another worker's pushes made this copy
+        more than ``max_staleness`` versions old. Returns what :meth:`run` returns (the
+        state's own counts; its parameters are the server's business).
+        """
+        import ray
+
+        from onepass.distributed._parameters import parameter_delta
+        from onepass.train import make_state
+
+        started, cpu = time.perf_counter(), time.process_time()
+        state = make_state(self._algorithm, self._params, seed)
+        params, version = ray.get(server.pull.remote())
+        state.set_parameters(params)
+        base = state.parameters()
+        own = 0  # pushes since the last pull
+        pulls = 1
+        refs: list[Any] = []
+        since = 0
+
+        def push() -> None:
+            nonlocal base, own, since, params, version, pulls
+            now = state.parameters()
+            refs.append(server.push.remote(key, parameter_delta(now, base), scale))
+            base, since = now, 0
+            own += 1
+            if len(refs) >= 2:  # the answer to the previous push: one push in flight, never more
+                seen = ray.get(refs[-2])
+                _failpoints.hit("distributed.after_push")  # this piece's pushes so far are applied
+                if seen - version - (own - 1) > max_staleness:
+                    params, version = ray.get(server.pull.remote())  # after our pushes: the actor runs calls in order
+                    state.set_parameters(params)
+                    base, own = state.parameters(), 0
+                    refs.clear()
+                    pulls += 1
+
+        def after_batch(n: int) -> None:
+            nonlocal since
+            since += n
+            if since >= push_every_rows:
+                push()
+
+        rows, last, done = self._learn(state, shard, cursor, max_rows, after_batch)
+        if since:
+            push()
+        ray.get(refs)  # every push applied before the driver hears of the piece
+        return self._result(shard, state, rows, last, done, started, cpu, pulls=pulls)

@@ -145,3 +145,30 @@ def test_without_workers_ray_is_not_imported(data, tmp_path):
                              "--n-clusters", "3", "--ray-address", "auto", "--quiet"], capture_output=True, text=True)
     assert result.returncode == 2 and "--workers" in result.stderr
     assert Path(data["npy"]).exists()
+
+
+@pytest.mark.parametrize("kill", [False, True])
+def test_parameter_server_counts_every_row_once(cluster, data, kill, tmp_path):
+    """PCA exact's parameters are sums: through the server they must come out exactly. With
+    ``kill``, one worker SIGKILLs itself right after pushes of its piece were applied: the
+    server must take them back and the shard's piece be redone."""
+    params = {"n_components": 3, "mode": "exact"}
+    env = {"ONEPASS_FAILPOINT": "distributed.after_push:5", "ONEPASS_FAILPOINT_ONCE": str(tmp_path / "died")}
+    dist = train_distributed("pca", data["npy"], workers=2, params=params, seed=0, batch_size=1000,
+                             sync_every_rows=8000, shard_rows=15_000, strategy="parameter-server",
+                             max_staleness=0, worker_env=env if kill else None)
+    assert (tmp_path / "died").exists() == kill
+    assert dist.metrics["workers_lost"] == (1 if kill else 0)
+    assert dist.n_rows_seen == N_ROWS == dist.metrics["rows"]
+    server = dist.metrics["server"]
+    # one push a batch, but for the driver's warm-up batch (and those of the lost piece again)
+    assert server["pushes"] >= N_ROWS // 1000 - 1 + (4 if kill else 0) and server["pieces_running"] == 0
+    single = onepass.train("pca", data["npy"], params=params, seed=0)
+    assert_pca_equal(dist.state, single.state)
+
+
+def test_average_refuses_sums_and_merge_only_states(cluster, data):
+    with pytest.raises(onepass.InvalidParameterError, match="parameter-server"):
+        train_distributed("pca", data["npy"], workers=2, params={"n_components": 3}, strategy="average")
+    with pytest.raises(onepass.InvalidParameterError, match="ParameterState"):
+        train_distributed("kmeans", data["npy"], workers=2, params={"n_clusters": 3}, strategy="parameter-server")

@@ -611,6 +611,47 @@ class PCAState:
         for rows, w in other.buffer_:  # its rows not yet compressed join this buffer
             self._buffer_rows(rows, w)
 
+    # -- parameter server (onepass.distributed.ParameterState) ---------------------------
+
+    @property
+    def is_additive(self) -> bool:
+        """True in exact mode: its parameters (raw moments) are sums over the rows."""
+        return self.mode == "exact"
+
+    def parameters(self) -> dict[str, np.ndarray] | None:
+        """Exact mode's statistics as raw moments, which add up across workers.
+
+        ``weight`` (shape (1,)), ``sum`` (d,) and ``moment2`` (d, d): the weighted count,
+        sum and sum of outer products of the rows. None before the first rows. Raw
+        moments lose digits to cancellation when the mean is far larger than the spread;
+        :meth:`merge` (the default distributed strategy) does not.
+        """
+        if self.mode != "exact":
+            raise IncompatibleStateError(
+                "PCA's sketch mode cannot train through a parameter server (a sketch is not a sum of its rows); "
+                "use strategy='merge'")
+        if self.n_features_ == -1:
+            return None
+        w = self.weight_seen_
+        return {"weight": np.array([w]), "sum": self.mean_ * w,
+                "moment2": self.scatter_ + w * np.outer(self.mean_, self.mean_)}
+
+    def set_parameters(self, parameters: dict[str, np.ndarray]) -> None:
+        """Take the statistics ``parameters`` (see :meth:`parameters`); rows counted are kept."""
+        moment2 = np.asarray(parameters["moment2"], dtype=np.float64)
+        d = moment2.shape[0]
+        if self.mode != "exact":
+            self.parameters()  # raises the explanation
+        if self.n_features_ == -1:
+            self._init_features(d)
+        elif d != self.n_features_:
+            raise IncompatibleStateError(f"parameters of {d} features for a PCA state of {self.n_features_}")
+        w = float(np.asarray(parameters["weight"]).ravel()[0])
+        mean = np.asarray(parameters["sum"], dtype=np.float64) / w if w > 0 else np.zeros(d)
+        self.scatter_ = moment2 - w * np.outer(mean, mean)
+        self.scatter_diag_ = np.diag(self.scatter_).copy()
+        self.mean_, self.weight_seen_ = mean, w
+
     # -- arrays -----------------------------------------------------------------------
 
     def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

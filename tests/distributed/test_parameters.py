@@ -1,0 +1,64 @@
+"""The parameter server and the ParameterState protocol, without Ray."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from onepass.batch import Batch
+from onepass.distributed._parameters import (
+    ParameterServer,
+    ParameterState,
+    check_parameter_state,
+    parameter_delta,
+)
+from onepass.errors import IncompatibleStateError, InvalidParameterError
+from onepass.state import get_algorithm
+
+
+def test_server_adds_pushes_and_takes_back_a_lost_piece():
+    server = ParameterServer({"w": np.zeros(3, dtype=np.float32)})
+    assert server.push("a", {"w": np.ones(3)}) == 1
+    assert server.push("b", {"w": np.full(3, 2.0)}, scale=0.5) == 2
+    server.push("a", {"w": np.ones(3)})
+    params, version = server.pull()
+    assert params["w"].dtype == np.float32 and version == 3
+    np.testing.assert_array_equal(params["w"], [3, 3, 3])
+    np.testing.assert_array_equal(server.committed()["w"], [0, 0, 0])  # nothing merged yet
+    server.commit("b")
+    np.testing.assert_array_equal(server.committed()["w"], [1, 1, 1])
+    server.discard("a")  # a's worker died: both its pushes go
+    np.testing.assert_array_equal(server.pull()[0]["w"], [1, 1, 1])
+    assert server.stats()["pieces_running"] == 0
+    with pytest.raises(IncompatibleStateError):
+        server.push("c", {"v": np.ones(3)})
+
+
+def test_pca_exact_parameters_round_trip_and_add_up():
+    rng = np.random.default_rng(0)
+    X = rng.normal(5, 2, (300, 4)).astype(np.float32)
+    cls = get_algorithm("pca").state
+    whole, a, b = cls(2), cls(2), cls(2)
+    whole.update(Batch(X))
+    assert isinstance(whole, ParameterState) and a.parameters() is None
+    a.update(Batch(X[:100]))
+    b.update(Batch(X[100:]))
+    server = ParameterServer(a.parameters())
+    empty = {k: np.zeros_like(v) for k, v in a.parameters().items()}
+    server.push("b", parameter_delta(b.parameters(), empty))
+    fresh = cls(2)
+    fresh.set_parameters(server.pull()[0])
+    assert fresh.n_rows_seen_ == 0  # counts are not parameters
+    np.testing.assert_allclose(fresh.mean_, whole.mean_, rtol=1e-12)
+    np.testing.assert_allclose(fresh.scatter_, whole.scatter_, rtol=1e-9)
+
+
+def test_states_without_the_protocol_are_refused():
+    with pytest.raises(InvalidParameterError, match="merge"):
+        check_parameter_state(get_algorithm("kmeans").state, "parameter-server")
+    sketch = get_algorithm("pca").state(2, mode="sketch")
+    with pytest.raises(IncompatibleStateError, match="sketch"):
+        sketch.parameters()
+    exact = get_algorithm("pca").state(2)
+    with pytest.raises(InvalidParameterError, match="average"):
+        check_parameter_state(exact, "average")
