@@ -262,6 +262,10 @@ def train(
     if resume and checkpoint_dir is not None and (found := latest_checkpoint(checkpoint_dir)) is not None:
         loaded, manifest = load_checkpoint(found)
         _check_resume(loaded, manifest, algorithm, state)
+        if manifest.get("distributed") is not None:
+            raise IncompatibleStateError(
+                f"{found} was written by a distributed job (--workers): its progress is one cursor per shard; "
+                "resume it with --workers, or use another --checkpoint-dir")
         state, checkpoint = loaded, found
         epoch = int(manifest.get("epoch", 0))
         cursor = manifest.get("cursor")

@@ -134,3 +134,16 @@ def test_book_gives_a_lost_shard_back_at_its_cursor():
     again = ShardBook.from_json(json.loads(json.dumps(book.to_json())))
     assert [again.take(), again.take(), again.take()] == [0, 2, None]
     assert again.n_rows == 15 and again.n_done == 1
+
+
+def test_a_distributed_checkpoint_is_not_resumed_by_one_process(tmp_path, rows):
+    import onepass
+    from onepass.errors import IncompatibleStateError
+    from onepass.io import save_checkpoint
+    from onepass.train import make_state
+
+    path = write(tmp_path, "npy", rows)
+    save_checkpoint(tmp_path / "ckpt", make_state("kmeans", {"n_clusters": 3}, 0),
+                    extra={"algorithm": "kmeans", "distributed": {"shards": [], "progress": []}})
+    with pytest.raises(IncompatibleStateError, match="--workers"):
+        onepass.train("kmeans", str(path), params={"n_clusters": 3}, checkpoint_dir=tmp_path / "ckpt", resume=True)
