@@ -77,12 +77,15 @@ def make_data(p: dict) -> dict:
     return {"path": str(path), "generated": True, "bytes": path.stat().st_size, "wall_s": time.perf_counter() - t0}
 
 
-def _ray_cpu_s() -> float:
-    """CPU seconds of this process's descendants (the Ray daemons and live workers)."""
+def _ray_cpu_s(skip: frozenset[int] | set[int] = frozenset()) -> float:
+    """CPU seconds of this process's descendants (the Ray daemons), but the pids in ``skip``
+    (workers whose CPU the job reports itself: a killed worker may linger a moment)."""
     import psutil
 
     total = 0.0
     for child in psutil.Process().children(recursive=True):
+        if child.pid in skip:
+            continue
         try:
             t = child.cpu_times()
             total += t.user + t.system
@@ -123,7 +126,7 @@ def on_ray(p: dict) -> dict:
         ray_cpu0, busy0 = _ray_cpu_s(), system_busy_s()
         with Meter() as m:
             result = train_distributed(algo, str(path), workers=p["workers"], params=params, seed=p["seed"])
-        ray_cpu = _ray_cpu_s() - ray_cpu0
+        ray_cpu = _ray_cpu_s({int(pid) for pid in result.metrics["worker_rows"]}) - ray_cpu0
         busy = system_busy_s() - busy0
     finally:
         ray.shutdown()

@@ -68,8 +68,8 @@ class _Cluster:
         self._started = False
         if not self.ray.is_initialized():
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
-            if address is None:
-                kwargs["num_cpus"] = max(workers, os.cpu_count() or 1)
+            if address is None:  # a local cluster of this machine alone, on loopback
+                kwargs.update(num_cpus=max(workers, os.cpu_count() or 1), _node_ip_address="127.0.0.1")
             self.ray.init(address=address, **kwargs)
             self._started = True
 

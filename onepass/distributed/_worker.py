@@ -43,8 +43,14 @@ class ShardWorker:
                  inline_blocks: bool = True) -> None:
         import onepass.algorithms  # noqa: F401  (registers the algorithms in this process)
 
+        self._blas_limit: Any = None
         if inline_blocks:
+            # one core per worker: no second thread for row blocks, none in BLAS either
+            # (an SVD on 2 BLAS threads in each of 2 workers on 2 cores runs slower than on 1)
+            from threadpoolctl import threadpool_limits
+
             run_blocks_inline(True)
+            self._blas_limit = threadpool_limits(limits=1)
         self._algorithm, self._params = algorithm, dict(params)
         self._uris, self._source = uris, dict(source)
         self._open: tuple[int, Any, Iterator[Batch]] | None = None  # (shard id, cursor, batches)

@@ -7,6 +7,7 @@ SIGKILLed mid-job costs nothing, and a driver killed mid-job resumes to the same
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +15,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 import onepass
@@ -46,7 +49,9 @@ def data(tmp_path_factory):
     head = ",".join(f"f{j}" for j in range(D))
     np.savetxt(folder / "a.csv", X[:half], delimiter=",", fmt="%.6f", header=head, comments="")
     np.savetxt(folder / "b.csv", X[half:], delimiter=",", fmt="%.6f", header=head, comments="")
-    return {"X": X, "npy": str(folder / "x.npy"), "csv": [str(folder / "a.csv"), str(folder / "b.csv")]}
+    pq.write_table(pa.table({f"f{j}": X[:, j] for j in range(D)}), folder / "x.parquet", row_group_size=5000)
+    return {"X": X, "npy": str(folder / "x.npy"), "csv": [str(folder / "a.csv"), str(folder / "b.csv")],
+            "parquet": str(folder / "x.parquet"), "folder": folder}
 
 
 def inertia(model, X):
@@ -65,7 +70,7 @@ def assert_same_components(a, b):
     np.testing.assert_allclose(a.components_ * signs[:, None], b.components_, atol=1e-9)
 
 
-@pytest.mark.parametrize("fmt", ["npy", "csv"])
+@pytest.mark.parametrize("fmt", ["npy", "csv", "parquet"])
 def test_kmeans_matches_single_process(cluster, data, fmt):
     params = {"n_clusters": 6}
     single = onepass.train("kmeans", data[fmt], params=params, seed=0)
@@ -95,7 +100,7 @@ def test_pca_exact_equals_single_process_and_merge(cluster, data):
     assert np.abs(single.state.mean_ - dist.state.mean_).max() < 1e-5
 
 
-def test_a_sigkilled_worker_costs_no_row(cluster, data):
+def test_a_sigkilled_worker_costs_no_row(cluster, data, tmp_path):
     params = {"n_components": 3, "mode": "exact"}
     killed = []
 
@@ -104,9 +109,13 @@ def test_a_sigkilled_worker_costs_no_row(cluster, data):
             killed.append(info["pid"])
             os.kill(info["pid"], signal.SIGKILL)  # it was already given its next piece
 
+    metrics = tmp_path / "metrics.jsonl"
     dist = train_distributed("pca", data["npy"], workers=2, params=params, seed=0, batch_size=1000,
-                             sync_every_rows=3000, shard_rows=12_000, on_commit=kill_once)
+                             sync_every_rows=3000, shard_rows=12_000, on_commit=kill_once, metrics=metrics)
     assert killed and dist.metrics["workers_lost"] >= 1
+    records = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert "worker_lost" in [r["event"] for r in records]
+    assert records[-1]["event"] == "end" and records[-1]["rows"] == N_ROWS
     assert str(killed[0]) in dist.metrics["worker_rows"]
     assert dist.n_rows_seen == N_ROWS == dist.metrics["rows"]
     single = onepass.train("pca", data["npy"], params=params, seed=0)
@@ -172,3 +181,17 @@ def test_average_refuses_sums_and_merge_only_states(cluster, data):
         train_distributed("pca", data["npy"], workers=2, params={"n_components": 3}, strategy="average")
     with pytest.raises(onepass.InvalidParameterError, match="ParameterState"):
         train_distributed("kmeans", data["npy"], workers=2, params={"n_clusters": 3}, strategy="parameter-server")
+
+
+def test_bad_records_skipped_or_raised_across_workers(cluster, data):
+    path = data["folder"] / "bad.csv"
+    lines = Path(data["csv"][0]).read_text().splitlines()
+    for i in (7, 9000, 29000):
+        lines[i] = "1,2,oops"
+    path.write_text("\n".join(lines) + "\n")
+    params = {"n_clusters": 6}
+    dist = train_distributed("kmeans", str(path), workers=2, params=params, seed=0, on_bad_record="skip",
+                             shard_bytes=100_000, sync_every_rows=5000)
+    assert dist.n_skipped == 3 and dist.n_rows_seen == N_ROWS // 2 - 3 == dist.metrics["rows"]
+    with pytest.raises(onepass.BadRecordError, match="expected 8 columns, got 3"):
+        train_distributed("kmeans", str(path), workers=2, params=params, seed=0, shard_bytes=100_000)
