@@ -185,6 +185,7 @@ def render(cfg: Config, results: dict[str, Result]) -> list[Table]:
             rates = r.values("rows_per_s")
             spread = f" ({min(rates):,.0f}-{max(rates):,.0f})" if len(rates) > 1 else ""
             own = [x["cpu_s"] / x["wall_s"] for x in r.ok_runs]
+            busy = [x["worker_cpu_s"] / x["wall_s"] for x in r.ok_runs if "worker_cpu_s" in x]
             other = [x["other_cpu_s"] / x["wall_s"] for x in r.ok_runs]
             init, ready = r.med("ray_init_s"), r.med("workers_ready_s")
             started = r.med("rows_per_s_started")
@@ -193,7 +194,8 @@ def render(cfg: Config, results: dict[str, Result]) -> list[Table]:
                          f"{r.med('wall_s'):.2f}", "" if init is None else f"{init:.1f}",
                          "" if ready is None else f"{ready:.1f}",
                          "" if r.first("pieces") is None else f"{r.first('shards')}/{r.first('pieces')}",
-                         f"{np.median(own):.2f}", f"{np.median(other):.2f}", str(len(r.ok_runs))])
+                         f"{np.median(own):.2f}", f"{np.median(busy):.2f}" if busy else "",
+                         f"{np.median(other):.2f}", str(len(r.ok_runs))])
         one, two = got[mine[2].label], got[mine[3].label]
         plain1, plain_default = got[mine[1].label], got[mine[0].label]
         if not one.problem and not two.problem:
@@ -212,10 +214,10 @@ def render(cfg: Config, results: dict[str, Result]) -> list[Table]:
     return [
         Table("Distributed training on Ray (local cluster, 2 CPUs)",
               ["case", "rows", "rows/s median (min-max)", "rows/s once workers started", "wall s", "ray.init s",
-               "workers start s", "shards/pieces", "cpu/wall", "others", "runs"], rows,
+               "workers start s", "shards/pieces", "cpu/wall", "workers' cpu/wall", "others", "runs"], rows,
               notes=["rows/s counts the whole job: starting the workers, planning, reading, training, shipping and "
                      "merging every piece; ray.init is apart. 'Once workers started' leaves out the workers' start-up (a new process each, importing onepass), paid once per job. cpu/wall for Ray cases: driver + Ray daemons + "
-                     "workers' pieces."]),
+                     "workers' pieces; workers' cpu/wall: the pieces alone (2.00 would be two workers busy all the time)."]),
         Table("Distributed: onepass vs targets", ["measure", "measured", "target", "met"], targets),
     ]
 
