@@ -202,6 +202,10 @@ def render(cfg: Config, results: dict[str, Result]) -> list[Table]:
             speedup = two.med("rows_per_s") / one.med("rows_per_s")
             targets.append([f"{title}: 2 workers / 1 worker rows/s", f"{speedup:.2f}x", f">= {TARGET_SPEEDUP}x",
                             target_cell(speedup >= TARGET_SPEEDUP)])
+            per_cpu = [np.median([x["rows"] / x["worker_cpu_s"] for x in r.ok_runs]) for r in (one, two)]
+            targets.append([f"{title}: rows per worker CPU-second, 2 workers / 1 worker (what contention does not "
+                            "change: 1.00 means the second worker costs nothing extra per row)",
+                            f"{per_cpu[1] / per_cpu[0]:.2f}x", "(info)", ""])
             steady = two.med("rows_per_s_started") / one.med("rows_per_s_started")
             targets.append([f"{title}: 2 workers / 1 worker rows/s once workers started", f"{steady:.2f}x", "(info)",
                             ""])
