@@ -195,3 +195,46 @@ def test_bad_records_skipped_or_raised_across_workers(cluster, data):
     assert dist.n_skipped == 3 and dist.n_rows_seen == N_ROWS // 2 - 3 == dist.metrics["rows"]
     with pytest.raises(onepass.BadRecordError, match="expected 8 columns, got 3"):
         train_distributed("kmeans", str(path), workers=2, params=params, seed=0, shard_bytes=100_000)
+
+
+@pytest.fixture(scope="module")
+def labeled(tmp_path_factory):
+    rng = np.random.default_rng(3)
+    n, d = 60_000, 12
+    scale = np.linspace(0.5, 3, d)
+    w = rng.standard_normal(d)
+
+    def draw(m):
+        X = (rng.standard_normal((m, d)) * scale + 2).astype(np.float32)
+        y = (rng.random(m) < 1 / (1 + np.exp(-0.7 * (X - 2) @ w))).astype(np.float32)
+        return X, y
+
+    X, y = draw(n)
+    path = tmp_path_factory.mktemp("labeled") / "xy.npy"
+    np.save(path, np.column_stack([X, y]))
+    return {"path": str(path), "label": d, "n": n, "test": draw(20_000)}
+
+
+@pytest.mark.parametrize("strategy", ["merge", "parameter-server", "average"])
+def test_linear_learner_auc_matches_single_process(cluster, labeled, strategy):
+    from onepass.state import ALGORITHMS, get_algorithm
+
+    get_algorithm("kmeans")  # fills the registry
+    if "linear-learner" not in ALGORITHMS:
+        pytest.skip("Linear Learner is not in this tree")
+    from sklearn.metrics import roc_auc_score
+
+    params = {"num_models": 4}
+    Xt, yt = labeled["test"]
+    single = onepass.train("linear-learner", labeled["path"], params=params, label_column=labeled["label"], seed=0)
+    dist = train_distributed("linear-learner", labeled["path"], workers=2, params=params,
+                             label_column=labeled["label"], seed=0, strategy=strategy, batch_size=2000,
+                             shard_rows=15_000, sync_every_rows=5000)
+    assert dist.n_rows_seen == labeled["n"] == dist.metrics["rows"]
+    auc = roc_auc_score(yt, dist.model.decision_function(Xt))
+    auc_single = roc_auc_score(yt, single.model.decision_function(Xt))
+    assert abs(auc - auc_single) < 0.002, (auc, auc_single)
+    if strategy != "merge":
+        assert dist.metrics["server"]["pieces_running"] == 0
+        assert dist.metrics["server"]["pushes"] >= (labeled["n"] // 5000 if strategy == "average" else
+                                                     labeled["n"] // 2000) - 10
