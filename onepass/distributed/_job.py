@@ -162,6 +162,15 @@ def train_distributed(
     -------
     TrainResult
         ``metrics`` also holds ``shards``, ``workers_lost`` and per-worker rows.
+
+    Examples
+    --------
+    >>> from onepass.distributed import train_distributed
+    >>> result = train_distributed("kmeans", "data/*.parquet", workers=4,  # doctest: +SKIP
+    ...                            params={"n_clusters": 10}, seed=0, checkpoint_dir="ckpt",
+    ...                            checkpoint_every_rows=10_000_000, resume=True)
+    >>> result.n_rows_seen, result.metrics["workers_lost"]  # doctest: +SKIP
+    (48000000, 0)
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise InvalidParameterError(f"workers={workers!r} must be an integer >= 1")

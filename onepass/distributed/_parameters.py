@@ -56,6 +56,20 @@ class ParameterState(Protocol):
 
     A state may also define ``is_additive`` (True when its parameters are sums over the
     rows, so that changes add up exactly).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from onepass import Batch, PCAState
+    >>> from onepass.distributed import ParameterState
+    >>> state = PCAState(2)
+    >>> isinstance(state, ParameterState), state.parameters()
+    (True, None)
+    >>> state.update(Batch(np.arange(12, dtype=np.float32).reshape(4, 3)))
+    >>> worker = PCAState(2)             # a fresh state, started from the shared arrays
+    >>> worker.set_parameters(state.parameters())
+    >>> worker.mean_.tolist(), worker.n_rows_seen_
+    ([4.5, 5.5, 6.5], 0)
     """
 
     def parameters(self) -> dict[str, np.ndarray] | None: ...
