@@ -590,7 +590,13 @@ class LinearLearnerState:
                 self.class_weights_ = cw
             else:
                 self.class_weights_ = np.ones(c)
-        k = self.n_columns
+        self._allocate()
+        if X.shape[0]:
+            self._train(X, y, w)
+
+    def _allocate(self) -> None:
+        """The weights, moments and progressive-validation ring of a started state, zeroed."""
+        d, k = self.n_features_, self.n_columns
         self.coef_ = np.zeros((d, k), dtype=np.float32)
         self.moment1_ = np.zeros((d, k), dtype=np.float32)
         self.moment2_ = np.zeros((d, k) if self.optimizer == "adam" else (0, k), dtype=np.float32)
@@ -601,8 +607,45 @@ class LinearLearnerState:
         self.recent_y_ = np.zeros(self.max_validation_rows, dtype=np.float32)
         self.recent_w_ = np.zeros(self.max_validation_rows, dtype=np.float32)  # weight 0: slot unfilled
         self.buffer_ = _Rows.empty()
-        if X.shape[0]:
-            self._train(X, y, w)
+
+    # -- parameter server (onepass.distributed.ParameterState) ----------------------------------
+
+    def parameters(self) -> dict[str, np.ndarray] | None:
+        """The arrays workers share through a parameter server; None during the warm-up.
+
+        The weights and intercepts of every model, the rows trained (which set the step
+        size), and what fixes their meaning: the feature scaler, the label scaling, the
+        class weights. Optimizer moments and validation rows stay each worker's own.
+        """
+        if not self.is_started:
+            return None
+        return {"coef": self.coef_.copy(), "intercept": self.intercept_.copy(),
+                "rows_trained": np.array([float(self.n_rows_trained_)]),
+                "scaler": np.stack([self.feature_mean_, self.feature_scale_]),
+                "label": np.array([self.label_mean_, self.label_scale_]),
+                "class_weights": np.array(self.class_weights_, dtype=np.float64),
+                "sparse_input": np.array([float(self.is_sparse_input_)])}
+
+    def set_parameters(self, parameters: dict[str, np.ndarray]) -> None:
+        """Take the shared arrays of :meth:`parameters`; a fresh state starts from them (no warm-up)."""
+        coef = np.asarray(parameters["coef"], dtype=np.float32)
+        if self.n_features_ not in (-1, coef.shape[0]) or coef.shape[1] != self.n_columns:
+            raise IncompatibleStateError(
+                f"parameters of shape {coef.shape} for a Linear Learner state of {self.n_features_} features and "
+                f"{self.n_columns} columns")
+        if not self.is_started:
+            if self.buffer_.n_rows:
+                raise IncompatibleStateError("set_parameters on a state holding warm-up rows; use a fresh state")
+            self.n_features_ = coef.shape[0]
+            self.is_sparse_input_ = bool(np.asarray(parameters["sparse_input"]).ravel()[0])
+            scaler = np.asarray(parameters["scaler"], dtype=np.float32)
+            self._set_scaler(scaler[0].copy(), scaler[1].copy())
+            self.label_mean_, self.label_scale_ = (float(v) for v in np.asarray(parameters["label"]).ravel())
+            self.class_weights_ = np.array(parameters["class_weights"], dtype=np.float64)
+            self._allocate()
+        self.coef_ = coef.copy()
+        self.intercept_ = np.asarray(parameters["intercept"], dtype=np.float32).copy()
+        self.n_rows_trained_ = int(round(float(np.asarray(parameters["rows_trained"]).ravel()[0])))
 
     # -- the step -----------------------------------------------------------------------
 
