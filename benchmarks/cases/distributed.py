@@ -29,24 +29,45 @@ from benchmarks.render import fmt_int, fmt_rate, target_cell
 
 D_KMEANS, K = 50, 200
 D_PCA, RANK = 300, 20
+D_LINEAR = 100
 CHUNK = 100_000
 TARGET_SPEEDUP = 1.6
 ALGOS = {
     "kmeans": ("kmeans", {"n_clusters": K}, "K-Means k=200, d=50"),
     "pca-exact": ("pca", {"n_components": 10, "mode": "exact"}, "PCA exact, d=300"),
     "pca-sketch": ("pca", {"n_components": 10, "mode": "sketch"}, "PCA sketch, d=300"),
+    "linear": ("linear-learner", {"num_models": 32}, "Linear Learner, 32 models, d=100"),
 }
+DATA = {"kmeans": "kmeans", "pca-exact": "pca", "pca-sketch": "pca", "linear": "linear"}
+DIMS = {"kmeans": D_KMEANS, "pca": D_PCA, "linear": D_LINEAR}
 
 
 def _rows(cfg: Config, algo: str) -> int:
-    if algo == "kmeans":
+    kind = DATA.get(algo, algo)
+    if kind == "kmeans":
         return 600_000 if cfg.quick else 6_000_000
+    if kind == "linear":
+        return 100_000 if cfg.quick else 1_500_000
     return 60_000 if cfg.quick else 800_000
 
 
-def data_path(data_dir: Path, algo: str, n: int, seed: int) -> Path:
-    d = D_KMEANS if algo == "kmeans" else D_PCA
-    return data_dir / f"dist_{'blobs' if algo == 'kmeans' else 'lowrank'}_d{d}_n{n}_s{seed}.npy"
+def data_path(data_dir: Path, kind: str, n: int, seed: int) -> Path:
+    name = {"kmeans": "blobs", "pca": "lowrank", "linear": "logistic"}[kind]
+    return data_dir / f"dist_{name}_d{DIMS[kind]}_n{n}_s{seed}.npy"
+
+
+def _train_kwargs(algo: str) -> dict:
+    """Linear Learner's label is the last column of its file."""
+    return {"label_column": D_LINEAR} if DATA[algo] == "linear" else {}
+
+
+def _need(algorithm: str) -> None:
+    from benchmarks._registry import Skip
+    from onepass.state import ALGORITHMS, get_algorithm
+
+    get_algorithm("kmeans")  # fills the registry
+    if algorithm not in ALGORITHMS:
+        raise Skip(f"{algorithm} is not in this tree")
 
 
 @case("distributed.data")
@@ -56,13 +77,14 @@ def make_data(p: dict) -> dict:
         return {"path": str(path), "generated": False}
     path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    d = DIMS[p["algo"]]
     if p["algo"] == "kmeans":
         centers = np.random.default_rng([p["seed"], 1]).normal(0, 4, (K, D_KMEANS)).astype(np.float32)
-        d = D_KMEANS
-    else:
+    elif p["algo"] == "pca":
         basis = np.linalg.qr(np.random.default_rng([p["seed"], 2]).standard_normal((D_PCA, RANK)))[0].T
         scales = (10.0 * 0.85 ** np.arange(RANK))[:, None]
-        d = D_PCA
+    else:
+        truth = np.random.default_rng([p["seed"], 4]).standard_normal(D_LINEAR) / np.sqrt(D_LINEAR) * 3
 
     def chunks():
         for i, start in enumerate(range(0, p["n"], CHUNK)):
@@ -70,10 +92,14 @@ def make_data(p: dict) -> dict:
             m = min(CHUNK, p["n"] - start)
             if p["algo"] == "kmeans":
                 yield centers[rng.integers(0, K, m)] + rng.standard_normal((m, d), dtype=np.float32)
-            else:
+            elif p["algo"] == "pca":
                 yield (rng.standard_normal((m, RANK)) @ (basis * scales) + rng.standard_normal((m, d)) + 3.0)
+            else:  # features, then a 0/1 label drawn from a logistic model
+                X = rng.standard_normal((m, d))
+                y = rng.random(m) < 1 / (1 + np.exp(-X @ truth))
+                yield np.column_stack([X, y])
 
-    write_npy_chunked(path, (p["n"], d), np.float32, chunks())
+    write_npy_chunked(path, (p["n"], d + (p["algo"] == "linear")), np.float32, chunks())
     return {"path": str(path), "generated": True, "bytes": path.stat().st_size, "wall_s": time.perf_counter() - t0}
 
 
@@ -100,12 +126,13 @@ def plain(p: dict) -> dict:
     from onepass._parallel import run_blocks_inline
 
     algo, params, _ = ALGOS[p["algo"]]
-    path = data_path(Path(p["data_dir"]), p["algo"], p["n"], p["seed"])
+    _need(algo)
+    path = data_path(Path(p["data_dir"]), DATA[p["algo"]], p["n"], p["seed"])
     warm_page_cache(path)
     if p.get("inline"):
         run_blocks_inline(True)
     with Meter() as m:
-        result = onepass.train(algo, str(path), params=params, seed=p["seed"])
+        result = onepass.train(algo, str(path), params=params, seed=p["seed"], **_train_kwargs(p["algo"]))
     return {**m.as_dict(), "rows": result.n_rows_seen, "rows_per_s": result.n_rows_seen / m.wall_s}
 
 
@@ -116,7 +143,8 @@ def on_ray(p: dict) -> dict:
     from onepass.distributed import train_distributed
 
     algo, params, _ = ALGOS[p["algo"]]
-    path = data_path(Path(p["data_dir"]), p["algo"], p["n"], p["seed"])
+    _need(algo)
+    path = data_path(Path(p["data_dir"]), DATA[p["algo"]], p["n"], p["seed"])
     warm_page_cache(path)
     t0 = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
@@ -125,7 +153,8 @@ def on_ray(p: dict) -> dict:
     try:
         ray_cpu0, busy0 = _ray_cpu_s(), system_busy_s()
         with Meter() as m:
-            result = train_distributed(algo, str(path), workers=p["workers"], params=params, seed=p["seed"])
+            result = train_distributed(algo, str(path), workers=p["workers"], params=params, seed=p["seed"],
+                                       strategy=p.get("strategy", "merge"), **_train_kwargs(p["algo"]))
         ray_cpu = _ray_cpu_s({int(pid) for pid in result.metrics["worker_rows"]}) - ray_cpu0
         busy = system_busy_s() - busy0
     finally:
@@ -144,7 +173,7 @@ def on_ray(p: dict) -> dict:
 def prepare(cfg: Config) -> list[Task]:
     tasks, seen = [], set()
     for name in ALGOS:
-        kind = "kmeans" if name == "kmeans" else "pca"
+        kind = DATA[name]
         key = (kind, _rows(cfg, name))
         if key in seen:
             continue
@@ -155,8 +184,7 @@ def prepare(cfg: Config) -> list[Task]:
 
 
 def _base(cfg: Config, name: str) -> dict:
-    kind = "kmeans" if name == "kmeans" else "pca"
-    return {"data_dir": str(cfg.data_dir), "algo": name, "n": _rows(cfg, name), "seed": cfg.seed, "kind": kind}
+    return {"data_dir": str(cfg.data_dir), "algo": name, "n": _rows(cfg, name), "seed": cfg.seed}
 
 
 def plan(cfg: Config) -> list[Task]:
@@ -169,6 +197,9 @@ def plan(cfg: Config) -> list[Task]:
             Task("distributed.ray", {**base, "workers": 1}, f"{title}: Ray, 1 worker"),
             Task("distributed.ray", {**base, "workers": 2}, f"{title}: Ray, 2 workers"),
         ]
+        if name == "linear":
+            tasks.append(Task("distributed.ray", {**base, "workers": 2, "strategy": "parameter-server"},
+                              f"{title}: Ray, 2 workers, parameter server"))
     return tasks
 
 
