@@ -103,21 +103,25 @@ def make_data(p: dict) -> dict:
     return {"path": str(path), "generated": True, "bytes": path.stat().st_size, "wall_s": time.perf_counter() - t0}
 
 
-def _ray_cpu_s(skip: frozenset[int] | set[int] = frozenset()) -> float:
-    """CPU seconds of this process's descendants (the Ray daemons), but the pids in ``skip``
-    (workers whose CPU the job reports itself: a killed worker may linger a moment)."""
+def _descendant_cpu() -> dict[int, float]:
+    """CPU seconds of each of this process's descendants (the Ray daemons and workers), by pid."""
     import psutil
 
-    total = 0.0
+    out = {}
     for child in psutil.Process().children(recursive=True):
-        if child.pid in skip:
-            continue
         try:
             t = child.cpu_times()
-            total += t.user + t.system
+            out[child.pid] = t.user + t.system
         except psutil.Error:
             pass
-    return total
+    return out
+
+
+def _ray_cpu_s(before: dict[int, float], skip: set[int]) -> float:
+    """CPU the Ray daemons used since ``before``, leaving out the workers in ``skip``
+    (the job reports their pieces' CPU itself; a killed worker may linger a moment)."""
+    after = _descendant_cpu()
+    return sum(max(0.0, cpu - before.get(pid, 0.0)) for pid, cpu in after.items() if pid not in skip)
 
 
 @case("distributed.plain")
@@ -151,11 +155,11 @@ def on_ray(p: dict) -> dict:
              configure_logging=False)
     init_s = time.perf_counter() - t0
     try:
-        ray_cpu0, busy0 = _ray_cpu_s(), system_busy_s()
+        ray_cpu0, busy0 = _descendant_cpu(), system_busy_s()
         with Meter() as m:
             result = train_distributed(algo, str(path), workers=p["workers"], params=params, seed=p["seed"],
                                        strategy=p.get("strategy", "merge"), **_train_kwargs(p["algo"]))
-        ray_cpu = _ray_cpu_s({int(pid) for pid in result.metrics["worker_rows"]}) - ray_cpu0
+        ray_cpu = _ray_cpu_s(ray_cpu0, {int(pid) for pid in result.metrics["worker_rows"]})
         busy = system_busy_s() - busy0
     finally:
         ray.shutdown()
