@@ -56,18 +56,19 @@ def data_path(data_dir: Path, kind: str, n: int, seed: int) -> Path:
     return data_dir / f"dist_{name}_d{DIMS[kind]}_n{n}_s{seed}.npy"
 
 
-def _train_kwargs(algo: str) -> dict:
-    """Linear Learner's label is the last column of its file."""
-    return {"label_column": D_LINEAR} if DATA[algo] == "linear" else {}
-
-
-def _need(algorithm: str) -> None:
+def _setup(p: dict) -> tuple[str, dict, Path, dict]:
+    """(algorithm, params, data file, train kwargs) of a case, the file in the page cache;
+    Skip when the algorithm is not in this tree."""
     from benchmarks._registry import Skip
     from onepass.state import ALGORITHMS, get_algorithm
 
+    algo, params, _ = ALGOS[p["algo"]]
     get_algorithm("kmeans")  # fills the registry
-    if algorithm not in ALGORITHMS:
-        raise Skip(f"{algorithm} is not in this tree")
+    if algo not in ALGORITHMS:
+        raise Skip(f"{algo} is not in this tree")
+    path = data_path(Path(p["data_dir"]), DATA[p["algo"]], p["n"], p["seed"])
+    warm_page_cache(path)
+    return algo, params, path, {"label_column": D_LINEAR} if DATA[p["algo"]] == "linear" else {}
 
 
 @case("distributed.data")
@@ -129,14 +130,11 @@ def plain(p: dict) -> dict:
     import onepass
     from onepass._parallel import run_blocks_inline
 
-    algo, params, _ = ALGOS[p["algo"]]
-    _need(algo)
-    path = data_path(Path(p["data_dir"]), DATA[p["algo"]], p["n"], p["seed"])
-    warm_page_cache(path)
+    algo, params, path, kwargs = _setup(p)
     if p.get("inline"):
         run_blocks_inline(True)
     with Meter() as m:
-        result = onepass.train(algo, str(path), params=params, seed=p["seed"], **_train_kwargs(p["algo"]))
+        result = onepass.train(algo, str(path), params=params, seed=p["seed"], **kwargs)
     return {**m.as_dict(), "rows": result.n_rows_seen, "rows_per_s": result.n_rows_seen / m.wall_s}
 
 
@@ -146,10 +144,7 @@ def on_ray(p: dict) -> dict:
 
     from onepass.distributed import train_distributed
 
-    algo, params, _ = ALGOS[p["algo"]]
-    _need(algo)
-    path = data_path(Path(p["data_dir"]), DATA[p["algo"]], p["n"], p["seed"])
-    warm_page_cache(path)
+    algo, params, path, kwargs = _setup(p)
     t0 = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
              configure_logging=False)
@@ -158,7 +153,7 @@ def on_ray(p: dict) -> dict:
         ray_cpu0, busy0 = _descendant_cpu(), system_busy_s()
         with Meter() as m:
             result = train_distributed(algo, str(path), workers=p["workers"], params=params, seed=p["seed"],
-                                       strategy=p.get("strategy", "merge"), **_train_kwargs(p["algo"]))
+                                       strategy=p.get("strategy", "merge"), **kwargs)
         ray_cpu = _ray_cpu_s(ray_cpu0, {int(pid) for pid in result.metrics["worker_rows"]})
         busy = system_busy_s() - busy0
     finally:
