@@ -5,8 +5,7 @@ hyperparameters; its *state* can be checkpointed, resumed, merged and finalized 
 many models.
 """
 
-from typing import Any
-
+from onepass._lazy import lazy_getattr
 from onepass._version import __version__
 from onepass.algorithms import (
     KMeansModel,
@@ -36,12 +35,7 @@ _LAZY = {  # estimators import scikit-learn
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'onepass' has no attribute {name!r}")
+__getattr__ = lazy_getattr("onepass", _LAZY)
 
 
 __all__ = [

@@ -3,8 +3,7 @@
 Estimators (which import scikit-learn) load on first use.
 """
 
-from typing import Any
-
+from onepass._lazy import lazy_getattr
 from onepass.algorithms.kmeans import KMeansModel, KMeansState
 from onepass.algorithms.linear import LinearLearnerModel, LinearLearnerState
 from onepass.algorithms.pca import PCAModel, PCAState
@@ -23,17 +22,9 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "KMeans":
-        from onepass.algorithms.kmeans import KMeans
-
-        return KMeans
-    if name in ("LinearLearnerClassifier", "LinearLearnerRegressor"):
-        from onepass.algorithms.linear import _estimator
-
-        return getattr(_estimator, name)
-    if name == "PCA":
-        from onepass.algorithms.pca import PCA
-
-        return PCA
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, {
+    "KMeans": "onepass.algorithms.kmeans._estimator",
+    "LinearLearnerClassifier": "onepass.algorithms.linear._estimator",
+    "LinearLearnerRegressor": "onepass.algorithms.linear._estimator",
+    "PCA": "onepass.algorithms.pca._estimator",
+})

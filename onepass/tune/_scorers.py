@@ -33,7 +33,6 @@ class Scorer:
     kind: ClassVar[str]
     metrics: ClassVar[dict[str, str]]
     default_metric: ClassVar[str]
-    needs_labels: ClassVar[bool] = False
 
     def __init__(self, models: Sequence[Any], *, seed: int = 0) -> None:
         self.models = list(models)
@@ -270,7 +269,6 @@ class LinearLearnerScorer(Scorer):
     metrics = {"auc": "max", "accuracy": "max", "f1": "max", "cross_entropy": "min",
                "rmse": "min", "mae": "min", "r2": "max"}
     default_metric = "auc"
-    needs_labels = True
 
     @classmethod
     def default_for(cls, obj: Any) -> str:

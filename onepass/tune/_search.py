@@ -78,10 +78,11 @@ def _run_job(job: _Job) -> dict[str, Any]:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if done.exists():
             return json.loads(done.read_text())
-        from onepass.io import latest_checkpoint, load_checkpoint
+        from onepass.io import latest_checkpoint
 
+        # Only the manifest's row count: train() loads (and verifies) the state itself.
         last = latest_checkpoint(trial_dir / "checkpoints") if (trial_dir / "checkpoints").exists() else None
-        resumed_from = int(load_checkpoint(last)[1].get("rows_seen", 0)) if last is not None else 0
+        resumed_from = int(json.loads((last / "manifest.json").read_text()).get("rows_seen", 0)) if last else 0
         params = dict(job.params)
         batch_size = int(params.pop("batch_size", cfg["batch_size"]))
         result = train(

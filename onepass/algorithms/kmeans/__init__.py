@@ -10,8 +10,7 @@ The state (``_state.py``), the model (``_model.py``) and the scikit-learn estima
 import, which the CLI and the server need not pay) live in this package.
 """
 
-from typing import Any
-
+from onepass._lazy import lazy_getattr
 from onepass.algorithms.kmeans._model import KMeansModel
 from onepass.algorithms.kmeans._state import KMeansState
 from onepass.state import Algorithm, register
@@ -19,12 +18,7 @@ from onepass.state import Algorithm, register
 __all__ = ["KMeans", "KMeansModel", "KMeansState"]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "KMeans":
-        from onepass.algorithms.kmeans._estimator import KMeans
-
-        return KMeans
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, {"KMeans": "onepass.algorithms.kmeans._estimator"})
 
 
 register(Algorithm(

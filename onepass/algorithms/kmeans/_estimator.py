@@ -8,9 +8,9 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from onepass.algorithms._estimator_tools import checked_sample_weight, seed_of, stream_batches
 from onepass.algorithms.kmeans._model import KMeansModel
 from onepass.algorithms.kmeans._state import KMeansState
-from onepass.batch import Batch
 from onepass.errors import DataError, InvalidParameterError
 
 __all__ = ["KMeans"]
@@ -103,28 +103,12 @@ class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     def _new_state(self) -> KMeansState:
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 1:
             raise InvalidParameterError(f"batch_size={self.batch_size!r} must be an integer >= 1")
-        rs = self.random_state
-        if rs is None or isinstance(rs, (int, np.integer)):
-            seed = rs
-        elif isinstance(rs, np.random.RandomState):
-            seed = int(rs.randint(np.iinfo(np.int32).max))
-        else:
-            raise InvalidParameterError(f"random_state={rs!r} must be None, an int or a RandomState")
         return KMeansState(self.n_clusters, extra_center_factor=self.extra_center_factor,
-                           half_life=self.half_life, init_size=self.init_size, seed=seed)
+                           half_life=self.half_life, init_size=self.init_size, seed=seed_of(self.random_state))
 
     def _stream(self, X: Any, sample_weight: Any) -> None:
-        sw = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-        if sw is not None:
-            if sw.shape != (X.shape[0],):
-                raise InvalidParameterError(f"sample_weight has shape {sw.shape}, expected ({X.shape[0]},)")
-            if not np.isfinite(sw).all() or (sw < 0).any():
-                raise DataError("sample_weight must be finite and >= 0")
-            if X.shape[0] and not sw.any():
-                raise DataError("sample_weight is zero for every row: there is nothing to learn from")
-        for start in range(0, X.shape[0], self.batch_size):
-            stop = start + self.batch_size
-            self.state_.update(Batch(X[start:stop], None, None if sw is None else sw[start:stop]))
+        sw = checked_sample_weight(sample_weight, X.shape[0], np.float64)
+        stream_batches(self.state_, X, None, sw, self.batch_size)
         self._model = None
 
     def partial_fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> KMeans:

@@ -10,8 +10,7 @@ The state (``_state.py``), the model (``_model.py``) and the scikit-learn estima
 (``_estimator.py``, imported only when used) live in this package.
 """
 
-from typing import Any
-
+from onepass._lazy import lazy_getattr
 from onepass.algorithms.linear._model import LinearLearnerModel
 from onepass.algorithms.linear._state import LinearLearnerState
 from onepass.state import Algorithm, register
@@ -19,12 +18,7 @@ from onepass.state import Algorithm, register
 __all__ = ["LinearLearnerClassifier", "LinearLearnerModel", "LinearLearnerRegressor", "LinearLearnerState"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in ("LinearLearnerClassifier", "LinearLearnerRegressor"):
-        from onepass.algorithms.linear import _estimator
-
-        return getattr(_estimator, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, {name: "onepass.algorithms.linear._estimator" for name in ("LinearLearnerClassifier", "LinearLearnerRegressor")})
 
 
 _ONE_PASS_WEIGHTS = (

@@ -9,9 +9,9 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from onepass.algorithms._estimator_tools import checked_sample_weight, seed_of, stream_batches
 from onepass.algorithms.linear._state import LinearLearnerState
-from onepass.batch import Batch
-from onepass.errors import DataError, InvalidParameterError
+from onepass.errors import InvalidParameterError
 
 __all__ = ["LinearLearnerClassifier", "LinearLearnerRegressor"]
 
@@ -31,12 +31,7 @@ class _LinearLearnerBase(BaseEstimator):
         return tags
 
     def _seed(self) -> int | None:
-        rs = self.random_state
-        if rs is None or isinstance(rs, (int, np.integer)):
-            return rs
-        if isinstance(rs, np.random.RandomState):
-            return int(rs.randint(np.iinfo(np.int32).max))
-        raise InvalidParameterError(f"random_state={rs!r} must be None, an int or a RandomState")
+        return seed_of(self.random_state)
 
     def _mini_batch(self, n_rows: int) -> int:
         if self.mini_batch_size == "auto":
@@ -54,17 +49,8 @@ class _LinearLearnerBase(BaseEstimator):
                                   max_validation_rows=10000, seed=self._seed())
 
     def _stream(self, X: Any, y: np.ndarray, sample_weight: Any) -> None:
-        sw = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float32)
-        if sw is not None:
-            if sw.shape != (X.shape[0],):
-                raise InvalidParameterError(f"sample_weight has shape {sw.shape}, expected ({X.shape[0]},)")
-            if not np.isfinite(sw).all() or (sw < 0).any():
-                raise DataError("sample_weight must be finite and >= 0")
-            if X.shape[0] and not sw.any():
-                raise DataError("sample_weight is zero for every row: there is nothing to learn from")
-        for start in range(0, X.shape[0], self.batch_size):
-            stop = start + self.batch_size
-            self.state_.update(Batch(X[start:stop], y[start:stop], None if sw is None else sw[start:stop]))
+        sw = checked_sample_weight(sample_weight, X.shape[0], np.float32)
+        stream_batches(self.state_, X, y, sw, self.batch_size)
         # finalized now, not on first use: predicting must not change the estimator
         self.model_ = self.state_.model()
 

@@ -11,8 +11,7 @@ The state (``_state.py``), the model (``_model.py``) and the scikit-learn estima
 (``_estimator.py``, imported only when used) live in this package.
 """
 
-from typing import Any
-
+from onepass._lazy import lazy_getattr
 from onepass.algorithms.pca._model import PCAModel
 from onepass.algorithms.pca._state import PCAState
 from onepass.state import Algorithm, register
@@ -20,12 +19,7 @@ from onepass.state import Algorithm, register
 __all__ = ["PCA", "PCAModel", "PCAState"]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "PCA":
-        from onepass.algorithms.pca._estimator import PCA
-
-        return PCA
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, {"PCA": "onepass.algorithms.pca._estimator"})
 
 
 register(Algorithm(

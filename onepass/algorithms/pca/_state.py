@@ -375,6 +375,7 @@ class PCAState:
         self.n_features_ = -1
         self.mean_ = np.zeros(0)
         self.scatter_ = np.zeros((0, 0))
+        self._flushed: tuple[tuple, PCAState] | None = None  # finalize's compressed twin, by the state it was made from
         self.scatter_diag_ = np.zeros(0)
         self.sketch_ = np.zeros((0, 0))
         self.shrinkage_ = 0.0
@@ -723,7 +724,7 @@ class PCAState:
             # so finalizing is repeatable and leaves this state as it was. The twin is
             # kept until the state changes: tuning finalizes many models from one state.
             key = (self.n_rows_seen_, self.weight_seen_, self.buffer_entries_, len(self.buffer_), id(self.sketch_))
-            cached = getattr(self, "_flushed", None)
+            cached = self._flushed
             if cached is not None and cached[0] == key:
                 return cached[1].model(n_components, explained_variance=explained_variance)
             twin = type(self)(**self.hyperparameters())
