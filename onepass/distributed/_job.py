@@ -21,6 +21,7 @@ and each shard's cursor is the end of its last merged piece.
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections.abc import Callable
@@ -464,8 +465,11 @@ def _run_pieces(ray: Any, mode: _MergeMode, *, worker_env: dict[str, str] | None
 
     inflight: dict[Any, tuple[int, int, str]] = {}  # object ref -> (actor slot, shard id, piece key)
 
+    sends = itertools.count()
+
     def send(slot: int, sid: int, cursor: Any, piece: int) -> None:
-        key = f"{sid}:{piece}"
+        # one key per attempt: a lost piece's late pushes never mix with those of its redo
+        key = f"{sid}:{piece}:{next(sends)}"
         inflight[mode.call(actors[slot], book.shards[sid], cursor, piece_seed(job_seed, sid, piece), key)] = (
             slot, sid, key)
 

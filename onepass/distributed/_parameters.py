@@ -108,9 +108,13 @@ class ParameterServer:
         self._dtypes = {k: np.asarray(v).dtype for k, v in parameters.items()}
         self._params = {k: np.array(v, dtype=np.float64) for k, v in parameters.items()}
         self._pending: dict[str, dict[str, np.ndarray]] = {}
+        self._pending_pushes: dict[str, int] = {}
+        self._discarded: set[str] = set()
         self.version = 0
         self.n_pushes = 0
         self.n_pulls = 0
+        self.n_discarded = 0  # pushes taken back with their lost piece
+        self.n_refused = 0  # pushes of a piece already discarded, arriving late: never applied
 
     def _out(self, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {k: v.astype(self._dtypes[k]) for k, v in params.items()}
@@ -124,6 +128,11 @@ class ParameterServer:
         """Add ``scale * delta``, remembered under ``key``; returns the version after it."""
         if delta.keys() != self._params.keys():
             raise IncompatibleStateError(f"pushed {sorted(delta)}, the server holds {sorted(self._params)}")
+        if key in self._discarded:
+            # a dead worker's push sent before it died may arrive after the driver's discard
+            # (two callers: Ray orders calls per caller only); its piece is redone elsewhere
+            self.n_refused += 1
+            return self.version
         acc = self._pending.setdefault(key, {k: np.zeros_like(v) for k, v in self._params.items()})
         for k, d in delta.items():
             step = np.asarray(d, dtype=np.float64) * scale
@@ -131,15 +140,19 @@ class ParameterServer:
             acc[k] += step
         self.version += 1
         self.n_pushes += 1
+        self._pending_pushes[key] = self._pending_pushes.get(key, 0) + 1
         return self.version
 
     def commit(self, key: str) -> None:
         """``key``'s piece is merged: its pushes stay for good."""
         self._pending.pop(key, None)
+        self._pending_pushes.pop(key, None)
 
     def discard(self, key: str) -> None:
         """``key``'s piece was lost: take back everything it pushed."""
+        self._discarded.add(key)
         acc = self._pending.pop(key, None)
+        self.n_discarded += self._pending_pushes.pop(key, 0)
         if acc is not None:
             for k, v in acc.items():
                 self._params[k] -= v
@@ -155,4 +168,5 @@ class ParameterServer:
 
     def stats(self) -> dict[str, int]:
         return {"version": self.version, "pushes": self.n_pushes, "pulls": self.n_pulls,
+                "pushes_discarded": self.n_discarded, "pushes_refused": self.n_refused,
                 "pieces_running": len(self._pending)}

@@ -29,7 +29,11 @@ def test_server_adds_pushes_and_takes_back_a_lost_piece():
     np.testing.assert_array_equal(server.committed()["w"], [1, 1, 1])
     server.discard("a")  # a's worker died: both its pushes go
     np.testing.assert_array_equal(server.pull()[0]["w"], [1, 1, 1])
-    assert server.stats()["pieces_running"] == 0
+    assert server.stats()["pieces_running"] == 0 and server.stats()["pushes_discarded"] == 2
+    # a push the dead worker sent before dying, arriving after the discard, is refused
+    assert server.push("a", {"w": np.ones(3)}) == server.stats()["version"]
+    np.testing.assert_array_equal(server.pull()[0]["w"], [1, 1, 1])
+    assert server.stats()["pushes_refused"] == 1 and server.stats()["pieces_running"] == 0
     with pytest.raises(IncompatibleStateError):
         server.push("c", {"v": np.ones(3)})
 
