@@ -58,16 +58,18 @@ def inertia(model, X):
     return float(model.squared_distances(X).min(axis=1).sum())
 
 
-def assert_pca_equal(state, want, rtol=1e-9):
+def assert_pca_equal(state, want, rtol=1e-6):
+    """Same statistics: the mean (float64 sums) to 1e-9, the scatter to float32 precision
+    (exact mode's batch products run in float32 for the float32 rows sources yield)."""
     assert state.n_rows_seen_ == want.n_rows_seen_
     assert state.weight_seen_ == want.weight_seen_
-    np.testing.assert_allclose(state.mean_, want.mean_, rtol=rtol, atol=1e-12)
-    np.testing.assert_allclose(state.scatter_, want.scatter_, rtol=rtol, atol=1e-9 * np.abs(want.scatter_).max())
+    np.testing.assert_allclose(state.mean_, want.mean_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(state.scatter_, want.scatter_, rtol=rtol, atol=rtol * np.abs(want.scatter_).max())
 
 
 def assert_same_components(a, b):
     signs = np.sign((a.components_ * b.components_).sum(axis=1))
-    np.testing.assert_allclose(a.components_ * signs[:, None], b.components_, atol=1e-9)
+    np.testing.assert_allclose(a.components_ * signs[:, None], b.components_, atol=1e-5)  # float32 products
 
 
 @pytest.mark.parametrize("fmt", ["npy", "csv", "parquet"])
