@@ -231,7 +231,8 @@ def train_distributed(
     writer = MetricsWriter(metrics)
     bar = _Progress(progress, initial=book.n_rows)
     start = time.perf_counter()
-    counters: dict[str, Any] = {"rows_this_run": 0, "workers_lost": 0, "pieces": 0, "worker_cpu_s": 0.0}
+    counters: dict[str, Any] = {"rows_this_run": 0, "workers_lost": 0, "pieces": 0, "worker_cpu_s": 0.0,
+                                "worker_wall_s": 0.0, "worker_idle_s": 0.0}
     worker_rows: dict[int, int] = {}
     last_metrics: dict[str, Any] = {}
 
@@ -248,6 +249,8 @@ def train_distributed(
             "shards_done": book.n_done, "shards": len(book.shards),
             "worker_rows": {str(k): v for k, v in sorted(worker_rows.items())},
             "pieces": counters["pieces"], "worker_cpu_s": round(counters["worker_cpu_s"], 3),
+            "worker_wall_s": round(counters["worker_wall_s"], 3),
+            "worker_idle_s": round(counters["worker_idle_s"], 3),
             "workers_ready_s": counters.get("workers_ready_s"),
             **({"server": counters["server"]} if "server" in counters else {}),
         }
@@ -512,6 +515,7 @@ def _run_pieces(ray: Any, mode: _MergeMode, *, worker_env: dict[str, str] | None
         actors[slot] = actor_cls.remote(algorithm, params, uris, source, *mode.actor_args(slot))
         return slot
 
+    last_end: dict[int, float] = {}  # worker slot -> when its last piece ended (its own clock)
     inflight: dict[Any, tuple[int, int, str]] = {}  # object ref -> (actor slot, shard id, piece key)
 
     def send(slot: int, sid: int, cursor: Any, piece: int) -> None:
@@ -576,6 +580,10 @@ def _run_pieces(ray: Any, mode: _MergeMode, *, worker_env: dict[str, str] | None
         counters["rows_this_run"] += result["rows"]
         counters["pieces"] += 1
         counters["worker_cpu_s"] += result["cpu_s"]
+        counters["worker_wall_s"] += result["seconds"]
+        if slot in last_end:  # the worker's wait between its previous piece and this one
+            counters["worker_idle_s"] += max(0.0, result["began"] - last_end[slot])
+        last_end[slot] = result["ended"]
         worker_rows[result["pid"]] = worker_rows.get(result["pid"], 0) + result["rows"]
         bar.update(result["rows"])
         if on_commit is not None:

@@ -125,9 +125,10 @@ class ShardWorker:
     def _result(shard: dict[str, Any], state: Any, rows: int, last: Any, done: bool, started: float, cpu: float,
                 **more: Any) -> dict[str, Any]:
         meta, arrays = state.to_arrays()
+        ended = time.perf_counter()  # began/ended: this process's clock, for the idle time between pieces
         return {"shard": shard["id"], "meta": meta, "arrays": arrays, "cursor": last, "rows": rows,
-                "done": done, "seconds": time.perf_counter() - started, "cpu_s": time.process_time() - cpu,
-                "pid": os.getpid(), **more}
+                "done": done, "seconds": ended - started, "began": started, "ended": ended,
+                "cpu_s": time.process_time() - cpu, "pid": os.getpid(), **more}
 
 
 class ParameterWorker(ShardWorker):
