@@ -267,7 +267,8 @@ def _make_train_command(name: str) -> click.Command:
                      help="With --workers: merge workers' states (default; K-Means, PCA), or for gradient-trained "
                      "algorithms an asynchronous parameter server or periodic model averaging."),
         click.Option(["--sync-every-rows"], type=click.IntRange(min=1), default=None,
-                     help="With --workers: rows a worker learns between merges (default 1,000,000)."),
+                     help="With --workers: rows a worker learns between commits of its state and cursor "
+                     "(default 1,000,000)."),
         click.Option(["--max-staleness"], type=click.IntRange(min=0), default=None,
                      help="With --strategy parameter-server: pushes a worker's weights may lag behind (default 4)."),
         *_param_options(algo.state.__init__, ("self", "seed"), algo.state),

@@ -1,8 +1,11 @@
 """Distributed training on Ray: 1 worker vs 2 workers, and Ray's cost against the plain loop.
 
 Each algorithm trains on one float32 ``.npy`` file (compute-bound settings: K-Means k=200
-on d=50 blobs, PCA exact and sketch at d=300), read by the workers themselves in row-range
-shards. Cases, each in a fresh process:
+on d=50 blobs, PCA exact and sketch at d=300, Linear Learner with 32 models at d=100),
+read by the workers themselves in row-range shards. The files are large enough that one
+worker trains for about 15 s or more, so the fixed costs of a job (starting the worker
+processes, the last merge) weigh what they would on a real job, not most of it. Cases,
+each in a fresh process:
 
 - ``plain``: ``onepass.train`` in one process, as without ``--workers``: once with its
   default threading (K-Means splits each batch over 2 threads), once pinned to 1 core with
@@ -44,11 +47,12 @@ DIMS = {"kmeans": D_KMEANS, "pca": D_PCA, "linear": D_LINEAR}
 
 def _rows(cfg: Config, algo: str) -> int:
     kind = DATA.get(algo, algo)
+    # full sizes: ~15-20 s for one worker on one core of the 2-vCPU bench VM (3-5 GB each)
     if kind == "kmeans":
-        return 600_000 if cfg.quick else 6_000_000
+        return 600_000 if cfg.quick else 16_000_000
     if kind == "linear":
-        return 100_000 if cfg.quick else 1_500_000
-    return 60_000 if cfg.quick else 800_000
+        return 100_000 if cfg.quick else 12_000_000
+    return 60_000 if cfg.quick else 3_200_000
 
 
 def data_path(data_dir: Path, kind: str, n: int, seed: int) -> Path:
@@ -164,7 +168,7 @@ def on_ray(p: dict) -> dict:
     out.update(rows=result.n_rows_seen, rows_per_s=result.n_rows_seen / m.wall_s, ray_init_s=init_s,
                workers_ready_s=ready, rows_per_s_started=result.n_rows_seen / max(1e-9, m.wall_s - ready),
                shards=result.metrics["shards"], pieces=result.metrics["pieces"],
-               worker_cpu_s=result.metrics["worker_cpu_s"], driver_cpu_s=m.cpu_s, ray_daemon_cpu_s=ray_cpu,
+               worker_cpu_s=result.metrics["worker_cpu_s"], worker_idle_s=result.metrics.get("worker_idle_s"), driver_cpu_s=m.cpu_s, ray_daemon_cpu_s=ray_cpu,
                cpu_s=ours, other_cpu_s=max(0.0, busy - ours), cpus=os.cpu_count())
     return out
 
@@ -219,12 +223,14 @@ def render(cfg: Config, results: dict[str, Result]) -> list[Table]:
             other = [x["other_cpu_s"] / x["wall_s"] for x in r.ok_runs]
             init, ready = r.med("ray_init_s"), r.med("workers_ready_s")
             started = r.med("rows_per_s_started")
+            idle = r.med("worker_idle_s")
             rows.append([t.label, fmt_int(r.first("rows")), fmt_rate(r.med("rows_per_s")) + spread,
                          "" if started is None else fmt_rate(started),
                          f"{r.med('wall_s'):.2f}", "" if init is None else f"{init:.1f}",
                          "" if ready is None else f"{ready:.1f}",
                          "" if r.first("pieces") is None else f"{r.first('shards')}/{r.first('pieces')}",
                          f"{np.median(own):.2f}", f"{np.median(busy):.2f}" if busy else "",
+                         "" if idle is None else f"{idle:.2f}",
                          f"{np.median(other):.2f}", str(len(r.ok_runs))])
         one, two = got[mine[2].label], got[mine[3].label]
         plain1, plain_default = got[mine[1].label], got[mine[0].label]
@@ -248,10 +254,13 @@ def render(cfg: Config, results: dict[str, Result]) -> list[Table]:
     return [
         Table("Distributed training on Ray (local cluster, 2 CPUs)",
               ["case", "rows", "rows/s median (min-max)", "rows/s once workers started", "wall s", "ray.init s",
-               "workers start s", "shards/pieces", "cpu/wall", "workers' cpu/wall", "others", "runs"], rows,
+               "workers start s", "shards/pieces", "cpu/wall", "workers' cpu/wall", "workers' idle s", "others", "runs"],
+              rows,
               notes=["rows/s counts the whole job: starting the workers, planning, reading, training, shipping and "
                      "merging every piece; ray.init is apart. 'Once workers started' leaves out the workers' start-up (a new process each, importing onepass), paid once per job. cpu/wall for Ray cases: driver + Ray daemons + "
-                     "workers' pieces; workers' cpu/wall: the pieces alone (2.00 would be two workers busy all the time)."]),
+                     "workers' pieces; workers' cpu/wall: the pieces alone (2.00 would be two workers busy all the time). "
+                     "workers' idle s: summed over workers, the time between the end of a worker's piece and the "
+                     "start of its next (result to the driver, next piece back)."]),
         Table("Distributed: onepass vs targets", ["measure", "measured", "target", "met"], targets),
     ]
 

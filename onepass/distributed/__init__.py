@@ -8,11 +8,13 @@ through a work queue. Ray is imported only here, and only when a job starts: wit
 
 Strategies
 ----------
-``merge`` (sketch algorithms: K-Means, PCA)
-    Each worker trains a fresh state on a piece of a shard (``sync_every_rows`` rows)
-    and the driver merges it into the job state, recording the shard's cursor in the
-    same step. Merge is associative, so the order pieces come back in does not matter
-    (PCA's exact mode equals one pass up to float rounding).
+``merge`` (sketch algorithms: K-Means, PCA; Linear Learner by model averaging)
+    Each worker trains one state on the pieces of shards it is given
+    (``sync_every_rows`` rows each) and sends a snapshot of it after each piece; the
+    driver keeps the newest snapshot of each worker, recording the shard's cursor in
+    the same step, and merges the workers' states at checkpoints and at the end. Merge
+    is associative, so which worker read which shard does not matter (PCA's exact mode
+    equals one pass up to float rounding).
 ``parameter-server`` and ``average`` (gradient-trained states)
     For states implementing :class:`ParameterState`: a parameter-server actor holds the
     weights. With ``parameter-server`` workers pull them, learn from a mini-batch and
@@ -24,8 +26,9 @@ Strategies
 
 Failures
 --------
-A worker killed mid-piece loses that piece only: its rows were not merged, its shard
-goes back to the queue at the shard's last recorded cursor, and a new worker starts.
+A worker killed mid-piece loses that piece only: its rows were not committed (its last
+committed snapshot is merged into the job), its shard goes back to the queue at the
+shard's last recorded cursor, and a new worker starts.
 The job checkpoint (``checkpoint_dir``) holds the job state and every shard's cursor,
 written atomically by the driver; ``resume=True`` goes on from it after the driver
 itself was killed.

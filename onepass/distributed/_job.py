@@ -7,32 +7,41 @@ One loop, in the calling process:
 2. start ``workers`` Ray actors (:class:`~onepass.distributed._worker.ShardWorker`);
 3. give each free worker a piece of a shard (the shard it was reading, or the next one
    waiting: a work queue, so a slow worker holds nothing back); as soon as a piece comes
-   back, send the worker its next piece, then merge the piece's state into the job state
-   and record the shard's cursor in the same step;
+   back, send the worker its next piece, then commit the piece: keep the snapshot of the
+   worker's state it carries (``merge``; with a parameter server, merge the piece's own
+   state) and record the shard's cursor in the same step;
 4. a worker that dies (its process killed, its node lost) costs its running piece only:
-   the shard goes back to the queue at its last recorded cursor and a new worker starts;
-5. write job checkpoints (the job state plus every shard's cursor, atomically, with
-   :func:`onepass.io.save_checkpoint`) every ``checkpoint_every_rows`` rows or seconds
-   and at the end; ``resume=True`` goes on from the newest one.
+   its last committed snapshot is merged into the job's base state, the shard goes back
+   to the queue at its last recorded cursor and a new worker starts;
+5. write job checkpoints (the base state merged with every worker's snapshot, plus every
+   shard's cursor, atomically, with :func:`onepass.io.save_checkpoint`) every
+   ``checkpoint_every_rows`` rows or seconds and at the end; ``resume=True`` goes on
+   from the newest one.
 
-Rows are counted once by construction: the job state holds exactly the pieces merged,
-and each shard's cursor is the end of its last merged piece.
+Rows are counted once by construction: the base state and the workers' snapshots hold
+exactly the pieces committed, and each shard's cursor is the end of its last committed
+piece. The driver does no training work per piece (a snapshot replaces the previous one
+of the same worker), so it takes next to no CPU from the workers; states are merged
+once per worker, at checkpoints and at the end.
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
 import os
 import time
 from collections.abc import Callable
 from typing import IO, Any
 
+import numpy as np
+
 from onepass import _failpoints
 from onepass._version import __version__
 from onepass.distributed._parameters import ParameterServer, check_parameter_state
 from onepass.distributed._queue import ShardBook
 from onepass.distributed._shards import SHARD_BYTES, plan_shards
-from onepass.distributed._worker import ParameterWorker, ShardWorker, piece_seed
+from onepass.distributed._worker import ParameterWorker, ShardWorker, piece_seed, worker_seed
 from onepass.errors import IncompatibleStateError, InvalidParameterError, OnePassError
 from onepass.io import latest_checkpoint, load_checkpoint, save_checkpoint, save_model
 from onepass.io._models import STATE_SUBDIR, save_state
@@ -137,12 +146,12 @@ def train_distributed(
         An existing Ray cluster (``"auto"``, ``"ray://host:10001"``, ``"host:6379"``);
         None joins the Ray already initialized in this process, or starts a local one.
     strategy : {"merge", "parameter-server", "average"}, default "merge"
-        ``merge``: each piece of a shard trains a fresh state, merged into the job state
-        (sketch algorithms: K-Means, PCA). ``parameter-server`` and ``average``: for
+        ``merge``: each worker trains one state of its own on every piece it is given;
+        the workers' states are merged into the job state (at checkpoints and at the end). ``parameter-server`` and ``average``: for
         states that implement :class:`~onepass.distributed.ParameterState`; see
         :mod:`onepass.distributed`.
     sync_every_rows : int, default 1,000,000
-        Rows of a piece: how often a worker's work is merged and its shard's cursor
+        Rows of a piece: how often a worker's work is committed and its shard's cursor
         recorded (what a lost worker can cost), and, with ``average``, how often models
         are averaged.
     max_staleness : int, default 4
@@ -223,11 +232,14 @@ def train_distributed(
     writer = MetricsWriter(metrics)
     bar = _Progress(progress, initial=book.n_rows)
     start = time.perf_counter()
-    counters: dict[str, Any] = {"rows_this_run": 0, "workers_lost": 0, "pieces": 0, "worker_cpu_s": 0.0}
+    counters: dict[str, Any] = {"rows_this_run": 0, "workers_lost": 0, "pieces": 0, "worker_cpu_s": 0.0,
+                                "worker_wall_s": 0.0, "worker_idle_s": 0.0}
     worker_rows: dict[int, int] = {}
     last_metrics: dict[str, Any] = {}
 
-    def record(event: str, **more: Any) -> dict[str, Any]:
+    def record(event: str, of: Any = None, **more: Any) -> dict[str, Any]:
+        """Write a metrics record; the state's own metrics are of ``of`` (default: the job state)."""
+        job_state = state if of is None else of
         elapsed = time.perf_counter() - start
         rec: dict[str, Any] = {
             "event": event, "time": round(time.time(), 3), "elapsed_s": round(elapsed, 3), "epoch": 0,
@@ -238,21 +250,25 @@ def train_distributed(
             "shards_done": book.n_done, "shards": len(book.shards),
             "worker_rows": {str(k): v for k, v in sorted(worker_rows.items())},
             "pieces": counters["pieces"], "worker_cpu_s": round(counters["worker_cpu_s"], 3),
+            "worker_wall_s": round(counters["worker_wall_s"], 3),
+            "worker_idle_s": round(counters["worker_idle_s"], 3),
             "workers_ready_s": counters.get("workers_ready_s"),
             **({"server": counters["server"]} if "server" in counters else {}),
         }
-        metrics_fn = getattr(state, "metrics", None)
-        if metrics_fn is not None and state.n_rows_seen_ > 0:
+        metrics_fn = getattr(job_state, "metrics", None)
+        if metrics_fn is not None and job_state.n_rows_seen_ > 0:
             rec.update(metrics_fn())
         rec.update(more)
         writer.write(rec)
         return rec
 
-    def write_checkpoint(done: bool) -> Any:
+    def write_checkpoint(done: bool, of: Any = None) -> Any:
+        """Save ``of`` (default: the job state) with every shard's cursor."""
         assert checkpoint_dir is not None
-        return save_checkpoint(checkpoint_dir, state, extra={
+        job_state = state if of is None else of
+        return save_checkpoint(checkpoint_dir, job_state, extra={
             "algorithm": algorithm, "epoch": 1 if done else 0, "cursor": None, "finished": done,
-            "rows_seen": state.n_rows_seen_, "skipped": book.total("skipped"),
+            "rows_seen": job_state.n_rows_seen_, "skipped": book.total("skipped"),
             "quarantined": book.total("quarantined"), "sources": uris, "batch_size": batch_size,
             "metrics": last_metrics, "onepass_version": __version__,
             "distributed": {"version": 1, "seed": job_seed, "sources": uris, "strategy": strategy,
@@ -270,7 +286,7 @@ def train_distributed(
             mode: _MergeMode | None = None
             try:
                 if strategy == "merge":
-                    mode = _MergeMode(state, sync_every_rows)
+                    mode = _MergeMode(state, sync_every_rows, job_seed)
                 else:
                     mode = _ServerMode(cluster.ray, state, sync_every_rows, workers=workers, strategy=strategy,
                                        max_staleness=max_staleness, batch_size=batch_size)
@@ -282,6 +298,7 @@ def train_distributed(
                             checkpoint_every_rows=checkpoint_every_rows,
                             checkpoint_every_seconds=checkpoint_every_seconds,
                             metrics_every_seconds=metrics_every_seconds)
+                state = mode.state
                 if isinstance(mode, _ServerMode):
                     counters["server"] = mode.stats()
             finally:
@@ -376,38 +393,68 @@ class _Schedule:
         return False
 
 
+def _copy_state(state: Any) -> Any:
+    """An independent copy of ``state`` (merging into it leaves ``state`` as it was)."""
+    meta, arrays = state.to_arrays()
+    return type(state).from_arrays(copy.deepcopy(meta), {k: np.array(v, copy=True) for k, v in arrays.items()})
+
+
 class _MergeMode:
-    """Pieces train fresh states, merged into the job state."""
+    """Each worker trains one state; the job state is the base merged with the workers' snapshots.
+
+    ``base`` holds what no running worker holds: the state resumed from, and the last
+    committed snapshots of workers that were lost. Per piece the driver only keeps the
+    worker's newest snapshot (meta and arrays, as received); states are built and
+    merged in :meth:`snapshot`, at checkpoints, progress records and the end.
+    """
 
     actor = ShardWorker
 
-    def __init__(self, state: Any, sync_every_rows: int) -> None:
-        self.state, self.sync = state, sync_every_rows
+    def __init__(self, state: Any, sync_every_rows: int, job_seed: int) -> None:
+        self.state, self.sync, self.job_seed = state, sync_every_rows, job_seed
+        self.base = state
+        self.held: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}  # worker slot -> committed snapshot
+
+    def actor_args(self, slot: int) -> tuple[Any, ...]:
+        return (worker_seed(self.job_seed, slot),)
 
     def call(self, actor: Any, shard: dict[str, Any], cursor: Any, seed: int, key: str) -> Any:
-        return actor.run.remote(shard, cursor, self.sync, seed)
+        return actor.run.remote(shard, cursor, self.sync)
 
-    def merged(self, piece: Any, key: str) -> None:
-        self.state.merge(piece)
+    def commit(self, slot: int, result: dict[str, Any], key: str) -> None:
+        self.held[slot] = (result["meta"], result["arrays"])
 
-    def lost(self, key: str) -> None:
-        pass
+    def lost(self, slot: int, key: str) -> None:
+        held = self.held.pop(slot, None)
+        if held is not None:  # the lost worker's committed rows stay in the job
+            self.base = self._merged(self.base, [held])
+
+    def _merged(self, base: Any, held: list[tuple[dict[str, Any], dict[str, Any]]]) -> Any:
+        job = _copy_state(base)
+        for meta, arrays in held:
+            job.merge(type(base).from_arrays(meta, arrays))
+        return job
+
+    def snapshot(self) -> Any:
+        """The job state now: the base merged with every worker's committed snapshot (a new state)."""
+        return self._merged(self.base, list(self.held.values()))
 
     def settle(self) -> None:
-        """Make the job state whole (before a checkpoint and at the end)."""
+        """Make ``state`` the whole job state (at the end)."""
+        self.state = self.snapshot()
 
     def close(self) -> None:
         pass
 
 
 class _ServerMode(_MergeMode):
-    """Pieces train against a parameter server; their own counts merge into the job state."""
+    """Pieces train fresh states against a parameter server; their own counts merge into the job state."""
 
     actor = ParameterWorker
 
     def __init__(self, ray: Any, state: Any, sync_every_rows: int, *, workers: int, strategy: str,
                  max_staleness: int, batch_size: int) -> None:
-        super().__init__(state, sync_every_rows)
+        super().__init__(state, sync_every_rows, 0)
         self.ray = ray
         self.server = ray.remote(num_cpus=0)(ParameterServer).remote(state.parameters())
         if strategy == "average":
@@ -416,16 +463,24 @@ class _ServerMode(_MergeMode):
             self.push_every, self.scale = batch_size, 1.0
         self.max_staleness = max_staleness
 
+    def actor_args(self, slot: int) -> tuple[Any, ...]:
+        return ()
+
     def call(self, actor: Any, shard: dict[str, Any], cursor: Any, seed: int, key: str) -> Any:
         return actor.run_with_server.remote(shard, cursor, self.sync, seed, self.server, key, self.push_every,
                                             self.scale, self.max_staleness)
 
-    def merged(self, piece: Any, key: str) -> None:
+    def commit(self, slot: int, result: dict[str, Any], key: str) -> None:
         self.server.commit.remote(key)
-        self.state.merge(piece)  # the piece's counts; its parameters are replaced in settle()
+        # the piece's counts; its parameters are replaced in snapshot()
+        self.state.merge(type(self.state).from_arrays(result["meta"], result["arrays"]))
 
-    def lost(self, key: str) -> None:
+    def lost(self, slot: int, key: str) -> None:
         self.server.discard.remote(key)
+
+    def snapshot(self) -> Any:
+        self.settle()
+        return self.state
 
     def settle(self) -> None:
         self.state.set_parameters(self.ray.get(self.server.committed.remote()))
@@ -441,7 +496,7 @@ def _run_pieces(ray: Any, mode: _MergeMode, *, worker_env: dict[str, str] | None
                 source: dict[str, Any], book: ShardBook, workers: int, job_seed: int, max_restarts: int,
                 counters: dict[str, Any], worker_rows: dict[int, int], bar: Any,
                 on_commit: Callable[[dict[str, Any]], None] | None, record: Callable[..., dict[str, Any]],
-                write_checkpoint: Callable[[bool], Any] | None, checkpoint_every_rows: int | None,
+                write_checkpoint: Callable[..., Any] | None, checkpoint_every_rows: int | None,
                 checkpoint_every_seconds: float | None, metrics_every_seconds: float) -> None:
     """Hand pieces of shards to ``workers`` actors until every shard is done."""
     options: dict[str, Any] = {"num_cpus": 1, "max_restarts": 0}
@@ -449,8 +504,6 @@ def _run_pieces(ray: Any, mode: _MergeMode, *, worker_env: dict[str, str] | None
         options["runtime_env"] = {"env_vars": dict(worker_env)}
     actor_cls = ray.remote(**options)(mode.actor)
     lost_errors = _lost_errors(ray)
-    state = mode.state
-    state_cls = type(state)
     schedule = _Schedule(checkpoint_every_rows, checkpoint_every_seconds, metrics_every_seconds)
 
     actors: dict[int, Any] = {}
@@ -460,9 +513,10 @@ def _run_pieces(ray: Any, mode: _MergeMode, *, worker_env: dict[str, str] | None
     def start_actor() -> int:
         nonlocal next_slot
         slot, next_slot = next_slot, next_slot + 1
-        actors[slot] = actor_cls.remote(algorithm, params, uris, source)
+        actors[slot] = actor_cls.remote(algorithm, params, uris, source, *mode.actor_args(slot))
         return slot
 
+    last_end: dict[int, float] = {}  # worker slot -> when its last piece ended (its own clock)
     inflight: dict[Any, tuple[int, int, str]] = {}  # object ref -> (actor slot, shard id, piece key)
 
     sends = itertools.count()
@@ -506,7 +560,7 @@ def _run_pieces(ray: Any, mode: _MergeMode, *, worker_env: dict[str, str] | None
                 raise OnePassError(
                     f"{counters['workers_lost']} workers were lost (more than max_worker_restarts={max_restarts}); "
                     "the job stops. Its last checkpoint resumes it.") from None
-            mode.lost(key)
+            mode.lost(slot, key)
             book.give_back(sid)
             actors.pop(slot, None)
             pids.pop(slot, None)
@@ -516,7 +570,7 @@ def _run_pieces(ray: Any, mode: _MergeMode, *, worker_env: dict[str, str] | None
             except lost_errors:
                 pass
             feed(new)
-            record("worker_lost", shard=sid, workers_lost=counters["workers_lost"])
+            record("worker_lost", of=mode.snapshot(), shard=sid, workers_lost=counters["workers_lost"])
             continue
         except ray.exceptions.RayTaskError as exc:
             _raise_task_error(exc)
@@ -525,23 +579,27 @@ def _run_pieces(ray: Any, mode: _MergeMode, *, worker_env: dict[str, str] | None
             feed(slot)
         else:
             send(slot, sid, result["cursor"], book.progress[sid]["pieces"] + 1)
-        mode.merged(state_cls.from_arrays(result["meta"], result["arrays"]), key)
+        mode.commit(slot, result, key)
         book.commit(sid, result["cursor"], result["rows"], result["done"])
         counters["rows_this_run"] += result["rows"]
         counters["pieces"] += 1
         counters["worker_cpu_s"] += result["cpu_s"]
+        counters["worker_wall_s"] += result["seconds"]
+        if slot in last_end:  # the worker's wait between its previous piece and this one
+            counters["worker_idle_s"] += max(0.0, result["began"] - last_end[slot])
+        last_end[slot] = result["ended"]
         worker_rows[result["pid"]] = worker_rows.get(result["pid"], 0) + result["rows"]
         bar.update(result["rows"])
         if on_commit is not None:
             on_commit({"shard": sid, "rows": result["rows"], "cursor": result["cursor"], "done": result["done"],
                        "pid": result["pid"], "pids": dict(pids), "n_rows": book.n_rows})
         if write_checkpoint is not None and schedule.checkpoint_due(result["rows"]):
-            mode.settle()
-            path = write_checkpoint(False)
-            record("checkpoint", checkpoint=str(path))
+            job_state = mode.snapshot()
+            path = write_checkpoint(False, job_state)
+            record("checkpoint", of=job_state, checkpoint=str(path))
             _failpoints.hit("distributed.after_checkpoint")
         elif schedule.metrics_due():
-            record("progress")
+            record("progress", of=mode.snapshot())
     for actor in actors.values():
         ray.kill(actor, no_restart=True)
     mode.settle()

@@ -1,15 +1,22 @@
-"""What one worker process runs: pieces of shards, each into a fresh state.
+"""What one worker process runs: pieces of shards, learned into the worker's own state.
 
-A *piece* is up to ``max_rows`` rows of one shard read from a cursor. The worker trains a
-fresh state on them and returns the state's arrays with the cursor after the piece's last
-row. The driver merges the piece into the job state and records the cursor in one step,
-so the job state always holds exactly the rows before every shard's recorded cursor: a
-worker that dies mid-piece loses only rows that were never counted, and the shard
-resumes at its recorded cursor.
+A *piece* is up to ``max_rows`` rows of one shard read from a cursor. With the ``merge``
+strategy (:class:`ShardWorker`) a worker keeps one state for the whole job: every piece
+it is given, whatever the shard, updates that state, and the worker returns a snapshot
+of it (its arrays) with the cursor after the piece's last row. The driver keeps each
+worker's newest snapshot and records the shard's cursor in one step, so the snapshots
+hold exactly the rows before every shard's recorded cursor: a worker that dies mid-piece
+loses only rows that were never counted (its last snapshot stays with the driver), and
+the shard resumes at its recorded cursor. One state per worker means the driver merges
+a handful of states per job instead of one per piece, and a state seeds (K-Means'
+k-means++, Linear Learner's warm-up) once per worker rather than once per piece.
 
-The class is plain Python; :mod:`onepass.distributed._job` makes it a Ray actor. The
-shard's source stays open between pieces of the same shard, so reading goes on where it
-stopped (and a read-ahead thread keeps parsing while the state learns).
+With a parameter server (:class:`ParameterWorker`) each piece trains a fresh state that
+starts from the server's parameters (the server's exactly-once protocol is per piece).
+
+The classes are plain Python; :mod:`onepass.distributed._job` makes them Ray actors.
+The shard's source stays open between pieces of the same shard, so reading goes on
+where it stopped (and a read-ahead thread keeps parsing while the state learns).
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from onepass._readahead import read_ahead
 from onepass.batch import Batch
 from onepass.distributed._shards import iter_shard
 
-__all__ = ["ParameterWorker", "ShardWorker", "piece_seed"]
+__all__ = ["ParameterWorker", "ShardWorker", "piece_seed", "worker_seed"]
 
 
 def piece_seed(job_seed: int, shard_id: int, piece: int) -> int:
@@ -36,12 +43,22 @@ def piece_seed(job_seed: int, shard_id: int, piece: int) -> int:
     return int(np.random.SeedSequence([job_seed, shard_id, piece]).generate_state(1, np.uint64)[0] >> 1)
 
 
+def worker_seed(job_seed: int, slot: int) -> int:
+    """The seed of the state that worker ``slot`` (0, 1, ... in start order) of a job trains."""
+    return int(np.random.SeedSequence(job_seed, spawn_key=(slot,)).generate_state(1, np.uint64)[0] >> 1)
+
+
 class ShardWorker:
-    """Trains fresh states on pieces of shards (run as a Ray actor by the driver)."""
+    """Trains one state on the pieces of shards it is given (run as a Ray actor by the driver).
+
+    ``seed`` seeds the worker's state (see :func:`worker_seed`); None starts no state
+    (a :class:`ParameterWorker` trains a fresh one per piece).
+    """
 
     def __init__(self, algorithm: str, params: dict[str, Any], uris: Any, source: dict[str, Any],
-                 inline_blocks: bool = True) -> None:
+                 seed: int | None = None, inline_blocks: bool = True) -> None:
         import onepass.algorithms  # noqa: F401  (registers the algorithms in this process)
+        from onepass.train import make_state
 
         self._blas_limit: Any = None
         if inline_blocks:
@@ -54,6 +71,7 @@ class ShardWorker:
         self._algorithm, self._params = algorithm, dict(params)
         self._uris, self._source = uris, dict(source)
         self._open: tuple[int, Any, Iterator[Batch]] | None = None  # (shard id, cursor, batches)
+        self._state = None if seed is None else make_state(algorithm, params, seed)
 
     def pid(self) -> int:
         """This worker's process id (tests kill it)."""
@@ -68,18 +86,18 @@ class ShardWorker:
         self._open = None
         return read_ahead(iter_shard(self._uris, shard, self._source, cursor))
 
-    def run(self, shard: dict[str, Any], cursor: dict[str, Any] | None, max_rows: int, seed: int) -> dict[str, Any]:
-        """Train a fresh state on up to ``max_rows`` rows of ``shard`` from ``cursor``.
+    def run(self, shard: dict[str, Any], cursor: dict[str, Any] | None, max_rows: int) -> dict[str, Any]:
+        """Update this worker's state with up to ``max_rows`` rows of ``shard`` from ``cursor``.
 
-        Returns the state's ``(meta, arrays)``, the cursor after the last row learned,
-        the rows learned and whether the shard is done.
+        Returns a snapshot of the state (``meta``, ``arrays``: every row this worker has
+        learned, in this piece and before), the cursor after the last row learned, the
+        piece's rows and whether the shard is done.
         """
-        from onepass.train import make_state
-
+        if self._state is None:
+            raise RuntimeError("this worker was started without a seed, so it holds no state to train")
         started, cpu = time.perf_counter(), time.process_time()
-        state = make_state(self._algorithm, self._params, seed)
-        rows, last, done = self._learn(state, shard, cursor, max_rows)
-        return self._result(shard, state, rows, last, done, started, cpu)
+        rows, last, done = self._learn(self._state, shard, cursor, max_rows)
+        return self._result(shard, self._state, rows, last, done, started, cpu)
 
     def _learn(self, state: Any, shard: dict[str, Any], cursor: dict[str, Any] | None, max_rows: int,
                after_batch: Any = None) -> tuple[int, dict[str, Any] | None, bool]:
@@ -107,9 +125,10 @@ class ShardWorker:
     def _result(shard: dict[str, Any], state: Any, rows: int, last: Any, done: bool, started: float, cpu: float,
                 **more: Any) -> dict[str, Any]:
         meta, arrays = state.to_arrays()
+        ended = time.perf_counter()  # began/ended: this process's clock, for the idle time between pieces
         return {"shard": shard["id"], "meta": meta, "arrays": arrays, "cursor": last, "rows": rows,
-                "done": done, "seconds": time.perf_counter() - started, "cpu_s": time.process_time() - cpu,
-                "pid": os.getpid(), **more}
+                "done": done, "seconds": ended - started, "began": started, "ended": ended,
+                "cpu_s": time.process_time() - cpu, "pid": os.getpid(), **more}
 
 
 class ParameterWorker(ShardWorker):

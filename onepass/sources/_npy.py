@@ -106,8 +106,16 @@ class NpyReader(Reader):
                 block, ends = block[keep], ends[keep]
         if li is None and wi is None:
             X = block.astype(dt)
-        else:
-            X = block[:, feats].astype(dt)
+        else:  # one copy, from a slice when the features are consecutive (not a gather, then a copy)
+            X = np.ascontiguousarray(_columns(block, feats), dtype=dt)
         y = None if li is None else block[:, li].astype(dt)
         w = None if wi is None else block[:, wi].astype(dt)
         return Chunk(np.ascontiguousarray(X), y, w, ends, ends, bad)
+
+
+def _columns(block: np.ndarray, cols: list[int]) -> np.ndarray:
+    """``block[:, cols]``, as a view when ``cols`` are consecutive (the label or weight is the
+    first or last column)."""
+    if cols and cols[-1] - cols[0] == len(cols) - 1:
+        return block[:, cols[0]:cols[-1] + 1]
+    return block[:, cols]
