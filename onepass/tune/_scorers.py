@@ -101,6 +101,7 @@ class _Reservoir:
         return np.zeros((0, 0)) if self.rows is None else self.rows[: self.filled]
 
 
+_SCORE_CELLS = 1 << 17  # (centers x rows) scored at a time: 512 KB of float32, kept in cache
 _SILHOUETTE_COLUMNS = 256  # distance-matrix columns at a time: 2 MB of float32, kept in cache
 
 
@@ -236,19 +237,30 @@ class KMeansScorer(Scorer):
         np.subtract(X.T, self.origin[:, None].astype(np.float32), out=rows_t[:d])
         rows_t[d] = 1.0
         x_sq = np.einsum("ij,ij->j", rows_t[:d], rows_t[:d])
-        sse = np.empty(len(self.models))
+        sse = np.zeros(len(self.models))
         counts = []
         for i, rhs in enumerate(self.rhs):
-            scores = rhs @ rows_t  # (k, n): ||x - c||^2 - ||x||^2
-            # The minimum over the centers (axis 0) is a vectorized pass over whole
-            # rows of ``scores``, many times faster than an argmin per row.
-            best = scores.min(axis=0)
-            per_cluster = np.count_nonzero(scores == best, axis=1)
-            if per_cluster.sum() != n:  # a tie (or a NaN): count each row once, at its first closest center
-                per_cluster = np.bincount(np.argmin(scores, axis=0), minlength=rhs.shape[0])
-            best += x_sq
-            np.maximum(best, 0, out=best)
-            sse[i] = float(best.sum(dtype=np.float64))
+            k = rhs.shape[0]
+            per_cluster = np.zeros(k, dtype=np.int64)
+            # Columns a slice at a time, so that the product is still in cache when
+            # it is reduced: the reductions cost as much as the product otherwise.
+            step = max(512, min(n, _SCORE_CELLS // k))
+            scores_buf = np.empty((k, step), dtype=np.float32)
+            closest_buf = np.empty((k, step), dtype=bool)
+            for a in range(0, n, step):
+                b = min(a + step, n)
+                scores = np.matmul(rhs, rows_t[:, a:b], out=scores_buf[:, : b - a])  # ||x - c||^2 - ||x||^2
+                # The minimum over the centers (axis 0) is a vectorized pass over whole
+                # rows of ``scores``, many times faster than an argmin per column.
+                best = scores.min(axis=0)
+                closest = np.equal(scores, best, out=closest_buf[:, : b - a])
+                hits = np.count_nonzero(closest, axis=1)
+                if hits.sum() != b - a:  # a tie (or a NaN): count each row once, at its first closest center
+                    hits = np.bincount(np.argmin(scores, axis=0), minlength=k)
+                per_cluster += hits
+                best += x_sq[a:b]
+                np.maximum(best, 0, out=best)
+                sse[i] += float(best.sum(dtype=np.float64))
             counts.append(per_cluster)
         return sse, counts
 
