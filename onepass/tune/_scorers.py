@@ -190,11 +190,11 @@ class KMeansScorer(Scorer):
     - ``silhouette``: mean silhouette on a uniform sample of 2,000 validation rows
       (higher is better; needs k >= 2).
 
-    Every model's distances come from one float32 product per model and row block,
-    against the rows relative to one origin shared by all models (the mean of their
-    centers) with a column of ones appended: ``||c||^2 - 2 x.c`` in one product, and
-    ``||x||^2`` once per row for all models. The two row blocks of a batch run in
-    parallel (:mod:`onepass._parallel`).
+    Each model's distances are float32 products with the rows taken relative to one
+    origin shared by all models (the mean of their centers), a column of ones
+    appended: ``||c||^2 - 2 x.c`` in one product, ``||x||^2`` once per row for all
+    models. The two row blocks of a batch run in parallel (:mod:`onepass._parallel`).
+    The silhouette's distance matrix is made once, for all models.
     """
 
     kind = "kmeans"
