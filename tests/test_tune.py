@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from onepass.errors import InvalidParameterError
 from onepass.train import train
@@ -237,3 +238,34 @@ def test_linear_learner_threshold_is_tuned_on_validation(tmp_path):
     tp = float(((pred == 1) & (yv == 1)).sum())
     f1 = 2 * tp / (2 * tp + float(((pred == 1) & (yv == 0)).sum()) + float(((pred == 0) & (yv == 1)).sum()))
     assert f1 == pytest.approx(board.chosen["f1"], abs=2e-3)  # the tuned threshold gives the F1 reported
+
+
+def test_kmeans_scores_match_a_direct_computation():
+    from sklearn.metrics import silhouette_score
+
+    from onepass.algorithms.kmeans import KMeansModel
+    from onepass.batch import Batch
+    from onepass.tune._scorers import KMeansScorer
+
+    rng = np.random.default_rng(5)
+    X = (rng.normal(size=(20_000, 6)) * 2 + 40).astype(np.float32)
+    centers = [X[rng.choice(len(X), k, replace=False)] for k in (2, 5, 40)]
+    centers.append(np.vstack([centers[1], centers[1][:2]]))  # duplicate centers: every row of theirs is a tie
+    models = [KMeansModel(c, cluster_weights=np.ones(len(c)), inertia=0.0) for c in centers]
+    dense, sparse = KMeansScorer(models, seed=1), KMeansScorer(models, seed=1)
+    for start in range(0, len(X), 9000):  # row blocks in parallel, and a short last batch
+        dense.update(Batch(X[start : start + 9000]))
+        sparse.update(Batch(sp.csr_matrix(X[start : start + 9000])))
+    got, got_sparse = dense.results(), sparse.results()
+    assert not dense.counts[-1][5:].any()  # a tie goes to the first closest center, as argmin does
+    sample = dense.sample.array()
+    for model, rec, rec_sparse, counts in zip(models, got, got_sparse, dense.counts, strict=True):
+        d2 = ((X[:, None, :].astype(np.float64) - model.cluster_centers_[None]) ** 2).sum(axis=2)
+        labels = d2.argmin(axis=1)
+        assert rec["inertia"] == pytest.approx(d2.min(axis=1).mean(), rel=1e-5)
+        assert counts.sum() == len(X) and np.abs(counts - np.bincount(labels, minlength=model.n_clusters)).max() <= 2
+        # Sparse rows take each model's own sparse product (float32 products of rows far from 0).
+        assert rec_sparse["inertia"] == pytest.approx(rec["inertia"], rel=1e-4)
+        assert rec_sparse["bic"] == pytest.approx(rec["bic"], rel=1e-5)
+        expected = silhouette_score(sample, model.predict(sample))
+        assert rec["silhouette"] == pytest.approx(expected, abs=1e-5)

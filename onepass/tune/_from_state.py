@@ -44,7 +44,7 @@ def score_models(models: Sequence[Any], validation: Any, *, seed: int = 0, batch
                  **source_kwargs: Any) -> list[dict[str, float]]:
     """Every metric of the models' kind for each of ``models``, reading ``validation`` once."""
     scorer = scorer_for(models[0].kind)(models, seed=seed)
-    # Many small products, one per model and batch: BLAS threads would only spin.
+    # Many small products, on two row blocks in parallel: BLAS threads would only compete.
     with blas_single_thread(), open_source(validation, batch_size=batch_size, **source_kwargs) as src:
         for batch in src:
             scorer.update(batch)

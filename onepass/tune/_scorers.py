@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
+from onepass._parallel import map_blocks, row_blocks
 from onepass.batch import Batch
 from onepass.errors import InvalidParameterError
 
@@ -100,33 +101,80 @@ class _Reservoir:
         return np.zeros((0, 0)) if self.rows is None else self.rows[: self.filled]
 
 
-def _pairwise_distances(X: np.ndarray) -> np.ndarray:
-    sq = np.einsum("ij,ij->i", X, X)
-    d2 = sq[:, None] + sq[None, :] - 2.0 * (X @ X.T)
-    np.maximum(d2, 0, out=d2)
-    np.fill_diagonal(d2, 0.0)
-    return np.sqrt(d2)
+_SCORE_CELLS = 1 << 17  # (centers x rows) scored at a time: 512 KB of float32, kept in cache
+_SILHOUETTE_COLUMNS = 256  # distance-matrix columns at a time: 2 MB of float32, kept in cache
 
 
-def _silhouette(distances: np.ndarray, labels: np.ndarray) -> float:
-    """Mean silhouette (Rousseeuw 1987) from a precomputed distance matrix: one matrix
-    product gives every row's mean distance to every cluster. Rows alone in their
+def _cluster_distance_sums(sample: np.ndarray, onehot: sp.csr_matrix) -> np.ndarray:
+    """``onehot @ D``: for each (model, cluster) row of ``onehot``, the total Euclidean
+    distance of every sample row to that cluster's rows, shape (n_clusters_total, n).
+
+    ``D``, the sample's distance matrix, is made a block of columns at a time (float64
+    products, stored float32) and every model's clusters sum that block while it is in
+    cache: one pass over ``D`` for all models instead of one per model. Two halves of
+    the columns run in parallel; each column is summed the same way whatever the split.
+    """
+    n = sample.shape[0]
+    centered = sample - sample.mean(axis=0)
+    sq = np.einsum("ij,ij->i", centered, centered)
+    out = np.empty((onehot.shape[0], n), dtype=np.float32)
+
+    def columns(start: int, stop: int) -> None:
+        for a in range(start, stop, _SILHOUETTE_COLUMNS):
+            b = min(a + _SILHOUETTE_COLUMNS, stop)
+            d2 = centered @ centered[a:b].T
+            d2 *= -2
+            d2 += sq[:, None]
+            d2 += sq[None, a:b]
+            np.maximum(d2, 0, out=d2)
+            d2[np.arange(a, b), np.arange(b - a)] = 0.0  # a row's distance to itself
+            out[:, a:b] = onehot @ np.sqrt(d2).astype(np.float32)
+
+    half = n // 2 if n >= 2 * _SILHOUETTE_COLUMNS else n
+    map_blocks(columns, [(0, half), (half, n)] if half < n else [(0, n)])
+    return out
+
+
+def _silhouette(sums: np.ndarray, labels: np.ndarray) -> float:
+    """Mean silhouette (Rousseeuw 1987) from ``sums``, shape (n, k): each row's total
+    distance to each cluster (labels ``0..k-1``, every one used). Rows alone in their
     cluster score 0, as in scikit-learn."""
-    _, labels = np.unique(labels, return_inverse=True)
-    k = int(labels.max()) + 1
-    onehot = sp.csr_matrix((np.ones(labels.size), (labels, np.arange(labels.size))), shape=(k, labels.size))
+    n, k = sums.shape
+    rows = np.arange(n)
     sizes = np.bincount(labels, minlength=k).astype(np.float64)
-    sums = np.asarray(onehot @ distances).T  # (n, k): total distance of each row to each cluster
     own = sizes[labels] - 1
     with np.errstate(invalid="ignore", divide="ignore"):
-        a = sums[np.arange(labels.size), labels] / own
+        a = sums[rows, labels] / own
         means = sums / sizes
-    means[np.arange(labels.size), labels] = np.inf
+    means[rows, labels] = np.inf
     b = means.min(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         s = (b - a) / np.maximum(a, b)
     s[own == 0] = 0.0
     return float(np.nan_to_num(s).mean())
+
+
+def _silhouettes(sample: np.ndarray, labelings: list[np.ndarray]) -> list[float]:
+    """The mean silhouette of each labeling of ``sample`` (NaN unless it has from 2 to
+    n - 1 clusters), all from one pass over the sample's distance matrix."""
+    scores = [math.nan] * len(labelings)
+    compact, scored = [], []
+    for i, labels in enumerate(labelings):
+        _, inverse = np.unique(labels, return_inverse=True)
+        if sample.shape[0] and 2 <= inverse.max(initial=-1) + 1 < sample.shape[0]:
+            compact.append(inverse.ravel())
+            scored.append(i)
+    if not scored:
+        return scores
+    offsets = np.cumsum([0] + [int(c.max()) + 1 for c in compact])
+    n = sample.shape[0]
+    onehot = sp.csr_matrix((np.ones(n * len(compact), dtype=np.float32),
+                            (np.concatenate([c + o for c, o in zip(compact, offsets, strict=False)]),
+                             np.tile(np.arange(n), len(compact)))), shape=(int(offsets[-1]), n))
+    sums = _cluster_distance_sums(sample, onehot)
+    for i, labels, a, b in zip(scored, compact, offsets[:-1], offsets[1:], strict=True):
+        scores[i] = _silhouette(sums[a:b].T.astype(np.float64), labels)
+    return scores
 
 
 @register_scorer
@@ -141,6 +189,12 @@ class KMeansScorer(Scorer):
       it stops falling where more clusters only split real ones;
     - ``silhouette``: mean silhouette on a uniform sample of 2,000 validation rows
       (higher is better; needs k >= 2).
+
+    Each model's distances are float32 products with the rows taken relative to one
+    origin shared by all models (the mean of their centers), a column of ones
+    appended: ``||c||^2 - 2 x.c`` in one product, ``||x||^2`` once per row for all
+    models. The two row blocks of a batch run in parallel (:mod:`onepass._parallel`).
+    The silhouette's distance matrix is made once, for all models.
     """
 
     kind = "kmeans"
@@ -153,23 +207,81 @@ class KMeansScorer(Scorer):
         self.counts = [np.zeros(m.n_clusters) for m in self.models]
         self.sample = _Reservoir(SILHOUETTE_SAMPLE, self.rng)
         self.n_features = self.models[0].n_features if self.models else 0
+        centers = [np.asarray(m.cluster_centers_, dtype=np.float64) for m in self.models]
+        self.origin = np.concatenate(centers).mean(axis=0) if centers else np.zeros(0)
+        # Per model, (k, d + 1): [-2 c, ||c||^2] relative to the origin, so that a
+        # product with [x, 1] gives ||x - c||^2 - ||x||^2.
+        self.rhs = [np.ascontiguousarray(np.column_stack([-2.0 * (c - self.origin),
+                                                          np.einsum("ij,ij->i", c - self.origin, c - self.origin)]),
+                                         dtype=np.float32) for c in centers]
 
     def update(self, batch: Batch) -> None:
         X = batch.X
-        for i, model in enumerate(self.models):
-            d2 = model.squared_distances(X)
-            labels = np.argmin(d2, axis=1)
-            self.sse[i] += float(d2[np.arange(d2.shape[0]), labels].astype(np.float64).sum())
-            self.counts[i] += np.bincount(labels, minlength=model.n_clusters)
+        for model in self.models:
+            model._check(X)
+        if sp.issparse(X):
+            parts = map_blocks(lambda a, b: self._score_sparse(X[a:b]), row_blocks(X.shape[0]))
+        else:
+            parts = map_blocks(lambda a, b: self._score_dense(X[a:b]), row_blocks(X.shape[0]))
+        for sse, counts in parts:  # in block order: the same sums on any machine
+            self.sse += sse
+            for mine, more in zip(self.counts, counts, strict=True):
+                mine += more
         self.sample.add(X)
         self.n_rows += X.shape[0]
 
+    def _score_dense(self, X: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """(SSE, rows per cluster) of each model on the rows ``X``."""
+        n, d = X.shape
+        rows_t = np.empty((d + 1, n), dtype=np.float32)  # [x - origin, 1] as columns
+        np.subtract(X.T, self.origin[:, None].astype(np.float32), out=rows_t[:d])
+        rows_t[d] = 1.0
+        x_sq = np.einsum("ij,ij->j", rows_t[:d], rows_t[:d])
+        sse = np.zeros(len(self.models))
+        counts = []
+        for i, rhs in enumerate(self.rhs):
+            k = rhs.shape[0]
+            per_cluster = np.zeros(k, dtype=np.int64)
+            # Columns a slice at a time, so that the product is still in cache when
+            # it is reduced: the reductions cost as much as the product otherwise.
+            step = max(512, min(n, _SCORE_CELLS // k))
+            scores_buf = np.empty((k, step), dtype=np.float32)
+            closest_buf = np.empty((k, step), dtype=bool)
+            for a in range(0, n, step):
+                b = min(a + step, n)
+                scores = np.matmul(rhs, rows_t[:, a:b], out=scores_buf[:, : b - a])  # ||x - c||^2 - ||x||^2
+                # The minimum over the centers (axis 0) is a vectorized pass over whole
+                # rows of ``scores``, many times faster than an argmin per column.
+                best = scores.min(axis=0)
+                closest = np.equal(scores, best, out=closest_buf[:, : b - a])
+                hits = np.count_nonzero(closest, axis=1)
+                if hits.sum() != b - a:  # a tie (or a NaN): count each row once, at its first closest center
+                    hits = np.bincount(np.argmin(scores, axis=0), minlength=k)
+                per_cluster += hits
+                best += x_sq[a:b]
+                np.maximum(best, 0, out=best)
+                sse[i] += float(best.sum(dtype=np.float64))
+            counts.append(per_cluster)
+        return sse, counts
+
+    def _score_sparse(self, X: Any) -> tuple[np.ndarray, list[np.ndarray]]:
+        sse = np.empty(len(self.models))
+        counts = []
+        for i, model in enumerate(self.models):
+            d2 = model.squared_distances(X)
+            labels = np.argmin(d2, axis=1)
+            sse[i] = float(d2[np.arange(d2.shape[0]), labels].astype(np.float64).sum())
+            counts.append(np.bincount(labels, minlength=model.n_clusters))
+        return sse, counts
+
     def results(self) -> list[dict[str, float]]:
         sample = self.sample.array()
-        distances = _pairwise_distances(sample) if sample.size else np.zeros((0, 0))
+        labelings = [np.argmin(model.squared_distances(sample), axis=1) if sample.size else np.zeros(0, dtype=np.int64)
+                     for model in self.models]
+        silhouettes = _silhouettes(sample, labelings)
         out = []
         n, d = self.n_rows, self.n_features
-        for model, sse, counts in zip(self.models, self.sse, self.counts, strict=True):
+        for model, sse, counts, silhouette in zip(self.models, self.sse, self.counts, silhouettes, strict=True):
             k = model.n_clusters
             rec = {"inertia": sse / n if n else math.nan}
             if n > k and sse > 0:
@@ -180,9 +292,7 @@ class KMeansScorer(Scorer):
                 rec["bic"] = -2 * loglik + params * math.log(n)
             else:
                 rec["bic"] = math.nan
-            labels = np.argmin(model.squared_distances(sample), axis=1) if sample.size else np.zeros(0)
-            n_labels = len(np.unique(labels))
-            rec["silhouette"] = _silhouette(distances, labels) if 2 <= n_labels < sample.shape[0] else math.nan
+            rec["silhouette"] = silhouette
             out.append(rec)
         return out
 

@@ -147,3 +147,18 @@ def test_a_large_mean_offset_costs_no_quality() -> None:
     assert adjusted_rand_score(at_zero.labels_, shifted.labels_) > 0.99
     assert -shifted.score(X + np.float32(1e4)) == pytest.approx(-at_zero.score(X), rel=0.01)
     np.testing.assert_allclose(np.sort(shifted.cluster_centers_[:, 0]) - 1e4, np.sort(at_zero.cluster_centers_[:, 0]), atol=0.05)
+
+
+def test_lloyd_runs_advance_together_exactly_as_each_alone() -> None:
+    from onepass.algorithms.kmeans import _weighted
+
+    rng = np.random.default_rng(3)
+    points = rng.normal(size=(120, 6)) * 3 + 50
+    points[:40] = points[0]  # duplicates: some runs empty a cluster and refill it
+    weights = rng.uniform(0.5, 2.0, 120)
+    starts = np.stack([points[rng.choice(120, 9, replace=False)] for _ in range(7)])
+    centers, labels, inertia, n_iter = _weighted.lloyd_runs(points, weights, starts, max_iter=50)
+    for r in range(7):
+        alone = _weighted.lloyd(points, weights, starts[r], max_iter=50)
+        assert np.array_equal(centers[r], alone[0]) and np.array_equal(labels[r], alone[1])
+        assert (inertia[r], n_iter[r]) == (alone[2], alone[3])

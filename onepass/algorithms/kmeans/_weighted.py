@@ -107,34 +107,94 @@ def lloyd(
     A center that loses all its points is moved to the point that is farthest from its
     own center, weighted, so that no cluster is left empty.
     """
-    k = centers.shape[0]
+    runs = lloyd_runs(points, weights, centers[None], max_iter=max_iter, tol=tol)
+    return runs[0][0], runs[1][0], float(runs[2][0]), int(runs[3][0])
+
+
+# Runs advance together while their (runs, points, centers) distances stay this small.
+_MAX_RUN_CELLS = 1 << 21
+
+
+def lloyd_runs(
+    points: np.ndarray,
+    weights: np.ndarray,
+    centers: np.ndarray,
+    *,
+    max_iter: int = 300,
+    tol: float = 1e-4,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`lloyd` from each of ``centers``' starts, shape (n_runs, k, n_features).
+
+    Independent runs, each exactly as :func:`lloyd` alone (the same products and sums
+    in the same order), advanced together: one product, one argmin and one sparse sum
+    per iteration for all runs still moving, instead of one each. Returns per run the
+    centers (n_runs, k, n_features), labels (n_runs, n), inertia and iterations (n_runs,).
+    """
+    n_runs, k, _ = centers.shape
+    n = points.shape[0]
     centers = centers.astype(np.float64, copy=True)
     x_sq = np.einsum("ij,ij->i", points, points)
     mean = np.average(points, axis=0, weights=weights)
     variance = float(np.average(((points - mean) ** 2).sum(axis=1), weights=weights)) / points.shape[1]
     threshold = tol * variance
-    n_iter = 0
-    for n_iter in range(1, max_iter + 1):  # noqa: B007  (read after the loop)
-        d2 = squared_distances(points, centers, x_sq)
-        labels = np.argmin(d2, axis=1)
-        mass = np.bincount(labels, weights=weights, minlength=k)
-        onehot = sp.csc_matrix((weights, labels, np.arange(points.shape[0] + 1)), shape=(k, points.shape[0]))
-        sums = np.asarray(onehot @ points)
-        empty = np.flatnonzero(mass <= 0)
-        if empty.size:
-            cost = weights * d2[np.arange(points.shape[0]), labels]
-            far = np.argsort(-cost, kind="stable")[: empty.size]
-            sums[empty] = points[far] * weights[far, None]
-            mass[empty] = weights[far]
-        new_centers = sums / mass[:, None]
-        shift = float(((new_centers - centers) ** 2).sum())
-        centers = new_centers
-        if shift <= threshold and not empty.size:
+    n_iter = np.zeros(n_runs, dtype=np.int64)
+    moving = np.ones(n_runs, dtype=bool)
+    group = max(1, _MAX_RUN_CELLS // max(1, n * k))
+    for it in range(1, max_iter + 1):
+        live = np.flatnonzero(moving)
+        if live.size == 0:
             break
-    d2 = squared_distances(points, centers, x_sq)
-    labels = np.argmin(d2, axis=1)
-    inertia = float(weights @ d2[np.arange(points.shape[0]), labels])
+        for runs in np.array_split(live, -(-live.size // group)):
+            stopped = _lloyd_step(points, weights, x_sq, centers, runs, threshold)
+            n_iter[runs] = it
+            moving[runs[stopped]] = False
+    labels = np.empty((n_runs, n), dtype=np.int64)
+    inertia = np.empty(n_runs)
+    for runs in np.array_split(np.arange(n_runs), -(-n_runs // group)):
+        d2 = _run_distances(points, x_sq, centers[runs])
+        labels[runs] = np.argmin(d2, axis=2)
+        inertia[runs] = [float(weights @ d2[i, np.arange(n), labels[r]]) for i, r in enumerate(runs)]
     return centers, labels, inertia, n_iter
+
+
+def _run_distances(points: np.ndarray, x_sq: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """:func:`squared_distances` for each run's centers, (n_runs, n, k), the same way."""
+    c_sq = np.einsum("rij,rij->ri", centers, centers)
+    d2 = points @ centers.transpose(0, 2, 1)
+    d2 *= -2
+    d2 += x_sq[None, :, None]
+    d2 += c_sq[:, None, :]
+    np.maximum(d2, 0, out=d2)
+    return d2
+
+
+def _lloyd_step(points: np.ndarray, weights: np.ndarray, x_sq: np.ndarray, centers: np.ndarray,
+                runs: np.ndarray, threshold: float) -> np.ndarray:
+    """One Lloyd iteration of ``runs`` (updating ``centers`` in place); which of them stop."""
+    n = points.shape[0]
+    current = centers[runs]
+    n_runs, k, _ = current.shape
+    d2 = _run_distances(points, x_sq, current)
+    labels = np.argmin(d2, axis=2)
+    # Run r's clusters are rows r*k .. r*k+k-1 of one one-hot matrix: each point has a
+    # non-zero per run in its column (CSC, no sorting), so one sparse product sums all.
+    rows = labels + (np.arange(n_runs) * k)[:, None]
+    onehot = sp.csc_matrix((np.repeat(weights, n_runs), rows.T.ravel(), np.arange(0, n * n_runs + 1, n_runs)),
+                           shape=(n_runs * k, n))
+    sums = np.asarray(onehot @ points).reshape(n_runs, k, -1)
+    mass = np.bincount(rows.ravel(), weights=np.tile(weights, n_runs), minlength=n_runs * k).reshape(n_runs, k)
+    has_empty = np.zeros(n_runs, dtype=bool)
+    for r in np.flatnonzero((mass <= 0).any(axis=1)):
+        empty = np.flatnonzero(mass[r] <= 0)
+        cost = weights * d2[r, np.arange(n), labels[r]]
+        far = np.argsort(-cost, kind="stable")[: empty.size]
+        sums[r, empty] = points[far] * weights[far, None]
+        mass[r, empty] = weights[far]
+        has_empty[r] = True
+    new_centers = sums / mass[:, :, None]
+    shift = ((new_centers - current) ** 2).sum(axis=(1, 2))
+    centers[runs] = new_centers
+    return (shift <= threshold) & ~has_empty
 
 
 def best_of_trials(
@@ -155,10 +215,6 @@ def best_of_trials(
     # computing them at each of its k steps.
     pairwise = squared_distances(points, points) if points.shape[0] <= _PAIRWISE_MAX_POINTS else None
     all_seeds = np.atleast_2d(kmeans_plusplus(points, weights, k, rng, n_runs=n_trials, pairwise=pairwise))
-    best = None
-    for seeds in all_seeds:
-        result = lloyd(points, weights, points[seeds], max_iter=max_iter, tol=tol)
-        if best is None or result[2] < best[2]:
-            best = result
-    assert best is not None
-    return best
+    centers, labels, inertia, n_iter = lloyd_runs(points, weights, points[all_seeds], max_iter=max_iter, tol=tol)
+    best = int(np.argmin(inertia))  # the first of equals, as keeping only strictly better ones does
+    return centers[best], labels[best], float(inertia[best]), int(n_iter[best])
