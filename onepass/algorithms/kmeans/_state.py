@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any, ClassVar
 
 import numpy as np
@@ -32,6 +33,9 @@ _FAR_RATIO = 25.0
 # splits: small, so the bisecting hyperplane passes near the parent and the two share
 # its rows (a step of a whole radius, in many dimensions, is farther than most rows).
 _SPLIT_STEP = 0.1
+
+
+_SCORE_ROWS = 2048  # rows whose distance scores are computed and reduced at once (they stay in cache)
 
 
 def resolve_n_centers(n_clusters: int, extra_center_factor: float | str) -> int:
@@ -146,6 +150,7 @@ class KMeansState:
         self.rng_ = np.random.default_rng(self.seed)
         self.origin_ = np.zeros(0)
         self._centers32 = np.zeros((0, 0), dtype=np.float32)
+        self._buffers: dict[str, np.ndarray] = {}  # work arrays, see _scratch
 
     # -- properties -----------------------------------------------------------------
 
@@ -241,7 +246,7 @@ class KMeansState:
             # Rows relative to the origin, with a column of ones appended so that one
             # matrix product with [-2c, ||c||^2] gives the scores whole; filled by the
             # row blocks of the first assignment.
-            Xs = np.empty((n, X.shape[1] + 1), dtype=np.float32)
+            Xs = self._scratch("rows", (n, X.shape[1] + 1))
             x_sq = np.empty(n, dtype=np.float32)
         wrow = np.ones(n) if w is None else w
         labels, d2, sums, mass, cost = self._assign(X, Xs, x_sq, wrow, prepare=not sp.issparse(X))
@@ -313,10 +318,17 @@ class KMeansState:
                     Xs[a:b, d] = 1.0
                     np.einsum("ij,ij->i", Xs[a:b], Xs[a:b], out=x_sq[a:b])  # contiguous: faster
                     x_sq[a:b] -= 1.0  # the column of ones
-                scores = Xs[a:b] @ rhs
-                lab = np.argmin(scores, axis=1)
-                labels[a:b] = lab
-                dist = scores[np.arange(m), lab].astype(np.float64)
+                # Scores in slices of rows, into a buffer kept across batches: the slice's
+                # scores stay in cache for the argmin, and no page of it is new.
+                scores = self._scratch(f"scores-{threading.get_ident()}", (min(m, _SCORE_ROWS), n_kept))
+                dist = np.empty(m, dtype=np.float64)
+                for i in range(a, b, _SCORE_ROWS):
+                    j = min(i + _SCORE_ROWS, b)
+                    part = np.matmul(Xs[i:j], rhs, out=scores[:j - i])
+                    lab_part = np.argmin(part, axis=1)
+                    labels[i:j] = lab_part
+                    dist[i - a:j - a] = part[np.arange(j - i), lab_part]
+                lab = labels[a:b]
                 with np.errstate(invalid="ignore"):  # non-finite rows are reported by the caller
                     dist += x_sq[a:b]
                 np.maximum(dist, 0, out=dist)
@@ -337,6 +349,14 @@ class KMeansState:
                 mass += more[1]
                 cost += more[2]
         return labels, d2, sums, mass, cost
+
+    def _scratch(self, name: str, shape: tuple[int, int]) -> np.ndarray:
+        """A float32 work array of ``shape`` kept across batches (not part of the state):
+        a fresh multi-MB array each batch costs page faults on every first touch."""
+        buf = self._buffers.get(name)
+        if buf is None or buf.shape[1] != shape[1] or buf.shape[0] < shape[0]:
+            buf = self._buffers[name] = np.empty(shape, dtype=np.float32)
+        return buf[:shape[0]]
 
     def _open_far_centers(self, X: Any, d2: np.ndarray, wrow: np.ndarray) -> bool:
         """Streaming k-means++: rows far from every center open centers of their own.
