@@ -556,7 +556,9 @@ def render(cfg: Config, results: dict[str, Result]) -> list[Table]:
                 if oe > 1e-4:
                     checks.append(f"components_ not orthonormal (max |VVᵀ-I| {oe:.1e})")
                 rel = max(r.values("ev_vs_rayleigh_max_rel") or [0.0])
-                if rel > 1e-3:
+                # exact: to 0.1%; sketch: its estimate s_i^2 + shrinkage is documented to be
+                # off for the weakest kept components, within the 2%
+                if rel > (1e-3 if label == "exact" else 0.02):
                     checks.append(f"explained_variance_ off the variance along components_ by up to {rel:.2%}")
                 if not all(x.get("ev_sorted", True) for x in r.ok_runs):
                     checks.append("explained_variance_ not in decreasing order")
