@@ -53,7 +53,7 @@ def test_pca_exact_parameters_round_trip_and_add_up():
     fresh = cls(2)
     fresh.set_parameters(server.pull()[0])
     assert fresh.n_rows_seen_ == 0  # counts are not parameters
-    np.testing.assert_allclose(fresh.mean_, whole.mean_, rtol=1e-12)
+    np.testing.assert_allclose(fresh.mean_, whole.mean_, rtol=1e-7)  # float32 sums of the shifted rows
     np.testing.assert_allclose(fresh.scatter_, whole.scatter_, rtol=1e-6,  # float32 batch products
                                atol=1e-6 * np.abs(whole.scatter_).max())
 

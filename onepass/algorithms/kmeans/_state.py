@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-import threading
 from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
 from onepass._parallel import blas_single_thread, map_blocks, row_blocks
+from onepass._scratch import Scratch
 from onepass.algorithms.kmeans._model import KMeansModel
 from onepass.algorithms.kmeans._weighted import best_of_trials, kmeans_plusplus, lloyd, squared_distances
 from onepass.batch import Batch
@@ -150,7 +150,7 @@ class KMeansState:
         self.rng_ = np.random.default_rng(self.seed)
         self.origin_ = np.zeros(0)
         self._centers32 = np.zeros((0, 0), dtype=np.float32)
-        self._buffers: dict[str, np.ndarray] = {}  # work arrays, see _scratch
+        self._scratch = Scratch()  # work arrays kept across batches
 
     # -- properties -----------------------------------------------------------------
 
@@ -246,7 +246,7 @@ class KMeansState:
             # Rows relative to the origin, with a column of ones appended so that one
             # matrix product with [-2c, ||c||^2] gives the scores whole; filled by the
             # row blocks of the first assignment.
-            Xs = self._scratch("rows", (n, X.shape[1] + 1))
+            Xs = self._scratch.get("rows", (n, X.shape[1] + 1))
             x_sq = np.empty(n, dtype=np.float32)
         wrow = np.ones(n) if w is None else w
         labels, d2, sums, mass, cost = self._assign(X, Xs, x_sq, wrow, prepare=not sp.issparse(X))
@@ -320,7 +320,7 @@ class KMeansState:
                     x_sq[a:b] -= 1.0  # the column of ones
                 # Scores in slices of rows, into a buffer kept across batches: the slice's
                 # scores stay in cache for the argmin, and no page of it is new.
-                scores = self._scratch(f"scores-{threading.get_ident()}", (min(m, _SCORE_ROWS), n_kept))
+                scores = self._scratch.get("scores", (min(m, _SCORE_ROWS), n_kept))
                 dist = np.empty(m, dtype=np.float64)
                 for i in range(a, b, _SCORE_ROWS):
                     j = min(i + _SCORE_ROWS, b)
@@ -349,14 +349,6 @@ class KMeansState:
                 mass += more[1]
                 cost += more[2]
         return labels, d2, sums, mass, cost
-
-    def _scratch(self, name: str, shape: tuple[int, int]) -> np.ndarray:
-        """A float32 work array of ``shape`` kept across batches (not part of the state):
-        a fresh multi-MB array each batch costs page faults on every first touch."""
-        buf = self._buffers.get(name)
-        if buf is None or buf.shape[1] != shape[1] or buf.shape[0] < shape[0]:
-            buf = self._buffers[name] = np.empty(shape, dtype=np.float32)
-        return buf[:shape[0]]
 
     def _open_far_centers(self, X: Any, d2: np.ndarray, wrow: np.ndarray) -> bool:
         """Streaming k-means++: rows far from every center open centers of their own.

@@ -9,6 +9,7 @@ import scipy.sparse as sp
 from scipy.linalg import blas, solve_triangular
 
 from onepass._parallel import blas_single_thread, map_blocks, row_blocks
+from onepass._scratch import Scratch
 from onepass.algorithms.pca._model import PCAModel
 from onepass.batch import Batch
 from onepass.errors import (
@@ -23,7 +24,7 @@ __all__ = ["PCAState", "resolve_extra_components"]
 
 _MODES = ("exact", "sketch")
 _POWER_ITERATIONS = 2  # range finder: power iterations per buffer compression
-_DENSE_POWER_ITERATIONS = 1  # ... per wide dense batch
+_TOO_LARGE = "the batch has values too large to square in float32 (beyond ~1e19); PCA needs them scaled down"
 _MIN_BUFFER_ENTRIES = 1 << 18  # sparse buffer floor (non-zeros + rows): narrow data still batches up
 _ROW_BLOCK = 16384  # rows per block in the buffer's Gram products (bounds the b x r temporaries)
 
@@ -109,13 +110,14 @@ def _gram_product(blocks: list[tuple[Any, np.ndarray | None]], center: np.ndarra
         if cw is not None:
             Y -= np.outer(sw, cw)
             column_sums = sw @ Y
-        return np.asarray(S.T @ Y, dtype=np.float64), column_sums
+        return S.T @ Y, column_sums  # float32: added into the float64 H below
 
     if sp.issparse(blocks[0][0]):  # one block at a time: H is the only c x ell array held
         parts = iter(product(i, i + 1) for i in range(len(blocks)))
     else:  # dense: the two row blocks in parallel
         parts = iter(map_blocks(product, [(i, i + 1) for i in range(len(blocks))]))
-    H, column_sums = next(parts)
+    H = np.zeros(W.shape)
+    column_sums = np.zeros(W.shape[1])
     for part, sums in parts:
         H += part
         if sums is not None:
@@ -231,7 +233,7 @@ def _compress_sparse(X: sp.csr_matrix, w: np.ndarray, center: np.ndarray | None,
     return cols, _range_compress(blocks, mu, _warm_directions(sketch, cols), ell, rng)
 
 
-def _compress_dense(X: np.ndarray, sketch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _compress_dense(X: np.ndarray, sketch: np.ndarray, rng: np.random.Generator, power_iterations: int) -> np.ndarray:
     """At most ``ell`` rows ``Z`` with ``Z^T Z <= X^T X`` for a wide dense batch ``X`` (rows
     already centered and weighted): the range finder of :func:`_range_compress` on two
     fixed row blocks of float32 rows, in parallel. Time ``O(b d ell)``, against fast FD's
@@ -240,7 +242,7 @@ def _compress_dense(X: np.ndarray, sketch: np.ndarray, rng: np.random.Generator)
     X32 = np.asarray(X, dtype=np.float32)
     blocks: list[tuple[Any, np.ndarray | None]] = [(X32[a:b], None) for a, b in row_blocks(X.shape[0])]
     return _range_compress(blocks, None, _warm_directions(sketch, slice(None)), sketch.shape[0], rng,
-                           _DENSE_POWER_ITERATIONS)
+                           power_iterations)
 
 
 def _sketch_svd(B: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -360,8 +362,8 @@ class PCAState:
 
     Wide dense batches (``d`` beyond ~25 ``ell``, more than ``2 ell`` rows) are first
     compressed to at most ``ell`` rows by the same range finder as sparse buffers below
-    (float32 products on two row blocks in parallel, one power iteration: the warm start
-    already holds the dominant directions), then FD-shrunk with the sketch: one
+    (float32 products on two row blocks in parallel; one power iteration once the sketch
+    has seen four batches, its directions then a good warm start), then FD-shrunk with the sketch: one
     shrink per batch instead of one per ``2 ell`` rows (d=1000: ~10x faster), with the
     error term ``eps_t`` of a compression as below.
 
@@ -393,8 +395,8 @@ class PCAState:
     the first of 10, +6.7% for the tenth; ``s_i^2`` alone was -11% and -92%). Rows that
     went through a range-finder compression (wide dense batches, sparse buffers) also
     lost ``eps_t`` along the directions W missed, so there the estimate can be a little
-    low (same data, compressed with one power iteration: -0.005% for the first, -1.3%
-    for the tenth; over 200k rows, -0.003% and -0.4%). The total variance,
+    low (same data, compressed: -0.006% for the first, -0.2% for the tenth; with one
+    power iteration from the first batch on it was -1.3 to -2.1%). The total variance,
     the denominator of ``explained_variance_ratio_``, is the exact trace ``sum
     scatter_diag_``; FD removes at least ``(ell + 1) Delta`` of it, so the ratios of all
     components sum to at most 1.
@@ -441,6 +443,7 @@ class PCAState:
         self.buffer_: list[tuple[sp.csr_matrix, np.ndarray]] = []
         self.buffer_entries_ = 0
         self.rng_ = np.random.default_rng(self.seed)
+        self._scratch = Scratch()  # work arrays kept across batches
 
     def hyperparameters(self) -> dict[str, Any]:
         return {
@@ -486,6 +489,13 @@ class PCAState:
                     f"{X.shape[1]} features (valid indices are 0 to {X.shape[1] - 1}); fix the record or "
                     "declare the true number of features"
                 )
+        if sp.issparse(X):
+            self._check_finite(X)
+        # dense batches: the sums every mode takes are non-finite when a value is, and
+        # only then is the batch searched (one pass fewer over every batch)
+
+    def _check_finite(self, X: Any) -> None:
+        """Raise a DataError naming the first row with NaN or infinity, if there is one."""
         values = X.data if sp.issparse(X) else X
         finite = np.isfinite(values)
         if not finite.all():
@@ -539,6 +549,8 @@ class PCAState:
         it, is summed in float64."""
         n = X.shape[0]
         mean_b = X.mean(axis=0, dtype=np.float64) if w is None else (w @ X) / n_b
+        if not np.isfinite(mean_b).all():
+            self._check_finite(X)
         compress = not self._narrow(n) and n > 2 * self.sketch_.shape[0]
         if not compress:
             X = X.astype(np.float64, copy=False)
@@ -548,12 +560,17 @@ class PCAState:
             if w is not None:
                 Xs *= np.sqrt(w).astype(X.dtype)[:, None]
             diag_b = np.square(Xs).sum(axis=0, dtype=np.float64) - n_b * (mean_b - center) ** 2
+            if not np.isfinite(diag_b).all():
+                raise DataError(_TOO_LARGE)
             if self.subtract_mean:
                 rows = Xs
             else:
                 rows = X if w is None else X * np.sqrt(w).astype(X.dtype)[:, None]
             if compress:
-                rows = _compress_dense(rows, self.sketch_, self.rng_)
+                # two power iterations while the sketch is young (its first four batches' worth
+                # of rows), one once its directions make a good warm start
+                young = self.weight_seen_ < 4 * n_b
+                rows = _compress_dense(rows, self.sketch_, self.rng_, _POWER_ITERATIONS if young else 1)
             self._absorb_sketch(n_b, mean_b, np.maximum(diag_b, 0.0), rows)
 
     def _absorb_exact_dense(self, X: np.ndarray, w: np.ndarray | None, n_b: float) -> None:
@@ -561,29 +578,54 @@ class PCAState:
         (one BLAS thread each), added in float64.
 
         The products run in the batch's own precision: a float32 batch (what every onepass
-        source yields) gets float32 products, twice as fast as float64 and, since the rows
-        are first centered on the batch mean (computed in float64), accurate to float32's
-        ~1e-7 relative, well inside the data's own precision. A float64 batch stays float64.
-        The rows are centered on the float32-rounded mean ``c``; the scatter about the true
-        mean ``m`` is ``sum w (x - c)(x - c)^T - n_b (m - c)(m - c)^T``.
+        source yields) gets float32 products, twice as fast as float64, and accurate to
+        float32's ~1e-7 relative once the rows are centered. A float64 batch stays float64.
+        The rows are shifted by a center ``c``, the running mean so far (rounded to the
+        batch's dtype), or a first batch's own mean. Each block's product is taken over the
+        shifted rows with the square roots of the weights appended as a last column, ``[A,
+        s]^T [A, s]``: one symmetric product gives the block's scatter about ``c`` and ``sum
+        w (x - c)``, so the batch is read once. The batch mean is ``m = c + sum w (x - c) /
+        n_b`` and its scatter ``sum w (x - c)(x - c)^T - n_b (m - c)(m - c)^T``. A batch far
+        from the running mean (``(m - c)^2`` beyond 1e4 times a feature's variance: a jump
+        in the stream, where the difference would lose float32 digits) is redone centered
+        on its own mean. A non-finite value makes the sums non-finite; the batch is then
+        searched for the row to report.
         """
-        mean_b = X.mean(axis=0, dtype=np.float64) if w is None else (w @ X) / n_b
-        center = mean_b.astype(X.dtype)
+        n, d = X.shape
+        if self.weight_seen_ > 0:
+            center = self.mean_.astype(X.dtype)
+        else:
+            center = (X.mean(axis=0, dtype=np.float64) if w is None else (w @ X) / n_b).astype(X.dtype)
         sw = None if w is None else np.sqrt(w).astype(X.dtype)
 
         def block(start: int, stop: int) -> np.ndarray:
-            Xs = X[start:stop] - center
-            if sw is not None:
-                Xs *= sw[start:stop, None]
-            return Xs.T @ Xs
+            A = self._scratch.get("rows", (stop - start, d + 1), X.dtype)
+            np.subtract(X[start:stop], center, out=A[:, :d])
+            if sw is None:
+                A[:, d] = 1.0
+            else:
+                A[:, :d] *= sw[start:stop, None]
+                A[:, d] = sw[start:stop]
+            return A.T @ A
 
         with blas_single_thread():  # the blocks are the parallelism (see _parallel)
-            parts = map_blocks(block, row_blocks(X.shape[0]))
-            S = parts[0].astype(np.float64)
-            for part in parts[1:]:
-                S += part
-            _add_outer(S, -n_b, mean_b - center)
-            self._absorb_exact(n_b, mean_b, S)
+            for _ in range(2):
+                parts = map_blocks(block, row_blocks(n))
+                G = parts[0].astype(np.float64)
+                for part in parts[1:]:
+                    G += part
+                sums, squares = G[:d, d], np.diag(G)[:d]
+                if not (np.isfinite(sums).all() and np.isfinite(squares).all()):
+                    self._check_finite(X)
+                    raise DataError(_TOO_LARGE)
+                delta = sums / n_b
+                shift = n_b * delta**2
+                if (shift <= 1e4 * np.maximum(squares - shift, 1e-300)).all():
+                    break
+                center = (center.astype(np.float64) + delta).astype(X.dtype)  # far from the running mean
+            S = np.ascontiguousarray(G[:d, :d])
+            _add_outer(S, -n_b, delta)
+            self._absorb_exact(n_b, center.astype(np.float64) + delta, S)
 
     def _absorb_exact(self, n_b: float, mean_b: np.ndarray, S: np.ndarray) -> None:
         n, mean, coef, delta = _chan_combine(self.weight_seen_, self.mean_, n_b, mean_b)
