@@ -376,6 +376,7 @@ class LinearLearnerState:
         self.intercept_ = np.zeros(self.n_columns, dtype=np.float32)
         self.moment1_ = np.zeros((0, self.n_columns), dtype=np.float32)
         self.moment2_ = np.zeros((0, self.n_columns), dtype=np.float32)
+        self._positions = np.zeros(0, dtype=np.int32)  # work array of the sparse step, not state
         self.moment1_bias_ = np.zeros(self.n_columns, dtype=np.float32)
         self.moment2_bias_ = np.zeros(self.n_columns, dtype=np.float32)
         self.n_steps_ = 0
@@ -695,7 +696,9 @@ class LinearLearnerState:
         total = float(rw.sum())
         is_sparse = sp.issparse(Xn)
         if is_sparse:
-            rows, inverse = _unique(Xn.indices)
+            if self._positions.shape[0] != self.n_features_:
+                self._positions = np.zeros(self.n_features_, dtype=np.int32)  # see _unique
+            rows, inverse = _unique(Xn.indices, self._positions)
             Xc = sp.csr_matrix((Xn.data, inverse, Xn.indptr), shape=(n, rows.size))
             W = _gather(self.coef_, rows)
             F = np.asarray(Xc @ W)
@@ -1197,9 +1200,12 @@ def _where(batch: Batch, row: int) -> str:
     return f"row {row} of the batch"
 
 
-def _unique(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _unique(indices: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(sorted distinct values, position of each value among them): np.unique with
-    return_inverse, without its argsort (measured 2-3x slower here)."""
+    return_inverse, without its argsort (measured 2-3x slower here) and without a binary
+    search per index: ``positions`` (one int32 slot per feature, kept by the caller, its
+    contents stale) is written at the distinct values and read at every index, O(nnz)
+    (the search took 40% of a one-model sparse step)."""
     if indices.size == 0:
         return indices.astype(np.int64), indices.astype(np.int32)
     s = np.sort(indices)
@@ -1207,7 +1213,8 @@ def _unique(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     keep[0] = True
     np.not_equal(s[1:], s[:-1], out=keep[1:])
     rows = s[keep]
-    return rows, np.searchsorted(rows, indices).astype(np.int32)
+    positions[rows] = np.arange(rows.size, dtype=np.int32)
+    return rows, positions[indices]
 
 
 def _rows_view(A: np.ndarray) -> np.ndarray:
