@@ -20,11 +20,12 @@ class Scratch:
     def __init__(self) -> None:
         self._arrays: dict[tuple[str, int, str], np.ndarray] = {}
 
-    def get(self, name: str, shape: tuple[int, int], dtype: type = np.float32) -> np.ndarray:
-        """A C-contiguous array of ``shape`` and ``dtype`` (contents undefined), this thread's."""
+    def get(self, name: str, shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
+        """A C-contiguous array of ``shape`` and ``dtype`` (contents undefined: whatever the
+        last user left), this thread's; kept and grown along the first axis."""
         key = (name, threading.get_ident(), np.dtype(dtype).str)
         buf = self._arrays.get(key)
-        if buf is None or buf.shape[1] != shape[1] or buf.shape[0] < shape[0]:
+        if buf is None or buf.shape[1:] != tuple(shape[1:]) or buf.shape[0] < shape[0]:
             buf = self._arrays[key] = np.empty(shape, dtype=dtype)
         return buf[:shape[0]]
 

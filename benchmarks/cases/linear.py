@@ -325,6 +325,14 @@ def sk_full(p: dict) -> dict:
     return _finish(p, m, X.shape[0], lambda Z: est.predict_proba(Z)[:, 1])
 
 
+def _river_rows(X, kind: str) -> list[dict]:
+    """The rows of ``X`` as River's feature dicts (sparse: only the non-zeros)."""
+    if kind == "sparse":
+        return [dict(zip(X.indices[X.indptr[i]:X.indptr[i + 1]].tolist(), X.data[X.indptr[i]:X.indptr[i + 1]].tolist(),
+                         strict=True)) for i in range(X.shape[0])]
+    return [dict(enumerate(r)) for r in X.tolist()]
+
+
 @case("linear.river")
 def river_case(p: dict) -> dict:
     try:
@@ -337,23 +345,14 @@ def river_case(p: dict) -> dict:
     n = 0
     with Meter() as m:
         for X, y in iter_chunks(p, max_rows=RIVER_ROWS):
-            if kind == "sparse":
-                rows = [dict(zip(X.indices[X.indptr[i]:X.indptr[i + 1]].tolist(), X.data[X.indptr[i]:X.indptr[i + 1]]
-                                 .tolist(), strict=True)) for i in range(X.shape[0])]
-            else:
-                rows = [dict(enumerate(r)) for r in X.tolist()]
-            for x, t in zip(rows, y.tolist(), strict=True):
+            for x, t in zip(_river_rows(X, kind), y.tolist(), strict=True):
                 model.learn_one(x, t if kind == "regression" else bool(t))
             n += X.shape[0]
             if n >= RIVER_ROWS:
                 break
 
     def scores(Xt):
-        if kind == "sparse":
-            rows = [dict(zip(Xt.indices[Xt.indptr[i]:Xt.indptr[i + 1]].tolist(),
-                             Xt.data[Xt.indptr[i]:Xt.indptr[i + 1]].tolist(), strict=True)) for i in range(Xt.shape[0])]
-        else:
-            rows = [dict(enumerate(r)) for r in Xt.tolist()]
+        rows = _river_rows(Xt, kind)
         if kind == "regression":
             return np.array([model.predict_one(x) for x in rows])
         return np.array([model.predict_proba_one(x).get(True, 0.0) for x in rows])

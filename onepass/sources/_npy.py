@@ -110,7 +110,7 @@ class NpyReader(Reader):
             X = np.ascontiguousarray(_columns(block, feats), dtype=dt)
         y = None if li is None else block[:, li].astype(dt)
         w = None if wi is None else block[:, wi].astype(dt)
-        return Chunk(np.ascontiguousarray(X), y, w, ends, ends, bad)
+        return Chunk(X, y, w, ends, ends, bad)
 
 
 def _columns(block: np.ndarray, cols: list[int]) -> np.ndarray:

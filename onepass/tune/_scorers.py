@@ -211,9 +211,9 @@ class KMeansScorer(Scorer):
         self.origin = np.concatenate(centers).mean(axis=0) if centers else np.zeros(0)
         # Per model, (k, d + 1): [-2 c, ||c||^2] relative to the origin, so that a
         # product with [x, 1] gives ||x - c||^2 - ||x||^2.
-        self.rhs = [np.ascontiguousarray(np.column_stack([-2.0 * (c - self.origin),
-                                                          np.einsum("ij,ij->i", c - self.origin, c - self.origin)]),
-                                         dtype=np.float32) for c in centers]
+        shifted = [c - self.origin for c in centers]
+        self.rhs = [np.ascontiguousarray(np.column_stack([-2.0 * c, np.einsum("ij,ij->i", c, c)]), dtype=np.float32)
+                    for c in shifted]
 
     def update(self, batch: Batch) -> None:
         X = batch.X

@@ -9,6 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from onepass._parallel import blas_single_thread
+from onepass._scratch import Scratch
 from onepass.algorithms.linear._losses import (
     BINARY_CRITERIA,
     LOSSES,
@@ -376,7 +377,7 @@ class LinearLearnerState:
         self.intercept_ = np.zeros(self.n_columns, dtype=np.float32)
         self.moment1_ = np.zeros((0, self.n_columns), dtype=np.float32)
         self.moment2_ = np.zeros((0, self.n_columns), dtype=np.float32)
-        self._positions = np.zeros(0, dtype=np.int32)  # work array of the sparse step, not state
+        self._scratch = Scratch()  # work arrays kept across steps
         self.moment1_bias_ = np.zeros(self.n_columns, dtype=np.float32)
         self.moment2_bias_ = np.zeros(self.n_columns, dtype=np.float32)
         self.n_steps_ = 0
@@ -696,9 +697,7 @@ class LinearLearnerState:
         total = float(rw.sum())
         is_sparse = sp.issparse(Xn)
         if is_sparse:
-            if self._positions.shape[0] != self.n_features_:
-                self._positions = np.zeros(self.n_features_, dtype=np.int32)  # see _unique
-            rows, inverse = _unique(Xn.indices, self._positions)
+            rows, inverse = _unique(Xn.indices, self._scratch.get("positions", (self.n_features_,), np.int32))
             Xc = sp.csr_matrix((Xn.data, inverse, Xn.indptr), shape=(n, rows.size))
             W = _gather(self.coef_, rows)
             F = np.asarray(Xc @ W)
@@ -1203,8 +1202,8 @@ def _where(batch: Batch, row: int) -> str:
 def _unique(indices: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(sorted distinct values, position of each value among them): np.unique with
     return_inverse, without its argsort (measured 2-3x slower here) and without a binary
-    search per index: ``positions`` (one int32 slot per feature, kept by the caller, its
-    contents stale) is written at the distinct values and read at every index, O(nnz)
+    search per index: ``positions`` (one int32 slot per feature, a work array whose
+    contents may be stale) is written at the distinct values and read at every index, O(nnz)
     (the search took 40% of a one-model sparse step)."""
     if indices.size == 0:
         return indices.astype(np.int64), indices.astype(np.int32)

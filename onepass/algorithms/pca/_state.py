@@ -63,6 +63,11 @@ def _validate_hyperparameters(n_components: Any, mode: Any, extra_components: An
         raise InvalidParameterError(f"subtract_mean={subtract_mean!r} must be True or False")
 
 
+def _batch_mean(X: np.ndarray, w: np.ndarray | None, n_b: float) -> np.ndarray:
+    """The (weighted) mean of a dense batch's rows, in float64 whatever the rows' dtype."""
+    return X.mean(axis=0, dtype=np.float64) if w is None else (w @ X) / n_b
+
+
 def _chan_combine(n_a: float, mean_a: np.ndarray, n_b: float, mean_b: np.ndarray) -> tuple[float, np.ndarray, float, np.ndarray]:
     """(n, mean, coefficient, delta) of the pairwise combine: the scatter of the union is
     ``M2_a + M2_b + coefficient * delta delta^T`` (Chan, Golub & LeVeque 1979)."""
@@ -133,8 +138,8 @@ def _range_compress(blocks: list[tuple[Any, np.ndarray | None]], center: np.ndar
     (see :func:`_gram_product`): the Nystrom approximation ``G W (W^T G W)^+ W^T G`` of
     ``G = A^T A`` from a randomized range finder (Halko, Martinsson & Tropp 2011) whose
     ``W`` starts from ``warm`` (``c x j`` known directions, the sketch's) and ``ell - j``
-    Gaussian columns, then takes ``_POWER_ITERATIONS`` block power steps. Cost
-    ``2 (_POWER_ITERATIONS + 1)`` products with ``A`` or ``A^T`` of ``ell`` columns,
+    Gaussian columns, then takes ``power_iterations`` block power steps. Cost
+    ``2 (power_iterations + 1)`` products with ``A`` or ``A^T`` of ``ell`` columns,
     plus ``O(c ell^2)``; memory ``O(c ell)``."""
     c = warm.shape[0]
     # Unit columns suffice to start: the power steps orthonormalize, and Nystrom needs no orthonormal W.
@@ -525,19 +530,18 @@ class PCAState:
             self.n_rows_seen_ += n_rows
             return
         if sp.issparse(X) and self.mode == "sketch":
-            self._buffer_rows(X, np.ones(n_rows) if w is None else w)
+            self._buffer_rows(X, np.ones(n_rows) if w is None else w)  # counts its rows itself
             return
-        if not sp.issparse(X):
+        if sp.issparse(X):
+            with blas_single_thread():  # small products: BLAS threads would only spin (see _parallel)
+                self._absorb_exact_sparse(X.astype(np.float64), w, wsum)
+        else:
             X = np.asarray(X)
             X = X if X.dtype == np.float32 else X.astype(np.float64, copy=False)
             if self.mode == "exact":
                 self._absorb_exact_dense(X, w, wsum)
             else:
                 self._absorb_sketch_dense(X, w, wsum)
-            self.n_rows_seen_ += n_rows
-            return
-        with blas_single_thread():  # small products: BLAS threads would only spin (see _parallel)
-            self._absorb_exact_sparse(X.astype(np.float64), w, wsum)
         self.n_rows_seen_ += n_rows
 
     def _absorb_sketch_dense(self, X: np.ndarray, w: np.ndarray | None, n_b: float) -> None:
@@ -548,24 +552,25 @@ class PCAState:
         ``m`` by ``n_b (m - c)(m - c)^T``, float32 rounding); the diagonal, corrected for
         it, is summed in float64."""
         n = X.shape[0]
-        mean_b = X.mean(axis=0, dtype=np.float64) if w is None else (w @ X) / n_b
+        mean_b = _batch_mean(X, w, n_b)
         if not np.isfinite(mean_b).all():
             self._check_finite(X)
         compress = not self._narrow(n) and n > 2 * self.sketch_.shape[0]
         if not compress:
             X = X.astype(np.float64, copy=False)
         center = mean_b.astype(X.dtype)
+        sw = None if w is None else np.sqrt(w).astype(X.dtype)[:, None]
         with blas_single_thread():  # small products: BLAS threads would only spin (see _parallel)
             Xs = X - center
-            if w is not None:
-                Xs *= np.sqrt(w).astype(X.dtype)[:, None]
+            if sw is not None:
+                Xs *= sw
             diag_b = np.square(Xs).sum(axis=0, dtype=np.float64) - n_b * (mean_b - center) ** 2
             if not np.isfinite(diag_b).all():
                 raise DataError(_TOO_LARGE)
             if self.subtract_mean:
                 rows = Xs
             else:
-                rows = X if w is None else X * np.sqrt(w).astype(X.dtype)[:, None]
+                rows = X if sw is None else X * sw
             if compress:
                 # two power iterations while the sketch is young (its first four batches' worth
                 # of rows), one once its directions make a good warm start
@@ -595,7 +600,7 @@ class PCAState:
         if self.weight_seen_ > 0:
             center = self.mean_.astype(X.dtype)
         else:
-            center = (X.mean(axis=0, dtype=np.float64) if w is None else (w @ X) / n_b).astype(X.dtype)
+            center = _batch_mean(X, w, n_b).astype(X.dtype)
         sw = None if w is None else np.sqrt(w).astype(X.dtype)
 
         def block(start: int, stop: int) -> np.ndarray:
