@@ -72,3 +72,12 @@ def map_blocks(fn: Callable[[int, int], T], blocks: Sequence[tuple[int, int]]) -
     # The calling thread computes the first block itself: one hand-off fewer.
     futures = [_get_pool().submit(fn, a, b) for a, b in blocks[1:]]
     return [fn(*blocks[0])] + [f.result() for f in futures]
+
+
+def run_together(*fns: Callable[[], T]) -> list[T]:
+    """``[fn() for fn in fns]``, run in parallel (the first on the calling thread): for
+    independent pieces of one step that are not row blocks."""
+    if len(fns) == 1 or _inline:
+        return [fn() for fn in fns]
+    futures = [_get_pool().submit(fn) for fn in fns[1:]]
+    return [fns[0]()] + [f.result() for f in futures]

@@ -119,6 +119,37 @@ def test_sparse_updates_touch_only_the_features_present(optimizer: str) -> None:
     assert auc > 0.75, auc
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", "adagrad"])
+@pytest.mark.parametrize("predictor", ["binary_classifier", "multiclass_classifier"])
+def test_compiled_sparse_step_equals_the_dense_step(optimizer: str, predictor: str) -> None:
+    # The same rows as CSR (compiled step: grouping by feature, records of weights and
+    # moments) and as a dense array (NumPy matrix products) give the same models, L1 and
+    # L2 included; steps large enough to run on two threads. Half the entries are non-zero,
+    # so every feature is in every step (the sparse step is lazy: absent features wait).
+    rng = np.random.default_rng(3)
+    n, width = 30_000, 400
+    X = sp.random(n, width, density=0.5, format="csr", random_state=4, dtype=np.float32)
+    X.data = rng.normal(0, 1, X.nnz).astype(np.float32)
+    truth = rng.normal(0, 1, (width, 3))
+    if predictor == "binary_classifier":
+        y = (rng.random(n) < 1 / (1 + np.exp(-(X @ truth[:, 0])))).astype(np.float32)
+        extra = {}
+    else:
+        y = np.argmax(np.asarray(X @ truth) + rng.gumbel(size=(n, 3)), axis=1).astype(np.float32)
+        extra = {"num_classes": 3}
+    kw = dict(predictor_type=predictor, num_models=6, seed=0, optimizer=optimizer, normalize_data=False,
+              num_point_for_scaler=1000, mini_batch_size=10_000, l1_range=(1e-6, 1e-3), wd_range=(1e-6, 1e-2),
+              **extra)
+    sparse = stream(LinearLearnerState(**kw), X, y, size=15_000)
+    dense = stream(LinearLearnerState(**kw), X.toarray(), y, size=15_000)
+    assert sparse.n_steps_ == dense.n_steps_ > 10
+    scale = np.abs(dense.coef_).max()
+    assert scale > 0.05
+    np.testing.assert_allclose(sparse.coef_, dense.coef_, atol=2e-4 * scale, rtol=0)
+    np.testing.assert_allclose(sparse.moment1_, dense.moment1_, atol=1e-3 * np.abs(dense.moment1_).max(), rtol=0)
+    np.testing.assert_allclose(sparse.intercept_, dense.intercept_, atol=2e-4 * scale, rtol=0)
+
+
 def test_rank_binary_thresholds() -> None:
     scores = np.array([[0.9, 0.8, 0.7, 0.6, 0.5, 0.4]])
     y = np.array([1, 1, 0, 1, 1, 0], dtype=float)
