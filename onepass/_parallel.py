@@ -38,6 +38,11 @@ def run_blocks_inline(inline: bool = True) -> None:
     _inline = bool(inline)
 
 
+def is_inline() -> bool:
+    """True when blocks run one after the other on the calling thread (see run_blocks_inline)."""
+    return _inline
+
+
 def _get_pool() -> ThreadPoolExecutor:
     global _pool
     with _lock:

@@ -13,8 +13,9 @@ set of 200k rows generated the same way:
 ``--quick`` cuts every training set to 200k rows (the test sets stay 200k).
 Streaming cases read 100k-row chunks from disk inside the timed region (one epoch).
 scikit-learn SGD gets ``partial_fit`` once per chunk with default settings; onepass
-gets ``LinearLearnerState.update`` once per chunk (it cuts its own mini-batches) and
-finalizes (leaderboard, best model) inside the timed region. River runs on the first
+gets ``LinearLearnerState.update`` once per chunk with default settings (dense rows:
+Adam steps of 1000 rows; sparse rows: learned one at a time with Adagrad, as Vowpal
+Wabbit does) and finalizes (leaderboard, best model) inside the timed region. River runs on the first
 100k rows (rows/s). Vowpal Wabbit: ``python -m vowpalwabbit`` (its C++ driver) on a text
 file of the whole training set for the sparse case, timed with its parsing; the
 Python ``Workspace.learn`` on the first 500k rows for the dense case. The full

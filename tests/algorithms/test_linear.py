@@ -150,6 +150,78 @@ def test_compiled_sparse_step_equals_the_dense_step(optimizer: str, predictor: s
     np.testing.assert_allclose(sparse.intercept_, dense.intercept_, atol=2e-4 * scale, rtol=0)
 
 
+def _reference_rows(state: LinearLearnerState, X, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row-by-row training written out plainly (float64), to check the compiled kernel."""
+    M, C = state.num_models, state.n_outputs
+    col = np.repeat(np.arange(M), C)
+    lr, wd, l1 = state.learning_rates_[col], state.wds_[col], state.l1s_[col]
+    d, k = X.shape[1], M * C
+    W, m1, m2 = np.zeros((d, k)), np.zeros((d, k)), np.zeros((d, k))
+    b, bm1, bm2 = np.zeros(k), np.zeros(k), np.zeros(k)
+    b1, b2, eps, acc0 = state.beta_1, state.beta_2, state.epsilon, state.initial_accumulator_
+    opt = state.optimizer_
+
+    def step(w, g, a, v, t, decay):
+        g = g + decay * w
+        if opt == "adam":
+            a[:] = b1 * a + (1 - b1) * g
+            v[:] = b2 * v + (1 - b2) * g * g
+            size = lr * np.sqrt(1 - b2**t) / (1 - b1**t) / (np.sqrt(v) + eps * np.sqrt(1 - b2**t))
+            return w - size * a, size
+        if opt == "sgd":
+            a[:] = state.momentum * a + g
+            return w - lr * a, lr
+        a[:] = a + g * g
+        size = lr / (np.sqrt(a + acc0) + eps)
+        return w - size * g, size
+
+    for r in range(X.shape[0]):
+        cols, vals = X.indices[X.indptr[r]:X.indptr[r + 1]], X.data[X.indptr[r]:X.indptr[r + 1]]
+        z = b + vals @ W[cols]
+        if state.loss_ == "logistic":
+            g = 1 / (1 + np.exp(-z)) - y[r]
+        elif state.loss_ == "softmax_loss":
+            e = np.exp(z.reshape(M, C) - z.reshape(M, C).max(axis=1, keepdims=True))
+            p = e / e.sum(axis=1, keepdims=True)
+            p[:, int(y[r])] -= 1
+            g = p.ravel()
+        else:
+            g = z - y[r]
+        t = r + 1
+        b, _ = step(b, g, bm1, bm2, t, 0.0)
+        for f, x in zip(cols, vals, strict=True):
+            w, size = step(W[f], x * g, m1[f], m2[f], t, wd)
+            W[f] = np.sign(w) * np.maximum(np.abs(w) - size * l1, 0)
+    return W, b
+
+
+@pytest.mark.parametrize("optimizer", ["adagrad", "adam", "sgd"])
+@pytest.mark.parametrize("predictor", ["binary_classifier", "multiclass_classifier", "regressor"])
+def test_row_by_row_kernel_matches_a_plain_reference(optimizer: str, predictor: str) -> None:
+    # mini_batch_size=1 (the default for sparse input): the compiled kernel, on two threads
+    # (half the models each), against the same arithmetic written out in NumPy
+    rng = np.random.default_rng(5)
+    n, width = 400, 60
+    X = sp.random(n, width, density=0.1, format="csr", random_state=6, dtype=np.float32)
+    X.data = rng.normal(0, 1, X.nnz).astype(np.float32)
+    extra = {"num_classes": 3} if predictor == "multiclass_classifier" else {}
+    if predictor == "binary_classifier":
+        y = (rng.random(n) < 0.4).astype(np.float32)
+    elif predictor == "multiclass_classifier":
+        y = rng.integers(0, 3, n).astype(np.float32)
+    else:
+        y = (X @ rng.normal(0, 1, width)).astype(np.float32)
+    state = LinearLearnerState(predictor, num_models=5, seed=0, optimizer=optimizer, normalize_data=False,
+                               normalize_label=False, num_point_for_scaler=50, early_stopping_patience=0,
+                               l1_range=(1e-4, 1e-2), wd_range=(1e-4, 1e-2), **extra)
+    stream(state, X, y, size=150)
+    assert state.mini_batch_size_ == 1 and state.n_steps_ == n
+    W, b = _reference_rows(state, X, y)
+    np.testing.assert_allclose(state.coef_, W, atol=2e-4 * max(1.0, np.abs(W).max()), rtol=0)
+    np.testing.assert_allclose(state.intercept_, b, atol=2e-4 * max(1.0, np.abs(b).max()), rtol=0)
+    assert (state.coef_ != 0).sum() > 0.5 * (W != 0).sum() > 0
+
+
 def test_rank_binary_thresholds() -> None:
     scores = np.array([[0.9, 0.8, 0.7, 0.6, 0.5, 0.4]])
     y = np.array([1, 1, 0, 1, 1, 0], dtype=float)

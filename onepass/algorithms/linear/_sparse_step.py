@@ -1,20 +1,26 @@
-"""Linear Learner's sparse step, compiled: every model's scores, then every model's update,
-in two passes over the step's non-zeros.
+"""Linear Learner's sparse training, compiled: mini-batch steps, and updates row by row.
 
 A sparse step of ``b`` rows with ``nnz`` non-zeros and ``k`` weight columns (models x
-outputs) touches only the weight rows of the features present. In NumPy that needs the
-distinct features (a sort), a gather of the weight and moment rows, a sparse product
-each way and a dozen passes over the gathered ``(features, k)`` block, then a scatter
-back: each pass a trip through memory, and the whole step 6-10x slower than the work.
-Here one compiled pass computes the scores (each non-zero adds its weight row, k wide,
-to its row's scores) and another collects the gradient per distinct feature and applies
-the optimizer to each feature's weights and moments where they lie, once per step:
-``O(nnz * k)``, independent of the number of features, with no temporaries but a
-``(distinct features, k)`` gradient block.
+outputs) touches only the records of the features present (``P[f]``: the feature's
+weights and optimizer moments side by side). In NumPy that needs the distinct features
+(a sort), a gather of the rows, a sparse product each way and a dozen passes over the
+gathered block, then a scatter back: 6-10x slower than the work. Compiled here:
+
+- mini-batch steps (``scores``, ``group``, ``update``): one pass computes the scores,
+  one groups the step's non-zeros by feature (a counting sort), one applies the
+  optimizer to each feature present once, with its summed gradient;
+- row by row (``online``, ``mini_batch_size=1``, the default for sparse input): each
+  row is scored, then every model learns it at once, as Vowpal Wabbit does for one
+  model. Models are independent, so two threads take half the models each.
+
+Both are ``O(nnz * k)``, independent of the number of features. The records of the
+features ``AHEAD`` non-zeros on are prefetched, so the random reads overlap instead of
+waiting in turn (the step is bound by them).
 
 The arithmetic is the optimizer of ``LinearLearnerState._apply`` (Adam with its bias
 correction, SGD with momentum, Adagrad), L2 added to the gradient and L1 as a proximal
-step scaled by each coordinate's step size, in float32 as the NumPy step does.
+step scaled by each coordinate's step size, in float32 as the NumPy step does, and the
+losses of ``_losses.gradient``.
 
 Compiled with Numba on first use (cached on disk next to this file, or in the user's
 cache when the package is read-only), so importing onepass stays cheap.
@@ -27,9 +33,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ADAM", "SGD", "ADAGRAD", "kernels"]
+__all__ = ["ADAM", "SGD", "ADAGRAD", "LOSS_CODES", "kernels"]
 
 ADAM, SGD, ADAGRAD = 0, 1, 2
+LOSS_CODES = {"logistic": 0, "hinge_loss": 1, "softmax_loss": 2, "squared_loss": 3, "absolute_loss": 4,
+              "huber_loss": 5, "quantile_loss": 6}
 AHEAD = 16  # non-zeros (features) ahead whose memory is prefetched
 LINE = 16  # float32 per cache line
 
@@ -59,12 +67,59 @@ def _prefetch_intrinsic(write: int) -> Any:
 
 
 @cache
-def kernels() -> tuple[Any, Any, Any]:
-    """(scores, group, update), compiled on first call."""
+def kernels() -> tuple[Any, Any, Any, Any]:
+    """(scores, group, update, online), compiled on first call."""
     import numba
 
     jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+    inline = numba.njit(inline="always", nogil=True, error_model="numpy")
     prefetch, prefetch_w = _prefetch_intrinsic(0), _prefetch_intrinsic(1)
+
+    # One optimizer step on the record of feature f, columns c0:c1, with gradient
+    # x * g[c] + wd[c] * w (the L2 term), then L1's proximal step scaled by each
+    # coordinate's step size (a no-op where l1 is 0). One loop per optimizer, without
+    # branches inside, so the compiler vectorizes it.
+
+    @inline
+    def adam(P, f, c0, c1, x, g, lr, wd, l1, a1, b1, b2, eps):  # pragma: no cover - compiled
+        # 1-D views indexed from 0: the compiler then knows no index is negative, and vectorizes
+        w_, m_, v_ = P[f, 0, c0:c1], P[f, 1, c0:c1], P[f, 2, c0:c1]
+        g_, lr_, wd_, l1_ = g[c0:c1], lr[c0:c1], wd[c0:c1], l1[c0:c1]
+        one = np.float32(1.0)
+        for c in range(c1 - c0):
+            w = w_[c]
+            gc = x * g_[c] + wd_[c] * w
+            mm = b1 * m_[c] + (one - b1) * gc
+            vv = b2 * v_[c] + (one - b2) * (gc * gc)
+            m_[c] = mm
+            v_[c] = vv
+            step = (lr_[c] * a1) / (np.sqrt(vv) + eps)
+            w -= step * mm
+            w_[c] = np.copysign(np.maximum(np.abs(w) - step * l1_[c], np.float32(0.0)), w)
+
+    @inline
+    def sgd(P, f, c0, c1, x, g, lr, wd, l1, momentum):  # pragma: no cover - compiled
+        w_, m_ = P[f, 0, c0:c1], P[f, 1, c0:c1]
+        g_, lr_, wd_, l1_ = g[c0:c1], lr[c0:c1], wd[c0:c1], l1[c0:c1]
+        for c in range(c1 - c0):
+            w = w_[c]
+            mm = momentum * m_[c] + (x * g_[c] + wd_[c] * w)
+            m_[c] = mm
+            w -= lr_[c] * mm
+            w_[c] = np.copysign(np.maximum(np.abs(w) - lr_[c] * l1_[c], np.float32(0.0)), w)
+
+    @inline
+    def adagrad(P, f, c0, c1, x, g, lr, wd, l1, acc0, eps):  # pragma: no cover - compiled
+        w_, s_ = P[f, 0, c0:c1], P[f, 1, c0:c1]  # s_: the sums of squared gradients
+        g_, lr_, wd_, l1_ = g[c0:c1], lr[c0:c1], wd[c0:c1], l1[c0:c1]
+        for c in range(c1 - c0):
+            w = w_[c]
+            gc = x * g_[c] + wd_[c] * w
+            ss = s_[c] + gc * gc
+            s_[c] = ss
+            step = lr_[c] / (np.sqrt(ss + acc0) + eps)
+            w -= step * gc
+            w_[c] = np.copysign(np.maximum(np.abs(w) - step * l1_[c], np.float32(0.0)), w)
 
     @jit
     def scores(indptr, indices, data, P, intercept, F, r0, r1):  # pragma: no cover - compiled
@@ -128,59 +183,128 @@ def kernels() -> tuple[Any, Any, Any]:
         return u
 
     @jit
-    def update(distinct, starts, rows, values, G, P, lr, wd, l1, use_l1, optimizer,
-               a1, b1, b2, eps, p0, p1, g):  # pragma: no cover - compiled
-        """One optimizer step on the records ``P[f]`` (weights, first moment, Adam's second
-        moment) of features ``f`` in ``distinct[p0:p1]``.
-
-        ``g`` is a work vector of ``k`` floats. ``a1``: Adam's bias correction of the
-        step (1 otherwise); ``b1``: Adam's beta_1 or SGD's momentum.
-        """
+    def update(distinct, starts, rows, values, G, P, lr, wd, l1, optimizer,
+               a1, b1, b2, eps, acc0, p0, p1, g):  # pragma: no cover - compiled
+        """One optimizer step on the records ``P[f]`` of features ``f`` in ``distinct[p0:p1]``,
+        with the gradient of the step's rows ``G`` (``g`` is a work vector of ``k`` floats)."""
         k = G.shape[1]
-        one = np.float32(1.0)
-        zero = np.float32(0.0)
-        c1 = one - b1
-        c2 = one - b2
         flat = P.reshape(-1)
         record = P.shape[1] * k
+        one = np.float32(1.0)
         for p in range(p0, p1):
             ahead = distinct[min(p + AHEAD, p1 - 1)] * record
             for line in range(0, record, LINE):
                 prefetch_w(flat, ahead + line)
             f = distinct[p]
             for c in range(k):
-                g[c] = wd[c] * P[f, 0, c]
+                g[c] = 0.0
             for j in range(starts[p], starts[p + 1]):
                 r = rows[j]
                 x = values[j]
                 for c in range(k):
                     g[c] += x * G[r, c]
-            if optimizer == 0:  # adam; g becomes each coordinate's step size
-                for c in range(k):
-                    mm = b1 * P[f, 1, c] + c1 * g[c]
-                    vv = b2 * P[f, 2, c] + c2 * (g[c] * g[c])
-                    P[f, 1, c] = mm
-                    P[f, 2, c] = vv
-                    step = (lr[c] * a1) / (np.sqrt(vv) + eps)
-                    P[f, 0, c] -= step * mm
-                    g[c] = step
-            elif optimizer == 1:  # sgd with momentum
-                for c in range(k):
-                    mm = b1 * P[f, 1, c] + g[c]
-                    P[f, 1, c] = mm
-                    P[f, 0, c] -= lr[c] * mm
-                    g[c] = lr[c]
-            else:  # adagrad: m1 holds the sum of squared gradients
-                for c in range(k):
-                    ss = P[f, 1, c] + g[c] * g[c]
-                    P[f, 1, c] = ss
-                    step = lr[c] / (np.sqrt(ss) + eps)
-                    P[f, 0, c] -= step * g[c]
-                    g[c] = step
-            if use_l1:  # proximal step scaled by each coordinate's step size
-                for c in range(k):
-                    w = P[f, 0, c]
-                    s = np.abs(w) - g[c] * l1[c]
-                    P[f, 0, c] = np.copysign(np.maximum(s, zero), w)
+            if optimizer == 0:
+                adam(P, f, 0, k, one, g, lr, wd, l1, a1, b1, b2, eps)
+            elif optimizer == 1:
+                sgd(P, f, 0, k, one, g, lr, wd, l1, b1)
+            else:
+                adagrad(P, f, 0, k, one, g, lr, wd, l1, acc0, eps)
 
-    return scores, group, update
+    @jit
+    def online(indptr, indices, data, y, rw, P, intercept, bias1, bias2, F, loss, n_outputs, c0, c1, lr, wd, l1,
+               use_bias, optimizer, t0, b1, b2, eps, acc0, margin, quantile, delta, g):  # pragma: no cover
+        """Rows ``0..n`` one at a time, columns ``c0:c1`` (whole models): each row's scores
+        go to ``F`` (before the row is learned), then each model takes one optimizer step on
+        the row (weights of the row's features, and the intercept). ``t0``: steps so far
+        (Adam's bias correction); ``g``: a work vector of ``k`` floats."""
+        n = indptr.shape[0] - 1
+        width = c1 - c0
+        flat = P.reshape(-1)
+        record = P.shape[1] * P.shape[2]
+        last = indptr[n] - 1
+        one = np.float32(1.0)
+        zero = np.float32(0.0)
+        # 1-D views indexed from 0 (see adam)
+        z, b_, m_, v_ = g[c0:c1], intercept[c0:c1], bias1[c0:c1], bias2[c0:c1]
+        lr_ = lr[c0:c1]
+        b1t = b1 ** np.float32(t0)
+        b2t = b2 ** np.float32(t0)
+        for r in range(n):
+            for c in range(width):
+                z[c] = b_[c]
+            for j in range(indptr[r], indptr[r + 1]):
+                w_ = P[indices[j], 0, c0:c1]
+                x = data[j]
+                for c in range(width):
+                    z[c] += x * w_[c]
+            F[r, c0:c1] = z
+            # the next rows' records, ahead of their turn
+            for j in range(indptr[r + 1], min(indptr[r + 1] + AHEAD, last + 1)):
+                ahead = indices[j] * record
+                for line in range(0, record, LINE):
+                    prefetch_w(flat, ahead + line)
+            weight = rw[r]
+            if weight <= zero:
+                continue
+            label = y[r]
+            # z becomes the gradient of the loss in each score, times the row's weight
+            if loss == 0:  # logistic, labels 0/1
+                for c in range(width):
+                    z[c] = weight * (one / (one + np.exp(-z[c])) - label)
+            elif loss == 1:  # hinge, labels 0/1 as -1/+1
+                sgn = np.float32(2.0) * label - one
+                for c in range(width):
+                    z[c] = -weight * sgn if sgn * z[c] < margin else zero
+            elif loss == 2:  # softmax over each model's outputs
+                for m0 in range(0, width, n_outputs):
+                    top = z[m0]
+                    for c in range(m0, m0 + n_outputs):
+                        top = max(top, z[c])
+                    total = zero
+                    for c in range(m0, m0 + n_outputs):
+                        z[c] = np.exp(z[c] - top)
+                        total += z[c]
+                    for c in range(m0, m0 + n_outputs):
+                        z[c] = weight * z[c] / total
+                    z[m0 + int(label)] -= weight
+            elif loss == 3:  # squared
+                for c in range(width):
+                    z[c] = weight * (z[c] - label)
+            elif loss == 4:  # absolute
+                for c in range(width):
+                    z[c] = weight * np.sign(z[c] - label)
+            elif loss == 5:  # huber
+                for c in range(width):
+                    z[c] = weight * min(max(z[c] - label, -delta), delta)
+            else:  # quantile (pinball on label - score)
+                for c in range(width):
+                    z[c] = weight * (-quantile if z[c] < label else one - quantile)
+            b1t *= b1
+            b2t *= b2
+            a1 = np.sqrt(one - b2t) / (one - b1t) if optimizer == 0 else one
+            eps_t = eps * np.sqrt(one - b2t) if optimizer == 0 else eps
+            if use_bias:  # the intercept: no L1, no L2
+                if optimizer == 0:
+                    for c in range(width):
+                        m_[c] = b1 * m_[c] + (one - b1) * z[c]
+                        v_[c] = b2 * v_[c] + (one - b2) * (z[c] * z[c])
+                        b_[c] -= (lr_[c] * a1) / (np.sqrt(v_[c]) + eps_t) * m_[c]
+                elif optimizer == 1:
+                    for c in range(width):
+                        m_[c] = b1 * m_[c] + z[c]
+                        b_[c] -= lr_[c] * m_[c]
+                else:
+                    for c in range(width):
+                        m_[c] += z[c] * z[c]
+                        b_[c] -= lr_[c] / (np.sqrt(m_[c] + acc0) + eps) * z[c]
+            for j in range(indptr[r], indptr[r + 1]):
+                f = indices[j]
+                x = data[j]
+                if optimizer == 0:
+                    adam(P, f, c0, c1, x, g, lr, wd, l1, a1, b1, b2, eps_t)
+                elif optimizer == 1:
+                    sgd(P, f, c0, c1, x, g, lr, wd, l1, b1)
+                else:
+                    adagrad(P, f, c0, c1, x, g, lr, wd, l1, acc0, eps)
+
+    return scores, group, update, online
