@@ -40,6 +40,7 @@ LOSS_CODES = {"logistic": 0, "hinge_loss": 1, "softmax_loss": 2, "squared_loss":
               "huber_loss": 5, "quantile_loss": 6}
 AHEAD = 16  # non-zeros (features) ahead whose memory is prefetched
 LINE = 16  # float32 per cache line
+LEAD = 1  # rows ahead whose records the row-by-row loop prefetches
 
 
 def _prefetch_intrinsic(write: int) -> Any:
@@ -220,8 +221,8 @@ def kernels() -> tuple[Any, Any, Any, Any]:
         n = indptr.shape[0] - 1
         width = c1 - c0
         flat = P.reshape(-1)
-        record = P.shape[1] * P.shape[2]
-        last = indptr[n] - 1
+        k = P.shape[2]
+        record = P.shape[1] * k
         one = np.float32(1.0)
         zero = np.float32(0.0)
         # 1-D views indexed from 0 (see adam)
@@ -238,11 +239,13 @@ def kernels() -> tuple[Any, Any, Any, Any]:
                 for c in range(width):
                     z[c] += x * w_[c]
             F[r, c0:c1] = z
-            # the next rows' records, ahead of their turn
-            for j in range(indptr[r + 1], min(indptr[r + 1] + AHEAD, last + 1)):
-                ahead = indices[j] * record
-                for line in range(0, record, LINE):
-                    prefetch_w(flat, ahead + line)
+            # the records of a row ahead, before its turn (this thread's columns of each slot)
+            if r + LEAD < n:
+                for j in range(indptr[r + LEAD], indptr[r + LEAD + 1]):
+                    ahead = indices[j] * record
+                    for slot in range(0, record, k):
+                        for line in range(c0, c1, LINE):
+                            prefetch_w(flat, ahead + slot + line)
             weight = rw[r]
             if weight <= zero:
                 continue
