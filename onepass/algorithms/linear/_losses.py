@@ -16,6 +16,7 @@ __all__ = [
     "rank_binary",
     "sigmoid",
     "softmax",
+    "softmax_loss_and_gradient",
 ]
 
 #: predictor type -> the losses it accepts (the first is "auto")
@@ -54,6 +55,21 @@ def softmax(z: np.ndarray) -> np.ndarray:
     np.exp(e, out=e)
     e /= e.sum(axis=-1, keepdims=True)
     return e
+
+
+def softmax_loss_and_gradient(f: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(softmax loss (n, M), gradient (n, M, C)) of scores ``f`` (n, M, C) and labels 0..C-1,
+    from one softmax, in the dtype of ``f``: the loss is log(sum(exp(f - max))) - (f_y - max),
+    exact without a float64 pass."""
+    rows, idx = np.arange(f.shape[0]), y.astype(np.intp)
+    e = f - f.max(axis=-1, keepdims=True)
+    loss = -e[rows, :, idx]
+    np.exp(e, out=e)
+    total = e.sum(axis=-1, keepdims=True)
+    loss += np.log(total[..., 0])
+    e /= total
+    e[rows, :, idx] -= 1.0
+    return loss, e
 
 
 def gradient(loss: str, f: np.ndarray, y: np.ndarray, *, margin: float = 1.0, quantile: float = 0.5,

@@ -22,20 +22,24 @@ correction, SGD with momentum, Adagrad), L2 added to the gradient and L1 as a pr
 step scaled by each coordinate's step size, in float32 as the NumPy step does, and the
 losses of ``_losses.gradient``.
 
-Compiled with Numba on first use (cached on disk next to this file, or in the user's
-cache when the package is read-only), so importing onepass stays cheap.
+Compiled with Numba on first use and cached on disk (next to this file, or in the
+user's cache when the package is read-only). This module imports Numba: the state imports
+it only when a sparse step runs, so importing onepass stays cheap. The kernels are
+module-level functions: Numba cannot find closures in its cache (their captured
+objects differ in every process), and would compile them again each time (4 s).
 """
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
+import numba
 import numpy as np
 
-__all__ = ["ADAM", "SGD", "ADAGRAD", "LOSS_CODES", "kernels"]
+__all__ = ["OPTIMIZER_CODES", "LOSS_CODES", "scores", "group", "update", "online"]
 
 ADAM, SGD, ADAGRAD = 0, 1, 2
+OPTIMIZER_CODES = {"adam": ADAM, "sgd": SGD, "adagrad": ADAGRAD}
 LOSS_CODES = {"logistic": 0, "hinge_loss": 1, "softmax_loss": 2, "squared_loss": 3, "absolute_loss": 4,
               "huber_loss": 5, "quantile_loss": 6}
 AHEAD = 16  # non-zeros (features) ahead whose memory is prefetched
@@ -67,247 +71,240 @@ def _prefetch_intrinsic(write: int) -> Any:
     return prefetch
 
 
-@cache
-def kernels() -> tuple[Any, Any, Any, Any]:
-    """(scores, group, update, online), compiled on first call."""
-    import numba
+jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+inline = numba.njit(inline="always", nogil=True, error_model="numpy")
+prefetch, prefetch_w = _prefetch_intrinsic(0), _prefetch_intrinsic(1)
 
-    jit = numba.njit(cache=True, nogil=True, error_model="numpy")
-    inline = numba.njit(inline="always", nogil=True, error_model="numpy")
-    prefetch, prefetch_w = _prefetch_intrinsic(0), _prefetch_intrinsic(1)
+# One optimizer step on the record of feature f, columns c0:c1, with gradient
+# x * g[c] + wd[c] * w (the L2 term), then L1's proximal step scaled by each
+# coordinate's step size (a no-op where l1 is 0). One loop per optimizer, without
+# branches inside, so the compiler vectorizes it.
 
-    # One optimizer step on the record of feature f, columns c0:c1, with gradient
-    # x * g[c] + wd[c] * w (the L2 term), then L1's proximal step scaled by each
-    # coordinate's step size (a no-op where l1 is 0). One loop per optimizer, without
-    # branches inside, so the compiler vectorizes it.
+@inline
+def adam(P, f, c0, c1, x, g, lr, wd, l1, a1, b1, b2, eps):  # pragma: no cover - compiled
+    # 1-D views indexed from 0: the compiler then knows no index is negative, and vectorizes
+    w_, m_, v_ = P[f, 0, c0:c1], P[f, 1, c0:c1], P[f, 2, c0:c1]
+    g_, lr_, wd_, l1_ = g[c0:c1], lr[c0:c1], wd[c0:c1], l1[c0:c1]
+    one = np.float32(1.0)
+    for c in range(c1 - c0):
+        w = w_[c]
+        gc = x * g_[c] + wd_[c] * w
+        mm = b1 * m_[c] + (one - b1) * gc
+        vv = b2 * v_[c] + (one - b2) * (gc * gc)
+        m_[c] = mm
+        v_[c] = vv
+        step = (lr_[c] * a1) / (np.sqrt(vv) + eps)
+        w -= step * mm
+        w_[c] = np.copysign(np.maximum(np.abs(w) - step * l1_[c], np.float32(0.0)), w)
 
-    @inline
-    def adam(P, f, c0, c1, x, g, lr, wd, l1, a1, b1, b2, eps):  # pragma: no cover - compiled
-        # 1-D views indexed from 0: the compiler then knows no index is negative, and vectorizes
-        w_, m_, v_ = P[f, 0, c0:c1], P[f, 1, c0:c1], P[f, 2, c0:c1]
-        g_, lr_, wd_, l1_ = g[c0:c1], lr[c0:c1], wd[c0:c1], l1[c0:c1]
-        one = np.float32(1.0)
-        for c in range(c1 - c0):
-            w = w_[c]
-            gc = x * g_[c] + wd_[c] * w
-            mm = b1 * m_[c] + (one - b1) * gc
-            vv = b2 * v_[c] + (one - b2) * (gc * gc)
-            m_[c] = mm
-            v_[c] = vv
-            step = (lr_[c] * a1) / (np.sqrt(vv) + eps)
-            w -= step * mm
-            w_[c] = np.copysign(np.maximum(np.abs(w) - step * l1_[c], np.float32(0.0)), w)
+@inline
+def sgd(P, f, c0, c1, x, g, lr, wd, l1, momentum):  # pragma: no cover - compiled
+    w_, m_ = P[f, 0, c0:c1], P[f, 1, c0:c1]
+    g_, lr_, wd_, l1_ = g[c0:c1], lr[c0:c1], wd[c0:c1], l1[c0:c1]
+    for c in range(c1 - c0):
+        w = w_[c]
+        mm = momentum * m_[c] + (x * g_[c] + wd_[c] * w)
+        m_[c] = mm
+        w -= lr_[c] * mm
+        w_[c] = np.copysign(np.maximum(np.abs(w) - lr_[c] * l1_[c], np.float32(0.0)), w)
 
-    @inline
-    def sgd(P, f, c0, c1, x, g, lr, wd, l1, momentum):  # pragma: no cover - compiled
-        w_, m_ = P[f, 0, c0:c1], P[f, 1, c0:c1]
-        g_, lr_, wd_, l1_ = g[c0:c1], lr[c0:c1], wd[c0:c1], l1[c0:c1]
-        for c in range(c1 - c0):
-            w = w_[c]
-            mm = momentum * m_[c] + (x * g_[c] + wd_[c] * w)
-            m_[c] = mm
-            w -= lr_[c] * mm
-            w_[c] = np.copysign(np.maximum(np.abs(w) - lr_[c] * l1_[c], np.float32(0.0)), w)
+@inline
+def adagrad(P, f, c0, c1, x, g, lr, wd, l1, acc0, eps):  # pragma: no cover - compiled
+    w_, s_ = P[f, 0, c0:c1], P[f, 1, c0:c1]  # s_: the sums of squared gradients
+    g_, lr_, wd_, l1_ = g[c0:c1], lr[c0:c1], wd[c0:c1], l1[c0:c1]
+    for c in range(c1 - c0):
+        w = w_[c]
+        gc = x * g_[c] + wd_[c] * w
+        ss = s_[c] + gc * gc
+        s_[c] = ss
+        step = lr_[c] / (np.sqrt(ss + acc0) + eps)
+        w -= step * gc
+        w_[c] = np.copysign(np.maximum(np.abs(w) - step * l1_[c], np.float32(0.0)), w)
 
-    @inline
-    def adagrad(P, f, c0, c1, x, g, lr, wd, l1, acc0, eps):  # pragma: no cover - compiled
-        w_, s_ = P[f, 0, c0:c1], P[f, 1, c0:c1]  # s_: the sums of squared gradients
-        g_, lr_, wd_, l1_ = g[c0:c1], lr[c0:c1], wd[c0:c1], l1[c0:c1]
-        for c in range(c1 - c0):
-            w = w_[c]
-            gc = x * g_[c] + wd_[c] * w
-            ss = s_[c] + gc * gc
-            s_[c] = ss
-            step = lr_[c] / (np.sqrt(ss + acc0) + eps)
-            w -= step * gc
-            w_[c] = np.copysign(np.maximum(np.abs(w) - step * l1_[c], np.float32(0.0)), w)
-
-    @jit
-    def scores(indptr, indices, data, P, intercept, F, r0, r1):  # pragma: no cover - compiled
-        """F[r] = intercept + sum of data[j] * P[indices[j], 0] over row r's non-zeros, rows r0..r1."""
-        k = F.shape[1]
-        flat = P.reshape(-1)
-        record = P.shape[1] * k
-        last = indptr[r1] - 1
-        for r in range(r0, r1):
-            for c in range(k):
-                F[r, c] = intercept[c]
-            for j in range(indptr[r], indptr[r + 1]):
-                ahead = indices[min(j + AHEAD, last)] * record
-                for line in range(0, k, LINE):
-                    prefetch(flat, ahead + line)
-                f = indices[j]
-                x = data[j]
-                for c in range(k):
-                    F[r, c] += x * P[f, 0, c]
-
-    @jit
-    def group(indptr, indices, data, positions, distinct, starts, rows, values, slots):  # pragma: no cover
-        """The step's non-zeros grouped by feature (a counting sort); returns the distinct count.
-
-        Feature ``distinct[p]`` has the non-zeros ``starts[p]:starts[p + 1]`` of ``rows``
-        (their row) and ``values``. ``positions`` (one int32 per feature, -1 everywhere)
-        is used as the feature -> p map and left as found; ``slots`` (nnz int32) is work.
-        """
-        n = indptr.shape[0] - 1
-        u = 0
-        last = indptr[n] - 1
-        for j in range(indptr[n]):
-            prefetch_w(positions, indices[min(j + AHEAD, last)])
+@jit
+def scores(indptr, indices, data, P, intercept, F, r0, r1):  # pragma: no cover - compiled
+    """F[r] = intercept + sum of data[j] * P[indices[j], 0] over row r's non-zeros, rows r0..r1."""
+    k = F.shape[1]
+    flat = P.reshape(-1)
+    record = P.shape[1] * k
+    last = indptr[r1] - 1
+    for r in range(r0, r1):
+        for c in range(k):
+            F[r, c] = intercept[c]
+        for j in range(indptr[r], indptr[r + 1]):
+            ahead = indices[min(j + AHEAD, last)] * record
+            for line in range(0, k, LINE):
+                prefetch(flat, ahead + line)
             f = indices[j]
-            p = positions[f]
-            # branch-free (whether a feature is new is a coin toss for the branch predictor):
-            # the writes for a new feature are harmless when it is not
-            new = p < 0
-            p = u if new else p
-            positions[f] = p
-            distinct[u] = f
-            starts[u + 1] = 0
-            u += new
-            starts[p + 1] += 1
-            slots[j] = p
-        starts[0] = 0
-        for p in range(u):
-            starts[p + 1] += starts[p]
-        for r in range(n):
-            for j in range(indptr[r], indptr[r + 1]):
-                p = slots[j]
-                at = starts[p]
-                rows[at] = r
-                values[at] = data[j]
-                starts[p] = at + 1
-        for p in range(u - 1, 0, -1):  # the fill moved every start to the next one's place
-            starts[p] = starts[p - 1]
-        starts[0] = 0
-        for p in range(u):
-            positions[distinct[p]] = -1
-        return u
-
-    @jit
-    def update(distinct, starts, rows, values, G, P, lr, wd, l1, optimizer,
-               a1, b1, b2, eps, acc0, p0, p1, g):  # pragma: no cover - compiled
-        """One optimizer step on the records ``P[f]`` of features ``f`` in ``distinct[p0:p1]``,
-        with the gradient of the step's rows ``G`` (``g`` is a work vector of ``k`` floats)."""
-        k = G.shape[1]
-        flat = P.reshape(-1)
-        record = P.shape[1] * k
-        one = np.float32(1.0)
-        for p in range(p0, p1):
-            ahead = distinct[min(p + AHEAD, p1 - 1)] * record
-            for line in range(0, record, LINE):
-                prefetch_w(flat, ahead + line)
-            f = distinct[p]
+            x = data[j]
             for c in range(k):
-                g[c] = 0.0
-            for j in range(starts[p], starts[p + 1]):
-                r = rows[j]
-                x = values[j]
-                for c in range(k):
-                    g[c] += x * G[r, c]
-            if optimizer == 0:
-                adam(P, f, 0, k, one, g, lr, wd, l1, a1, b1, b2, eps)
-            elif optimizer == 1:
-                sgd(P, f, 0, k, one, g, lr, wd, l1, b1)
-            else:
-                adagrad(P, f, 0, k, one, g, lr, wd, l1, acc0, eps)
+                F[r, c] += x * P[f, 0, c]
 
-    @jit
-    def online(indptr, indices, data, y, rw, P, intercept, bias1, bias2, F, loss, n_outputs, c0, c1, lr, wd, l1,
-               use_bias, optimizer, t0, b1, b2, eps, acc0, margin, quantile, delta, g):  # pragma: no cover
-        """Rows ``0..n`` one at a time, columns ``c0:c1`` (whole models): each row's scores
-        go to ``F`` (before the row is learned), then each model takes one optimizer step on
-        the row (weights of the row's features, and the intercept). ``t0``: steps so far
-        (Adam's bias correction); ``g``: a work vector of ``k`` floats."""
-        n = indptr.shape[0] - 1
-        width = c1 - c0
-        flat = P.reshape(-1)
-        k = P.shape[2]
-        record = P.shape[1] * k
-        one = np.float32(1.0)
-        zero = np.float32(0.0)
-        # 1-D views indexed from 0 (see adam)
-        z, b_, m_, v_ = g[c0:c1], intercept[c0:c1], bias1[c0:c1], bias2[c0:c1]
-        lr_ = lr[c0:c1]
-        b1t = b1 ** np.float32(t0)
-        b2t = b2 ** np.float32(t0)
-        for r in range(n):
+@jit
+def group(indptr, indices, data, positions, distinct, starts, rows, values, slots):  # pragma: no cover
+    """The step's non-zeros grouped by feature (a counting sort); returns the distinct count.
+
+    Feature ``distinct[p]`` has the non-zeros ``starts[p]:starts[p + 1]`` of ``rows``
+    (their row) and ``values``. ``positions`` (one int32 per feature, -1 everywhere)
+    is used as the feature -> p map and left as found; ``slots`` (nnz int32) is work.
+    """
+    n = indptr.shape[0] - 1
+    u = 0
+    last = indptr[n] - 1
+    for j in range(indptr[n]):
+        prefetch_w(positions, indices[min(j + AHEAD, last)])
+        f = indices[j]
+        p = positions[f]
+        # branch-free (whether a feature is new is a coin toss for the branch predictor):
+        # the writes for a new feature are harmless when it is not
+        new = p < 0
+        p = u if new else p
+        positions[f] = p
+        distinct[u] = f
+        starts[u + 1] = 0
+        u += new
+        starts[p + 1] += 1
+        slots[j] = p
+    starts[0] = 0
+    for p in range(u):
+        starts[p + 1] += starts[p]
+    for r in range(n):
+        for j in range(indptr[r], indptr[r + 1]):
+            p = slots[j]
+            at = starts[p]
+            rows[at] = r
+            values[at] = data[j]
+            starts[p] = at + 1
+    for p in range(u - 1, 0, -1):  # the fill moved every start to the next one's place
+        starts[p] = starts[p - 1]
+    starts[0] = 0
+    for p in range(u):
+        positions[distinct[p]] = -1
+    return u
+
+@jit
+def update(distinct, starts, rows, values, G, P, lr, wd, l1, optimizer,
+           a1, b1, b2, eps, acc0, p0, p1, g):  # pragma: no cover - compiled
+    """One optimizer step on the records ``P[f]`` of features ``f`` in ``distinct[p0:p1]``,
+    with the gradient of the step's rows ``G`` (``g`` is a work vector of ``k`` floats)."""
+    k = G.shape[1]
+    flat = P.reshape(-1)
+    record = P.shape[1] * k
+    one = np.float32(1.0)
+    for p in range(p0, p1):
+        ahead = distinct[min(p + AHEAD, p1 - 1)] * record
+        for line in range(0, record, LINE):
+            prefetch_w(flat, ahead + line)
+        f = distinct[p]
+        for c in range(k):
+            g[c] = 0.0
+        for j in range(starts[p], starts[p + 1]):
+            r = rows[j]
+            x = values[j]
+            for c in range(k):
+                g[c] += x * G[r, c]
+        if optimizer == 0:
+            adam(P, f, 0, k, one, g, lr, wd, l1, a1, b1, b2, eps)
+        elif optimizer == 1:
+            sgd(P, f, 0, k, one, g, lr, wd, l1, b1)
+        else:
+            adagrad(P, f, 0, k, one, g, lr, wd, l1, acc0, eps)
+
+@jit
+def online(indptr, indices, data, y, rw, P, intercept, bias1, bias2, F, loss, n_outputs, c0, c1, lr, wd, l1,
+           use_bias, optimizer, t0, b1, b2, eps, acc0, margin, quantile, delta, g):  # pragma: no cover
+    """Rows ``0..n`` one at a time, columns ``c0:c1`` (whole models): each row's scores
+    go to ``F`` (before the row is learned), then each model takes one optimizer step on
+    the row (weights of the row's features, and the intercept). ``t0``: steps so far
+    (Adam's bias correction); ``g``: a work vector of ``k`` floats."""
+    n = indptr.shape[0] - 1
+    width = c1 - c0
+    flat = P.reshape(-1)
+    k = P.shape[2]
+    record = P.shape[1] * k
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    # 1-D views indexed from 0 (see adam)
+    z, b_, m_, v_ = g[c0:c1], intercept[c0:c1], bias1[c0:c1], bias2[c0:c1]
+    lr_ = lr[c0:c1]
+    b1t = b1 ** np.float32(t0)
+    b2t = b2 ** np.float32(t0)
+    for r in range(n):
+        for c in range(width):
+            z[c] = b_[c]
+        for j in range(indptr[r], indptr[r + 1]):
+            w_ = P[indices[j], 0, c0:c1]
+            x = data[j]
             for c in range(width):
-                z[c] = b_[c]
-            for j in range(indptr[r], indptr[r + 1]):
-                w_ = P[indices[j], 0, c0:c1]
-                x = data[j]
+                z[c] += x * w_[c]
+        F[r, c0:c1] = z
+        # the records of a row ahead, before its turn (this thread's columns of each slot)
+        if r + LEAD < n:
+            for j in range(indptr[r + LEAD], indptr[r + LEAD + 1]):
+                ahead = indices[j] * record
+                for slot in range(0, record, k):
+                    for line in range(c0, c1, LINE):
+                        prefetch_w(flat, ahead + slot + line)
+        weight = rw[r]
+        if weight <= zero:
+            continue
+        label = y[r]
+        # z becomes the gradient of the loss in each score, times the row's weight
+        if loss == 0:  # logistic, labels 0/1
+            for c in range(width):
+                z[c] = weight * (one / (one + np.exp(-z[c])) - label)
+        elif loss == 1:  # hinge, labels 0/1 as -1/+1
+            sgn = np.float32(2.0) * label - one
+            for c in range(width):
+                z[c] = -weight * sgn if sgn * z[c] < margin else zero
+        elif loss == 2:  # softmax over each model's outputs
+            for m0 in range(0, width, n_outputs):
+                top = z[m0]
+                for c in range(m0, m0 + n_outputs):
+                    top = max(top, z[c])
+                total = zero
+                for c in range(m0, m0 + n_outputs):
+                    z[c] = np.exp(z[c] - top)
+                    total += z[c]
+                for c in range(m0, m0 + n_outputs):
+                    z[c] = weight * z[c] / total
+                z[m0 + int(label)] -= weight
+        elif loss == 3:  # squared
+            for c in range(width):
+                z[c] = weight * (z[c] - label)
+        elif loss == 4:  # absolute
+            for c in range(width):
+                z[c] = weight * np.sign(z[c] - label)
+        elif loss == 5:  # huber
+            for c in range(width):
+                z[c] = weight * min(max(z[c] - label, -delta), delta)
+        else:  # quantile (pinball on label - score)
+            for c in range(width):
+                z[c] = weight * (-quantile if z[c] < label else one - quantile)
+        b1t *= b1
+        b2t *= b2
+        a1 = np.sqrt(one - b2t) / (one - b1t) if optimizer == 0 else one
+        eps_t = eps * np.sqrt(one - b2t) if optimizer == 0 else eps
+        if use_bias:  # the intercept: no L1, no L2
+            if optimizer == 0:
                 for c in range(width):
-                    z[c] += x * w_[c]
-            F[r, c0:c1] = z
-            # the records of a row ahead, before its turn (this thread's columns of each slot)
-            if r + LEAD < n:
-                for j in range(indptr[r + LEAD], indptr[r + LEAD + 1]):
-                    ahead = indices[j] * record
-                    for slot in range(0, record, k):
-                        for line in range(c0, c1, LINE):
-                            prefetch_w(flat, ahead + slot + line)
-            weight = rw[r]
-            if weight <= zero:
-                continue
-            label = y[r]
-            # z becomes the gradient of the loss in each score, times the row's weight
-            if loss == 0:  # logistic, labels 0/1
+                    m_[c] = b1 * m_[c] + (one - b1) * z[c]
+                    v_[c] = b2 * v_[c] + (one - b2) * (z[c] * z[c])
+                    b_[c] -= (lr_[c] * a1) / (np.sqrt(v_[c]) + eps_t) * m_[c]
+            elif optimizer == 1:
                 for c in range(width):
-                    z[c] = weight * (one / (one + np.exp(-z[c])) - label)
-            elif loss == 1:  # hinge, labels 0/1 as -1/+1
-                sgn = np.float32(2.0) * label - one
+                    m_[c] = b1 * m_[c] + z[c]
+                    b_[c] -= lr_[c] * m_[c]
+            else:
                 for c in range(width):
-                    z[c] = -weight * sgn if sgn * z[c] < margin else zero
-            elif loss == 2:  # softmax over each model's outputs
-                for m0 in range(0, width, n_outputs):
-                    top = z[m0]
-                    for c in range(m0, m0 + n_outputs):
-                        top = max(top, z[c])
-                    total = zero
-                    for c in range(m0, m0 + n_outputs):
-                        z[c] = np.exp(z[c] - top)
-                        total += z[c]
-                    for c in range(m0, m0 + n_outputs):
-                        z[c] = weight * z[c] / total
-                    z[m0 + int(label)] -= weight
-            elif loss == 3:  # squared
-                for c in range(width):
-                    z[c] = weight * (z[c] - label)
-            elif loss == 4:  # absolute
-                for c in range(width):
-                    z[c] = weight * np.sign(z[c] - label)
-            elif loss == 5:  # huber
-                for c in range(width):
-                    z[c] = weight * min(max(z[c] - label, -delta), delta)
-            else:  # quantile (pinball on label - score)
-                for c in range(width):
-                    z[c] = weight * (-quantile if z[c] < label else one - quantile)
-            b1t *= b1
-            b2t *= b2
-            a1 = np.sqrt(one - b2t) / (one - b1t) if optimizer == 0 else one
-            eps_t = eps * np.sqrt(one - b2t) if optimizer == 0 else eps
-            if use_bias:  # the intercept: no L1, no L2
-                if optimizer == 0:
-                    for c in range(width):
-                        m_[c] = b1 * m_[c] + (one - b1) * z[c]
-                        v_[c] = b2 * v_[c] + (one - b2) * (z[c] * z[c])
-                        b_[c] -= (lr_[c] * a1) / (np.sqrt(v_[c]) + eps_t) * m_[c]
-                elif optimizer == 1:
-                    for c in range(width):
-                        m_[c] = b1 * m_[c] + z[c]
-                        b_[c] -= lr_[c] * m_[c]
-                else:
-                    for c in range(width):
-                        m_[c] += z[c] * z[c]
-                        b_[c] -= lr_[c] / (np.sqrt(m_[c] + acc0) + eps) * z[c]
-            for j in range(indptr[r], indptr[r + 1]):
-                f = indices[j]
-                x = data[j]
-                if optimizer == 0:
-                    adam(P, f, c0, c1, x, g, lr, wd, l1, a1, b1, b2, eps_t)
-                elif optimizer == 1:
-                    sgd(P, f, c0, c1, x, g, lr, wd, l1, b1)
-                else:
-                    adagrad(P, f, c0, c1, x, g, lr, wd, l1, acc0, eps)
-
-    return scores, group, update, online
+                    m_[c] += z[c] * z[c]
+                    b_[c] -= lr_[c] / (np.sqrt(m_[c] + acc0) + eps) * z[c]
+        for j in range(indptr[r], indptr[r + 1]):
+            f = indices[j]
+            x = data[j]
+            if optimizer == 0:
+                adam(P, f, c0, c1, x, g, lr, wd, l1, a1, b1, b2, eps_t)
+            elif optimizer == 1:
+                sgd(P, f, c0, c1, x, g, lr, wd, l1, b1)
+            else:
+                adagrad(P, f, c0, c1, x, g, lr, wd, l1, acc0, eps)

@@ -17,10 +17,9 @@ from onepass.algorithms.linear._losses import (
     gradient,
     loss_values,
     rank_binary,
+    softmax_loss_and_gradient,
 )
 from onepass.algorithms.linear._model import LinearLearnerModel
-from onepass.algorithms.linear._sparse_step import ADAGRAD, ADAM, LOSS_CODES, SGD
-from onepass.algorithms.linear._sparse_step import kernels as sparse_kernels
 from onepass.batch import Batch
 from onepass.errors import (
     BadRecordError,
@@ -796,9 +795,9 @@ class LinearLearnerState:
         M, C = self.num_models, self.n_outputs
         half = (M + 1) // 2 if M > 1 and not _inline_blocks() else M
         blocks = [(0, half * C)] + ([(half * C, M * C)] if half < M else [])
-        online = sparse_kernels()[3]
+        kernels = _compiled()
         f32 = np.float32
-        code = {"adam": ADAM, "sgd": SGD, "adagrad": ADAGRAD}[self.optimizer_]
+        code = kernels.OPTIMIZER_CODES[self.optimizer_]
         b1 = self.beta_1 if self.optimizer_ == "adam" else self.momentum
         bias2 = self.moment2_bias_ if self.optimizer_ == "adam" else self.moment1_bias_  # not read
         col = np.repeat(np.arange(M), C)
@@ -813,11 +812,11 @@ class LinearLearnerState:
             F = self._scratch.get("scores", (stop - start, M * C), np.float32)
             lr = (self.learning_rates_ * self.is_active_)[col].astype(np.float32)
             args = (seg, indices[a:b], data[a:b], yn[start:stop], rw[start:stop], self.params_, self.intercept_,
-                    self.moment1_bias_, bias2, F, LOSS_CODES[self.loss_], C)
+                    self.moment1_bias_, bias2, F, kernels.LOSS_CODES[self.loss_], C)
             rest = (lr, wd, l1, self.use_bias, code, self.n_steps_, f32(b1), f32(self.beta_2),
                     f32(self.epsilon), f32(self.initial_accumulator_), f32(self.margin), f32(self.quantile),
                     f32(self.huber_delta))
-            map_blocks(lambda c0, c1, args=args, rest=rest: online(*args, c0, c1, *rest, get("g", (M * C,), np.float32)),
+            map_blocks(lambda c0, c1, args=args, rest=rest: kernels.online(*args, c0, c1, *rest, get("g", (M * C,), np.float32)),
                        blocks)
             self.n_steps_ += stop - start
             self._remember(F, y[start:stop], w[start:stop])
@@ -843,21 +842,25 @@ class LinearLearnerState:
         if is_sparse:
             csr = _csr_arrays(Xn)
             F = self._scratch.get("scores", (n, self.n_columns), np.float32)
-            scores, group = sparse_kernels()[:2]
+            kernels = _compiled()
             grouped = self._sparse_work(csr)
             # the scores need the weights, the grouping of the non-zeros by feature only the
             # indices: one thread each
-            _, u = run_together(lambda: scores(*csr, self.params_, self.intercept_, F, 0, n),
-                                lambda: group(*csr, self._positions, *grouped, self._scratch.get("slots", (csr[1].shape[0],), np.int32)))
+            _, u = run_together(lambda: kernels.scores(*csr, self.params_, self.intercept_, F, 0, n),
+                                lambda: kernels.group(*csr, self._positions, *grouped, self._scratch.get("slots", (csr[1].shape[0],), np.int32)))
         else:
             F = Xn @ self.coef_
             F += self.intercept_
-        self._remember(F, y, w)
+        M, C = self.num_models, self.n_outputs
+        if self.predictor_type == "multiclass_classifier":  # one softmax for the ring's losses and the gradient
+            losses, G = softmax_loss_and_gradient(F.reshape(n, M, C), yn)
+            self._remember(F, y, w, losses)
+            G = G.reshape(n, M * C)
+        else:
+            self._remember(F, y, w)
+            G = gradient(self.loss_, F, yn, **self._loss_kwargs())
         if total <= 0:
             return
-        M, C = self.num_models, self.n_outputs
-        shaped = F.reshape(n, M, C) if self.predictor_type == "multiclass_classifier" else F
-        G = gradient(self.loss_, shaped, yn, **self._loss_kwargs()).reshape(n, M * C)
         G *= (rw / np.float32(total))[:, None]
         grad_b = G.sum(axis=0)
         self.n_steps_ += 1
@@ -894,12 +897,14 @@ class LinearLearnerState:
         """The optimizer step of :meth:`_apply` on the records of the ``u`` features present
         (compiled: see ``_sparse_step``), lazy: other features' weights and moments stay as
         they are."""
+        kernels = _compiled()
+        code = kernels.OPTIMIZER_CODES[self.optimizer_]
         t = self.n_steps_
         if self.optimizer_ == "adam":
-            code, a1, b1 = ADAM, math.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t), self.beta_1
+            a1, b1 = math.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t), self.beta_1
             eps = self.epsilon * math.sqrt(1 - self.beta_2**t)
         else:
-            code, a1, b1, eps = (SGD if self.optimizer_ == "sgd" else ADAGRAD), 1.0, self.momentum, self.epsilon
+            a1, b1, eps = 1.0, self.momentum, self.epsilon
         f32 = np.float32
         args = (*grouped, G, self.params_, lr, wd, l1, code, f32(a1), f32(b1), f32(self.beta_2),
                 f32(eps), f32(self.initial_accumulator_))
@@ -909,9 +914,8 @@ class LinearLearnerState:
         parts = N_BLOCKS if nnz >= _SPARSE_PARALLEL_NNZ else 1
         cost = starts[:u + 1] + _FEATURE_COST * np.arange(u + 1)
         edges = [0] + [int(np.searchsorted(cost, cost[-1] * i // parts)) for i in range(1, parts)] + [u]
-        update = sparse_kernels()[2]
         get, k = self._scratch.get, self.n_columns
-        map_blocks(lambda p0, p1: update(*args, p0, p1, get("g", (k,), np.float32)),
+        map_blocks(lambda p0, p1: kernels.update(*args, p0, p1, get("g", (k,), np.float32)),
                    list(zip(edges[:-1], edges[1:], strict=True)))
 
     def _apply(self, W: np.ndarray, g: np.ndarray, m1: np.ndarray, m2: np.ndarray | None,
@@ -941,8 +945,9 @@ class LinearLearnerState:
         W -= step * m1
         return W, step
 
-    def _remember(self, F: np.ndarray, y: np.ndarray, w: np.ndarray) -> None:
-        """Keep the rows' scores (before learning them) in the progressive-validation ring."""
+    def _remember(self, F: np.ndarray, y: np.ndarray, w: np.ndarray, losses: np.ndarray | None = None) -> None:
+        """Keep the rows' scores (before learning them) in the progressive-validation ring;
+        multiclass keeps each model's loss (``losses`` when computed already) and class."""
         cap = self.recent_y_.shape[0]
         n = F.shape[0]
         take = min(n, cap)
@@ -950,7 +955,7 @@ class LinearLearnerState:
         pos = (self.recent_next_ + np.arange(take)) % cap
         if self.predictor_type == "multiclass_classifier":
             shaped = F.reshape(take, self.num_models, self.n_outputs)
-            self.recent_scores_[pos] = loss_values("softmax_loss", shaped, y)
+            self.recent_scores_[pos] = loss_values("softmax_loss", shaped, y) if losses is None else losses[n - take:]
             self.recent_predicted_[pos] = shaped.argmax(axis=-1)
         elif self.is_label_normalized:
             self.recent_scores_[pos] = F * np.float32(self.label_scale_) + np.float32(self.label_mean_)
@@ -1378,6 +1383,14 @@ def _where(batch: Batch, row: int) -> str:
         first = int(cur["rows"]) - batch.n_rows
         return f"row {first + row + 1} of the stream (the batch ending at line {cur.get('line', '?')} of {cur['path']})"
     return f"row {row} of the batch"
+
+
+def _compiled() -> Any:
+    """The compiled sparse kernels (``_sparse_step``), imported on first use: importing
+    onepass does not import Numba."""
+    from onepass.algorithms.linear import _sparse_step
+
+    return _sparse_step
 
 
 def _records(shape: tuple[int, ...]) -> np.ndarray:
