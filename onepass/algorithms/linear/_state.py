@@ -1143,8 +1143,14 @@ class LinearLearnerState:
         m = entry["model"]
         C = self.n_outputs
         cols = slice(m * C, (m + 1) * C)
-        coef = self.coef_[:, cols].astype(np.float64) / self.feature_scale_[:, None]
-        intercept = self.intercept_[cols].astype(np.float64) - self.feature_mean_.astype(np.float64) @ coef
+        # O(n_features): skip what the warm-up made the identity (sparse input is neither
+        # centered nor scaled), so a hashed model of 2^22 features is one column gathered
+        coef = self.coef_[:, cols].astype(np.float64)
+        if self._is_scaled:
+            coef /= self.feature_scale_[:, None]
+        intercept = self.intercept_[cols].astype(np.float64)
+        if self._is_centered:
+            intercept -= self.feature_mean_.astype(np.float64) @ coef
         if self.is_label_normalized:
             coef *= self.label_scale_
             intercept = intercept * self.label_scale_ + self.label_mean_
