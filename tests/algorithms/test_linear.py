@@ -195,11 +195,13 @@ def _reference_rows(state: LinearLearnerState, X, y: np.ndarray) -> tuple[np.nda
     return W, b
 
 
+@pytest.mark.parametrize("num_models", [5, 1])
 @pytest.mark.parametrize("optimizer", ["adagrad", "adam", "sgd"])
 @pytest.mark.parametrize("predictor", ["binary_classifier", "multiclass_classifier", "regressor"])
-def test_row_by_row_kernel_matches_a_plain_reference(optimizer: str, predictor: str) -> None:
+def test_row_by_row_kernel_matches_a_plain_reference(optimizer: str, predictor: str, num_models: int) -> None:
     # mini_batch_size=1 (the default for sparse input): the compiled kernel, on two threads
-    # (half the models each), against the same arithmetic written out in NumPy
+    # (half the models each; one model of one output takes the scalar path), against the
+    # same arithmetic written out in NumPy
     rng = np.random.default_rng(5)
     n, width = 400, 60
     X = sp.random(n, width, density=0.1, format="csr", random_state=6, dtype=np.float32)
@@ -211,7 +213,7 @@ def test_row_by_row_kernel_matches_a_plain_reference(optimizer: str, predictor: 
         y = rng.integers(0, 3, n).astype(np.float32)
     else:
         y = (X @ rng.normal(0, 1, width)).astype(np.float32)
-    state = LinearLearnerState(predictor, num_models=5, seed=0, optimizer=optimizer, normalize_data=False,
+    state = LinearLearnerState(predictor, num_models=num_models, seed=0, optimizer=optimizer, normalize_data=False,
                                normalize_label=False, num_point_for_scaler=50, early_stopping_patience=0,
                                l1_range=(1e-4, 1e-2), wd_range=(1e-4, 1e-2), **extra)
     stream(state, X, y, size=150)

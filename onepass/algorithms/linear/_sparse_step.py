@@ -121,6 +121,32 @@ def adagrad(P, f, c0, c1, x, g, lr, wd, l1, acc0, eps):  # pragma: no cover - co
         w -= step * gc
         w_[c] = np.copysign(np.maximum(np.abs(w) - step * l1_[c], np.float32(0.0)), w)
 
+@inline
+def coordinate(P, f, c, gc, lr, l1, optimizer, a1, b1, b2, eps, acc0):  # pragma: no cover - compiled
+    """The optimizer step of one weight (gradient ``gc``, L2 included), for one model: the
+    loops above, vectorized for many models, cost twice as much per weight for one."""
+    one = np.float32(1.0)
+    w = P[f, 0, c]
+    if optimizer == 0:
+        mm = b1 * P[f, 1, c] + (one - b1) * gc
+        vv = b2 * P[f, 2, c] + (one - b2) * (gc * gc)
+        P[f, 1, c] = mm
+        P[f, 2, c] = vv
+        step = (lr * a1) / (np.sqrt(vv) + eps)
+        w -= step * mm
+    elif optimizer == 1:
+        mm = b1 * P[f, 1, c] + gc
+        P[f, 1, c] = mm
+        step = lr
+        w -= step * mm
+    else:
+        ss = P[f, 1, c] + gc * gc
+        P[f, 1, c] = ss
+        step = lr / (np.sqrt(ss + acc0) + eps)
+        w -= step * gc
+    P[f, 0, c] = np.copysign(np.maximum(np.abs(w) - step * l1, np.float32(0.0)), w)
+
+
 @jit
 def scores(indptr, indices, data, P, intercept, F, r0, r1):  # pragma: no cover - compiled
     """F[r] = intercept + sum of data[j] * P[indices[j], 0] over row r's non-zeros, rows r0..r1."""
@@ -216,7 +242,34 @@ def online(indptr, indices, data, y, rw, P, intercept, bias1, bias2, F, loss, n_
     """Rows ``0..n`` one at a time, columns ``c0:c1`` (whole models): each row's scores
     go to ``F`` (before the row is learned), then each model takes one optimizer step on
     the row (weights of the row's features, and the intercept). ``t0``: steps so far
-    (Adam's bias correction); ``g``: a work vector of ``k`` floats."""
+    (Adam's bias correction); ``g``: a work vector of ``k`` floats. One column (one
+    model of one output) takes a scalar loop, compiled apart (the vector loops cost twice
+    as much per weight for one; one loop with both paths slowed the vector path by 20%)."""
+    args = (indptr, indices, data, y, rw, P, intercept, bias1, bias2, F, loss, n_outputs, c0, c1, lr, wd, l1,
+            use_bias, optimizer, t0, b1, b2, eps, acc0, margin, quantile, delta, g)
+    if c1 - c0 == 1:
+        _online_one(*args)
+    else:
+        _online_many(*args)
+
+
+@jit
+def _online_one(indptr, indices, data, y, rw, P, intercept, bias1, bias2, F, loss, n_outputs, c0, c1, lr, wd, l1,
+                use_bias, optimizer, t0, b1, b2, eps, acc0, margin, quantile, delta, g):  # pragma: no cover
+    _online_rows(indptr, indices, data, y, rw, P, intercept, bias1, bias2, F, loss, n_outputs, c0, c1, lr, wd, l1,
+                 use_bias, optimizer, t0, b1, b2, eps, acc0, margin, quantile, delta, g, True)
+
+
+@jit
+def _online_many(indptr, indices, data, y, rw, P, intercept, bias1, bias2, F, loss, n_outputs, c0, c1, lr, wd, l1,
+                 use_bias, optimizer, t0, b1, b2, eps, acc0, margin, quantile, delta, g):  # pragma: no cover
+    _online_rows(indptr, indices, data, y, rw, P, intercept, bias1, bias2, F, loss, n_outputs, c0, c1, lr, wd, l1,
+                 use_bias, optimizer, t0, b1, b2, eps, acc0, margin, quantile, delta, g, False)
+
+
+@inline
+def _online_rows(indptr, indices, data, y, rw, P, intercept, bias1, bias2, F, loss, n_outputs, c0, c1, lr, wd, l1,
+                 use_bias, optimizer, t0, b1, b2, eps, acc0, margin, quantile, delta, g, scalar):  # pragma: no cover
     n = indptr.shape[0] - 1
     width = c1 - c0
     flat = P.reshape(-1)
@@ -230,13 +283,19 @@ def online(indptr, indices, data, y, rw, P, intercept, bias1, bias2, F, loss, n_
     b1t = b1 ** np.float32(t0)
     b2t = b2 ** np.float32(t0)
     for r in range(n):
-        for c in range(width):
-            z[c] = b_[c]
-        for j in range(indptr[r], indptr[r + 1]):
-            w_ = P[indices[j], 0, c0:c1]
-            x = data[j]
+        if scalar:  # one model (see coordinate)
+            s = b_[0]
+            for j in range(indptr[r], indptr[r + 1]):
+                s += data[j] * P[indices[j], 0, c0]
+            z[0] = s
+        else:
             for c in range(width):
-                z[c] += x * w_[c]
+                z[c] = b_[c]
+            for j in range(indptr[r], indptr[r + 1]):
+                w_ = P[indices[j], 0, c0:c1]
+                x = data[j]
+                for c in range(width):
+                    z[c] += x * w_[c]
         F[r, c0:c1] = z
         # the records of a row ahead, before its turn (this thread's columns of each slot)
         if r + LEAD < n:
@@ -299,6 +358,12 @@ def online(indptr, indices, data, y, rw, P, intercept, bias1, bias2, F, loss, n_
                 for c in range(width):
                     m_[c] += z[c] * z[c]
                     b_[c] -= lr_[c] / (np.sqrt(m_[c] + acc0) + eps) * z[c]
+        if scalar:
+            for j in range(indptr[r], indptr[r + 1]):
+                f = indices[j]
+                coordinate(P, f, c0, data[j] * z[0] + wd[c0] * P[f, 0, c0], lr[c0], l1[c0], optimizer, a1, b1, b2,
+                           eps_t, acc0)
+            continue
         for j in range(indptr[r], indptr[r + 1]):
             f = indices[j]
             x = data[j]
