@@ -1,7 +1,7 @@
 """Training killed with SIGKILL at random instants, and at the worst instants of a
 checkpoint write, resumes each time and ends with the same model as a run never killed,
-for every algorithm (K-Means, PCA exact, PCA sketch, Linear Learner: its weights and
-leaderboard).
+for every algorithm (K-Means, PCA exact, PCA sketch, Linear Learner in mini-batches and
+row by row: its weights and leaderboard).
 
 21 kills in all: 15 at random moments (startup, reading, updating, writing), and 6
 through failpoints (onepass/_failpoints.py) inside the checkpoint write: with half an
@@ -65,8 +65,11 @@ ALGORITHMS = {
     "linear-learner": ["linear-learner", "--label-column", "0", "--num-models", "8", "--validation-fraction", "0.02",
                        "--validation-every-rows", "20000", "--early-stopping-patience", "2",
                        "--max-validation-rows", "2000"],
+    # rows learned one at a time by the compiled loop (the default for sparse input)
+    "linear-learner-rows": ["linear-learner", "--label-column", "0", "--num-models", "8", "--mini-batch-size", "1",
+                            "--validation-every-rows", "20000", "--early-stopping-patience", "2"],
 }
-LABELLED = {"linear-learner"}
+LABELLED = {"linear-learner", "linear-learner-rows"}
 
 
 def assert_same_arrays(got: tuple[dict, dict], want: tuple[dict, dict], what: str) -> None:
