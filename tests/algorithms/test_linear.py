@@ -121,7 +121,7 @@ def test_sparse_updates_touch_only_the_features_present(optimizer: str) -> None:
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd", "adagrad"])
 @pytest.mark.parametrize("predictor", ["binary_classifier", "multiclass_classifier"])
-def test_compiled_sparse_step_equals_the_dense_step(optimizer: str, predictor: str) -> None:
+def test_compiled_sparse_training_equals_the_dense_step(optimizer: str, predictor: str) -> None:
     # The same rows as CSR (compiled step: grouping by feature, records of weights and
     # moments) and as a dense array (NumPy matrix products) give the same models, L1 and
     # L2 included; steps large enough to run on two threads. Half the entries are non-zero,

@@ -213,7 +213,7 @@ class LinearLearnerState:
     number of rows. A dense step of ``b`` rows costs two ``b x n_features x num_models``
     matrix products. A sparse step (a mini-batch, or one row) touches only the records
     of the features present in it: ``O(nnz * num_models)``, independent of
-    ``n_features``, compiled (``_sparse_step``); it is lazy (a feature's weights and
+    ``n_features``, compiled (``_sparse_training``); it is lazy (a feature's weights and
     moments change only in steps where it appears, as in TensorFlow's LazyAdam), L2
     included. L1 uses a proximal step scaled by each coordinate's step size (proximal
     Adam, proximal Adagrad). The design follows SageMaker's Linear
@@ -781,7 +781,7 @@ class LinearLearnerState:
             start = stop
 
     def _train_rows(self, X: Any, y: np.ndarray, w: np.ndarray) -> None:
-        """Learn row by row (``mini_batch_size=1``), compiled: see ``_sparse_step.online``.
+        """Learn row by row (``mini_batch_size=1``), compiled: see ``_sparse_training.online``.
         Dense rows are passed as their non-zeros. The rows run in segments that end where
         the models are scored (early stopping); within one, two threads take half the
         models each."""
@@ -895,7 +895,7 @@ class LinearLearnerState:
     def _sparse_update(self, grouped: tuple[np.ndarray, ...], u: int, G: np.ndarray, lr: np.ndarray,
                        wd: np.ndarray, l1: np.ndarray) -> None:
         """The optimizer step of :meth:`_apply` on the records of the ``u`` features present
-        (compiled: see ``_sparse_step``), lazy: other features' weights and moments stay as
+        (compiled: see ``_sparse_training``), lazy: other features' weights and moments stay as
         they are."""
         kernels = _compiled()
         code = kernels.OPTIMIZER_CODES[self.optimizer_]
@@ -1392,11 +1392,11 @@ def _where(batch: Batch, row: int) -> str:
 
 
 def _compiled() -> Any:
-    """The compiled sparse kernels (``_sparse_step``), imported on first use: importing
+    """The compiled sparse kernels (``_sparse_training``), imported on first use: importing
     onepass does not import Numba."""
-    from onepass.algorithms.linear import _sparse_step
+    from onepass.algorithms.linear import _sparse_training
 
-    return _sparse_step
+    return _sparse_training
 
 
 def _records(shape: tuple[int, ...]) -> np.ndarray:
