@@ -1096,6 +1096,10 @@ class LinearLearnerState:
                 "learning_rate": float(self.learning_rates_[m]),
                 "l1": float(self.l1s_[m]),
                 "wd": float(self.wds_[m]),
+                # what "auto" resolved to for this data (dense: adam in steps of 1000 rows;
+                # sparse: adagrad row by row)
+                "optimizer": self.optimizer_,
+                "mini_batch_size": self.mini_batch_size_,
                 "scored_on": where,
                 "criterion": criterion,
                 "value": _num(value[m]),
