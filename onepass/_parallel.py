@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
+from functools import partial
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -72,17 +73,14 @@ def row_blocks(n_rows: int) -> list[tuple[int, int]]:
 
 def map_blocks(fn: Callable[[int, int], T], blocks: Sequence[tuple[int, int]]) -> list[T]:
     """``[fn(start, stop) for each block]``, the blocks run in parallel when there are several."""
-    if len(blocks) == 1 or _inline:
-        return [fn(a, b) for a, b in blocks]
-    # The calling thread computes the first block itself: one hand-off fewer.
-    futures = [_get_pool().submit(fn, a, b) for a, b in blocks[1:]]
-    return [fn(*blocks[0])] + [f.result() for f in futures]
+    return run_together(*(partial(fn, a, b) for a, b in blocks))
 
 
 def run_together(*fns: Callable[[], T]) -> list[T]:
-    """``[fn() for fn in fns]``, run in parallel (the first on the calling thread): for
-    independent pieces of one step that are not row blocks."""
+    """``[fn() for fn in fns]``, run in parallel when there are several (independent
+    pieces of one step, row blocks or not)."""
     if len(fns) == 1 or _inline:
         return [fn() for fn in fns]
+    # The calling thread runs the first itself: one hand-off fewer.
     futures = [_get_pool().submit(fn) for fn in fns[1:]]
     return [fns[0]()] + [f.result() for f in futures]

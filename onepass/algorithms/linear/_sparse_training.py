@@ -75,76 +75,89 @@ jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 inline = numba.njit(inline="always", nogil=True, error_model="numpy")
 prefetch, prefetch_w = _prefetch_intrinsic(0), _prefetch_intrinsic(1)
 
-# One optimizer step on the record of feature f, columns c0:c1, with gradient
-# x * g[c] + wd[c] * w (the L2 term), then L1's proximal step scaled by each
-# coordinate's step size (a no-op where l1 is 0). One loop per optimizer, without
-# branches inside, so the compiler vectorizes it.
+# One optimizer step per weight: the new weight, its moments, from gradient ``gc`` (L2
+# included), then L1's proximal step scaled by the weight's step size (a no-op where
+# l1 is 0, as for the intercept). ``a1``: Adam's bias correction of the step; ``b1``:
+# Adam's beta_1 or SGD's momentum; ``acc0``: Adagrad's initial accumulator.
+
+@inline
+def shrink(w, size):  # pragma: no cover - compiled
+    return np.copysign(np.maximum(np.abs(w) - size, np.float32(0.0)), w)
+
+
+@inline
+def adam_step(w, m, v, gc, lr, l1, a1, b1, b2, eps):  # pragma: no cover - compiled
+    one = np.float32(1.0)
+    m = b1 * m + (one - b1) * gc
+    v = b2 * v + (one - b2) * (gc * gc)
+    step = (lr * a1) / (np.sqrt(v) + eps)
+    return shrink(w - step * m, step * l1), m, v
+
+
+@inline
+def sgd_step(w, m, gc, lr, l1, momentum):  # pragma: no cover - compiled
+    m = momentum * m + gc
+    return shrink(w - lr * m, lr * l1), m
+
+
+@inline
+def adagrad_step(w, s, gc, lr, l1, acc0, eps):  # pragma: no cover - compiled
+    s = s + gc * gc  # the sum of squared gradients
+    step = lr / (np.sqrt(s + acc0) + eps)
+    return shrink(w - step * gc, step * l1), s
+
+
+# The same on the record of feature f, columns c0:c1, gradient x * g[c] + wd[c] * w: one
+# loop per optimizer, without branches inside, over 1-D views indexed from 0 (the
+# compiler then knows no index is negative), so it vectorizes.
 
 @inline
 def adam(P, f, c0, c1, x, g, lr, wd, l1, a1, b1, b2, eps):  # pragma: no cover - compiled
-    # 1-D views indexed from 0: the compiler then knows no index is negative, and vectorizes
     w_, m_, v_ = P[f, 0, c0:c1], P[f, 1, c0:c1], P[f, 2, c0:c1]
     g_, lr_, wd_, l1_ = g[c0:c1], lr[c0:c1], wd[c0:c1], l1[c0:c1]
-    one = np.float32(1.0)
     for c in range(c1 - c0):
-        w = w_[c]
-        gc = x * g_[c] + wd_[c] * w
-        mm = b1 * m_[c] + (one - b1) * gc
-        vv = b2 * v_[c] + (one - b2) * (gc * gc)
-        m_[c] = mm
-        v_[c] = vv
-        step = (lr_[c] * a1) / (np.sqrt(vv) + eps)
-        w -= step * mm
-        w_[c] = np.copysign(np.maximum(np.abs(w) - step * l1_[c], np.float32(0.0)), w)
+        w_[c], m_[c], v_[c] = adam_step(w_[c], m_[c], v_[c], x * g_[c] + wd_[c] * w_[c], lr_[c], l1_[c], a1, b1,
+                                        b2, eps)
+
 
 @inline
 def sgd(P, f, c0, c1, x, g, lr, wd, l1, momentum):  # pragma: no cover - compiled
     w_, m_ = P[f, 0, c0:c1], P[f, 1, c0:c1]
     g_, lr_, wd_, l1_ = g[c0:c1], lr[c0:c1], wd[c0:c1], l1[c0:c1]
     for c in range(c1 - c0):
-        w = w_[c]
-        mm = momentum * m_[c] + (x * g_[c] + wd_[c] * w)
-        m_[c] = mm
-        w -= lr_[c] * mm
-        w_[c] = np.copysign(np.maximum(np.abs(w) - lr_[c] * l1_[c], np.float32(0.0)), w)
+        w_[c], m_[c] = sgd_step(w_[c], m_[c], x * g_[c] + wd_[c] * w_[c], lr_[c], l1_[c], momentum)
+
 
 @inline
 def adagrad(P, f, c0, c1, x, g, lr, wd, l1, acc0, eps):  # pragma: no cover - compiled
-    w_, s_ = P[f, 0, c0:c1], P[f, 1, c0:c1]  # s_: the sums of squared gradients
+    w_, s_ = P[f, 0, c0:c1], P[f, 1, c0:c1]
     g_, lr_, wd_, l1_ = g[c0:c1], lr[c0:c1], wd[c0:c1], l1[c0:c1]
     for c in range(c1 - c0):
-        w = w_[c]
-        gc = x * g_[c] + wd_[c] * w
-        ss = s_[c] + gc * gc
-        s_[c] = ss
-        step = lr_[c] / (np.sqrt(ss + acc0) + eps)
-        w -= step * gc
-        w_[c] = np.copysign(np.maximum(np.abs(w) - step * l1_[c], np.float32(0.0)), w)
+        w_[c], s_[c] = adagrad_step(w_[c], s_[c], x * g_[c] + wd_[c] * w_[c], lr_[c], l1_[c], acc0, eps)
+
+
+@inline
+def record_step(P, f, c0, c1, x, g, lr, wd, l1, optimizer, a1, b1, b2, eps, acc0):  # pragma: no cover - compiled
+    """The step of this optimizer on feature f's record, columns c0:c1."""
+    if optimizer == 0:
+        adam(P, f, c0, c1, x, g, lr, wd, l1, a1, b1, b2, eps)
+    elif optimizer == 1:
+        sgd(P, f, c0, c1, x, g, lr, wd, l1, b1)
+    else:
+        adagrad(P, f, c0, c1, x, g, lr, wd, l1, acc0, eps)
+
 
 @inline
 def coordinate(P, f, c, gc, lr, l1, optimizer, a1, b1, b2, eps, acc0):  # pragma: no cover - compiled
-    """The optimizer step of one weight (gradient ``gc``, L2 included), for one model: the
-    loops above, vectorized for many models, cost twice as much per weight for one."""
-    one = np.float32(1.0)
-    w = P[f, 0, c]
+    """The optimizer step of one weight, for one model: the loops above, vectorized for
+    many models, cost twice as much per weight for one."""
     if optimizer == 0:
-        mm = b1 * P[f, 1, c] + (one - b1) * gc
-        vv = b2 * P[f, 2, c] + (one - b2) * (gc * gc)
-        P[f, 1, c] = mm
-        P[f, 2, c] = vv
-        step = (lr * a1) / (np.sqrt(vv) + eps)
-        w -= step * mm
+        P[f, 0, c], P[f, 1, c], P[f, 2, c] = adam_step(P[f, 0, c], P[f, 1, c], P[f, 2, c], gc, lr, l1, a1, b1, b2,
+                                                       eps)
     elif optimizer == 1:
-        mm = b1 * P[f, 1, c] + gc
-        P[f, 1, c] = mm
-        step = lr
-        w -= step * mm
+        P[f, 0, c], P[f, 1, c] = sgd_step(P[f, 0, c], P[f, 1, c], gc, lr, l1, b1)
     else:
-        ss = P[f, 1, c] + gc * gc
-        P[f, 1, c] = ss
-        step = lr / (np.sqrt(ss + acc0) + eps)
-        w -= step * gc
-    P[f, 0, c] = np.copysign(np.maximum(np.abs(w) - step * l1, np.float32(0.0)), w)
+        P[f, 0, c], P[f, 1, c] = adagrad_step(P[f, 0, c], P[f, 1, c], gc, lr, l1, acc0, eps)
 
 
 @jit
@@ -229,12 +242,7 @@ def update(distinct, starts, rows, values, G, P, lr, wd, l1, optimizer,
             x = values[j]
             for c in range(k):
                 g[c] += x * G[r, c]
-        if optimizer == 0:
-            adam(P, f, 0, k, one, g, lr, wd, l1, a1, b1, b2, eps)
-        elif optimizer == 1:
-            sgd(P, f, 0, k, one, g, lr, wd, l1, b1)
-        else:
-            adagrad(P, f, 0, k, one, g, lr, wd, l1, acc0, eps)
+        record_step(P, f, 0, k, one, g, lr, wd, l1, optimizer, a1, b1, b2, eps, acc0)
 
 @jit
 def online(indptr, indices, data, y, rw, P, intercept, bias1, bias2, F, loss, n_outputs, c0, c1, lr, wd, l1,
@@ -345,19 +353,13 @@ def _online_rows(indptr, indices, data, y, rw, P, intercept, bias1, bias2, F, lo
         a1 = np.sqrt(one - b2t) / (one - b1t) if optimizer == 0 else one
         eps_t = eps * np.sqrt(one - b2t) if optimizer == 0 else eps
         if use_bias:  # the intercept: no L1, no L2
-            if optimizer == 0:
-                for c in range(width):
-                    m_[c] = b1 * m_[c] + (one - b1) * z[c]
-                    v_[c] = b2 * v_[c] + (one - b2) * (z[c] * z[c])
-                    b_[c] -= (lr_[c] * a1) / (np.sqrt(v_[c]) + eps_t) * m_[c]
-            elif optimizer == 1:
-                for c in range(width):
-                    m_[c] = b1 * m_[c] + z[c]
-                    b_[c] -= lr_[c] * m_[c]
-            else:
-                for c in range(width):
-                    m_[c] += z[c] * z[c]
-                    b_[c] -= lr_[c] / (np.sqrt(m_[c] + acc0) + eps) * z[c]
+            for c in range(width):
+                if optimizer == 0:
+                    b_[c], m_[c], v_[c] = adam_step(b_[c], m_[c], v_[c], z[c], lr_[c], zero, a1, b1, b2, eps_t)
+                elif optimizer == 1:
+                    b_[c], m_[c] = sgd_step(b_[c], m_[c], z[c], lr_[c], zero, b1)
+                else:
+                    b_[c], m_[c] = adagrad_step(b_[c], m_[c], z[c], lr_[c], zero, acc0, eps)
         if scalar:
             for j in range(indptr[r], indptr[r + 1]):
                 f = indices[j]
@@ -366,10 +368,4 @@ def _online_rows(indptr, indices, data, y, rw, P, intercept, bias1, bias2, F, lo
             continue
         for j in range(indptr[r], indptr[r + 1]):
             f = indices[j]
-            x = data[j]
-            if optimizer == 0:
-                adam(P, f, c0, c1, x, g, lr, wd, l1, a1, b1, b2, eps_t)
-            elif optimizer == 1:
-                sgd(P, f, c0, c1, x, g, lr, wd, l1, b1)
-            else:
-                adagrad(P, f, c0, c1, x, g, lr, wd, l1, acc0, eps)
+            record_step(P, f, c0, c1, data[j], g, lr, wd, l1, optimizer, a1, b1, b2, eps_t, acc0)

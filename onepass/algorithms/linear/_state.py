@@ -73,6 +73,25 @@ def _parse_range(name: str, value: Any, default: tuple[float, float], *, zero_ok
     return [lo, hi]
 
 
+class _RecordSlot:
+    """``coef_``, ``moment1_``, ``moment2_``: one slot of every feature's record in
+    ``params_``, read as a view, assigned by writing into it (a slot the optimizer does
+    not keep reads as 0 rows)."""
+
+    def __init__(self, slot: int) -> None:
+        self.slot = slot
+
+    def __get__(self, state: Any, owner: Any = None) -> Any:
+        if state is None:
+            return self
+        if self.slot >= state.params_.shape[1]:
+            return np.zeros((0, state.n_columns), dtype=np.float32)
+        return state.params_[:, self.slot]
+
+    def __set__(self, state: Any, value: np.ndarray) -> None:
+        state._set_slot(self.slot, value)
+
+
 class LinearLearnerState:
     """Everything Linear Learner needs to go on training: ``num_models`` linear models at once.
 
@@ -665,32 +684,9 @@ class LinearLearnerState:
     # step is bound by these random accesses; measured 2x faster). coef_, moment1_ and
     # moment2_ are views of it, and assigning one writes into it.
 
-    @property
-    def coef_(self) -> np.ndarray:
-        return self.params_[:, 0]
-
-    @coef_.setter
-    def coef_(self, value: np.ndarray) -> None:
-        self._set_slot(0, value)
-
-    @property
-    def moment1_(self) -> np.ndarray:
-        return self.params_[:, 1]
-
-    @moment1_.setter
-    def moment1_(self, value: np.ndarray) -> None:
-        self._set_slot(1, value)
-
-    @property
-    def moment2_(self) -> np.ndarray:
-        """Adam's second moments; empty (0 rows) for sgd and adagrad."""
-        if self.params_.shape[1] < 3:
-            return np.zeros((0, self.n_columns), dtype=np.float32)
-        return self.params_[:, 2]
-
-    @moment2_.setter
-    def moment2_(self, value: np.ndarray) -> None:
-        self._set_slot(2, value)
+    coef_ = _RecordSlot(0)
+    moment1_ = _RecordSlot(1)
+    moment2_ = _RecordSlot(2)  # Adam's second moments; empty (0 rows) for sgd and adagrad
 
     def _set_slot(self, slot: int, value: np.ndarray) -> None:
         value = np.asarray(value, dtype=np.float32)
@@ -773,11 +769,7 @@ class LinearLearnerState:
             size = min(self.mini_batch_size_, max(_MIN_STEP, self.n_rows_trained_ // _RAMP))
             stop = min(start + size, X.shape[0])
             self._step(X[start:stop], y[start:stop], w[start:stop])
-            self.n_rows_trained_ += stop - start
-            self.rows_since_scoring_ += stop - start
-            if self.rows_since_scoring_ >= self.validation_every_rows:
-                self.rows_since_scoring_ = 0
-                self._score_and_stop()
+            self._learned(stop - start)
             start = stop
 
     def _train_rows(self, X: Any, y: np.ndarray, w: np.ndarray) -> None:
@@ -789,8 +781,7 @@ class LinearLearnerState:
         if not sp.issparse(Xn):
             Xn = sp.csr_matrix(Xn)
         indptr, indices, data = _csr_arrays(Xn)
-        yn = (y - np.float32(self.label_mean_)) / np.float32(self.label_scale_) if self.is_label_normalized else y
-        yn = np.ascontiguousarray(yn, dtype=np.float32)
+        yn = np.ascontiguousarray(self._labels(y), dtype=np.float32)
         rw = np.ascontiguousarray(self._row_weights(y, w), dtype=np.float32)
         M, C = self.num_models, self.n_outputs
         half = (M + 1) // 2 if M > 1 and not _inline_blocks() else M
@@ -800,17 +791,14 @@ class LinearLearnerState:
         code = kernels.OPTIMIZER_CODES[self.optimizer_]
         b1 = self.beta_1 if self.optimizer_ == "adam" else self.momentum
         bias2 = self.moment2_bias_ if self.optimizer_ == "adam" else self.moment1_bias_  # not read
-        col = np.repeat(np.arange(M), C)
-        wd = self.wds_[col].astype(np.float32)
-        l1 = self.l1s_[col].astype(np.float32)
         get = self._scratch.get
         start, n = 0, X.shape[0]
         while start < n:
             stop = min(n, start + max(1, self.validation_every_rows - self.rows_since_scoring_))
             seg = indptr[start:stop + 1] - indptr[start]
             a, b = int(indptr[start]), int(indptr[stop])
-            F = self._scratch.get("scores", (stop - start, M * C), np.float32)
-            lr = (self.learning_rates_ * self.is_active_)[col].astype(np.float32)
+            F = get("scores", (stop - start, M * C), np.float32)
+            lr, wd, l1 = self._per_column()
             args = (seg, indices[a:b], data[a:b], yn[start:stop], rw[start:stop], self.params_, self.intercept_,
                     self.moment1_bias_, bias2, F, kernels.LOSS_CODES[self.loss_], C)
             rest = (lr, wd, l1, self.use_bias, code, self.n_steps_, f32(b1), f32(self.beta_2),
@@ -820,12 +808,34 @@ class LinearLearnerState:
                        blocks)
             self.n_steps_ += stop - start
             self._remember(F, y[start:stop], w[start:stop])
-            self.n_rows_trained_ += stop - start
-            self.rows_since_scoring_ += stop - start
-            if self.rows_since_scoring_ >= self.validation_every_rows:
-                self.rows_since_scoring_ = 0
-                self._score_and_stop()
+            self._learned(stop - start)
             start = stop
+
+    def _learned(self, n: int) -> None:
+        """Count ``n`` rows learned; score every model (early stopping) when it is time."""
+        self.n_rows_trained_ += n
+        self.rows_since_scoring_ += n
+        if self.rows_since_scoring_ >= self.validation_every_rows:
+            self.rows_since_scoring_ = 0
+            self._score_and_stop()
+
+    def _labels(self, y: np.ndarray) -> np.ndarray:
+        """The labels the losses see: regression labels normalized from the warm-up."""
+        if not self.is_label_normalized:
+            return y
+        return (y - np.float32(self.label_mean_)) / np.float32(self.label_scale_)
+
+    def _per_column(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(learning rate, wd, l1) of each weight column, float32; 0 learning rate for
+        models stopped early."""
+        col = np.repeat(np.arange(self.num_models), self.n_outputs)
+        return ((self.learning_rates_ * self.is_active_)[col].astype(np.float32),
+                self.wds_[col].astype(np.float32), self.l1s_[col].astype(np.float32))
+
+    def _adam_correction(self) -> tuple[float, float]:
+        """Adam's bias correction at the current step: (step factor, epsilon term)."""
+        b1, b2, t = self.beta_1, self.beta_2, self.n_steps_
+        return math.sqrt(1 - b2**t) / (1 - b1**t), self.epsilon * math.sqrt(1 - b2**t)
 
     def _row_weights(self, y: np.ndarray, w: np.ndarray) -> np.ndarray:
         if self.predictor_type == "regressor":
@@ -835,7 +845,7 @@ class LinearLearnerState:
     def _step(self, X: Any, y: np.ndarray, w: np.ndarray) -> None:
         n = X.shape[0]
         Xn = self._normalized(X)
-        yn = (y - np.float32(self.label_mean_)) / np.float32(self.label_scale_) if self.is_label_normalized else y
+        yn = self._labels(y)
         rw = self._row_weights(y, w)
         total = float(rw.sum())
         is_sparse = sp.issparse(Xn)
@@ -843,11 +853,11 @@ class LinearLearnerState:
             csr = _csr_arrays(Xn)
             F = self._scratch.get("scores", (n, self.n_columns), np.float32)
             kernels = _compiled()
-            grouped = self._sparse_work(csr)
+            grouped, slots = self._sparse_work(csr)
             # the scores need the weights, the grouping of the non-zeros by feature only the
             # indices: one thread each
             _, u = run_together(lambda: kernels.scores(*csr, self.params_, self.intercept_, F, 0, n),
-                                lambda: kernels.group(*csr, self._positions, *grouped, self._scratch.get("slots", (csr[1].shape[0],), np.int32)))
+                                lambda: kernels.group(*csr, self._positions, *grouped, slots))
         else:
             F = Xn @ self.coef_
             F += self.intercept_
@@ -864,10 +874,7 @@ class LinearLearnerState:
         G *= (rw / np.float32(total))[:, None]
         grad_b = G.sum(axis=0)
         self.n_steps_ += 1
-        col = np.repeat(np.arange(M), C)
-        lr = (self.learning_rates_ * self.is_active_)[col].astype(np.float32)
-        wd = self.wds_[col].astype(np.float32)
-        l1 = self.l1s_[col].astype(np.float32)
+        lr, wd, l1 = self._per_column()
         if is_sparse:
             self._sparse_update(grouped, u, np.ascontiguousarray(G, dtype=np.float32), lr, wd, l1)
         else:
@@ -884,13 +891,14 @@ class LinearLearnerState:
                                    self.moment2_bias_ if self.optimizer_ == "adam" else None, lr)
             self.intercept_[...] = b_new
 
-    def _sparse_work(self, csr: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
-        """(distinct, starts, rows, values): work arrays of the compiled grouping, sized for the step."""
+    def _sparse_work(self, csr: tuple[np.ndarray, ...]) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+        """Work arrays of the compiled grouping, sized for the step: (distinct, starts, rows,
+        values), the grouping the update reads, and the grouping's own slot per non-zero."""
         if self._positions.shape[0] != self.n_features_:
             self._positions = np.full(self.n_features_, -1, dtype=np.int32)
         nnz, get = csr[1].shape[0], self._scratch.get
-        return (get("distinct", (nnz,), np.int32), get("starts", (nnz + 1,), np.int64),
-                get("rows", (nnz,), np.int32), get("values", (nnz,), np.float32))
+        return ((get("distinct", (nnz,), np.int32), get("starts", (nnz + 1,), np.int64),
+                 get("rows", (nnz,), np.int32), get("values", (nnz,), np.float32)), get("slots", (nnz,), np.int32))
 
     def _sparse_update(self, grouped: tuple[np.ndarray, ...], u: int, G: np.ndarray, lr: np.ndarray,
                        wd: np.ndarray, l1: np.ndarray) -> None:
@@ -899,10 +907,8 @@ class LinearLearnerState:
         they are."""
         kernels = _compiled()
         code = kernels.OPTIMIZER_CODES[self.optimizer_]
-        t = self.n_steps_
         if self.optimizer_ == "adam":
-            a1, b1 = math.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t), self.beta_1
-            eps = self.epsilon * math.sqrt(1 - self.beta_2**t)
+            (a1, eps), b1 = self._adam_correction(), self.beta_1
         else:
             a1, b1, eps = 1.0, self.momentum, self.epsilon
         f32 = np.float32
@@ -931,17 +937,17 @@ class LinearLearnerState:
             m1 += g
             W -= lr * m1
             return W, lr
-        b1, b2, t = self.beta_1, self.beta_2, self.n_steps_
+        b1, b2 = self.beta_1, self.beta_2
         m1 *= np.float32(b1)
         m1 += np.float32(1 - b1) * g
         g *= g
         m2 *= np.float32(b2)
         m2 += np.float32(1 - b2) * g
         # bias-corrected step size per coordinate: lr * sqrt(1-b2^t)/(1-b1^t) / (sqrt(v)+eps')
-        a = np.float32(math.sqrt(1 - b2**t) / (1 - b1**t))
+        a, eps = self._adam_correction()
         denom = np.sqrt(m2)
-        denom += np.float32(self.epsilon * math.sqrt(1 - b2**t))
-        step = (lr * a) / denom
+        denom += np.float32(eps)
+        step = (lr * np.float32(a)) / denom
         W -= step * m1
         return W, step
 
