@@ -195,13 +195,14 @@ def _reference_rows(state: LinearLearnerState, X, y: np.ndarray) -> tuple[np.nda
     return W, b
 
 
-@pytest.mark.parametrize("num_models", [5, 1])
+@pytest.mark.parametrize("num_models", [5, 1, 33])
 @pytest.mark.parametrize("optimizer", ["adagrad", "adam", "sgd"])
 @pytest.mark.parametrize("predictor", ["binary_classifier", "multiclass_classifier", "regressor"])
 def test_row_by_row_kernel_matches_a_plain_reference(optimizer: str, predictor: str, num_models: int) -> None:
     # mini_batch_size=1 (the default for sparse input): the compiled kernel, on two threads
-    # (half the models each; one model of one output takes the scalar path), against the
-    # same arithmetic written out in NumPy
+    # (half the models each; one model of one output takes the scalar path; 33 models give
+    # each thread whole vectors of 16 columns and a remainder, binary 17 + 16, multiclass
+    # 51 + 48), against the same arithmetic written out in NumPy
     rng = np.random.default_rng(5)
     n, width = 400, 60
     X = sp.random(n, width, density=0.1, format="csr", random_state=6, dtype=np.float32)

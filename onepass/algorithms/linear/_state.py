@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
+from onepass import _memory
 from onepass._parallel import N_BLOCKS, blas_single_thread, map_blocks, run_together
 from onepass._parallel import is_inline as _inline_blocks
 from onepass._scratch import Scratch
@@ -1410,13 +1411,11 @@ def _compiled() -> Any:
 
 
 def _records(shape: tuple[int, ...]) -> np.ndarray:
-    """Zeroed float32 records starting on a cache line (64 bytes): two threads updating
-    different models of one record then never write to the same line (a large NumPy array
-    starts 16 bytes into a page)."""
-    size = int(np.prod(shape))
-    buf = np.zeros(size + 16, dtype=np.float32)
-    skip = (-buf.ctypes.data % 64) // 4
-    return buf[skip:skip + size].reshape(shape)
+    """Zeroed float32 records starting on a cache line (64 bytes), on huge pages when
+    large (see ``onepass._memory``): two threads updating different models of one record
+    then never write to the same line (a large NumPy array starts 16 bytes into a page),
+    and a sparse step's random reads of them do not each miss the TLB."""
+    return _memory.zeros(shape, np.float32)
 
 
 def _csr_arrays(X: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
