@@ -13,7 +13,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from onepass import Batch, LinearLearnerClassifier, LinearLearnerRegressor, LinearLearnerState, load
-from onepass.algorithms.linear._losses import rank_binary
+from onepass.algorithms.linear._losses import loss_values, rank_binary
 from onepass.errors import BadRecordError, DataError, InvalidParameterError, NotFittedError
 
 
@@ -223,6 +223,16 @@ def test_row_by_row_kernel_matches_a_plain_reference(optimizer: str, predictor: 
     np.testing.assert_allclose(state.coef_, W, atol=2e-4 * max(1.0, np.abs(W).max()), rtol=0)
     np.testing.assert_allclose(state.intercept_, b, atol=2e-4 * max(1.0, np.abs(b).max()), rtol=0)
     assert (state.coef_ != 0).sum() > 0.5 * (W != 0).sum() > 0
+
+
+def test_logistic_loss_values_match_logaddexp_in_both_precisions() -> None:
+    f = np.array([[-100.0, -20.0, -1e-3, 0.0, 1e-3, 3.0, 20.0, 100.0]] * 2)
+    y = np.array([0.0, 1.0])
+    want = np.logaddexp(0.0, f) - y[:, None] * f
+    for dtype, rtol in ((np.float64, 1e-12), (np.float32, 1e-6)):
+        got = loss_values("logistic", f.astype(dtype), y)
+        assert got.dtype == np.float64 and np.isfinite(got).all()
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=1e-7)
 
 
 def test_rank_binary_thresholds() -> None:

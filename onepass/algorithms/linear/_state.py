@@ -1154,22 +1154,25 @@ class LinearLearnerState:
         m = entry["model"]
         C = self.n_outputs
         cols = slice(m * C, (m + 1) * C)
-        # O(n_features): skip what the warm-up made the identity (sparse input is neither
-        # centered nor scaled), so a hashed model of 2^22 features is one column gathered
-        coef = self.coef_[:, cols].astype(np.float64)
-        if self._is_scaled:
-            coef /= self.feature_scale_[:, None]
+        # O(n_features): one column gathered from the weight records, and nothing more where
+        # the warm-up made the normalization the identity (sparse input is neither centered
+        # nor scaled), so a hashed model of 2^22 features costs one strided copy
+        coef = np.ascontiguousarray(self.coef_[:, cols])
         intercept = self.intercept_[cols].astype(np.float64)
-        if self._is_centered:
-            intercept -= self.feature_mean_.astype(np.float64) @ coef
-        if self.is_label_normalized:
-            coef *= self.label_scale_
-            intercept = intercept * self.label_scale_ + self.label_mean_
+        if self._is_scaled or self._is_centered or self.is_label_normalized:
+            coef = coef.astype(np.float64)
+            if self._is_scaled:
+                coef /= self.feature_scale_[:, None]
+            if self._is_centered:
+                intercept -= self.feature_mean_.astype(np.float64) @ coef
+            if self.is_label_normalized:
+                coef *= self.label_scale_
+                intercept = intercept * self.label_scale_ + self.label_mean_
         threshold = entry.get("threshold")
         if self.predictor_type == "binary_classifier" and threshold is None:
             threshold = math.inf
         return LinearLearnerModel(
-            coef.astype(np.float32), intercept.astype(np.float32), predictor_type=self.predictor_type,
+            coef.astype(np.float32, copy=False), intercept.astype(np.float32), predictor_type=self.predictor_type,
             loss=self.loss_, threshold=0.0 if threshold is None else float(threshold),
             leaderboard=board, chosen=entry, n_rows_seen=self.n_rows_seen_,
         )
