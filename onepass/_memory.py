@@ -10,11 +10,16 @@ slower per thread than on 2 MiB pages, where the whole table needs ~128 TLB entr
 Linux hands anonymous memory out on huge pages where asked (``madvise(MADV_HUGEPAGE)``,
 transparent huge pages in "madvise" or "always" mode). Elsewhere, or where the kernel
 says no, the array is an ordinary one: the same values, only slower.
+
+Where memory is fragmented the kernel may compact it before handing out a huge page
+(``/sys/kernel/mm/transparent_hugepage/defrag``), a one-time stall when the table is
+first touched. ``ONEPASS_HUGE_PAGES=0`` in the environment asks for ordinary pages.
 """
 
 from __future__ import annotations
 
 import mmap
+import os
 
 import numpy as np
 
@@ -23,13 +28,18 @@ MIN_BYTES = 4 * HUGE_PAGE  # below this an array fits the TLB's reach anyway
 LINE = 64  # bytes: a cache line
 
 
+def _asked_for() -> bool:
+    """Huge pages unless the environment says ``ONEPASS_HUGE_PAGES=0`` (read at each call)."""
+    return os.environ.get("ONEPASS_HUGE_PAGES", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
 def zeros(shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
     """A zeroed C-contiguous array starting on a cache line; from ``MIN_BYTES`` on, on
     huge pages where the platform offers them (the memory is the mapping's: freed with
     the last array that views it)."""
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape)) * dtype.itemsize
-    if nbytes >= MIN_BYTES and hasattr(mmap, "MADV_HUGEPAGE"):
+    if nbytes >= MIN_BYTES and hasattr(mmap, "MADV_HUGEPAGE") and _asked_for():
         try:
             # anonymous memory is zero-filled by the kernel, page by page on first touch
             mapping = mmap.mmap(-1, nbytes + HUGE_PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)

@@ -58,3 +58,21 @@ def test_large_tables_sit_on_huge_pages() -> None:
                 huge_kb = int(line.split()[1])
     # the kernel may fall short of free 2 MiB blocks, but not for most of 64 MB on an idle machine
     assert huge_kb * 1024 >= a.nbytes // 2, f"only {huge_kb} kB of {a.nbytes >> 10} kB on huge pages"
+
+
+def _owner(a: np.ndarray) -> object:
+    """What finally holds an array's memory: an ndarray of NumPy's own, or a buffer."""
+    while isinstance(a, np.ndarray) and a.base is not None:
+        a = a.base
+    return a
+
+
+def test_huge_pages_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ONEPASS_HUGE_PAGES", "0")
+    a = _memory.zeros((1 << 20, 2, 8), np.float32)  # 64 MB: huge pages unless turned off
+    assert isinstance(_owner(a), np.ndarray)  # NumPy's own allocation, no mapping of ours
+    assert a.ctypes.data % _memory.LINE == 0 and not a[::4096].any()
+    monkeypatch.setenv("ONEPASS_HUGE_PAGES", "1")
+    b = _memory.zeros((1 << 20, 2, 8), np.float32)
+    if _huge_pages_offered() is None:
+        assert not isinstance(_owner(b), np.ndarray)  # the anonymous mapping
