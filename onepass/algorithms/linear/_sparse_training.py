@@ -35,7 +35,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from onepass.algorithms.linear._simd import WIDTH, axpy, prefetch, prefetch_w, vector_step
+from onepass.algorithms.linear._simd import WIDTH, axpy, prefetch, prefetch_w, vector_map, vector_step
 
 __all__ = ["OPTIMIZER_CODES", "LOSS_CODES", "scores", "group", "update", "online"]
 
@@ -138,6 +138,30 @@ def vector_record_step(flat, base, k, x, g, lr, wd, l1, col, optimizer, a1, b1, 
         sgd16(flat, base, k, x, g, lr, wd, l1, col, (b1,))
     else:
         adagrad16(flat, base, k, x, g, lr, wd, l1, col, (acc0, eps))
+
+
+@inline
+def logistic_gradient(z, weight, label):  # pragma: no cover - compiled
+    """The logistic loss's gradient in the score ``z``, label 0/1, times the row's weight."""
+    one = np.float32(1.0)
+    return weight * (one / (one + np.exp(-z)) - label)
+
+
+logistic16 = vector_map(logistic_gradient)  # the same on 16 scores (e^x as in _simd: within 2 ulp)
+
+
+@inline
+def bias_step(b, m, v, gc, lr, optimizer, a1, b1, b2, eps, acc0):  # pragma: no cover - compiled
+    """The optimizer step of one intercept (no L1, no L2): the new intercept and moments
+    (``v`` unchanged but for Adam)."""
+    zero = np.float32(0.0)
+    if optimizer == 0:
+        return adam_step(b, m, v, gc, lr, zero, a1, b1, b2, eps)
+    if optimizer == 1:
+        b, m = sgd_step(b, m, gc, lr, zero, b1)
+        return b, m, v
+    b, m = adagrad_step(b, m, gc, lr, zero, acc0, eps)
+    return b, m, v
 
 
 @inline
@@ -281,6 +305,11 @@ def _online_rows(indptr, indices, data, y, rw, P, intercept, bias1, bias2, F, lo
     zero = np.float32(0.0)
     # 1-D views indexed from 0 (see adam)
     z, b_, m_, v_ = g[c0:c1], intercept[c0:c1], bias1[c0:c1], bias2[c0:c1]
+    # the intercepts as one record (slots k apart, as a feature's), for the vector step;
+    # no L1, no L2 on them
+    bias = np.zeros(3 * k, dtype=np.float32)
+    no_penalty = np.zeros(k, dtype=np.float32)
+    bias[c0:c1], bias[k + c0:k + c1], bias[2 * k + c0:2 * k + c1] = b_, m_, v_
     lr_ = lr[c0:c1]
     b1t = b1 ** np.float32(t0)
     b2t = b2 ** np.float32(t0)
@@ -291,8 +320,8 @@ def _online_rows(indptr, indices, data, y, rw, P, intercept, bias1, bias2, F, lo
                 s += data[j] * P[indices[j], 0, c0]
             z[0] = s
         else:
-            for c in range(width):
-                z[c] = b_[c]
+            for c in range(c0, c1):
+                g[c] = bias[c]
             for j in range(indptr[r], indptr[r + 1]):
                 base = indices[j] * record
                 x = data[j]
@@ -314,8 +343,10 @@ def _online_rows(indptr, indices, data, y, rw, P, intercept, bias1, bias2, F, lo
         label = y[r]
         # z becomes the gradient of the loss in each score, times the row's weight
         if loss == 0:  # logistic, labels 0/1
-            for c in range(width):
-                z[c] = weight * (one / (one + np.exp(-z[c])) - label)
+            for col in range(c0, cv, WIDTH):
+                logistic16(g, col, (weight, label))
+            for c in range(cv, c1):
+                g[c] = logistic_gradient(g[c], weight, label)
         elif loss == 1:  # hinge, labels 0/1 as -1/+1
             sgn = np.float32(2.0) * label - one
             for c in range(width):
@@ -349,13 +380,18 @@ def _online_rows(indptr, indices, data, y, rw, P, intercept, bias1, bias2, F, lo
         a1 = np.sqrt(one - b2t) / (one - b1t) if optimizer == 0 else one
         eps_t = eps * np.sqrt(one - b2t) if optimizer == 0 else eps
         if use_bias:  # the intercept: no L1, no L2
-            for c in range(width):
-                if optimizer == 0:
-                    b_[c], m_[c], v_[c] = adam_step(b_[c], m_[c], v_[c], z[c], lr_[c], zero, a1, b1, b2, eps_t)
-                elif optimizer == 1:
-                    b_[c], m_[c] = sgd_step(b_[c], m_[c], z[c], lr_[c], zero, b1)
-                else:
-                    b_[c], m_[c] = adagrad_step(b_[c], m_[c], z[c], lr_[c], zero, acc0, eps)
+            if scalar:
+                b, m, v = bias_step(b_[0], m_[0], v_[0], z[0], lr_[0], optimizer, a1, b1, b2, eps_t, acc0)
+                b_[0], m_[0] = b, m
+                if optimizer == 0:  # (v_ is m_ for the others)
+                    v_[0] = v
+            else:
+                for col in range(c0, cv, WIDTH):
+                    vector_record_step(bias, col, k, one, g, lr, no_penalty, no_penalty, col, optimizer, a1, b1, b2,
+                                       eps_t, acc0)
+                for c in range(cv, c1):
+                    bias[c], bias[k + c], bias[2 * k + c] = bias_step(bias[c], bias[k + c], bias[2 * k + c], g[c],
+                                                                      lr[c], optimizer, a1, b1, b2, eps_t, acc0)
         if scalar:
             for j in range(indptr[r], indptr[r + 1]):
                 f = indices[j]
@@ -369,3 +405,7 @@ def _online_rows(indptr, indices, data, y, rw, P, intercept, bias1, bias2, F, lo
                                    eps_t, acc0)
             if cv < c1:
                 record_step(P, f, cv, c1, data[j], g, lr, wd, l1, optimizer, a1, b1, b2, eps_t, acc0)
+    if not scalar:
+        b_[:], m_[:] = bias[c0:c1], bias[k + c0:k + c1]
+        if optimizer == 0:  # (v_ is m_ for the others)
+            v_[:] = bias[2 * k + c0:2 * k + c1]
