@@ -47,9 +47,12 @@ def zeros(shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
         except (OSError, ValueError):
             pass  # not granted: an ordinary array below
         else:
-            raw = np.frombuffer(mapping, dtype=np.uint8)
-            skip = -raw.ctypes.data % HUGE_PAGE
-            return raw[skip:skip + nbytes].view(dtype).reshape(shape)
-    raw = np.zeros(nbytes + LINE, dtype=np.uint8)
-    skip = -raw.ctypes.data % LINE
-    return raw[skip:skip + nbytes].view(dtype).reshape(shape)
+            return _aligned(np.frombuffer(mapping, dtype=np.uint8), HUGE_PAGE, shape, dtype)
+    return _aligned(np.zeros(nbytes + LINE, dtype=np.uint8), LINE, shape, dtype)
+
+
+def _aligned(raw: np.ndarray, align: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """The array of ``shape`` viewing ``raw`` (``align`` bytes longer than it needs) from
+    its first byte on an ``align`` boundary."""
+    skip = -raw.ctypes.data % align
+    return raw[skip:skip + int(np.prod(shape)) * dtype.itemsize].view(dtype).reshape(shape)

@@ -70,7 +70,9 @@ class _Vec:
     scalar, which is broadcast) emits the instruction. NumPy's functions reach it through
     ``__array_ufunc__``, so ``np.sqrt(v)`` and ``np.float32(1) - v`` work too."""
 
-    _UNARY = {np.sqrt: "llvm.sqrt.v16f32", np.absolute: "llvm.fabs.v16f32"}
+    _UNARY = {np.sqrt: "llvm.sqrt.v16f32", np.absolute: "llvm.fabs.v16f32", np.floor: "llvm.floor.v16f32"}
+    # NumPy's maximum and minimum: the first where it compares so with the second, or is NaN
+    _PICK = {np.maximum: ">=", np.minimum: "<="}
 
     def __init__(self, builder: ir.IRBuilder, value: ir.Value) -> None:
         self.builder, self.value = builder, value
@@ -93,12 +95,10 @@ class _Vec:
             return self._call(self._UNARY[ufunc], v[0])
         if ufunc is np.negative:
             return _Vec(b, b.fneg(v[0]))
-        if ufunc is np.maximum:  # NumPy's: the first where it is >= the second or NaN
-            return _Vec(b, b.select(b.fcmp_unordered(">=", v[0], v[1]), v[0], v[1]))
+        if ufunc in self._PICK:
+            return _Vec(b, b.select(b.fcmp_unordered(self._PICK[ufunc], v[0], v[1]), v[0], v[1]))
         if ufunc is np.copysign:
             return self._call("llvm.copysign.v16f32", *v)
-        if ufunc is np.minimum:  # the first where it is <= the second or NaN
-            return _Vec(b, b.select(b.fcmp_unordered("<=", v[0], v[1]), v[0], v[1]))
         if ufunc is np.exp:
             return self._exp()
         binary = {np.add: b.fadd, np.subtract: b.fsub, np.multiply: b.fmul, np.true_divide: b.fdiv}
@@ -113,8 +113,7 @@ class _Vec:
         e^88.3 ~ 2e38 above), NaN for NaN."""
         b = self.builder
         x = np.minimum(np.maximum(self, -87.33654), 88.37626)
-        t = x * 1.44269504088896341 + 0.5  # log2(e)
-        n = t._call("llvm.floor.v16f32", t.value)
+        n = np.floor(x * 1.44269504088896341 + 0.5)  # log2(e)
         r = x - n * 0.693359375 - n * -2.12194440e-4
         p = r * 1.9875691500e-4 + 1.3981999507e-3
         for c in (8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1):

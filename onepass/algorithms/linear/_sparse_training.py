@@ -151,20 +151,6 @@ logistic16 = vector_map(logistic_gradient)  # the same on 16 scores (e^x as in _
 
 
 @inline
-def bias_step(b, m, v, gc, lr, optimizer, a1, b1, b2, eps, acc0):  # pragma: no cover - compiled
-    """The optimizer step of one intercept (no L1, no L2): the new intercept and moments
-    (``v`` unchanged but for Adam)."""
-    zero = np.float32(0.0)
-    if optimizer == 0:
-        return adam_step(b, m, v, gc, lr, zero, a1, b1, b2, eps)
-    if optimizer == 1:
-        b, m = sgd_step(b, m, gc, lr, zero, b1)
-        return b, m, v
-    b, m = adagrad_step(b, m, gc, lr, zero, acc0, eps)
-    return b, m, v
-
-
-@inline
 def coordinate(P, f, c, gc, lr, l1, optimizer, a1, b1, b2, eps, acc0):  # pragma: no cover - compiled
     """The optimizer step of one weight, for one model: the loops above, vectorized for
     many models, cost twice as much per weight for one."""
@@ -303,19 +289,21 @@ def _online_rows(indptr, indices, data, y, rw, P, intercept, bias1, bias2, F, lo
     record = P.shape[1] * k
     one = np.float32(1.0)
     zero = np.float32(0.0)
-    # 1-D views indexed from 0 (see adam)
-    z, b_, m_, v_ = g[c0:c1], intercept[c0:c1], bias1[c0:c1], bias2[c0:c1]
-    # the intercepts as one record (slots k apart, as a feature's), for the vector step;
-    # no L1, no L2 on them
-    bias = np.zeros(3 * k, dtype=np.float32)
+    z = g[c0:c1]  # a 1-D view indexed from 0 (see adam)
+    # the intercepts as the record of one more feature (P's slots: the intercept, then
+    # its moments), so they take the weights' steps; no L1, no L2 on them
+    slots = P.shape[1]
+    B = np.zeros((1, slots, k), dtype=np.float32)
+    B[0, 0, c0:c1], B[0, 1, c0:c1] = intercept[c0:c1], bias1[c0:c1]
+    if slots == 3:  # Adam's second moment (bias2 is bias1 for the others)
+        B[0, 2, c0:c1] = bias2[c0:c1]
+    bias = B.reshape(-1)
     no_penalty = np.zeros(k, dtype=np.float32)
-    bias[c0:c1], bias[k + c0:k + c1], bias[2 * k + c0:2 * k + c1] = b_, m_, v_
-    lr_ = lr[c0:c1]
     b1t = b1 ** np.float32(t0)
     b2t = b2 ** np.float32(t0)
     for r in range(n):
         if scalar:  # one model (see coordinate)
-            s = b_[0]
+            s = bias[c0]
             for j in range(indptr[r], indptr[r + 1]):
                 s += data[j] * P[indices[j], 0, c0]
             z[0] = s
@@ -379,19 +367,12 @@ def _online_rows(indptr, indices, data, y, rw, P, intercept, bias1, bias2, F, lo
         b2t *= b2
         a1 = np.sqrt(one - b2t) / (one - b1t) if optimizer == 0 else one
         eps_t = eps * np.sqrt(one - b2t) if optimizer == 0 else eps
-        if use_bias:  # the intercept: no L1, no L2
-            if scalar:
-                b, m, v = bias_step(b_[0], m_[0], v_[0], z[0], lr_[0], optimizer, a1, b1, b2, eps_t, acc0)
-                b_[0], m_[0] = b, m
-                if optimizer == 0:  # (v_ is m_ for the others)
-                    v_[0] = v
-            else:
-                for col in range(c0, cv, WIDTH):
-                    vector_record_step(bias, col, k, one, g, lr, no_penalty, no_penalty, col, optimizer, a1, b1, b2,
-                                       eps_t, acc0)
-                for c in range(cv, c1):
-                    bias[c], bias[k + c], bias[2 * k + c] = bias_step(bias[c], bias[k + c], bias[2 * k + c], g[c],
-                                                                      lr[c], optimizer, a1, b1, b2, eps_t, acc0)
+        if use_bias:
+            for col in range(c0, cv, WIDTH):
+                vector_record_step(bias, col, k, one, g, lr, no_penalty, no_penalty, col, optimizer, a1, b1, b2,
+                                   eps_t, acc0)
+            for c in range(cv, c1):
+                coordinate(B, 0, c, g[c], lr[c], zero, optimizer, a1, b1, b2, eps_t, acc0)
         if scalar:
             for j in range(indptr[r], indptr[r + 1]):
                 f = indices[j]
@@ -405,7 +386,6 @@ def _online_rows(indptr, indices, data, y, rw, P, intercept, bias1, bias2, F, lo
                                    eps_t, acc0)
             if cv < c1:
                 record_step(P, f, cv, c1, data[j], g, lr, wd, l1, optimizer, a1, b1, b2, eps_t, acc0)
-    if not scalar:
-        b_[:], m_[:] = bias[c0:c1], bias[k + c0:k + c1]
-        if optimizer == 0:  # (v_ is m_ for the others)
-            v_[:] = bias[2 * k + c0:2 * k + c1]
+    intercept[c0:c1], bias1[c0:c1] = B[0, 0, c0:c1], B[0, 1, c0:c1]
+    if slots == 3:
+        bias2[c0:c1] = B[0, 2, c0:c1]
