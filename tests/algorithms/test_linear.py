@@ -13,7 +13,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from onepass import Batch, LinearLearnerClassifier, LinearLearnerRegressor, LinearLearnerState, load
-from onepass.algorithms.linear._losses import loss_values, rank_binary
+from onepass.algorithms._losses import loss_values, rank_binary
 from onepass.errors import BadRecordError, DataError, InvalidParameterError, NotFittedError
 
 
@@ -278,8 +278,8 @@ def test_validation_source_selection_and_threshold() -> None:
 def test_held_out_fraction_is_not_trained_on() -> None:
     X, y = logistic_data(20_000)
     state = stream(LinearLearnerState(num_models=2, seed=0, validation_fraction=0.1, max_validation_rows=1000), X, y)
-    assert state.n_rows_held_out_ == state.validation_.n_rows == 1000
-    assert state.n_rows_trained_ + state.n_rows_held_out_ == state.n_rows_seen_ == 20_000
+    assert state.selection_.n_rows_held_out_ == state.selection_.validation_.n_rows == 1000
+    assert state.n_rows_trained_ + state.selection_.n_rows_held_out_ == state.n_rows_seen_ == 20_000
     assert state.leaderboard()[0]["scored_on"] == "validation"
 
 
@@ -288,9 +288,9 @@ def test_early_stopping_freezes_models_that_stop_improving() -> None:
     state = LinearLearnerState(num_models=8, seed=0, validation_every_rows=2_000, early_stopping_patience=2,
                                early_stopping_tolerance=0.01, learning_rate_range=(0.05, 0.5))
     stream(state, X[:30_000], y[:30_000])
-    stopped = ~state.is_active_
-    assert stopped.any() and state.is_active_.any()
-    assert (state.stopped_at_rows_[stopped] > 0).all()
+    stopped = ~state.selection_.is_active_
+    assert stopped.any() and state.selection_.is_active_.any()
+    assert (state.selection_.stopped_at_rows_[stopped] > 0).all()
     frozen = state.coef_.copy()
     stream(state, X[30_000:], y[30_000:])
     cols = np.flatnonzero(stopped)  # one output per model (binary)

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from onepass.algorithms.linear._losses import sigmoid, softmax
+from onepass.algorithms._losses import sigmoid, softmax
 from onepass.errors import FeatureCountError
 
 __all__ = ["LinearLearnerModel"]

@@ -32,15 +32,21 @@ objects differ in every process), and would compile them again each time (4 s).
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from onepass.algorithms._optimizer_kernels import (
+    OPTIMIZER_CODES,
+    adagrad_step,
+    adam_step,
+    inline,
+    jit,
+    logistic_gradient,
+    sgd_step,
+)
 from onepass.algorithms.linear._simd import WIDTH, axpy, prefetch, prefetch_w, vector_map, vector_step
 
 __all__ = ["OPTIMIZER_CODES", "LOSS_CODES", "scores", "group", "update", "online"]
 
-ADAM, SGD, ADAGRAD = 0, 1, 2
-OPTIMIZER_CODES = {"adam": ADAM, "sgd": SGD, "adagrad": ADAGRAD}
 LOSS_CODES = {"logistic": 0, "hinge_loss": 1, "softmax_loss": 2, "squared_loss": 3, "absolute_loss": 4,
               "huber_loss": 5, "quantile_loss": 6}
 AHEAD = 16  # non-zeros (features) ahead whose memory is prefetched
@@ -48,42 +54,8 @@ LINE = 16  # float32 per cache line
 LEAD = 1  # rows ahead whose records the row-by-row loop prefetches
 
 
-jit = numba.njit(cache=True, nogil=True, error_model="numpy")
-inline = numba.njit(inline="always", nogil=True, error_model="numpy")
-
-# One optimizer step per weight: the new weight, its moments, from gradient ``gc`` (L2
-# included), then L1's proximal step scaled by the weight's step size (a no-op where
-# l1 is 0, as for the intercept). ``a1``: Adam's bias correction of the step; ``b1``:
-# Adam's beta_1 or SGD's momentum; ``acc0``: Adagrad's initial accumulator.
-
-@inline
-def shrink(w, size):  # pragma: no cover - compiled
-    return np.copysign(np.maximum(np.abs(w) - size, np.float32(0.0)), w)
-
-
-@inline
-def adam_step(w, m, v, gc, lr, l1, a1, b1, b2, eps):  # pragma: no cover - compiled
-    one = np.float32(1.0)
-    m = b1 * m + (one - b1) * gc
-    v = b2 * v + (one - b2) * (gc * gc)
-    step = (lr * a1) / (np.sqrt(v) + eps)
-    return shrink(w - step * m, step * l1), m, v
-
-
-@inline
-def sgd_step(w, m, gc, lr, l1, momentum):  # pragma: no cover - compiled
-    m = momentum * m + gc
-    return shrink(w - lr * m, lr * l1), m
-
-
-@inline
-def adagrad_step(w, s, gc, lr, l1, acc0, eps):  # pragma: no cover - compiled
-    s = s + gc * gc  # the sum of squared gradients
-    step = lr / (np.sqrt(s + acc0) + eps)
-    return shrink(w - step * gc, step * l1), s
-
-
-# The same on the record of feature f, columns c0:c1, gradient x * g[c] + wd[c] * w: one
+# The optimizer steps (``_optimizer_kernels``) on the record of feature f, columns c0:c1,
+# gradient x * g[c] + wd[c] * w: one
 # loop per optimizer, without branches inside, over 1-D views indexed from 0 (the
 # compiler then knows no index is negative), so it vectorizes.
 
@@ -138,13 +110,6 @@ def vector_record_step(flat, base, k, x, g, lr, wd, l1, col, optimizer, a1, b1, 
         sgd16(flat, base, k, x, g, lr, wd, l1, col, (b1,))
     else:
         adagrad16(flat, base, k, x, g, lr, wd, l1, col, (acc0, eps))
-
-
-@inline
-def logistic_gradient(z, weight, label):  # pragma: no cover - compiled
-    """The logistic loss's gradient in the score ``z``, label 0/1, times the row's weight."""
-    one = np.float32(1.0)
-    return weight * (one / (one + np.exp(-z)) - label)
 
 
 logistic16 = vector_map(logistic_gradient)  # the same on 16 scores (e^x as in _simd: within 2 ulp)

@@ -12,66 +12,32 @@ from onepass import _memory
 from onepass._parallel import N_BLOCKS, blas_single_thread, map_blocks, run_together
 from onepass._parallel import is_inline as _inline_blocks
 from onepass._scratch import Scratch
-from onepass.algorithms.linear._losses import (
+from onepass.algorithms._hyper import GRID_SEED, draw_grid, is_int, is_num, parse_range
+from onepass.algorithms._labelled import Rows, checked_rows
+from onepass.algorithms._losses import (
     BINARY_CRITERIA,
     LOSSES,
     gradient,
     loss_values,
-    rank_binary,
     softmax_loss_and_gradient,
 )
+from onepass.algorithms._optimizers import OPTIMIZERS, adam_correction, numpy_step
+from onepass.algorithms._selection import ModelSelection
 from onepass.algorithms.linear._model import LinearLearnerModel
 from onepass.batch import Batch
-from onepass.errors import (
-    BadRecordError,
-    DataError,
-    FeatureCountError,
-    IncompatibleStateError,
-    InvalidParameterError,
-    NotFittedError,
-)
+from onepass.errors import IncompatibleStateError, InvalidParameterError, NotFittedError
 
 __all__ = ["LinearLearnerState", "PREDICTOR_TYPES"]
 
 PREDICTOR_TYPES = tuple(LOSSES)
-OPTIMIZERS = ("adam", "sgd", "adagrad")
 _DEFAULT_LR = {"adam": 0.01, "sgd": 0.05, "adagrad": 0.1}
 _DEFAULT_LR_RANGE = {"adam": (1e-3, 1e-1), "sgd": (5e-3, 0.5), "adagrad": (1e-2, 1.0)}
 _DEFAULT_L1_RANGE = (1e-8, 1e-4)
 _DEFAULT_WD_RANGE = (1e-8, 1e-3)
 _RAMP = 50  # a step holds at most 1/_RAMP of the rows learned before it ...
 _MIN_STEP = 32  # ... and at least this many rows
-# The per-model grid comes from a fixed generator, not from ``seed``: every state with the
-# same settings holds the same grid, so the states of independent workers can merge.
-_GRID_SEED = 0x11EA5
 _SPARSE_PARALLEL_NNZ = 8192  # non-zeros from which a sparse step runs on two threads
 _FEATURE_COST = 2  # a feature's optimizer step costs about this many of its non-zeros (measured)
-
-
-def _is_int(v: Any) -> bool:
-    return not isinstance(v, bool) and isinstance(v, (int, np.integer))
-
-
-def _is_num(v: Any) -> bool:
-    return not isinstance(v, bool) and isinstance(v, (int, float, np.integer, np.floating))
-
-
-def _parse_range(name: str, value: Any, default: tuple[float, float], *, zero_ok: bool) -> list[float]:
-    """A (low, high) range from a tuple/list or a ``"low,high"`` string (the CLI form)."""
-    if value == "auto":
-        return [float(default[0]), float(default[1])]
-    if isinstance(value, str):
-        parts = value.replace(":", ",").split(",")
-        try:
-            value = [float(p) for p in parts]
-        except ValueError:
-            raise InvalidParameterError(f"{name}={value!r} must be 'auto' or 'low,high', e.g. '1e-4,1e-1'") from None
-    if (not isinstance(value, (list, tuple)) or len(value) != 2 or not all(_is_num(v) for v in value)):
-        raise InvalidParameterError(f"{name}={value!r} must be 'auto' or two numbers (low, high)")
-    lo, hi = float(value[0]), float(value[1])
-    if not (0 < lo <= hi and math.isfinite(hi)) and not (zero_ok and lo == hi == 0):
-        raise InvalidParameterError(f"{name}={value!r} must satisfy 0 < low <= high (they are drawn log-uniformly)")
-    return [lo, hi]
 
 
 class _RecordSlot:
@@ -216,8 +182,9 @@ class LinearLearnerState:
     intercept_ : ndarray of shape (num_models * n_outputs,), float32
     learning_rates_, l1s_, wds_ : ndarray of shape (num_models,)
         Each model's hyperparameters.
-    is_active_ : ndarray of shape (num_models,), bool
-        False for models stopped early.
+    selection_ : ModelSelection
+        Validation rows, progressive validation, early stopping (``selection_.is_active_``
+        is False for models stopped early) and the leaderboard (``onepass.algorithms._selection``).
     feature_mean_, feature_scale_ : ndarray of shape (n_features,)
         Normalization from the warm-up rows.
     n_rows_seen_ : int
@@ -303,7 +270,7 @@ class LinearLearnerState:
             raise InvalidParameterError(
                 f"predictor_type={predictor_type!r} must be one of {', '.join(PREDICTOR_TYPES)}")
         if predictor_type == "multiclass_classifier":
-            if not _is_int(num_classes) or num_classes < 3:  # type: ignore[operator]
+            if not is_int(num_classes) or num_classes < 3:  # type: ignore[operator]
                 raise InvalidParameterError(
                     f"num_classes={num_classes!r}: multiclass_classifier needs num_classes >= 3 "
                     "(use binary_classifier for 2 classes)")
@@ -316,42 +283,42 @@ class LinearLearnerState:
                 f"{', '.join(allowed)}")
         if optimizer != "auto" and optimizer not in OPTIMIZERS:
             raise InvalidParameterError(f"optimizer={optimizer!r} must be auto or one of {', '.join(OPTIMIZERS)}")
-        if mini_batch_size != "auto" and (not _is_int(mini_batch_size) or mini_batch_size < 1):
+        if mini_batch_size != "auto" and (not is_int(mini_batch_size) or mini_batch_size < 1):
             raise InvalidParameterError(f"mini_batch_size={mini_batch_size!r} must be 'auto' or an integer >= 1")
-        if initial_accumulator != "auto" and (not _is_num(initial_accumulator)
+        if initial_accumulator != "auto" and (not is_num(initial_accumulator)
                                               or not 0 <= initial_accumulator < math.inf):
             raise InvalidParameterError(f"initial_accumulator={initial_accumulator!r} must be 'auto' or a number >= 0")
-        if not _is_int(num_models) or num_models < 1:
+        if not is_int(num_models) or num_models < 1:
             raise InvalidParameterError(f"num_models={num_models!r} must be an integer >= 1")
-        if learning_rate != "auto" and (not _is_num(learning_rate) or not 0 < learning_rate < math.inf):
+        if learning_rate != "auto" and (not is_num(learning_rate) or not 0 < learning_rate < math.inf):
             raise InvalidParameterError(f"learning_rate={learning_rate!r} must be 'auto' or a number > 0")
         for name, value in (("l1", l1), ("wd", wd)):
-            if not _is_num(value) or not 0 <= value < math.inf:
+            if not is_num(value) or not 0 <= value < math.inf:
                 raise InvalidParameterError(f"{name}={value!r} must be a number >= 0")
         for name, value in (("momentum", momentum), ("beta_1", beta_1), ("beta_2", beta_2)):
-            if not _is_num(value) or not 0 <= value < 1:
+            if not is_num(value) or not 0 <= value < 1:
                 raise InvalidParameterError(f"{name}={value!r} must be in [0, 1)")
         for name, value in (("num_point_for_scaler", num_point_for_scaler),
                             ("max_validation_rows", max_validation_rows),
                             ("validation_every_rows", validation_every_rows)):
-            if not _is_int(value) or value < 1:
+            if not is_int(value) or value < 1:
                 raise InvalidParameterError(f"{name}={value!r} must be an integer >= 1")
-        if not _is_int(early_stopping_patience) or early_stopping_patience < 0:
+        if not is_int(early_stopping_patience) or early_stopping_patience < 0:
             raise InvalidParameterError(f"early_stopping_patience={early_stopping_patience!r} must be an integer >= 0")
         for name, value in (("epsilon", epsilon), ("margin", margin), ("huber_delta", huber_delta),
                             ("f_beta", f_beta)):
-            if not _is_num(value) or not 0 < value < math.inf:
+            if not is_num(value) or not 0 < value < math.inf:
                 raise InvalidParameterError(f"{name}={value!r} must be a number > 0")
         for name, value in (("quantile", quantile), ("target_precision", target_precision),
                             ("target_recall", target_recall)):
-            if not _is_num(value) or not 0 < value < 1:
+            if not is_num(value) or not 0 < value < 1:
                 raise InvalidParameterError(f"{name}={value!r} must be in (0, 1)")
-        if not _is_num(validation_fraction) or not 0 <= validation_fraction < 1:
+        if not is_num(validation_fraction) or not 0 <= validation_fraction < 1:
             raise InvalidParameterError(f"validation_fraction={validation_fraction!r} must be in [0, 1)")
-        if not _is_num(early_stopping_tolerance) or early_stopping_tolerance < 0:
+        if not is_num(early_stopping_tolerance) or early_stopping_tolerance < 0:
             raise InvalidParameterError(f"early_stopping_tolerance={early_stopping_tolerance!r} must be >= 0")
         if positive_example_weight_mult != "balanced" and (
-                not _is_num(positive_example_weight_mult) or not 0 < positive_example_weight_mult < math.inf):
+                not is_num(positive_example_weight_mult) or not 0 < positive_example_weight_mult < math.inf):
             raise InvalidParameterError(
                 f"positive_example_weight_mult={positive_example_weight_mult!r} must be a number > 0 or 'balanced'")
         if normalize_label not in ("auto", True, False):
@@ -375,9 +342,9 @@ class LinearLearnerState:
         self.wd = float(wd)
         # "auto" depends on the optimizer: resolved with it (_resolve)
         self.learning_rate_range = learning_rate_range if learning_rate_range == "auto" else \
-            _parse_range("learning_rate_range", learning_rate_range, (0.0, 0.0), zero_ok=False)
-        self.l1_range = _parse_range("l1_range", l1_range, _DEFAULT_L1_RANGE, zero_ok=True)
-        self.wd_range = _parse_range("wd_range", wd_range, _DEFAULT_WD_RANGE, zero_ok=True)
+            parse_range("learning_rate_range", learning_rate_range, (0.0, 0.0), zero_ok=False)
+        self.l1_range = parse_range("l1_range", l1_range, _DEFAULT_L1_RANGE, zero_ok=True)
+        self.wd_range = parse_range("wd_range", wd_range, _DEFAULT_WD_RANGE, zero_ok=True)
         self.momentum = float(momentum)
         self.beta_1 = float(beta_1)
         self.beta_2 = float(beta_2)
@@ -422,28 +389,21 @@ class LinearLearnerState:
         self.moment1_bias_ = np.zeros(self.n_columns, dtype=np.float32)
         self.moment2_bias_ = np.zeros(self.n_columns, dtype=np.float32)
         self.n_steps_ = 0
-        self.is_active_ = np.ones(self.num_models, dtype=bool)
-        self.best_loss_ = np.full(self.num_models, np.inf)
-        self.last_loss_ = np.full(self.num_models, np.inf)  # inf, not NaN: NaN != NaN in comparisons
-        self.n_bad_scorings_ = np.zeros(self.num_models, dtype=np.int64)
-        self.stopped_at_rows_ = np.full(self.num_models, -1, dtype=np.int64)
         self._set_scaler(np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.float32))
         self.label_mean_ = 0.0
         self.label_scale_ = 1.0
         self.class_weights_ = np.zeros(0)
-        self.buffer_ = _Rows.empty()
-        self.validation_ = _Rows.empty()
-        # progressive validation: the latest rows, scored by every model before it learned them
-        self.recent_scores_ = np.zeros((0, self.num_models), dtype=np.float32)
-        self.recent_predicted_ = np.zeros((0, self.num_models), dtype=np.int32)
-        self.recent_y_ = np.zeros(0, dtype=np.float32)
-        self.recent_w_ = np.zeros(0, dtype=np.float32)
-        self.recent_next_ = 0
+        self.buffer_ = Rows.empty()
+        # validation rows, progressive validation, early stopping, the leaderboard
+        self.selection_ = ModelSelection(
+            self.num_models, predictor_type, loss=self.loss_, loss_kwargs=self._loss_kwargs(),
+            n_outputs=self.n_outputs, max_validation_rows=self.max_validation_rows,
+            validation_every_rows=self.validation_every_rows, early_stopping_patience=self.early_stopping_patience,
+            early_stopping_tolerance=self.early_stopping_tolerance,
+            criterion=binary_classifier_model_selection_criteria, target_precision=self.target_precision,
+            target_recall=self.target_recall, f_beta=self.f_beta)
         self.n_rows_seen_ = 0
         self.n_rows_trained_ = 0
-        self.n_rows_held_out_ = 0
-        self.rows_since_scoring_ = 0
-        self.n_scorings_ = 0
         self.rng_ = np.random.default_rng(self.seed)
 
     def _resolve(self, is_sparse: bool) -> None:
@@ -460,20 +420,14 @@ class LinearLearnerState:
         # steps, whose gradients are means over the rows (1 would swamp them)
         self.initial_accumulator_ = (1.0 if self.mini_batch_size_ == 1 else 0.0) \
             if self.initial_accumulator == "auto" else float(self.initial_accumulator)
-        self.learning_rate_range_ = _parse_range("learning_rate_range", self.learning_rate_range,
+        self.learning_rate_range_ = parse_range("learning_rate_range", self.learning_rate_range,
                                                  _DEFAULT_LR_RANGE[self.optimizer_], zero_ok=False)
         lr0 = _DEFAULT_LR[self.optimizer_] if self.learning_rate == "auto" else float(self.learning_rate)
-        grid = np.random.default_rng(_GRID_SEED)
-        self.learning_rates_ = self._draw(grid, lr0, self.learning_rate_range_)
-        self.l1s_ = self._draw(grid, self.l1, self.l1_range)
-        self.wds_ = self._draw(grid, self.wd, self.wd_range)
+        grid = np.random.default_rng(GRID_SEED)
+        self.learning_rates_ = draw_grid(grid, self.num_models, lr0, self.learning_rate_range_)
+        self.l1s_ = draw_grid(grid, self.num_models, self.l1, self.l1_range)
+        self.wds_ = draw_grid(grid, self.num_models, self.wd, self.wd_range)
         self.params_ = _records((0, 3 if self.optimizer_ == "adam" else 2, self.n_columns))
-
-    def _draw(self, grid: np.random.Generator, exact: float, bounds: list[float]) -> np.ndarray:
-        lo, hi = bounds
-        draws = np.exp(grid.uniform(np.log(lo), np.log(hi), self.num_models)) if lo > 0 else np.zeros(self.num_models)
-        draws[0] = exact
-        return draws
 
     # -- hyperparameters --------------------------------------------------------------
 
@@ -530,48 +484,8 @@ class LinearLearnerState:
 
     def _check(self, batch: Batch) -> tuple[Any, np.ndarray, np.ndarray]:
         """Validated (X, y, w) of a batch; raises before anything changes."""
-        X = batch.X
-        if self.n_features_ != -1 and X.shape[1] != self.n_features_:
-            raise FeatureCountError(
-                f"batch has {X.shape[1]} features, but this Linear Learner state was trained on "
-                f"{self.n_features_}; use data of the same width or start a new state")
-        if sp.issparse(X) and X.nnz and not 0 <= int(X.indices.min()) <= int(X.indices.max()) < X.shape[1]:
-            at = int(np.flatnonzero((X.indices < 0) | (X.indices >= X.shape[1]))[0])
-            row = int(np.searchsorted(X.indptr, at, side="right") - 1)
-            raise DataError(f"{_where(batch, row)} has column index {int(X.indices[at])}, outside the "
-                            f"{X.shape[1]} features of the batch; the sparse matrix is malformed")
-        values = X.data if sp.issparse(X) else X
-        if not np.isfinite(values).all():
-            if sp.issparse(X):
-                row = int(np.searchsorted(X.indptr, np.flatnonzero(~np.isfinite(X.data))[0], side="right") - 1)
-            else:
-                row = int(np.flatnonzero(~np.isfinite(X).all(axis=1))[0])
-            raise DataError(f"{_where(batch, row)} holds NaN or infinity in its features; Linear Learner needs "
-                            "finite values (clean them, or read with on_bad_record='skip' or 'quarantine')")
-        if batch.y is None:
-            raise DataError("Linear Learner needs labels: give the source a label_column (--label-column)")
-        y = np.asarray(batch.y, dtype=np.float32).reshape(-1)
-        if y.shape[0] != X.shape[0]:
-            raise DataError(f"the batch has {X.shape[0]} rows but {y.shape[0]} labels")
-        bad = ~np.isfinite(y)
-        what = "a finite number"
-        if self.predictor_type == "binary_classifier":
-            bad |= (y != 0) & (y != 1)
-            what = "0 or 1 (binary_classifier)"
-        elif self.predictor_type == "multiclass_classifier":
-            bad |= (y != np.round(y)) | (y < 0) | (y >= self.num_classes)
-            what = f"an integer in 0..{self.num_classes - 1} (num_classes={self.num_classes})"
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise BadRecordError(f"label {float(y[row])!r} is outside the declared classes: it must be {what}",
-                                 source=_where(batch, row), column="label")
-        if batch.w is None:
-            w = np.ones(X.shape[0], dtype=np.float32)
-        else:
-            w = np.asarray(batch.w, dtype=np.float32).reshape(-1)
-            if w.shape[0] != X.shape[0] or not np.isfinite(w).all() or (w < 0).any():
-                raise DataError("row weights must be one finite number >= 0 per row")
-        return X, y, w
+        return checked_rows(batch, name="Linear Learner", n_features=self.n_features_,
+                            predictor_type=self.predictor_type, num_classes=self.num_classes)
 
     # -- update ---------------------------------------------------------------------------
 
@@ -585,16 +499,7 @@ class LinearLearnerState:
         n = X.shape[0]
         self.n_rows_seen_ += n
         with blas_single_thread():  # small products: BLAS threads would only spin
-            if self.validation_fraction > 0 and self.validation_.n_rows < self.max_validation_rows:
-                held = self.rng_.random(n) < self.validation_fraction
-                room = self.max_validation_rows - self.validation_.n_rows
-                held &= np.cumsum(held) <= room
-                if held.any():
-                    idx = np.flatnonzero(held)
-                    self.validation_ = self.validation_.append(_take(X, idx), y[idx], w[idx])
-                    self.n_rows_held_out_ += idx.size
-                    keep = np.flatnonzero(~held)
-                    X, y, w = _take(X, keep), y[keep], w[keep]
+            X, y, w = self.selection_.hold_out(self.rng_, self.validation_fraction, X, y, w)
             if X.shape[0] == 0:
                 return
             if not self.is_started:
@@ -609,12 +514,7 @@ class LinearLearnerState:
         X, y, w = self._check(batch)
         if self.n_features_ == -1:
             self._first_batch(X)
-        room = self.max_validation_rows - self.validation_.n_rows
-        if room <= 0:
-            return 0
-        idx = np.arange(min(room, X.shape[0]))
-        self.validation_ = self.validation_.append(_take(X, idx), y[idx], w[idx])
-        return int(idx.size)
+        return self.selection_.add_validation(X, y, w)
 
     def _first_batch(self, X: Any) -> None:
         self.n_features_ = int(X.shape[1])
@@ -624,7 +524,7 @@ class LinearLearnerState:
     @property
     def wants_validation(self) -> bool:
         """True while the validation rows are fewer than ``max_validation_rows``."""
-        return self.validation_.n_rows < self.max_validation_rows
+        return self.selection_.wants_validation
 
     def _start(self) -> None:
         """End the warm-up: fix normalization and class weights, then train on the buffer."""
@@ -670,12 +570,8 @@ class LinearLearnerState:
         d, k = self.n_features_, self.n_columns
         self.params_ = _records((d, self.params_.shape[1], k))
         self.moment2_bias_ = np.zeros(k if self.optimizer_ == "adam" else 0, dtype=np.float32)
-        self.recent_scores_ = np.zeros((self.max_validation_rows, self.num_models), dtype=np.float32)
-        if self.predictor_type == "multiclass_classifier":
-            self.recent_predicted_ = np.zeros((self.max_validation_rows, self.num_models), dtype=np.int32)
-        self.recent_y_ = np.zeros(self.max_validation_rows, dtype=np.float32)
-        self.recent_w_ = np.zeros(self.max_validation_rows, dtype=np.float32)  # weight 0: slot unfilled
-        self.buffer_ = _Rows.empty()
+        self.selection_.allocate()
+        self.buffer_ = Rows.empty()
 
     # -- weights and moments: one record per feature ---------------------------------------
 
@@ -795,7 +691,7 @@ class LinearLearnerState:
         get = self._scratch.get
         start, n = 0, X.shape[0]
         while start < n:
-            stop = min(n, start + max(1, self.validation_every_rows - self.rows_since_scoring_))
+            stop = min(n, start + self.selection_.rows_to_next_scoring())
             seg = indptr[start:stop + 1] - indptr[start]
             a, b = int(indptr[start]), int(indptr[stop])
             F = get("scores", (stop - start, M * C), np.float32)
@@ -815,10 +711,7 @@ class LinearLearnerState:
     def _learned(self, n: int) -> None:
         """Count ``n`` rows learned; score every model (early stopping) when it is time."""
         self.n_rows_trained_ += n
-        self.rows_since_scoring_ += n
-        if self.rows_since_scoring_ >= self.validation_every_rows:
-            self.rows_since_scoring_ = 0
-            self._score_and_stop()
+        self.selection_.learned(n, self.raw_scores, self.n_rows_trained_, self._huber_scale)
 
     def _labels(self, y: np.ndarray) -> np.ndarray:
         """The labels the losses see: regression labels normalized from the warm-up."""
@@ -830,13 +723,12 @@ class LinearLearnerState:
         """(learning rate, wd, l1) of each weight column, float32; 0 learning rate for
         models stopped early."""
         col = np.repeat(np.arange(self.num_models), self.n_outputs)
-        return ((self.learning_rates_ * self.is_active_)[col].astype(np.float32),
+        return ((self.learning_rates_ * self.selection_.is_active_)[col].astype(np.float32),
                 self.wds_[col].astype(np.float32), self.l1s_[col].astype(np.float32))
 
     def _adam_correction(self) -> tuple[float, float]:
         """Adam's bias correction at the current step: (step factor, epsilon term)."""
-        b1, b2, t = self.beta_1, self.beta_2, self.n_steps_
-        return math.sqrt(1 - b2**t) / (1 - b1**t), self.epsilon * math.sqrt(1 - b2**t)
+        return adam_correction(self.n_steps_, self.beta_1, self.beta_2, self.epsilon)
 
     def _row_weights(self, y: np.ndarray, w: np.ndarray) -> np.ndarray:
         if self.predictor_type == "regressor":
@@ -928,49 +820,23 @@ class LinearLearnerState:
     def _apply(self, W: np.ndarray, g: np.ndarray, m1: np.ndarray, m2: np.ndarray | None,
                lr: np.ndarray) -> tuple[np.ndarray, Any]:
         """One optimizer step on ``W`` in place (moments in place); returns W and the step size."""
-        if self.optimizer_ == "adagrad":  # m1 holds the sum of squared gradients
-            m1 += g * g
-            step = lr / (np.sqrt(m1 + np.float32(self.initial_accumulator_)) + np.float32(self.epsilon))
-            W -= step * g
-            return W, step
-        if m2 is None:  # sgd with momentum
-            m1 *= np.float32(self.momentum)
-            m1 += g
-            W -= lr * m1
-            return W, lr
-        b1, b2 = self.beta_1, self.beta_2
-        m1 *= np.float32(b1)
-        m1 += np.float32(1 - b1) * g
-        g *= g
-        m2 *= np.float32(b2)
-        m2 += np.float32(1 - b2) * g
-        # bias-corrected step size per coordinate: lr * sqrt(1-b2^t)/(1-b1^t) / (sqrt(v)+eps')
-        a, eps = self._adam_correction()
-        denom = np.sqrt(m2)
-        denom += np.float32(eps)
-        step = (lr * np.float32(a)) / denom
-        W -= step * m1
-        return W, step
+        return numpy_step(self.optimizer_, W, g, m1, m2, lr, t=self.n_steps_, beta_1=self.beta_1,
+                          beta_2=self.beta_2, epsilon=self.epsilon, momentum=self.momentum,
+                          initial_accumulator=self.initial_accumulator_)
 
     def _remember(self, F: np.ndarray, y: np.ndarray, w: np.ndarray, losses: np.ndarray | None = None) -> None:
-        """Keep the rows' scores (before learning them) in the progressive-validation ring;
+        """Keep the rows' scores (before learning them) for progressive validation;
         multiclass keeps each model's loss (``losses`` when computed already) and class."""
-        cap = self.recent_y_.shape[0]
-        n = F.shape[0]
-        take = min(n, cap)
-        F, y, w = F[n - take:], y[n - take:], w[n - take:]
-        pos = (self.recent_next_ + np.arange(take)) % cap
+        keep = min(F.shape[0], self.max_validation_rows)
+        F, y, w = F[F.shape[0] - keep:], y[y.shape[0] - keep:], w[w.shape[0] - keep:]
         if self.predictor_type == "multiclass_classifier":
-            shaped = F.reshape(take, self.num_models, self.n_outputs)
-            self.recent_scores_[pos] = loss_values("softmax_loss", shaped, y) if losses is None else losses[n - take:]
-            self.recent_predicted_[pos] = shaped.argmax(axis=-1)
+            shaped = F.reshape(keep, self.num_models, self.n_outputs)
+            values = loss_values("softmax_loss", shaped, y) if losses is None else losses[losses.shape[0] - keep:]
+            self.selection_.remember(values, y, w, shaped.argmax(axis=-1))
         elif self.is_label_normalized:
-            self.recent_scores_[pos] = F * np.float32(self.label_scale_) + np.float32(self.label_mean_)
+            self.selection_.remember(F * np.float32(self.label_scale_) + np.float32(self.label_mean_), y, w)
         else:
-            self.recent_scores_[pos] = F
-        self.recent_y_[pos] = y
-        self.recent_w_[pos] = w
-        self.recent_next_ = int((self.recent_next_ + take) % cap)
+            self.selection_.remember(F, y, w)
 
     # -- scoring ----------------------------------------------------------------------------
 
@@ -982,74 +848,18 @@ class LinearLearnerState:
             F = F * np.float32(self.label_scale_) + np.float32(self.label_mean_)
         return F
 
-    def _evaluation(self) -> tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None:
-        """(where, per-model values (K, M), labels, weights, predicted classes or None).
-
-        Values are raw scores (binary), predictions (regression) or losses (multiclass),
-        on the validation rows when there are any, else on the progressively scored rows.
-        """
-        if self.validation_.n_rows:
-            F = self.raw_scores(self.validation_.X)
-            y, w = self.validation_.y, self.validation_.w
-            if self.predictor_type == "multiclass_classifier":
-                shaped = F.reshape(F.shape[0], self.num_models, self.n_outputs)
-                return "validation", loss_values("softmax_loss", shaped, y), y, w, shaped.argmax(axis=-1)
-            return "validation", F, y, w, None
-        filled = self.recent_w_ > 0
-        if not filled.any():
-            return None
-        pred = self.recent_predicted_[filled] if self.predictor_type == "multiclass_classifier" else None
-        return "progressive", self.recent_scores_[filled], self.recent_y_[filled], self.recent_w_[filled], pred
-
-    def _losses(self, values: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
-        """Weighted mean loss of every model (original label units)."""
-        if self.predictor_type == "multiclass_classifier":
-            per_row = values.astype(np.float64)
-        else:
-            kw = self._loss_kwargs()
-            kw["huber_delta"] = self.huber_delta * self.label_scale_
-            per_row = loss_values(self.loss_, values, y, **kw)
-        total = float(w.sum())
-        return (w.astype(np.float64) @ per_row) / total if total > 0 else np.full(self.num_models, np.nan)
-
-    def _score_and_stop(self) -> None:
-        found = self._evaluation()
-        if found is None:
-            return
-        _, values, y, w, _ = found
-        losses = self._losses(values, y, w)
-        self.n_scorings_ += 1
-        self.last_loss_ = losses
-        if self.early_stopping_patience == 0:
-            return
-        finite = np.isfinite(self.best_loss_)
-        best = np.where(finite, self.best_loss_, 0.0)
-        bar = np.where(finite, best - self.early_stopping_tolerance * np.abs(best), np.inf)
-        improved = losses < bar
-        self.best_loss_ = np.where(losses < self.best_loss_, losses, self.best_loss_)
-        self.n_bad_scorings_ = np.where(improved, 0, self.n_bad_scorings_ + 1)
-        stop = self.is_active_ & (self.n_bad_scorings_ >= self.early_stopping_patience)
-        if stop.all() or (self.is_active_ & ~stop).sum() == 0:
-            # never stop the last active models at once: keep the best of them learning
-            keep = int(np.argmin(np.where(self.is_active_, losses, np.inf)))
-            stop[keep] = False
-        self.stopped_at_rows_[stop] = self.n_rows_trained_
-        self.is_active_ &= ~stop
+    @property
+    def _huber_scale(self) -> float:
+        """The labels' scale, by which huber_delta (normalized units) is judged in label units."""
+        return self.label_scale_
 
     def metrics(self) -> dict[str, Any]:
         """Running metrics for the training loop's log: models still learning, the best loss."""
-        rec: dict[str, Any] = {"n_active_models": int(self.is_active_.sum())}
+        rec: dict[str, Any] = {"n_active_models": int(self.selection_.is_active_.sum())}
         if not self.is_started:
             rec["warmup_rows"] = int(self.buffer_.n_rows)
             return rec
-        found = self._evaluation()
-        if found is not None:
-            where, values, y, w, _ = found
-            losses = self._losses(values, y, w)
-            if np.isfinite(losses).any():
-                rec[f"{where}_loss_best"] = float(np.nanmin(losses))
-                rec[f"{where}_loss_model0"] = float(losses[0])
-        return rec
+        return {**rec, **self.selection_.metrics(self.raw_scores, self._huber_scale)}
 
     # -- finalize -----------------------------------------------------------------------------
 
@@ -1064,62 +874,14 @@ class LinearLearnerState:
             if self.n_features_ == -1 or self.buffer_.n_rows == 0:
                 raise NotFittedError("this Linear Learner state has seen no data; update it with at least one batch")
             return self._started_copy().leaderboard()
-        found = self._evaluation()
-        M = self.num_models
-        if found is None:
-            where, values, y, w, pred = "none", None, None, None, None
-        else:
-            where, values, y, w, pred = found
-        losses = self._losses(values, y, w) if values is not None else np.full(M, np.nan)
-        thresholds = np.zeros(M)
-        extra: dict[str, np.ndarray] = {}
-        criterion = "loss"
-        higher_is_better = False
-        if self.predictor_type == "binary_classifier":
-            criterion = self.binary_classifier_model_selection_criteria
-            higher_is_better = BINARY_CRITERIA[criterion]
-            if values is not None and higher_is_better:
-                value, thresholds = rank_binary(criterion, values.T, y, w, beta=self.f_beta,
-                                                target_precision=self.target_precision,
-                                                target_recall=self.target_recall)
-            else:
-                value = losses
-            if values is not None:
-                pred_pos = values >= thresholds[None, :]
-                extra["accuracy"] = (w @ (pred_pos == (y[:, None] > 0.5))) / max(float(w.sum()), 1e-300)
-        elif self.predictor_type == "multiclass_classifier":
-            value = losses
-            if values is not None:
-                extra["accuracy"] = (w @ (pred == y.astype(np.int64)[:, None])) / max(float(w.sum()), 1e-300)
-        else:
-            value = losses
-        key = np.where(np.isfinite(value), value, -np.inf if higher_is_better else np.inf)
-        order = np.lexsort((np.arange(M), -key if higher_is_better else key))
-        board = []
-        for rank, m in enumerate(order.tolist()):
-            row = {
-                "rank": rank,
-                "model": m,
-                "learning_rate": float(self.learning_rates_[m]),
-                "l1": float(self.l1s_[m]),
-                "wd": float(self.wds_[m]),
-                # what "auto" resolved to for this data (dense: adam in steps of 1000 rows;
-                # sparse: adagrad row by row)
-                "optimizer": self.optimizer_,
-                "mini_batch_size": self.mini_batch_size_,
-                "scored_on": where,
-                "criterion": criterion,
-                "value": _num(value[m]),
-                "loss": _num(losses[m]),
-            }
-            if self.predictor_type == "binary_classifier":
-                row["threshold"] = _num(thresholds[m])
-            for name, arr in extra.items():
-                row[name] = _num(arr[m])
-            row["is_active"] = bool(self.is_active_[m])
-            row["stopped_at_rows"] = int(self.stopped_at_rows_[m]) if self.stopped_at_rows_[m] >= 0 else None
-            board.append(row)
-        return board
+
+        def describe(m: int) -> dict[str, Any]:
+            # optimizer and mini_batch_size: what "auto" resolved to for this data (dense:
+            # adam in steps of 1000 rows; sparse: adagrad row by row)
+            return {"learning_rate": float(self.learning_rates_[m]), "l1": float(self.l1s_[m]),
+                    "wd": float(self.wds_[m]), "optimizer": self.optimizer_, "mini_batch_size": self.mini_batch_size_}
+
+        return self.selection_.leaderboard(self.raw_scores, describe, self._huber_scale)
 
     def _started_copy(self) -> LinearLearnerState:
         """A copy that ended its warm-up now (finalize during the warm-up)."""
@@ -1141,9 +903,9 @@ class LinearLearnerState:
             Pick a model by its index in the stack instead (0 is the one trained with
             exactly learning_rate, l1 and wd).
         """
-        if not _is_int(rank) or not 0 <= rank < self.num_models:
+        if not is_int(rank) or not 0 <= rank < self.num_models:
             raise InvalidParameterError(f"rank={rank!r} must be an integer in 0..{self.num_models - 1}")
-        if model_index is not None and (not _is_int(model_index) or not 0 <= model_index < self.num_models):
+        if model_index is not None and (not is_int(model_index) or not 0 <= model_index < self.num_models):
             raise InvalidParameterError(f"model_index={model_index!r} must be an integer in 0..{self.num_models - 1}")
         if not self.is_started:
             if self.n_features_ == -1 or self.buffer_.n_rows == 0:
@@ -1214,33 +976,21 @@ class LinearLearnerState:
             if not other.is_started:
                 rows = other.buffer_
                 self.n_rows_seen_ += other.n_rows_seen_ - rows.n_rows
-                self._merge_validation(other)
+                self.selection_.merge_validation(other.selection_)
                 if rows.n_rows:
                     self.update(Batch(rows.X, rows.y, rows.w))
                 return
             if not self.is_started:
                 rows = self.buffer_
                 mine_seen = self.n_rows_seen_ - rows.n_rows
-                mine_validation = self.validation_
-                mine_held = self.n_rows_held_out_
+                mine = self.selection_
                 self._copy_from(other)
                 self.n_rows_seen_ += mine_seen
-                self.n_rows_held_out_ += mine_held
-                self._merge_validation_rows(mine_validation)
+                self.selection_.merge_validation(mine)
                 if rows.n_rows:
                     self.update(Batch(rows.X, rows.y, rows.w))
                 return
             self._average_with(other)
-
-    def _merge_validation(self, other: LinearLearnerState) -> None:
-        self.n_rows_held_out_ += other.n_rows_held_out_
-        self._merge_validation_rows(other.validation_)
-
-    def _merge_validation_rows(self, rows: _Rows) -> None:
-        room = self.max_validation_rows - self.validation_.n_rows
-        if room > 0 and rows.n_rows:
-            idx = np.arange(min(room, rows.n_rows))
-            self.validation_ = self.validation_.append(_take(rows.X, idx), rows.y[idx], rows.w[idx])
 
     def _copy_from(self, other: LinearLearnerState) -> None:
         meta, arrays = other.to_arrays()
@@ -1279,33 +1029,15 @@ class LinearLearnerState:
         self.moment1_bias_ = m1b.astype(np.float32)
         self.moment2_bias_ = m2b.astype(np.float32)
         self.n_steps_ = max(self.n_steps_, other.n_steps_)
-        self.is_active_ = self.is_active_ | other.is_active_
-        self.best_loss_ = np.minimum(self.best_loss_, other.best_loss_)
-        self.n_bad_scorings_ = np.minimum(self.n_bad_scorings_, other.n_bad_scorings_)
-        self.stopped_at_rows_ = np.where(self.is_active_, -1, np.maximum(self.stopped_at_rows_,
-                                                                          other.stopped_at_rows_))
-        # progressive-validation rows: keep the filled ones of both, this state's first
-        filled_a, filled_b = self.recent_w_ > 0, other.recent_w_ > 0
-        cap = self.recent_y_.shape[0]
-        for name in ("recent_scores_", "recent_predicted_", "recent_y_", "recent_w_"):
-            mine_arr, theirs_arr = getattr(self, name), getattr(other, name)
-            if mine_arr.shape[0] == 0:
-                continue
-            joined = np.concatenate([mine_arr[filled_a], theirs_arr[filled_b]])[:cap]
-            out = np.zeros_like(mine_arr)
-            out[: joined.shape[0]] = joined
-            setattr(self, name, out)
-        self.recent_next_ = int(min(cap, int(filled_a.sum() + filled_b.sum())) % cap)
+        self.selection_.merge(other.selection_)
         self.n_rows_seen_ += other.n_rows_seen_
         self.n_rows_trained_ += other.n_rows_trained_
-        self._merge_validation(other)
 
     # -- arrays ---------------------------------------------------------------------------------
 
     # Arrays are packed into few files (each is a file with its own fsync in a checkpoint),
     # and empty ones are left out.
-    _PER_MODEL = ("learning_rates_", "l1s_", "wds_", "best_loss_", "last_loss_", "n_bad_scorings_",
-                  "stopped_at_rows_", "is_active_")
+    _PER_MODEL = ("learning_rates_", "l1s_", "wds_")
 
     def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         meta = {
@@ -1316,16 +1048,13 @@ class LinearLearnerState:
             "label_mean": self.label_mean_,
             "label_scale": self.label_scale_,
             "class_weights": self.class_weights_.tolist(),
-            "recent_next": self.recent_next_,
             "n_rows_seen": self.n_rows_seen_,
             "n_rows_trained": self.n_rows_trained_,
-            "n_rows_held_out": self.n_rows_held_out_,
-            "rows_since_scoring": self.rows_since_scoring_,
-            "n_scorings": self.n_scorings_,
             "buffer_is_sparse": self.buffer_.is_sparse,
-            "validation_is_sparse": self.validation_.is_sparse,
             "rng": self.rng_.bit_generator.state,
         }
+        selection_meta, selection_arrays = self.selection_.to_arrays()
+        meta.update(selection_meta)
         k = self.n_columns
         bias = np.zeros((3, k), dtype=np.float32)
         bias[0], bias[1] = self.intercept_, self.moment1_bias_
@@ -1339,18 +1068,15 @@ class LinearLearnerState:
             "per_model": np.column_stack([getattr(self, n).astype(np.float64) for n in self._PER_MODEL]),
             "scaler": np.stack([self.feature_mean_, self.feature_scale_]) if self.feature_mean_.size else
             np.zeros((2, 0), dtype=np.float32),
-            "recent_scores": self.recent_scores_,
-            "recent_predicted": self.recent_predicted_,
-            "recent_yw": np.column_stack([self.recent_y_, self.recent_w_]),
             **self.buffer_.to_arrays("buffer"),
-            **self.validation_.to_arrays("validation"),
+            **selection_arrays,
         }
         return meta, {name: a for name, a in arrays.items() if a.size}
 
     @classmethod
     def from_arrays(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> LinearLearnerState:
         state = cls(**meta["hyperparameters"])
-        k, M = state.n_columns, state.num_models
+        k = state.n_columns
         state.n_features_ = int(meta["n_features"])
         state.is_sparse_input_ = bool(meta["is_sparse_input"])
         state._resolve(state.is_sparse_input_ and state.n_features_ != -1)
@@ -1358,12 +1084,8 @@ class LinearLearnerState:
         state.label_mean_ = float(meta["label_mean"])
         state.label_scale_ = float(meta["label_scale"])
         state.class_weights_ = np.array(meta["class_weights"], dtype=np.float64)
-        state.recent_next_ = int(meta["recent_next"])
         state.n_rows_seen_ = int(meta["n_rows_seen"])
         state.n_rows_trained_ = int(meta["n_rows_trained"])
-        state.n_rows_held_out_ = int(meta["n_rows_held_out"])
-        state.rows_since_scoring_ = int(meta["rows_since_scoring"])
-        state.n_scorings_ = int(meta["n_scorings"])
         state.rng_.bit_generator.state = meta["rng"]
 
         def get(name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
@@ -1381,28 +1103,9 @@ class LinearLearnerState:
             setattr(state, name, per_model[:, j].astype(getattr(state, name).dtype))
         scaler = get("scaler", (2, 0), np.float32)
         state._set_scaler(scaler[0].copy(), scaler[1].copy())
-        state.recent_scores_ = get("recent_scores", (0, M), np.float32)
-        state.recent_predicted_ = get("recent_predicted", (0, M), np.int32)
-        recent = get("recent_yw", (0, 2), np.float32)
-        state.recent_y_, state.recent_w_ = recent[:, 0].copy(), recent[:, 1].copy()
-        state.buffer_ = _Rows.from_arrays(arrays, "buffer", bool(meta["buffer_is_sparse"]), state.n_features_)
-        state.validation_ = _Rows.from_arrays(arrays, "validation", bool(meta["validation_is_sparse"]),
-                                              state.n_features_)
+        state.buffer_ = Rows.from_arrays(arrays, "buffer", bool(meta["buffer_is_sparse"]), state.n_features_)
+        state.selection_.restore(meta, arrays, state.n_features_)
         return state
-
-
-def _num(v: Any) -> float | None:
-    v = float(v)
-    return v if math.isfinite(v) else None
-
-
-def _where(batch: Batch, row: int) -> str:
-    """Where row ``row`` of a batch is, as well as the batch's cursor tells."""
-    cur = batch.cursor or {}
-    if "path" in cur and "rows" in cur:
-        first = int(cur["rows"]) - batch.n_rows
-        return f"row {first + row + 1} of the stream (the batch ending at line {cur.get('line', '?')} of {cur['path']})"
-    return f"row {row} of the batch"
 
 
 def _compiled() -> Any:
@@ -1425,67 +1128,3 @@ def _csr_arrays(X: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(indptr, indices, data) of a CSR matrix in the types the compiled step takes."""
     return (np.ascontiguousarray(X.indptr, dtype=np.int64), np.ascontiguousarray(X.indices, dtype=np.int32),
             np.ascontiguousarray(X.data, dtype=np.float32))
-
-
-def _take(X: Any, idx: np.ndarray) -> Any:
-    return X[idx]
-
-
-class _Rows:
-    """Rows kept by the state (warm-up buffer, validation rows): X dense or CSR, y, w."""
-
-    def __init__(self, X: Any, y: np.ndarray, w: np.ndarray) -> None:
-        self.X, self.y, self.w = X, y, w
-
-    @classmethod
-    def empty(cls) -> _Rows:
-        return cls(None, np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.float32))
-
-    @property
-    def n_rows(self) -> int:
-        return int(self.y.shape[0])
-
-    @property
-    def is_sparse(self) -> bool:
-        return self.X is not None and sp.issparse(self.X)
-
-    def append(self, X: Any, y: np.ndarray, w: np.ndarray) -> _Rows:
-        if sp.issparse(X):
-            X = sp.csr_matrix(X, dtype=np.float32)
-        else:
-            X = np.asarray(X, dtype=np.float32)
-        if self.X is None:
-            joined = X.copy()
-        elif sp.issparse(X) or sp.issparse(self.X):
-            joined = sp.vstack([sp.csr_matrix(self.X), sp.csr_matrix(X)], format="csr", dtype=np.float32)
-        else:
-            joined = np.concatenate([self.X, X])
-        return _Rows(joined, np.concatenate([self.y, y]).astype(np.float32),
-                     np.concatenate([self.w, w]).astype(np.float32))
-
-    def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
-        yw = {f"{prefix}_yw": np.column_stack([self.y, self.w])}
-        if self.X is None:
-            return yw
-        if sp.issparse(self.X):
-            X = self.X
-            return {f"{prefix}_data": X.data.astype(np.float32), f"{prefix}_indices": X.indices.astype(np.int64),
-                    f"{prefix}_indptr": X.indptr.astype(np.int64), **yw}
-        return {f"{prefix}_X": self.X, **yw}
-
-    @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str, is_sparse: bool, n_features: int) -> _Rows:
-        if f"{prefix}_yw" not in arrays:
-            return cls.empty()
-        yw = np.array(arrays[f"{prefix}_yw"], dtype=np.float32)
-        y, w = yw[:, 0].copy(), yw[:, 1].copy()
-        if is_sparse:
-            empty = np.zeros(0, dtype=np.int64)
-            X = sp.csr_matrix((np.array(arrays.get(f"{prefix}_data", empty), dtype=np.float32),
-                               np.array(arrays.get(f"{prefix}_indices", empty)),
-                               np.array(arrays.get(f"{prefix}_indptr", np.zeros(y.shape[0] + 1, dtype=np.int64)))),
-                              shape=(y.shape[0], n_features))
-            return cls(X, y, w)
-        if f"{prefix}_X" not in arrays:  # rows of zero features
-            return cls(np.zeros((y.shape[0], n_features), dtype=np.float32), y, w)
-        return cls(np.array(arrays[f"{prefix}_X"], dtype=np.float32), y, w)
