@@ -8,6 +8,8 @@ many models.
 from onepass._lazy import lazy_getattr
 from onepass._version import __version__
 from onepass.algorithms import (
+    FactorizationMachinesModel,
+    FactorizationMachinesState,
     KMeansModel,
     KMeansState,
     LinearLearnerModel,
@@ -28,6 +30,8 @@ from onepass.train import train
 from onepass.tune import tune
 
 _LAZY = {  # estimators import scikit-learn
+    "FactorizationMachinesClassifier": "onepass.algorithms.fm._estimator",
+    "FactorizationMachinesRegressor": "onepass.algorithms.fm._estimator",
     "KMeans": "onepass.algorithms.kmeans._estimator",
     "LinearLearnerClassifier": "onepass.algorithms.linear._estimator",
     "LinearLearnerRegressor": "onepass.algorithms.linear._estimator",
@@ -42,6 +46,10 @@ __all__ = [
     "BadRecordError",
     "Batch",
     "DataError",
+    "FactorizationMachinesClassifier",
+    "FactorizationMachinesModel",
+    "FactorizationMachinesRegressor",
+    "FactorizationMachinesState",
     "InvalidParameterError",
     "KMeans",
     "KMeansModel",

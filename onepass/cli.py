@@ -123,6 +123,8 @@ _SOURCE_OPTIONS = [
                  help="Whether CSV files have a header line (default: detected from the first line)."),
     click.Option(["--n-features"], type=int, default=None,
                  help="Declared width of sparse (libsvm) data."),
+    click.Option(["--zero-based/--one-based", "zero_based"], default=False, show_default=False,
+                 help="Whether libsvm feature indices start at 0 (default: at 1, as libsvm writes them)."),
     click.Option(["--on-bad-record"], type=click.Choice(["fail", "skip", "quarantine"]), default="fail",
                  show_default=True, help="What a malformed record does: stop with an error that says where, "
                  "be dropped and counted, or be written to --quarantine-file and counted."),
@@ -140,6 +142,7 @@ def _source_kwargs(opts: dict[str, Any]) -> dict[str, Any]:
         "weight_column": _coerce(weight) if weight is not None else None,
         "header": opts.pop("header"),
         "n_features": opts.pop("n_features"),
+        "zero_based": opts.pop("zero_based"),
         "on_bad_record": opts.pop("on_bad_record"),
         "quarantine_file": opts.pop("quarantine_file"),
     }
@@ -447,12 +450,14 @@ def tune_command(checkpoint: str | None, validation: str, params: tuple[str, ...
 @click.option("--label-column", default=None, help="A label column in the input to leave out of the features.")
 @click.option("--header/--no-header", "header", default=None, help="Whether CSV input has a header line.")
 @click.option("--n-features", type=int, default=None, help="Width of sparse (libsvm) input.")
+@click.option("--zero-based/--one-based", "zero_based", default=False,
+              help="Whether libsvm feature indices start at 0 (default: at 1, as libsvm writes them).")
 @click.option("--on-bad-record", type=click.Choice(["fail", "skip", "quarantine"]), default="fail",
               show_default=True, help="What a malformed input record does.")
 @click.option("--quarantine-file", default=None, help="Where quarantined input records go.")
 def predict(model_dir: str, data: tuple[str, ...], out: str, output_format: str | None, format: str | None,
             batch_size: int, label_column: str | None, header: bool | None, n_features: int | None,
-            on_bad_record: str, quarantine_file: str | None) -> None:
+            zero_based: bool, on_bad_record: str, quarantine_file: str | None) -> None:
     """Predict every row of --data with the model in MODEL_DIR, streaming, in input order."""
     from onepass.io import load_model
     from onepass.serve import predict_file
@@ -463,7 +468,7 @@ def predict(model_dir: str, data: tuple[str, ...], out: str, output_format: str 
             model, list(data) if len(data) > 1 else data[0], out, output_format=output_format,
             batch_size=batch_size, format=format,
             label_column=_coerce(label_column) if label_column is not None else None,
-            header=header, n_features=n_features, on_bad_record=on_bad_record,
+            header=header, n_features=n_features, zero_based=zero_based, on_bad_record=on_bad_record,
             quarantine_file=quarantine_file,
         )
 

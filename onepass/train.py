@@ -167,6 +167,7 @@ def train(
     weight_column: str | int | None = None,
     header: bool | None = None,
     n_features: int | None = None,
+    zero_based: bool = False,
     on_bad_record: str = "fail",
     quarantine_file: str | os.PathLike[str] | None = None,
     checkpoint_dir: str | os.PathLike[str] | None = None,
@@ -198,7 +199,7 @@ def train(
         Settings for ``state.model(...)`` (e.g. ``{"n_clusters": 5}``).
     batch_size : int, default=8192
         Rows per mini-batch.
-    format, label_column, weight_column, header, n_features, on_bad_record, quarantine_file
+    format, label_column, weight_column, header, n_features, zero_based, on_bad_record, quarantine_file
         Passed to the source.
     checkpoint_dir : path, optional
         Where checkpoints go; with ``checkpoint_every_rows`` and/or
@@ -282,7 +283,7 @@ def train(
             vuris = [validation] if isinstance(validation, (str, os.PathLike)) else list(validation)
             with open_source(vuris if len(vuris) > 1 else vuris[0], format=format, batch_size=batch_size,
                              label_column=label_column, weight_column=weight_column, header=header,
-                             n_features=n_features,
+                             n_features=n_features, zero_based=zero_based,
                              on_bad_record="fail" if on_bad_record == "fail" else "skip") as vsrc:
                 for vbatch in vsrc:
                     n_validation += add(vbatch)
@@ -341,7 +342,7 @@ def train(
             src = open_source(
                 uris if len(uris) > 1 else uris[0], format=format, batch_size=batch_size,
                 label_column=label_column, weight_column=weight_column, header=header,
-                n_features=n_features, on_bad_record=on_bad_record,
+                n_features=n_features, zero_based=zero_based, on_bad_record=on_bad_record,
                 quarantine_file=quarantine_file, cursor=cursor,
             )
             rows_since_ckpt, last_ckpt_time, last_metrics_time = 0, time.perf_counter(), time.perf_counter()

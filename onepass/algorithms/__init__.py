@@ -4,11 +4,16 @@ Estimators (which import scikit-learn) load on first use.
 """
 
 from onepass._lazy import lazy_getattr
+from onepass.algorithms.fm import FactorizationMachinesModel, FactorizationMachinesState
 from onepass.algorithms.kmeans import KMeansModel, KMeansState
 from onepass.algorithms.linear import LinearLearnerModel, LinearLearnerState
 from onepass.algorithms.pca import PCAModel, PCAState
 
 __all__ = [
+    "FactorizationMachinesClassifier",
+    "FactorizationMachinesModel",
+    "FactorizationMachinesRegressor",
+    "FactorizationMachinesState",
     "KMeans",
     "KMeansModel",
     "KMeansState",
@@ -23,6 +28,8 @@ __all__ = [
 
 
 __getattr__ = lazy_getattr(__name__, {
+    "FactorizationMachinesClassifier": "onepass.algorithms.fm._estimator",
+    "FactorizationMachinesRegressor": "onepass.algorithms.fm._estimator",
     "KMeans": "onepass.algorithms.kmeans._estimator",
     "LinearLearnerClassifier": "onepass.algorithms.linear._estimator",
     "LinearLearnerRegressor": "onepass.algorithms.linear._estimator",

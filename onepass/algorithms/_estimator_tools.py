@@ -42,3 +42,60 @@ def stream_batches(state: Any, X: Any, y: np.ndarray | None, sw: np.ndarray | No
         stop = start + batch_size
         state.update(Batch(X[start:stop], None if y is None else y[start:stop],
                            None if sw is None else sw[start:stop]))
+
+
+class StreamingSupervised:
+    """What the supervised estimators (Linear Learner, Factorization Machines) share, as a
+    mixin before scikit-learn's ``BaseEstimator``: sparse input accepted, ``epochs`` and
+    ``batch_size`` checked, rows streamed into ``state_`` and the chosen model finalized
+    (``model_``) after each ``fit``/``partial_fit``, and validated input for predictions."""
+
+    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+        tags = super().__sklearn_tags__()  # type: ignore[misc]
+        tags.input_tags.sparse = True
+        return tags
+
+    def _seed(self) -> int | None:
+        return seed_of(self.random_state)  # type: ignore[attr-defined]
+
+    def _stream(self, X: Any, y: np.ndarray, sample_weight: Any) -> None:
+        sw = checked_sample_weight(sample_weight, X.shape[0], np.float32)
+        stream_batches(self.state_, X, y, sw, self.batch_size)  # type: ignore[attr-defined]
+        # finalized now, not on first use: predicting must not change the estimator
+        self.model_ = self.state_.model()  # type: ignore[attr-defined]
+
+    def _check_epochs(self) -> int:
+        epochs, batch_size = self.epochs, self.batch_size  # type: ignore[attr-defined]
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+            raise InvalidParameterError(f"epochs={epochs!r} must be an integer >= 1")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise InvalidParameterError(f"batch_size={batch_size!r} must be an integer >= 1")
+        return int(epochs)
+
+    @property
+    def leaderboard_(self) -> list[dict[str, Any]]:
+        return self.model_.leaderboard_  # type: ignore[attr-defined]
+
+    def _validated(self, X: Any) -> Any:
+        from sklearn.utils.validation import check_is_fitted, validate_data
+
+        check_is_fitted(self, "state_")
+        return validate_data(self, X, reset=False, accept_sparse="csr", dtype=np.float32)
+
+    def _encode(self, y: np.ndarray) -> np.ndarray:
+        """Labels as indices into ``classes_`` (float32), or a clear error for an unknown one."""
+        classes = self.classes_  # type: ignore[attr-defined]
+        idx = np.clip(np.searchsorted(classes, y), 0, classes.shape[0] - 1)
+        unknown = classes[idx] != y
+        if unknown.any():
+            raise ValueError(f"y holds the label {y[unknown][0]!r}, which is not in classes {classes.tolist()}")
+        return idx.astype(np.float32)
+
+    def _regression_targets(self, X: Any, y: Any, reset: bool) -> tuple[Any, np.ndarray]:
+        from sklearn.utils.validation import validate_data
+
+        X, y = validate_data(self, X, y, reset=reset, accept_sparse="csr", dtype=np.float32, y_numeric=True)
+        y = np.asarray(y, dtype=np.float64)
+        if y.ndim != 1:
+            raise ValueError(f"y must be one column of targets; got shape {y.shape}")
+        return X, y.astype(np.float32)

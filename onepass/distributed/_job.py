@@ -114,6 +114,7 @@ def train_distributed(
     weight_column: str | int | None = None,
     header: bool | None = None,
     n_features: int | None = None,
+    zero_based: bool = False,
     on_bad_record: str = "fail",
     checkpoint_dir: str | os.PathLike[str] | None = None,
     checkpoint_every_rows: int | None = None,
@@ -198,7 +199,8 @@ def train_distributed(
     uris = [os.fspath(u) for u in uris]
     data_arg: Any = uris if len(uris) > 1 else uris[0]
     source = {"batch_size": batch_size, "label_column": label_column, "weight_column": weight_column,
-              "header": header, "n_features": n_features, "on_bad_record": on_bad_record}
+              "header": header, "n_features": n_features, "zero_based": zero_based,
+              "on_bad_record": on_bad_record}
     algo = get_algorithm(algorithm)
     params = dict(params or {})
     if strategy != "merge":

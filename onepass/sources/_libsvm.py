@@ -6,7 +6,8 @@ otherwise it is inferred from the largest index among the first ``batch_size`` r
 the first block read (and stored in every cursor, so a resumed run keeps it). Any later
 index beyond the width is a bad record whose message says to pass ``n_features``.
 
-A clean block is parsed with no Python loop over its lines: separators become newlines,
+A clean block is parsed by one compiled pass over its bytes (``_libsvm_kernel``); if the
+compiled parser declines it, with no Python loop over its lines: separators become newlines,
 one multithreaded pyarrow parse reads every number, and the byte after each token tells
 an index from a value (half the CPU time of the line-by-line path: 0.95 s against 1.83 s
 for 83 MB, 200k rows of 30 pairs). A block with comments, ``qid``, blank lines or any
@@ -77,7 +78,9 @@ class LibsvmReader(Reader):
                 offset, line = 0, 0
             for block, at, at_line, _, ends in numbered_blocks(f, prefix, offset, line):
                 data = bytes(block)
-                fast = self._parse_block_vectorized(data, at, at_line, ends)
+                fast = self._parse_block_compiled(data, at, at_line, ends)
+                if fast is None:
+                    fast = self._parse_block_vectorized(data, at, at_line, ends)
                 yield fast if fast is not None else self._parse_block(data, at, at_line, ends)
         finally:
             close_unless_stdin(entry, f)
@@ -130,6 +133,28 @@ class LibsvmReader(Reader):
             idx.append(i - self._base)
             val.append(v)
         return label, np.array(idx, dtype=np.int64), np.array(val, dtype=np.float64)
+
+    def _parse_block_compiled(self, data: bytes, offset: int, line: int, ends: np.ndarray) -> Chunk | None:
+        """A clean block in one compiled pass over its bytes (``_libsvm_kernel``), or None
+        when it is not clean or an index is past the width (the other paths say where)."""
+        if not data:
+            return None
+        from onepass.sources._libsvm_kernel import parse
+
+        parsed = parse(data, self._base, len(ends))
+        if parsed is None:
+            return None
+        y, indptr, ind, val = parsed
+        n_lines = len(ends)
+        if self.n_features is None:
+            head = int(indptr[min(n_lines, self.options.batch_size)])
+            self.n_features, self._inferred = (int(ind[:head].max()) + 1 if head else 1), True
+        if len(ind) and int(ind.max()) >= self.n_features:
+            return None
+        dt = self.options.dtype
+        X = sp.csr_matrix((val.astype(dt), ind.astype(np.int32), indptr), shape=(n_lines, self.n_features))
+        return Chunk(X, y.astype(dt), None, (offset + np.minimum(ends + 1, len(data))).astype(np.int64),
+                     line + 1 + np.arange(n_lines), [])
 
     def _parse_block_vectorized(self, data: bytes, offset: int, line: int, ends: np.ndarray) -> Chunk | None:
         """A clean block parsed without a Python loop over lines or tokens: every

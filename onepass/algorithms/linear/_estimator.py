@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import validate_data
 
-from onepass.algorithms._estimator_tools import checked_sample_weight, seed_of, stream_batches
+from onepass.algorithms._estimator_tools import StreamingSupervised
 from onepass.algorithms.linear._state import LinearLearnerState
 from onepass.errors import InvalidParameterError
 
@@ -22,16 +22,8 @@ _STATE_PARAMS = (
 )
 
 
-class _LinearLearnerBase(BaseEstimator):
+class _LinearLearnerBase(StreamingSupervised, BaseEstimator):
     """What the classifier and the regressor share: the state, epochs, mini-batches."""
-
-    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = True
-        return tags
-
-    def _seed(self) -> int | None:
-        return seed_of(self.random_state)
 
     def _mini_batch(self, n_rows: int) -> int:
         if self.mini_batch_size == "auto":
@@ -48,20 +40,6 @@ class _LinearLearnerBase(BaseEstimator):
         return LinearLearnerState(**params, **more, mini_batch_size=self._mini_batch(n_rows),
                                   max_validation_rows=10000, seed=self._seed())
 
-    def _stream(self, X: Any, y: np.ndarray, sample_weight: Any) -> None:
-        sw = checked_sample_weight(sample_weight, X.shape[0], np.float32)
-        stream_batches(self.state_, X, y, sw, self.batch_size)
-        # finalized now, not on first use: predicting must not change the estimator
-        self.model_ = self.state_.model()
-
-    def _check_epochs(self) -> int:
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, (int, np.integer)) or self.epochs < 1:
-            raise InvalidParameterError(f"epochs={self.epochs!r} must be an integer >= 1")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, (int, np.integer)) \
-                or self.batch_size < 1:
-            raise InvalidParameterError(f"batch_size={self.batch_size!r} must be an integer >= 1")
-        return int(self.epochs)
-
     @property
     def coef_(self) -> np.ndarray:
         coef = self.model_.coef_
@@ -70,14 +48,6 @@ class _LinearLearnerBase(BaseEstimator):
     @property
     def intercept_(self) -> np.ndarray:
         return self.model_.intercept_
-
-    @property
-    def leaderboard_(self) -> list[dict[str, Any]]:
-        return self.model_.leaderboard_
-
-    def _validated(self, X: Any) -> Any:
-        check_is_fitted(self, "state_")
-        return validate_data(self, X, reset=False, accept_sparse="csr", dtype=np.float32)
 
 
 class LinearLearnerClassifier(ClassifierMixin, _LinearLearnerBase):
@@ -195,14 +165,6 @@ class LinearLearnerClassifier(ClassifierMixin, _LinearLearnerBase):
         else:
             more = {"predictor_type": "multiclass_classifier", "num_classes": int(classes.shape[0])}
         self.state_ = self._new_state(X.shape[0], **more)
-
-    def _encode(self, y: np.ndarray) -> np.ndarray:
-        idx = np.searchsorted(self.classes_, y)
-        idx = np.clip(idx, 0, self.classes_.shape[0] - 1)
-        unknown = self.classes_[idx] != y
-        if unknown.any():
-            raise ValueError(f"y holds the label {y[unknown][0]!r}, which is not in classes {self.classes_.tolist()}")
-        return idx.astype(np.float32)
 
     def partial_fit(self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None) -> LinearLearnerClassifier:
         """One pass over a chunk. The first call needs ``classes`` (every label the stream holds)."""
@@ -341,17 +303,10 @@ class LinearLearnerRegressor(RegressorMixin, _LinearLearnerBase):
         self.quantile = quantile
         self.random_state = random_state
 
-    def _prepare(self, X: Any, y: Any, reset: bool) -> tuple[Any, np.ndarray]:
-        X, y = validate_data(self, X, y, reset=reset, accept_sparse="csr", dtype=np.float32, y_numeric=True)
-        y = np.asarray(y, dtype=np.float64)
-        if y.ndim != 1:
-            raise ValueError(f"y must be one column of targets; got shape {y.shape}")
-        return X, y.astype(np.float32)
-
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> LinearLearnerRegressor:
         """One pass over a chunk."""
         first = not hasattr(self, "state_")
-        X, y = self._prepare(X, y, first)
+        X, y = self._regression_targets(X, y, first)
         self._check_epochs()
         if first:
             self.state_ = self._new_state(X.shape[0], predictor_type="regressor", quantile=self.quantile)
@@ -362,7 +317,7 @@ class LinearLearnerRegressor(RegressorMixin, _LinearLearnerBase):
         """``epochs`` streaming passes over ``X`` (a loop of ``partial_fit``)."""
         for attr in ("state_", "model_", "n_features_in_"):
             self.__dict__.pop(attr, None)
-        X, y = self._prepare(X, y, True)
+        X, y = self._regression_targets(X, y, True)
         epochs = self._check_epochs()
         self.state_ = self._new_state(X.shape[0], predictor_type="regressor", quantile=self.quantile)
         for _ in range(epochs):
