@@ -68,8 +68,12 @@ ALGORITHMS = {
     # rows learned one at a time by the compiled loop (the default for sparse input)
     "linear-learner-rows": ["linear-learner", "--label-column", "0", "--num-models", "8", "--mini-batch-size", "1",
                             "--validation-every-rows", "20000", "--early-stopping-patience", "2"],
+    # rows learned one at a time by the compiled loop, 4 models, progressive validation
+    "factorization-machines": ["factorization-machines", "--label-column", "0", "--num-models", "4",
+                               "--num-factors", "4", "--validation-every-rows", "20000",
+                               "--early-stopping-patience", "2"],
 }
-LABELLED = {"linear-learner", "linear-learner-rows"}
+LABELLED = {"linear-learner", "linear-learner-rows", "factorization-machines"}
 
 
 def assert_same_arrays(got: tuple[dict, dict], want: tuple[dict, dict], what: str) -> None:

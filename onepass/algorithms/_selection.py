@@ -31,6 +31,7 @@ import numpy as np
 
 from onepass.algorithms._labelled import Rows, take
 from onepass.algorithms._losses import BINARY_CRITERIA, loss_values, rank_binary
+from onepass.errors import InvalidParameterError
 
 __all__ = ["ModelSelection", "RawScores"]
 
@@ -250,8 +251,11 @@ class ModelSelection:
         return rec
 
     def leaderboard(self, raw_scores: RawScores, describe: Callable[[int], dict[str, Any]],
-                    label_scale: float = 1.0) -> list[dict[str, Any]]:
+                    label_scale: float = 1.0, criterion: str | None = None) -> list[dict[str, Any]]:
         """Every model, best first: ``describe(m)`` (its hyperparameters) and its scores.
+
+        Binary models are ranked by ``criterion`` when given (a finalize setting), else by
+        the state's ``binary_classifier_model_selection_criteria``.
 
         Scored on the validation rows with the current weights when there are any, else on
         the most recent rows as each model scored them before learning them (progressive
@@ -263,11 +267,13 @@ class ModelSelection:
         losses = self.losses(values, y, w, label_scale) if values is not None else np.full(M, np.nan)
         thresholds = np.zeros(M)
         extra: dict[str, np.ndarray] = {}
-        criterion = "loss"
         higher_is_better = False
         value = losses
         if self.predictor_type == "binary_classifier":
-            criterion = self.criterion
+            criterion = self.criterion if criterion is None else criterion
+            if criterion not in BINARY_CRITERIA:
+                raise InvalidParameterError(f"binary_classifier_model_selection_criteria={criterion!r} must be one "
+                                            f"of {', '.join(BINARY_CRITERIA)}")
             higher_is_better = BINARY_CRITERIA[criterion]
             if values is not None and higher_is_better:
                 value, thresholds = rank_binary(criterion, values.T, y, w, beta=self.f_beta,
@@ -276,7 +282,9 @@ class ModelSelection:
             if values is not None:
                 pred_pos = values >= thresholds[None, :]
                 extra["accuracy"] = (w @ (pred_pos == (y[:, None] > 0.5))) / max(float(w.sum()), 1e-300)
-        elif self.is_multiclass and values is not None:
+        else:
+            criterion = "loss"
+        if self.is_multiclass and values is not None:
             extra["accuracy"] = (w @ (pred == y.astype(np.int64)[:, None])) / max(float(w.sum()), 1e-300)
         key = np.where(np.isfinite(value), value, -np.inf if higher_is_better else np.inf)
         order = np.lexsort((np.arange(M), -key if higher_is_better else key))

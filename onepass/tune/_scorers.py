@@ -469,3 +469,12 @@ class LinearLearnerScorer(Scorer):
         if key in record and record[key] is not None and math.isfinite(record[key]):
             model.threshold_ = float(record[key])
         return model
+
+
+@register_scorer
+class FactorizationMachinesScorer(LinearLearnerScorer):
+    """Factorization Machines on labelled validation rows: the metrics of Linear Learner's
+    binary classifiers and regressors (``auc``, ``cross_entropy``, ``accuracy`` and ``f1``
+    with threshold tuning; ``rmse``, ``mae``, ``r2``), from the same scores."""
+
+    kind = "factorization-machines"

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import onepass
-from onepass.algorithms import KMeansState, LinearLearnerState, PCAState
+from onepass.algorithms import FactorizationMachinesState, KMeansState, LinearLearnerState, PCAState
 from onepass.batch import Batch
 from onepass.io import save_model
 
@@ -48,12 +48,17 @@ def _linear(predictor_type: str) -> tuple[LinearLearnerState, Callable[[np.ndarr
 
 
 def make_model(kind: str):  # noqa: ANN201
-    """A small trained model of each served kind (Linear Learner in its three predictor types)."""
+    """A small trained model of each served kind (Linear Learner in its three predictor types,
+    Factorization Machines in its two)."""
     labels = None
     if kind == "kmeans":
         state = KMeansState(n_clusters=3, seed=0)
     elif kind == "pca":
         state = PCAState(n_components=2, seed=0)
+    elif kind.startswith("fm-"):
+        predictor_type = kind.removeprefix("fm-")
+        state = FactorizationMachinesState(predictor_type, num_factors=3, num_models=2, seed=0)
+        labels = _linear(predictor_type)[1]
     else:
         state, labels = _linear(kind.removeprefix("linear-"))
     X = blobs(3000, seed=1)
@@ -64,7 +69,8 @@ def make_model(kind: str):  # noqa: ANN201
 
 
 LINEAR_KINDS = ("linear-binary_classifier", "linear-multiclass_classifier", "linear-regressor")
-KINDS = ("kmeans", "pca", *LINEAR_KINDS)
+FM_KINDS = ("fm-binary_classifier", "fm-regressor")
+KINDS = ("kmeans", "pca", *LINEAR_KINDS, *FM_KINDS)
 
 
 @pytest.fixture(scope="session")

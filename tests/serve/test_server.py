@@ -21,7 +21,8 @@ import pytest
 
 from tests.serve.conftest import HOST, N_FEATURES, Server, blobs, start_server
 
-JSON_KEY = {"kmeans": "predictions", "pca": "projections", "linear-learner": "predictions"}
+JSON_KEY = {"kmeans": "predictions", "pca": "projections", "linear-learner": "predictions",
+            "factorization-machines": "predictions"}
 X = blobs(7, seed=11)
 
 

@@ -52,6 +52,11 @@ class FactorizationMachinesModel:
         return int(self.coef_.shape[0])
 
     @property
+    def loss(self) -> str:
+        """The loss the model was trained with: logistic (binary) or squared_loss."""
+        return "logistic" if self.predictor_type == "binary_classifier" else "squared_loss"
+
+    @property
     def num_factors(self) -> int:
         return int(self.factors_.shape[1])
 
