@@ -384,11 +384,14 @@ def finalize(ctx: click.Context, checkpoint: str, out: str) -> None:
 @click.option("--label-column", default=None, help="Label column by name or 0-based index.")
 @click.option("--header/--no-header", "header", default=None)
 @click.option("--n-features", type=int, default=None, help="Width of sparse (libsvm) data.")
+@click.option("--zero-based/--one-based", "zero_based", default=None,
+              help="Whether libsvm feature indices start at 0 (default: at 1).")
 def tune_command(checkpoint: str | None, validation: str, params: tuple[str, ...], metric: str | None, select: str,
                  target: float | None, out: str | None, plot: str | None, as_json: bool, search: str | None,
                  data: tuple[str, ...], budget_rows: int | None, workdir: str | None, trials: int | None, eta: int,
                  brackets: int, sampler: str, jobs: int | None, fixed: tuple[str, ...], seed: int, format: str | None,
-                 batch_size: int, label_column: str | None, header: bool | None, n_features: int | None) -> None:
+                 batch_size: int, label_column: str | None, header: bool | None, n_features: int | None,
+                 zero_based: bool | None) -> None:
     """Tune: many models from one state, or a search that pauses and resumes trials.
 
     \b
@@ -401,7 +404,7 @@ def tune_command(checkpoint: str | None, validation: str, params: tuple[str, ...
     from onepass.tune import tune as run_tune
 
     source = {"format": format, "label_column": _coerce(label_column) if label_column is not None else None,
-              "header": header, "n_features": n_features}
+              "header": header, "n_features": n_features, "zero_based": zero_based}
     source = {k: v for k, v in source.items() if v is not None}
 
     def go() -> Any:
