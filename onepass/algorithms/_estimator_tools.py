@@ -99,3 +99,87 @@ class StreamingSupervised:
         if y.ndim != 1:
             raise ValueError(f"y must be one column of targets; got shape {y.shape}")
         return X, y.astype(np.float32)
+
+
+class StreamingClassifier(StreamingSupervised):
+    """``partial_fit`` and ``fit`` of a streaming classifier: labels mapped to ``classes_``,
+    then streamed. The estimator's ``_start(X, classes)`` sets ``classes_`` and ``state_``."""
+
+    def partial_fit(self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None) -> Any:
+        """One pass over a chunk. The first call needs ``classes`` (every label the stream holds)."""
+        from sklearn.utils.multiclass import check_classification_targets
+        from sklearn.utils.validation import validate_data
+
+        first = not hasattr(self, "state_")
+        X, y = validate_data(self, X, y, reset=first, accept_sparse="csr", dtype=np.float32)
+        check_classification_targets(y)
+        self._check_epochs()
+        if first:
+            if classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit")
+            self._start(X, np.unique(np.asarray(classes)))  # type: ignore[attr-defined]
+        elif classes is not None and not np.array_equal(np.unique(np.asarray(classes)), self.classes_):
+            raise ValueError(f"classes={classes!r} is not the same as on the first call ({self.classes_.tolist()})")
+        self._stream(X, self._encode(np.asarray(y)), sample_weight)
+        return self
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> Any:
+        """``epochs`` streaming passes over ``X`` (a loop of ``partial_fit``)."""
+        from sklearn.utils.multiclass import check_classification_targets
+        from sklearn.utils.validation import validate_data
+
+        for attr in ("state_", "model_", "classes_", "n_features_in_"):
+            self.__dict__.pop(attr, None)
+        X, y = validate_data(self, X, y, reset=True, accept_sparse="csr", dtype=np.float32)
+        check_classification_targets(y)
+        epochs = self._check_epochs()
+        self._start(X, np.unique(y))  # type: ignore[attr-defined]
+        encoded = self._encode(np.asarray(y))
+        for _ in range(epochs):
+            self._stream(X, encoded, sample_weight)
+        return self
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Raw scores of the chosen model (logits for logistic loss; (n, n_classes) for multiclass)."""
+        X = self._validated(X)
+        return self.model_.decision_function(X)  # type: ignore[attr-defined]
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The class of each row."""
+        X = self._validated(X)
+        return self.classes_[self.model_.predict(X)]  # type: ignore[attr-defined]
+
+    def predict_log_proba(self, X: Any) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))  # type: ignore[attr-defined]
+
+
+class StreamingRegressor(StreamingSupervised):
+    """``partial_fit`` and ``fit`` of a streaming regressor; the estimator's
+    ``_new_regression_state(X)`` makes its ``state_``."""
+
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> Any:
+        """One pass over a chunk."""
+        first = not hasattr(self, "state_")
+        X, y = self._regression_targets(X, y, first)
+        self._check_epochs()
+        if first:
+            self.state_ = self._new_regression_state(X)  # type: ignore[attr-defined]
+        self._stream(X, y, sample_weight)
+        return self
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> Any:
+        """``epochs`` streaming passes over ``X`` (a loop of ``partial_fit``)."""
+        for attr in ("state_", "model_", "n_features_in_"):
+            self.__dict__.pop(attr, None)
+        X, y = self._regression_targets(X, y, True)
+        epochs = self._check_epochs()
+        self.state_ = self._new_regression_state(X)  # type: ignore[attr-defined]
+        for _ in range(epochs):
+            self._stream(X, y, sample_weight)
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The predicted value of each row."""
+        X = self._validated(X)
+        return self.model_.predict(X)  # type: ignore[attr-defined]

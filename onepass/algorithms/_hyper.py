@@ -53,3 +53,31 @@ def draw_grid(grid: np.random.Generator, n_models: int, exact: float, bounds: li
     draws = np.exp(grid.uniform(np.log(lo), np.log(hi), n_models)) if lo > 0 else np.zeros(n_models)
     draws[0] = exact
     return draws
+
+
+_RULES = {
+    "int>=1": (lambda v: is_int(v) and v >= 1, "an integer >= 1"),
+    "int>=0": (lambda v: is_int(v) and v >= 0, "an integer >= 0"),
+    ">0": (lambda v: is_num(v) and 0 < v < math.inf, "a number > 0"),
+    ">=0": (lambda v: is_num(v) and 0 <= v < math.inf, "a number >= 0"),
+    "[0,1)": (lambda v: is_num(v) and 0 <= v < 1, "in [0, 1)"),
+    "(0,1)": (lambda v: is_num(v) and 0 < v < 1, "in (0, 1)"),
+    "finite": (lambda v: is_num(v) and math.isfinite(v), "a finite number"),
+    "bool": (lambda v: isinstance(v, (bool, np.bool_)), "true or false"),
+}
+
+
+def require(rule: str, **values: Any) -> None:
+    """Raise InvalidParameterError for the first of ``values`` (name=value) that breaks
+    ``rule``: one of int>=1, int>=0, >0, >=0, [0,1), (0,1), finite, bool."""
+    check, what = _RULES[rule]
+    for name, value in values.items():
+        if not check(value):
+            raise InvalidParameterError(f"{name}={value!r} must be {what}")
+
+
+def require_choice(name: str, value: Any, choices: Any, *, auto: bool = False) -> None:
+    """Raise InvalidParameterError unless ``value`` is one of ``choices`` (or "auto")."""
+    if not (auto and value == "auto") and value not in choices:
+        raise InvalidParameterError(
+            f"{name}={value!r} must be {'auto or ' if auto else ''}one of {', '.join(map(str, choices))}")

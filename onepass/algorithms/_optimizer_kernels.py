@@ -12,7 +12,7 @@ import numpy as np
 
 from onepass.algorithms._optimizers import ADAGRAD, ADAM, OPTIMIZER_CODES, SGD
 
-__all__ = ["ADAGRAD", "ADAM", "OPTIMIZER_CODES", "SGD", "adagrad_step", "adam_step", "inline", "jit",
+__all__ = ["ADAGRAD", "ADAM", "OPTIMIZER_CODES", "SGD", "adagrad_step", "adam_step", "adam_terms", "inline", "jit",
            "logistic_gradient", "sgd_step", "shrink"]
 
 jit = numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -49,6 +49,16 @@ def adagrad_step(w, s, gc, lr, l1, acc0, eps):  # pragma: no cover - compiled
     s = s + gc * gc  # the sum of squared gradients
     step = lr / (np.sqrt(s + acc0) + eps)
     return shrink(w - step * gc, step * l1), s
+
+
+@inline
+def adam_terms(b1t, b2t, eps, optimizer):  # pragma: no cover - compiled
+    """(step factor, epsilon) at a step where beta_1 and beta_2 raised to the step number
+    are ``b1t``, ``b2t``: Adam's bias correction, and (1, eps) for the other optimizers."""
+    one = np.float32(1.0)
+    if optimizer == ADAM:
+        return np.sqrt(one - b2t) / (one - b1t), eps * np.sqrt(one - b2t)
+    return one, eps
 
 
 @inline

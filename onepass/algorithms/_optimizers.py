@@ -7,14 +7,25 @@ per weight, compiled, in ``_optimizer_kernels`` (which imports Numba).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
-__all__ = ["ADAGRAD", "ADAM", "OPTIMIZERS", "OPTIMIZER_CODES", "SGD", "adam_correction", "numpy_step"]
+__all__ = ["ADAGRAD", "ADAM", "OPTIMIZERS", "OPTIMIZER_CODES", "SGD", "adam_correction", "check_optimizer_parameters",
+           "numpy_step"]
 
 OPTIMIZERS = ("adam", "sgd", "adagrad")
 ADAM, SGD, ADAGRAD = 0, 1, 2
 OPTIMIZER_CODES = {"adam": ADAM, "sgd": SGD, "adagrad": ADAGRAD}
+
+
+def check_optimizer_parameters(*, momentum: Any, beta_1: Any, beta_2: Any, epsilon: Any) -> None:
+    """The checks of the optimizers' own hyperparameters."""
+    from onepass.algorithms._hyper import require
+
+    require("[0,1)", momentum=momentum, beta_1=beta_1, beta_2=beta_2)
+    require(">0", epsilon=epsilon)
+
 
 def adam_correction(t: int, beta_1: float, beta_2: float, epsilon: float) -> tuple[float, float]:
     """Adam's bias correction at step ``t``: (step factor, epsilon term)."""

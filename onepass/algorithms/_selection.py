@@ -29,14 +29,28 @@ from typing import Any
 
 import numpy as np
 
+from onepass.algorithms._hyper import require, require_choice
 from onepass.algorithms._labelled import Rows, take
 from onepass.algorithms._losses import BINARY_CRITERIA, loss_values, rank_binary
 from onepass.errors import InvalidParameterError
 
-__all__ = ["ModelSelection", "RawScores"]
+__all__ = ["ModelSelection", "RawScores", "check_selection_parameters"]
 
 #: ``X -> scores`` of every model (n_rows, num_models * n_outputs), in the labels' units
 RawScores = Callable[[Any], np.ndarray]
+
+
+def check_selection_parameters(*, validation_fraction: Any, max_validation_rows: Any, validation_every_rows: Any,
+                               early_stopping_patience: Any, early_stopping_tolerance: Any, criterion: Any,
+                               target_precision: Any, target_recall: Any, f_beta: Any) -> None:
+    """The checks of the model-selection hyperparameters every stack of models takes."""
+    require("int>=1", max_validation_rows=max_validation_rows, validation_every_rows=validation_every_rows)
+    require("int>=0", early_stopping_patience=early_stopping_patience)
+    require(">=0", early_stopping_tolerance=early_stopping_tolerance)
+    require("[0,1)", validation_fraction=validation_fraction)
+    require("(0,1)", target_precision=target_precision, target_recall=target_recall)
+    require(">0", f_beta=f_beta)
+    require_choice("binary_classifier_model_selection_criteria", criterion, BINARY_CRITERIA)
 
 
 def _num(v: Any) -> float | None:

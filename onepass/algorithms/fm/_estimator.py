@@ -6,10 +6,8 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import validate_data
 
-from onepass.algorithms._estimator_tools import StreamingSupervised
+from onepass.algorithms._estimator_tools import StreamingClassifier, StreamingRegressor, StreamingSupervised
 from onepass.algorithms.fm._state import FactorizationMachinesState
 
 __all__ = ["FactorizationMachinesClassifier", "FactorizationMachinesRegressor"]
@@ -70,7 +68,7 @@ _PARAMETERS = """
         Seeds the initial weights."""
 
 
-class FactorizationMachinesClassifier(ClassifierMixin, _FactorizationMachinesBase):
+class FactorizationMachinesClassifier(ClassifierMixin, StreamingClassifier, _FactorizationMachinesBase):
     __doc__ = """Factorization Machines for binary classification (log loss), in one pass.
 
     Labels may be any two values scikit-learn accepts; they map to ``classes_`` in
@@ -134,7 +132,7 @@ class FactorizationMachinesClassifier(ClassifierMixin, _FactorizationMachinesBas
         tags.classifier_tags.multi_class = False
         return tags
 
-    def _start(self, classes: np.ndarray) -> None:
+    def _start(self, X: Any, classes: np.ndarray) -> None:
         if classes.shape[0] != 2:
             raise ValueError(f"Only binary classification is supported. FactorizationMachinesClassifier needs y of 2 "
                              f"classes, got {classes.shape[0]} class{'es' if classes.shape[0] != 1 else ''} "
@@ -142,56 +140,13 @@ class FactorizationMachinesClassifier(ClassifierMixin, _FactorizationMachinesBas
         self.classes_ = classes
         self.state_ = self._new_state("binary_classifier")
 
-    def partial_fit(self, X: Any, y: Any, classes: Any = None,
-                    sample_weight: Any = None) -> FactorizationMachinesClassifier:
-        """One pass over a chunk. The first call needs ``classes`` (both labels of the stream)."""
-        first = not hasattr(self, "state_")
-        X, y = validate_data(self, X, y, reset=first, accept_sparse="csr", dtype=np.float32)
-        check_classification_targets(y)
-        self._check_epochs()
-        if first:
-            if classes is None:
-                raise ValueError("classes must be passed on the first call to partial_fit")
-            self._start(np.unique(np.asarray(classes)))
-        elif classes is not None and not np.array_equal(np.unique(np.asarray(classes)), self.classes_):
-            raise ValueError(f"classes={classes!r} is not the same as on the first call ({self.classes_.tolist()})")
-        self._stream(X, self._encode(np.asarray(y)), sample_weight)
-        return self
-
-    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> FactorizationMachinesClassifier:
-        """``epochs`` streaming passes over ``X`` (a loop of ``partial_fit``)."""
-        for attr in ("state_", "model_", "classes_", "n_features_in_"):
-            self.__dict__.pop(attr, None)
-        X, y = validate_data(self, X, y, reset=True, accept_sparse="csr", dtype=np.float32)
-        check_classification_targets(y)
-        epochs = self._check_epochs()
-        self._start(np.unique(y))
-        encoded = self._encode(np.asarray(y))
-        for _ in range(epochs):
-            self._stream(X, encoded, sample_weight)
-        return self
-
-    def decision_function(self, X: Any) -> np.ndarray:
-        """Scores of the chosen model (logits): positive for the second class."""
-        X = self._validated(X)
-        return self.model_.decision_function(X)
-
-    def predict(self, X: Any) -> np.ndarray:
-        """The class of each row."""
-        X = self._validated(X)
-        return self.classes_[self.model_.predict(X)]
-
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities (n, 2): the sigmoid of the chosen model's scores."""
         X = self._validated(X)
         return self.model_.predict_proba(X)
 
-    def predict_log_proba(self, X: Any) -> np.ndarray:
-        with np.errstate(divide="ignore"):
-            return np.log(self.predict_proba(X))
 
-
-class FactorizationMachinesRegressor(RegressorMixin, _FactorizationMachinesBase):
+class FactorizationMachinesRegressor(RegressorMixin, StreamingRegressor, _FactorizationMachinesBase):
     __doc__ = """Factorization Machines for regression (squared loss), in one pass.
 """ + _PARAMETERS + """
 
@@ -245,28 +200,5 @@ class FactorizationMachinesRegressor(RegressorMixin, _FactorizationMachinesBase)
         self.early_stopping_patience = early_stopping_patience
         self.random_state = random_state
 
-    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> FactorizationMachinesRegressor:
-        """One pass over a chunk."""
-        first = not hasattr(self, "state_")
-        X, y = self._regression_targets(X, y, first)
-        self._check_epochs()
-        if first:
-            self.state_ = self._new_state("regressor")
-        self._stream(X, y, sample_weight)
-        return self
-
-    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> FactorizationMachinesRegressor:
-        """``epochs`` streaming passes over ``X`` (a loop of ``partial_fit``)."""
-        for attr in ("state_", "model_", "n_features_in_"):
-            self.__dict__.pop(attr, None)
-        X, y = self._regression_targets(X, y, True)
-        epochs = self._check_epochs()
-        self.state_ = self._new_state("regressor")
-        for _ in range(epochs):
-            self._stream(X, y, sample_weight)
-        return self
-
-    def predict(self, X: Any) -> np.ndarray:
-        """The predicted value of each row."""
-        X = self._validated(X)
-        return self.model_.predict(X)
+    def _new_regression_state(self, X: Any) -> FactorizationMachinesState:
+        return self._new_state("regressor")

@@ -9,12 +9,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from onepass.algorithms._losses import sigmoid
+from onepass.algorithms._supervised_model import SupervisedModel
 from onepass.errors import FeatureCountError
 
 __all__ = ["FactorizationMachinesModel"]
 
 
-class FactorizationMachinesModel:
+class FactorizationMachinesModel(SupervisedModel):
     """One factorization machine chosen from a state, with the leaderboard it won.
 
     Attributes
@@ -33,6 +34,7 @@ class FactorizationMachinesModel:
     chosen_ : dict
     """
 
+    display_name: ClassVar[str] = "Factorization Machines"
     kind: ClassVar[str] = "factorization-machines"
 
     def __init__(self, intercept: float, coef: np.ndarray, factors: np.ndarray, *, predictor_type: str,
@@ -91,22 +93,6 @@ class FactorizationMachinesModel:
         if self.predictor_type == "regressor":
             return {"score": F}
         return {"score": sigmoid(F), "predicted_label": (F >= self.threshold_).astype(np.int64)}
-
-    def predict(self, X: Any) -> np.ndarray:
-        """Labels 0/1 (binary) or values (regression)."""
-        out = self.outputs(X)
-        return out["score"] if self.predictor_type == "regressor" else out["predicted_label"]
-
-    def score(self, X: Any, y: Any = None) -> float:
-        """Accuracy (binary) or R^2 (regression) on ``X, y``."""
-        if y is None:
-            raise ValueError("Factorization Machines' score needs the labels y")
-        y = np.asarray(y, dtype=np.float64).reshape(-1)
-        pred = self.predict(X)
-        if self.predictor_type == "regressor":
-            ss = float(((y - y.mean()) ** 2).sum())
-            return 1.0 - float(((y - pred) ** 2).sum()) / ss if ss > 0 else 0.0
-        return float((pred == y).mean())
 
     def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         meta = {

@@ -12,11 +12,10 @@ import scipy.sparse as sp
 from onepass import _memory
 from onepass._parallel import is_inline, map_blocks
 from onepass._scratch import Scratch
-from onepass.algorithms._hyper import GRID_SEED, draw_grid, is_int, is_num, parse_range
+from onepass.algorithms._hyper import GRID_SEED, draw_grid, is_int, parse_range, require, require_choice
 from onepass.algorithms._labelled import checked_rows, where
-from onepass.algorithms._losses import BINARY_CRITERIA
-from onepass.algorithms._optimizers import OPTIMIZERS
-from onepass.algorithms._selection import ModelSelection
+from onepass.algorithms._optimizers import OPTIMIZERS, check_optimizer_parameters
+from onepass.algorithms._selection import ModelSelection, check_selection_parameters
 from onepass.algorithms.fm._model import FactorizationMachinesModel
 from onepass.batch import Batch
 from onepass.errors import FeatureCountError, IncompatibleStateError, InvalidParameterError, NotFittedError
@@ -204,51 +203,29 @@ class FactorizationMachinesState:
             raise InvalidParameterError(
                 f"predictor_type={predictor_type!r} must be one of {', '.join(PREDICTOR_TYPES)} "
                 "(Factorization Machines have no multiclass classifier; use Linear Learner)")
-        for name, value in (("num_factors", num_factors), ("num_models", num_models),
-                            ("mini_batch_size", mini_batch_size), ("max_validation_rows", max_validation_rows),
-                            ("validation_every_rows", validation_every_rows)):
-            if not is_int(value) or value < 1:
-                raise InvalidParameterError(f"{name}={value!r} must be an integer >= 1")
+        require("int>=1", num_factors=num_factors, num_models=num_models, mini_batch_size=mini_batch_size)
         if feature_dim is not None and (not is_int(feature_dim) or not 1 <= feature_dim < 2**31):
             raise InvalidParameterError(f"feature_dim={feature_dim!r} must be an integer >= 1 (below 2^31), or None "
                                         "to take the width of the first batch")
-        if optimizer not in OPTIMIZERS:
-            raise InvalidParameterError(f"optimizer={optimizer!r} must be one of {', '.join(OPTIMIZERS)}")
+        require_choice("optimizer", optimizer, OPTIMIZERS)
         for name, value in (("bias_lr", bias_lr), ("linear_lr", linear_lr), ("factors_lr", factors_lr)):
-            if value != "auto" and (not is_num(value) or not 0 < value < math.inf):
-                raise InvalidParameterError(f"{name}={value!r} must be 'auto' or a number > 0")
-        for name, value in (("bias_wd", bias_wd), ("linear_wd", linear_wd), ("factors_wd", factors_wd),
-                            ("initial_accumulator", initial_accumulator),
-                            ("early_stopping_tolerance", early_stopping_tolerance),
-                            *((f"{g}_init_sigma", v) for g, v in zip(_GROUPS, (bias_init_sigma, linear_init_sigma,
-                                                                               factors_init_sigma), strict=True)),
-                            *((f"{g}_init_scale", v) for g, v in zip(_GROUPS, (bias_init_scale, linear_init_scale,
-                                                                               factors_init_scale), strict=True))):
-            if not is_num(value) or not 0 <= value < math.inf:
-                raise InvalidParameterError(f"{name}={value!r} must be a number >= 0")
-        for g, value in zip(_GROUPS, (bias_init_value, linear_init_value, factors_init_value), strict=True):
-            if not is_num(value) or not math.isfinite(value):
-                raise InvalidParameterError(f"{g}_init_value={value!r} must be a finite number")
+            if value != "auto":
+                require(">0", **{name: value})
+        require(">=0", bias_wd=bias_wd, linear_wd=linear_wd, factors_wd=factors_wd,
+                initial_accumulator=initial_accumulator, bias_init_sigma=bias_init_sigma,
+                linear_init_sigma=linear_init_sigma, factors_init_sigma=factors_init_sigma,
+                bias_init_scale=bias_init_scale, linear_init_scale=linear_init_scale,
+                factors_init_scale=factors_init_scale)
+        require("finite", bias_init_value=bias_init_value, linear_init_value=linear_init_value,
+                factors_init_value=factors_init_value)
         for g, value in zip(_GROUPS, (bias_init_method, linear_init_method, factors_init_method), strict=True):
-            if value not in INIT_METHODS:
-                raise InvalidParameterError(f"{g}_init_method={value!r} must be one of {', '.join(INIT_METHODS)}")
-        for name, value in (("momentum", momentum), ("beta_1", beta_1), ("beta_2", beta_2)):
-            if not is_num(value) or not 0 <= value < 1:
-                raise InvalidParameterError(f"{name}={value!r} must be in [0, 1)")
-        for name, value in (("epsilon", epsilon), ("f_beta", f_beta)):
-            if not is_num(value) or not 0 < value < math.inf:
-                raise InvalidParameterError(f"{name}={value!r} must be a number > 0")
-        for name, value in (("target_precision", target_precision), ("target_recall", target_recall)):
-            if not is_num(value) or not 0 < value < 1:
-                raise InvalidParameterError(f"{name}={value!r} must be in (0, 1)")
-        if not is_num(validation_fraction) or not 0 <= validation_fraction < 1:
-            raise InvalidParameterError(f"validation_fraction={validation_fraction!r} must be in [0, 1)")
-        if not is_int(early_stopping_patience) or early_stopping_patience < 0:
-            raise InvalidParameterError(f"early_stopping_patience={early_stopping_patience!r} must be an integer >= 0")
-        if binary_classifier_model_selection_criteria not in BINARY_CRITERIA:
-            raise InvalidParameterError(
-                f"binary_classifier_model_selection_criteria={binary_classifier_model_selection_criteria!r} must "
-                f"be one of {', '.join(BINARY_CRITERIA)}")
+            require_choice(f"{g}_init_method", value, INIT_METHODS)
+        check_optimizer_parameters(momentum=momentum, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
+        check_selection_parameters(
+            validation_fraction=validation_fraction, max_validation_rows=max_validation_rows,
+            validation_every_rows=validation_every_rows, early_stopping_patience=early_stopping_patience,
+            early_stopping_tolerance=early_stopping_tolerance, criterion=binary_classifier_model_selection_criteria,
+            target_precision=target_precision, target_recall=target_recall, f_beta=f_beta)
 
         self.predictor_type = predictor_type
         self.num_factors = int(num_factors)

@@ -29,6 +29,7 @@ from onepass.algorithms._optimizer_kernels import (
     OPTIMIZER_CODES,
     adagrad_step,
     adam_step,
+    adam_terms,
     inline,
     jit,
     logistic_gradient,
@@ -117,7 +118,6 @@ def train(indptr, indices, data, y, rw, P, B, F, loss, m0, m1, lr_bias, lr_linea
     n = indptr.shape[0] - 1
     K1 = P.shape[3]
     K = K1 - 1
-    one = np.float32(1.0)
     s = np.zeros(K, dtype=np.float32)
     if step_rows > 1:
         S = np.zeros((step_rows, K), dtype=np.float32)
@@ -140,8 +140,7 @@ def train(indptr, indices, data, y, rw, P, B, F, loss, m0, m1, lr_bias, lr_linea
                 g = _gradient(loss, score, y[r], rw[r])
                 b1t *= b1
                 b2t *= b2
-                a1 = np.sqrt(one - b2t) / (one - b1t) if optimizer == ADAM else one
-                eps_t = eps * np.sqrt(one - b2t) if optimizer == ADAM else eps
+                a1, eps_t = adam_terms(b1t, b2t, eps, optimizer)
                 if use_bias:
                     _bias_step(B, m, g + wd_bias[m] * B[m, 0], lr_bias[m], optimizer, a1, b1, b2, eps_t, acc0)
                 for j in range(a, b):
@@ -188,8 +187,7 @@ def train(indptr, indices, data, y, rw, P, B, F, loss, m0, m1, lr_bias, lr_linea
                         acc[p, 1 + f] += gx * (S[r - r0, f] - P[m, i, 0, 1 + f] * x)
             b1t *= b1
             b2t *= b2
-            a1 = np.sqrt(one - b2t) / (one - b1t) if optimizer == ADAM else one
-            eps_t = eps * np.sqrt(one - b2t) if optimizer == ADAM else eps
+            a1, eps_t = adam_terms(b1t, b2t, eps, optimizer)
             if use_bias:
                 _bias_step(B, m, gb + wd_bias[m] * B[m, 0], lr_bias[m], optimizer, a1, b1, b2, eps_t, acc0)
             for p in range(u):

@@ -6,10 +6,8 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import validate_data
 
-from onepass.algorithms._estimator_tools import StreamingSupervised
+from onepass.algorithms._estimator_tools import StreamingClassifier, StreamingRegressor, StreamingSupervised
 from onepass.algorithms.linear._state import LinearLearnerState
 from onepass.errors import InvalidParameterError
 
@@ -50,7 +48,7 @@ class _LinearLearnerBase(StreamingSupervised, BaseEstimator):
         return self.model_.intercept_
 
 
-class LinearLearnerClassifier(ClassifierMixin, _LinearLearnerBase):
+class LinearLearnerClassifier(ClassifierMixin, StreamingClassifier, _LinearLearnerBase):
     """Linear Learner for classification: many models in one pass, the best one kept.
 
     Two classes train a binary classifier (logistic or hinge loss), more a multiclass
@@ -166,44 +164,6 @@ class LinearLearnerClassifier(ClassifierMixin, _LinearLearnerBase):
             more = {"predictor_type": "multiclass_classifier", "num_classes": int(classes.shape[0])}
         self.state_ = self._new_state(X.shape[0], **more)
 
-    def partial_fit(self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None) -> LinearLearnerClassifier:
-        """One pass over a chunk. The first call needs ``classes`` (every label the stream holds)."""
-        first = not hasattr(self, "state_")
-        X, y = validate_data(self, X, y, reset=first, accept_sparse="csr", dtype=np.float32)
-        check_classification_targets(y)
-        self._check_epochs()
-        if first:
-            if classes is None:
-                raise ValueError("classes must be passed on the first call to partial_fit")
-            self._start(X, np.unique(np.asarray(classes)))
-        elif classes is not None and not np.array_equal(np.unique(np.asarray(classes)), self.classes_):
-            raise ValueError(f"classes={classes!r} is not the same as on the first call ({self.classes_.tolist()})")
-        self._stream(X, self._encode(np.asarray(y)), sample_weight)
-        return self
-
-    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> LinearLearnerClassifier:
-        """``epochs`` streaming passes over ``X`` (a loop of ``partial_fit``)."""
-        for attr in ("state_", "model_", "classes_", "n_features_in_"):
-            self.__dict__.pop(attr, None)
-        X, y = validate_data(self, X, y, reset=True, accept_sparse="csr", dtype=np.float32)
-        check_classification_targets(y)
-        epochs = self._check_epochs()
-        self._start(X, np.unique(y))
-        encoded = self._encode(np.asarray(y))
-        for _ in range(epochs):
-            self._stream(X, encoded, sample_weight)
-        return self
-
-    def decision_function(self, X: Any) -> np.ndarray:
-        """Raw scores of the chosen model: (n,) or (n, n_classes) for multiclass."""
-        X = self._validated(X)
-        return self.model_.decision_function(X)
-
-    def predict(self, X: Any) -> np.ndarray:
-        """The class of each row."""
-        X = self._validated(X)
-        return self.classes_[self.model_.predict(X)]
-
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities (logistic or softmax of the chosen model's scores)."""
         if self.loss == "hinge_loss":
@@ -211,12 +171,8 @@ class LinearLearnerClassifier(ClassifierMixin, _LinearLearnerBase):
         X = self._validated(X)
         return self.model_.predict_proba(X)
 
-    def predict_log_proba(self, X: Any) -> np.ndarray:
-        with np.errstate(divide="ignore"):
-            return np.log(self.predict_proba(X))
 
-
-class LinearLearnerRegressor(RegressorMixin, _LinearLearnerBase):
+class LinearLearnerRegressor(RegressorMixin, StreamingRegressor, _LinearLearnerBase):
     """Linear Learner for regression: many models in one pass, the best one kept.
 
     Parameters
@@ -303,28 +259,5 @@ class LinearLearnerRegressor(RegressorMixin, _LinearLearnerBase):
         self.quantile = quantile
         self.random_state = random_state
 
-    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> LinearLearnerRegressor:
-        """One pass over a chunk."""
-        first = not hasattr(self, "state_")
-        X, y = self._regression_targets(X, y, first)
-        self._check_epochs()
-        if first:
-            self.state_ = self._new_state(X.shape[0], predictor_type="regressor", quantile=self.quantile)
-        self._stream(X, y, sample_weight)
-        return self
-
-    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> LinearLearnerRegressor:
-        """``epochs`` streaming passes over ``X`` (a loop of ``partial_fit``)."""
-        for attr in ("state_", "model_", "n_features_in_"):
-            self.__dict__.pop(attr, None)
-        X, y = self._regression_targets(X, y, True)
-        epochs = self._check_epochs()
-        self.state_ = self._new_state(X.shape[0], predictor_type="regressor", quantile=self.quantile)
-        for _ in range(epochs):
-            self._stream(X, y, sample_weight)
-        return self
-
-    def predict(self, X: Any) -> np.ndarray:
-        """The predicted value of each row."""
-        X = self._validated(X)
-        return self.model_.predict(X)
+    def _new_regression_state(self, X: Any) -> LinearLearnerState:
+        return self._new_state(X.shape[0], predictor_type="regressor", quantile=self.quantile)

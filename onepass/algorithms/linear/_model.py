@@ -9,12 +9,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from onepass.algorithms._losses import sigmoid, softmax
+from onepass.algorithms._supervised_model import SupervisedModel
 from onepass.errors import FeatureCountError
 
 __all__ = ["LinearLearnerModel"]
 
 
-class LinearLearnerModel:
+class LinearLearnerModel(SupervisedModel):
     """One linear model chosen from a Linear Learner state, with the leaderboard it won.
 
     Attributes
@@ -33,6 +34,7 @@ class LinearLearnerModel:
         This model's leaderboard entry.
     """
 
+    display_name: ClassVar[str] = "Linear Learner"
     kind: ClassVar[str] = "linear-learner"
 
     def __init__(self, coef: np.ndarray, intercept: np.ndarray, *, predictor_type: str, loss: str,
@@ -86,22 +88,6 @@ class LinearLearnerModel:
             return {"score": softmax(F), "predicted_label": F.argmax(axis=1).astype(np.int64)}
         score = sigmoid(F) if self.loss == "logistic" else F
         return {"score": score, "predicted_label": (F >= self.threshold_).astype(np.int64)}
-
-    def predict(self, X: Any) -> np.ndarray:
-        """Labels (classification, 0/1 or 0..n_classes-1) or values (regression)."""
-        out = self.outputs(X)
-        return out["score"] if self.predictor_type == "regressor" else out["predicted_label"]
-
-    def score(self, X: Any, y: Any = None) -> float:
-        """Accuracy (classifiers) or R^2 (regressors) on ``X, y``."""
-        if y is None:
-            raise ValueError("Linear Learner's score needs the labels y")
-        y = np.asarray(y, dtype=np.float64).reshape(-1)
-        pred = self.predict(X)
-        if self.predictor_type == "regressor":
-            ss = float(((y - y.mean()) ** 2).sum())
-            return 1.0 - float(((y - pred) ** 2).sum()) / ss if ss > 0 else 0.0
-        return float((pred == y).mean())
 
     def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         meta = {

@@ -38,6 +38,7 @@ from onepass.algorithms._optimizer_kernels import (
     OPTIMIZER_CODES,
     adagrad_step,
     adam_step,
+    adam_terms,
     inline,
     jit,
     logistic_gradient,
@@ -330,8 +331,7 @@ def _online_rows(indptr, indices, data, y, rw, P, intercept, bias1, bias2, F, lo
                 z[c] = weight * (-quantile if z[c] < label else one - quantile)
         b1t *= b1
         b2t *= b2
-        a1 = np.sqrt(one - b2t) / (one - b1t) if optimizer == 0 else one
-        eps_t = eps * np.sqrt(one - b2t) if optimizer == 0 else eps
+        a1, eps_t = adam_terms(b1t, b2t, eps, optimizer)
         if use_bias:
             for col in range(c0, cv, WIDTH):
                 vector_record_step(bias, col, k, one, g, lr, no_penalty, no_penalty, col, optimizer, a1, b1, b2,

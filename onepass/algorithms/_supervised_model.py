@@ -1,0 +1,37 @@
+"""What the finalized supervised models (Linear Learner, Factorization Machines) share:
+labels or values from their SageMaker output fields, and their natural score."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+__all__ = ["SupervisedModel"]
+
+
+class SupervisedModel:
+    """``predict`` and ``score`` from a model's ``outputs`` (``score``, ``predicted_label``)
+    and its ``predictor_type``."""
+
+    display_name: ClassVar[str]
+    predictor_type: str
+
+    def outputs(self, X: Any) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Labels (classification, 0/1 or 0..n_classes-1) or values (regression)."""
+        out = self.outputs(X)
+        return out["score"] if self.predictor_type == "regressor" else out["predicted_label"]
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Accuracy (classifiers) or R^2 (regressors) on ``X, y``."""
+        if y is None:
+            raise ValueError(f"{self.display_name}'s score needs the labels y")
+        y = np.asarray(y, dtype=np.float64).reshape(-1)
+        pred = self.predict(X)
+        if self.predictor_type == "regressor":
+            ss = float(((y - y.mean()) ** 2).sum())
+            return 1.0 - float(((y - pred) ** 2).sum()) / ss if ss > 0 else 0.0
+        return float((pred == y).mean())
