@@ -3,6 +3,7 @@ labels or values from their SageMaker output fields, and their natural score."""
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar
 
 import numpy as np
@@ -16,6 +17,23 @@ class SupervisedModel:
 
     display_name: ClassVar[str]
     predictor_type: str
+    threshold_: float
+    n_rows_seen_: int
+    chosen_: dict[str, Any]
+    leaderboard_: list[dict[str, Any]]
+
+    def _meta(self, **more: Any) -> dict[str, Any]:
+        """The manifest's metadata: predictor type, threshold, rows seen, the leaderboard, and ``more``."""
+        meta = {
+            "predictor_type": self.predictor_type,
+            **more,
+            "threshold": self.threshold_ if np.isfinite(self.threshold_) else str(self.threshold_),
+            "n_rows_seen": self.n_rows_seen_,
+            "chosen": self.chosen_,
+            "leaderboard": self.leaderboard_,
+        }
+        json.dumps(meta, allow_nan=False)  # the manifest must stay strict JSON
+        return meta
 
     def outputs(self, X: Any) -> dict[str, np.ndarray]:
         raise NotImplementedError

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar
 
 import numpy as np
@@ -95,15 +94,7 @@ class FactorizationMachinesModel(SupervisedModel):
         return {"score": sigmoid(F), "predicted_label": (F >= self.threshold_).astype(np.int64)}
 
     def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        meta = {
-            "predictor_type": self.predictor_type,
-            "intercept": self.intercept_,
-            "threshold": self.threshold_ if np.isfinite(self.threshold_) else str(self.threshold_),
-            "n_rows_seen": self.n_rows_seen_,
-            "chosen": self.chosen_,
-            "leaderboard": self.leaderboard_,
-        }
-        json.dumps(meta, allow_nan=False)  # the manifest must stay strict JSON
+        meta = self._meta(intercept=self.intercept_)
         return meta, {"coef": self.coef_, "factors": self.factors_}
 
     @classmethod
