@@ -29,6 +29,7 @@ INIT_METHODS = ("normal", "uniform", "constant")
 # the bench's data (8 one-hot fields, row by row)
 _AUTO_LR = {"adagrad": (0.05, 0.05, 0.05), "sgd": (0.01, 0.01, 0.01), "adam": (0.001, 0.001, 0.001)}
 _GROUPS = ("bias", "linear", "factors")
+_INIT_ROWS = 1 << 16  # features whose initial weights are drawn at a time
 
 
 class FactorizationMachinesState:
@@ -369,10 +370,12 @@ class FactorizationMachinesState:
         M, K1 = self.num_models, 1 + self.num_factors
         self.params_ = _memory.zeros((M, self.feature_dim_, self.n_slots, K1), np.float32)
         init = np.random.default_rng([GRID_SEED, self.feature_dim_])
+        K = self.num_factors
         for m in range(M):
-            self.params_[m, :, 0, 0] = self._initial(init, "linear", self.feature_dim_)
-            for f in range(self.num_factors):  # one factor at a time: no temporary of the whole table
-                self.params_[m, :, 0, 1 + f] = self._initial(init, "factors", self.feature_dim_)
+            for start in range(0, self.feature_dim_, _INIT_ROWS):  # in blocks: no temporary of the whole table
+                stop = min(self.feature_dim_, start + _INIT_ROWS)
+                self.params_[m, start:stop, 0, 0] = self._initial(init, "linear", stop - start)
+                self.params_[m, start:stop, 0, 1:] = self._initial(init, "factors", (stop - start) * K).reshape(-1, K)
         self.bias_[:, 0] = self._initial(init, "bias", M)
         self.selection_.allocate()
 
