@@ -142,9 +142,10 @@ def test_jsonl_block_reader_and_line_reader_agree(tmp_path, monkeypatch, nested)
         assert cf == cs
 
 
-def test_libsvm_vectorized_and_line_reader_agree(tmp_path, monkeypatch):
-    """Clean libsvm blocks are parsed without a loop over lines; blocks with comments,
-    qid or blank lines take the line reader: both give the same rows and cursors."""
+def test_libsvm_compiled_vectorized_and_line_reader_agree(tmp_path, monkeypatch):
+    """Clean libsvm blocks are parsed by the compiled pass, or without a loop over lines;
+    blocks with comments, qid or blank lines take the line reader: all three give the
+    same rows and cursors."""
     from onepass.sources._libsvm import LibsvmReader
 
     rng = np.random.default_rng(6)
@@ -152,7 +153,7 @@ def test_libsvm_vectorized_and_line_reader_agree(tmp_path, monkeypatch):
     for i in range(400):
         idx = np.sort(rng.choice(50, rng.integers(0, 6), replace=False)) + 1
         pairs = " ".join(f"{a}:{rng.normal():.4g}" for a in idx)
-        lines.append(f"{i % 2} {pairs}".rstrip() + ("\t" if i % 7 == 0 else ""))
+        lines.append(f"{i % 2} {pairs}".rstrip() + ("\t" if i % 7 == 0 else "") + ("\r" if i % 11 == 0 else ""))
     path = tmp_path / "d.svm"
     path.write_text("\n".join(lines))  # no final newline
 
@@ -160,16 +161,47 @@ def test_libsvm_vectorized_and_line_reader_agree(tmp_path, monkeypatch):
         with open_source(str(path), batch_size=128, n_features=60) as src:
             return [(b.X.toarray(), b.y.copy(), dict(b.cursor)) for b in src]
 
-    calls = []
-    real = LibsvmReader._parse_block_vectorized
-    monkeypatch.setattr(LibsvmReader, "_parse_block_vectorized",
-                        lambda self, *a: calls.append(real(self, *a)) or calls[-1])
+    def spy(name):
+        calls = []
+        real = getattr(LibsvmReader, name)
+        monkeypatch.setattr(LibsvmReader, name, lambda self, *a: calls.append(real(self, *a)) or calls[-1])
+        return calls
+
+    compiled = spy("_parse_block_compiled")
     fast = read()
-    assert calls and all(c is not None for c in calls)  # the vectorized path took every block
+    assert compiled and all(c is not None for c in compiled)  # the compiled pass took every block
+    monkeypatch.setattr(LibsvmReader, "_parse_block_compiled", lambda self, *a: None)
+    vectorized = spy("_parse_block_vectorized")
+    middle = read()
+    assert vectorized and all(c is not None for c in vectorized)  # then the vectorized path did
     monkeypatch.setattr(LibsvmReader, "_parse_block_vectorized", lambda self, *a: None)
     slow = read()
-    assert len(fast) == len(slow) == 4
-    for (xf, yf, cf), (xs, ys, cs) in zip(fast, slow, strict=True):
+    assert len(fast) == len(middle) == len(slow) == 4
+    for (xf, yf, cf), (xm, ym, cm), (xs, ys, cs) in zip(fast, middle, slow, strict=True):
         np.testing.assert_array_equal(xf, xs)
+        np.testing.assert_array_equal(xm, xs)
         np.testing.assert_array_equal(yf, ys)
-        assert cf == cs
+        np.testing.assert_array_equal(ym, ys)
+        assert cf == cm == cs
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.floats(allow_nan=False, allow_infinity=False, min_value=-1e20, max_value=1e20),
+                          st.sampled_from(["{!r}", "{:.3e}", "{:.6f}", "{:g}", "+{:.2f}", "{:.0f}."])),
+                min_size=1, max_size=20))
+def test_libsvm_compiled_parser_reads_numbers_as_python_does(pairs):
+    """The compiled pass reads every number within one float64 rounding of Python's float()."""
+    from onepass.sources._libsvm_kernel import parse
+
+    texts = [fmt.format(v).replace("++", "+").replace("+-", "-") for v, fmt in pairs]
+    lines = [f"{t} {i + 1}:{t}" for i, t in enumerate(texts)]
+    parsed = parse("\n".join(lines).encode(), 1, len(lines))
+    if parsed is None:  # declined (a long exponent): the other paths read the block
+        assert any("e" in t.lower() and abs(int(t.lower().split("e")[1])) > 15 for t in texts) or \
+            any(len(t.replace("-", "").replace("+", "").replace(".", "").lstrip("0")) > 18 for t in texts)
+        return
+    labels, indptr, indices, values = parsed
+    want = np.array([float(t) for t in texts])
+    np.testing.assert_allclose(labels, want, rtol=1e-15, atol=0)
+    np.testing.assert_allclose(values, want, rtol=1e-15, atol=0)
+    assert indices.tolist() == list(range(len(texts))) and indptr.tolist() == list(range(len(texts) + 1))
