@@ -18,8 +18,9 @@ Cephes' expf does, within 2 ulp of the C library's.
 
 Also here: LLVM's prefetch, the other intrinsic the kernels use.
 
-Numba's disk cache of ``_sparse_training`` checks that file only: after editing this one,
-touch it (or delete its ``__pycache__/*.nbi``) so the kernels are compiled again.
+Numba's disk caches of ``_sparse_training`` and ``_dense_training`` check those files only:
+after editing this one, touch them (or delete their ``__pycache__/*.nbi``) so the kernels
+are compiled again.
 """
 
 from __future__ import annotations

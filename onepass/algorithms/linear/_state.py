@@ -198,7 +198,9 @@ class LinearLearnerState:
     float32) plus ``O((num_point_for_scaler + max_validation_rows) * n_features)`` for
     the warm-up and validation rows (their non-zeros, for sparse data), whatever the
     number of rows. A dense step of ``b`` rows costs two ``b x n_features x num_models``
-    matrix products. A sparse step (a mini-batch, or one row) touches only the records
+    matrix products (BLAS) and ``O(b * num_models)`` more, compiled (``_dense_training``:
+    the steps up to the next scoring run in one call, two threads taking half the models
+    each). A sparse step (a mini-batch, or one row) touches only the records
     of the features present in it: ``O(nnz * num_models)``, independent of
     ``n_features``, compiled (``_sparse_training``); it is lazy (a feature's weights and
     moments change only in steps where it appears, as in TensorFlow's LazyAdam), L2
@@ -503,7 +505,11 @@ class LinearLearnerState:
             if X.shape[0] == 0:
                 return
             if not self.is_started:
-                self.buffer_ = self.buffer_.append(X, y, w)
+                if self.buffer_.n_rows == 0 and X.shape[0] >= self.num_point_for_scaler and not sp.issparse(X):
+                    # the warm-up ends with this batch: it is not kept, so no copy of it
+                    self.buffer_ = Rows(np.asarray(X, dtype=np.float32), y, w)
+                else:
+                    self.buffer_ = self.buffer_.append(X, y, w)
                 if self.buffer_.n_rows >= self.num_point_for_scaler:
                     self._start()
                 return
@@ -531,10 +537,9 @@ class LinearLearnerState:
         X, y, w = self.buffer_.X, self.buffer_.y, self.buffer_.w
         d = self.n_features_
         if self.normalize_data and not sp.issparse(X) and X.shape[0] > 0:
-            X64 = X.astype(np.float64)
             total = max(float(w.sum()), 1e-300)
-            mean = (w @ X64) / total
-            var = (w @ (X64 - mean) ** 2) / total
+            mean, var = np.empty(d), np.empty(d)
+            _dense_compiled().moments(np.ascontiguousarray(X, dtype=np.float32), w, total, mean, var)
             scale = np.sqrt(var)
             scale[~(scale > 1e-12 * np.maximum(1.0, np.abs(mean)))] = 1.0  # constant columns
             self._set_scaler(mean.astype(np.float32), scale.astype(np.float32))
@@ -658,16 +663,81 @@ class LinearLearnerState:
         if self.mini_batch_size_ == 1:
             self._train_rows(X, y, w)
             return
+        if sp.issparse(X) and self._is_centered:  # dense warm-up, sparse batch: centering densifies
+            X = X.toarray()
+        if not sp.issparse(X):
+            self._train_dense(X, y, w)
+            return
         start = 0
         while start < X.shape[0]:
-            # Steps grow with the rows learned (at most 1/_RAMP of them, at least _MIN_STEP
-            # rows) up to mini_batch_size: many small steps while the models are far off,
-            # large ones later (growing the batch acts like decaying the learning rate).
-            size = min(self.mini_batch_size_, max(_MIN_STEP, self.n_rows_trained_ // _RAMP))
+            size = self._step_size(self.n_rows_trained_)
             stop = min(start + size, X.shape[0])
             self._step(X[start:stop], y[start:stop], w[start:stop])
             self._learned(stop - start)
             start = stop
+
+    def _step_size(self, n_rows_trained: int) -> int:
+        """Rows of the next mini-batch step. Steps grow with the rows learned (at most
+        1/_RAMP of them, at least _MIN_STEP rows) up to mini_batch_size: many small steps
+        while the models are far off, large ones later (growing the batch acts like
+        decaying the learning rate)."""
+        return min(self.mini_batch_size_, max(_MIN_STEP, n_rows_trained // _RAMP))
+
+    def _train_dense(self, X: np.ndarray, y: np.ndarray, w: np.ndarray) -> None:
+        """Mini-batch steps on dense rows, compiled: see ``_dense_training.steps``. The
+        steps run in segments that end with the step after which the models are scored
+        (early stopping); within one, two threads take half the models each."""
+        f32 = np.float32
+        X = np.ascontiguousarray(X, dtype=f32)
+        yn = np.ascontiguousarray(self._labels(y), dtype=f32)
+        rw = np.ascontiguousarray(self._row_weights(y, w), dtype=f32)
+        y, w = np.ascontiguousarray(y, dtype=f32), np.ascontiguousarray(w, dtype=f32)
+        M, C, d = self.num_models, self.n_outputs, self.n_features_
+        # the same blocks when they run one after the other (_parallel.is_inline): BLAS may
+        # round a block's products differently from the whole's
+        half = (M + 1) // 2
+        blocks = [(0, half * C)] + ([(half * C, M * C)] if half < M else [])
+        kernels = _dense_compiled()
+        inv_scale = f32(1) / self.feature_scale_
+        ring = self.selection_
+        code = _compiled().LOSS_CODES[self.loss_]
+        opt = _compiled().OPTIMIZER_CODES[self.optimizer_]
+        bias2 = self.moment2_bias_ if self.optimizer_ == "adam" else self.moment1_bias_  # not read
+        constants = (f32(self.label_scale_), f32(self.label_mean_), self.is_label_normalized, code, C)
+        optimizer = (self.use_bias, opt)
+        rates = (self.beta_1, self.beta_2, self.epsilon, f32(self.beta_1), f32(1 - self.beta_1), f32(self.beta_2),
+                 f32(1 - self.beta_2), f32(self.momentum), f32(self.epsilon), f32(self.initial_accumulator_),
+                 f32(self.margin), f32(-self.quantile), f32(1.0 - self.quantile), f32(self.huber_delta))
+        get = self._scratch.get
+        start, n = 0, X.shape[0]
+        while start < n:
+            edges, trained, due = [start], self.n_rows_trained_, self.selection_.rows_to_next_scoring()
+            while edges[-1] < n and edges[-1] - start < due:
+                stop = min(n, edges[-1] + self._step_size(trained))
+                trained += stop - edges[-1]
+                edges.append(stop)
+            bounds = np.array(edges, dtype=np.int64)
+            totals = np.add.reduceat(rw[:edges[-1]], bounds[:-1])  # each step's weight (as rw.sum() would)
+            rows = int(np.diff(bounds).max())
+            lr, wd, l1 = self._per_column()
+            args = (X, yn, rw, y, w, totals, bounds, self.feature_mean_, inv_scale, self.params_, self.intercept_,
+                    self.moment1_bias_, bias2)
+
+            def run(c0: int, c1: int, args: tuple = args, lr: np.ndarray = lr, wd: np.ndarray = wd,
+                    l1: np.ndarray = l1, rows: int = rows) -> tuple[int, int]:
+                k, models = c1 - c0, (c1 - c0) // C
+                work = (get("dense_x", (rows, d)), get("dense_f", (rows * k + kernels.PAD,)),
+                        get("dense_gw", (d, k)), get("dense_w", (d, k)), get("dense_loss", (rows, models)),
+                        get("dense_class", (rows, models), np.int64))
+                return kernels.steps(*args, c0, c1, ring.recent_scores_, ring.recent_predicted_, ring.recent_y_,
+                                     ring.recent_w_, ring.recent_next_, *constants, lr, wd, l1, *optimizer,
+                                     self.n_steps_, *rates, *work)
+
+            taken, ring_next = map_blocks(run, blocks)[0]
+            self.n_steps_ += int(taken)
+            ring.recent_next_ = int(ring_next)
+            self._learned(edges[-1] - start)
+            start = edges[-1]
 
     def _train_rows(self, X: Any, y: np.ndarray, w: np.ndarray) -> None:
         """Learn row by row (``mini_batch_size=1``), compiled: see ``_sparse_training.online``.
@@ -736,24 +806,20 @@ class LinearLearnerState:
         return (w * self.class_weights_[y.astype(np.intp)]).astype(np.float32)
 
     def _step(self, X: Any, y: np.ndarray, w: np.ndarray) -> None:
+        """One mini-batch step on sparse rows (dense rows: ``_train_dense``)."""
         n = X.shape[0]
         Xn = self._normalized(X)
         yn = self._labels(y)
         rw = self._row_weights(y, w)
         total = float(rw.sum())
-        is_sparse = sp.issparse(Xn)
-        if is_sparse:
-            csr = _csr_arrays(Xn)
-            F = self._scratch.get("scores", (n, self.n_columns), np.float32)
-            kernels = _compiled()
-            grouped, slots = self._sparse_work(csr)
-            # the scores need the weights, the grouping of the non-zeros by feature only the
-            # indices: one thread each
-            _, u = run_together(lambda: kernels.scores(*csr, self.params_, self.intercept_, F, 0, n),
-                                lambda: kernels.group(*csr, self._positions, *grouped, slots))
-        else:
-            F = Xn @ self.coef_
-            F += self.intercept_
+        csr = _csr_arrays(Xn)
+        F = self._scratch.get("scores", (n, self.n_columns), np.float32)
+        kernels = _compiled()
+        grouped, slots = self._sparse_work(csr)
+        # the scores need the weights, the grouping of the non-zeros by feature only the
+        # indices: one thread each
+        _, u = run_together(lambda: kernels.scores(*csr, self.params_, self.intercept_, F, 0, n),
+                            lambda: kernels.group(*csr, self._positions, *grouped, slots))
         M, C = self.num_models, self.n_outputs
         if self.predictor_type == "multiclass_classifier":  # one softmax for the ring's losses and the gradient
             losses, G = softmax_loss_and_gradient(F.reshape(n, M, C), yn)
@@ -768,17 +834,7 @@ class LinearLearnerState:
         grad_b = G.sum(axis=0)
         self.n_steps_ += 1
         lr, wd, l1 = self._per_column()
-        if is_sparse:
-            self._sparse_update(grouped, u, np.ascontiguousarray(G, dtype=np.float32), lr, wd, l1)
-        else:
-            grad_W = Xn.T @ G
-            if wd.any():
-                grad_W += self.coef_ * wd
-            m2 = self.moment2_ if self.optimizer_ == "adam" else None
-            W_new, step = self._apply(self.coef_, grad_W, self.moment1_, m2, lr)
-            if l1.any():
-                shrink = step * l1
-                np.copysign(np.maximum(np.abs(W_new) - shrink, 0), W_new, out=W_new)
+        self._sparse_update(grouped, u, np.ascontiguousarray(G, dtype=np.float32), lr, wd, l1)
         if self.use_bias:
             b_new, _ = self._apply(self.intercept_, grad_b, self.moment1_bias_,
                                    self.moment2_bias_ if self.optimizer_ == "adam" else None, lr)
@@ -1114,6 +1170,13 @@ def _compiled() -> Any:
     from onepass.algorithms.linear import _sparse_training
 
     return _sparse_training
+
+
+def _dense_compiled() -> Any:
+    """The compiled dense kernels (``_dense_training``), imported on first use."""
+    from onepass.algorithms.linear import _dense_training
+
+    return _dense_training
 
 
 def _records(shape: tuple[int, ...]) -> np.ndarray:
