@@ -77,11 +77,15 @@ class LibsvmReader(Reader):
             if start is None:
                 offset, line = 0, 0
             for block, at, at_line, _, ends in numbered_blocks(f, prefix, offset, line):
-                data = bytes(block)
-                fast = self._parse_block_compiled(data, at, at_line, ends)
+                # the compiled pass reads the reused buffer in place (its arrays are its own);
+                # the other paths keep bytes
+                fast = self._parse_block_compiled(block, at, at_line, ends)
                 if fast is None:
+                    data = bytes(block)
                     fast = self._parse_block_vectorized(data, at, at_line, ends)
-                yield fast if fast is not None else self._parse_block(data, at, at_line, ends)
+                    yield fast if fast is not None else self._parse_block(data, at, at_line, ends)
+                else:
+                    yield fast
         finally:
             close_unless_stdin(entry, f)
 
@@ -134,7 +138,7 @@ class LibsvmReader(Reader):
             val.append(v)
         return label, np.array(idx, dtype=np.int64), np.array(val, dtype=np.float64)
 
-    def _parse_block_compiled(self, data: bytes, offset: int, line: int, ends: np.ndarray) -> Chunk | None:
+    def _parse_block_compiled(self, data: bytes | memoryview, offset: int, line: int, ends: np.ndarray) -> Chunk | None:
         """A clean block in one compiled pass over its bytes (``_libsvm_kernel``), or None
         when it is not clean or an index is past the width (the other paths say where)."""
         if not data:
@@ -152,7 +156,7 @@ class LibsvmReader(Reader):
         if len(ind) and int(ind.max()) >= self.n_features:
             return None
         dt = self.options.dtype
-        X = sp.csr_matrix((val.astype(dt), ind.astype(np.int32), indptr), shape=(n_lines, self.n_features))
+        X = sp.csr_matrix((val.astype(dt, copy=False), ind, indptr), shape=(n_lines, self.n_features))
         return Chunk(X, y.astype(dt), None, (offset + np.minimum(ends + 1, len(data))).astype(np.int64),
                      line + 1 + np.arange(n_lines), [])
 

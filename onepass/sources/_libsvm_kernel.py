@@ -111,7 +111,7 @@ def _parse(buf, base, labels, indptr, indices, values, pow10):  # pragma: no cov
                 break
             index = 0
             start = i
-            while i < n and _ZERO <= buf[i] <= _NINE and i - start < 10:
+            while i < n and _ZERO <= buf[i] <= _NINE and i - start < 9:  # below 10^9: fits int32
                 index = index * 10 + (buf[i] - _ZERO)
                 i += 1
             if i == start or i >= n or buf[i] != _COLON or index < base or nnz >= indices.shape[0]:
@@ -120,7 +120,7 @@ def _parse(buf, base, labels, indptr, indices, values, pow10):  # pragma: no cov
             if not ok:
                 return row, nnz, False
             indices[nnz] = index - base
-            values[nnz] = value
+            values[nnz] = np.float32(value)
             nnz += 1
         i += 1  # the newline
         row += 1
@@ -128,15 +128,17 @@ def _parse(buf, base, labels, indptr, indices, values, pow10):  # pragma: no cov
     return row, nnz, True
 
 
-def parse(data: bytes, base: int, n_lines: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    """(labels, indptr, indices, values) of a block of ``n_lines`` clean lines, or None
-    when the block is not clean (the caller's other paths then read it)."""
+def parse(data: bytes | memoryview, base: int, n_lines: int
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """(labels float64, indptr int64, indices int32, values float32) of a block of
+    ``n_lines`` clean lines, or None when the block is not clean (the caller's other paths
+    then read it). The arrays are sized by the block's ``:`` count, not its bytes."""
     buf = np.frombuffer(data, dtype=np.uint8)
     labels = np.empty(n_lines, dtype=np.float64)
     indptr = np.empty(n_lines + 1, dtype=np.int64)
-    cap = buf.shape[0] // 4 + 1  # "i:v " takes at least 4 bytes
-    indices = np.empty(cap, dtype=np.int64)
-    values = np.empty(cap, dtype=np.float64)
+    cap = int(np.count_nonzero(buf == _COLON))  # one per pair
+    indices = np.empty(cap, dtype=np.int32)
+    values = np.empty(cap, dtype=np.float32)
     rows, nnz, ok = _parse(buf, base, labels, indptr, indices, values, _POW10)
     if not ok or rows != n_lines:
         return None
