@@ -141,6 +141,7 @@ def test_warm_up_moments_equal_float64_numpy() -> None:
     rng = np.random.default_rng(0)
     X = (rng.standard_normal((5000, 7)) * [1, 10, 1e3, 1e-3, 1, 1, 1] + [0, 5, -3e4, 1, 0, 0, 7]).astype(np.float32)
     w = rng.uniform(0, 3, 5000).astype(np.float32)
+    X.flags.writeable = w.flags.writeable = False  # as the state passes them (one compiled signature)
     total = float(w.sum())
     mean, var = np.empty(7), np.empty(7)
     _dense_training.moments(X, w, total, mean, var)
@@ -148,3 +149,18 @@ def test_warm_up_moments_equal_float64_numpy() -> None:
     want_mean = (w @ X64) / total
     np.testing.assert_allclose(mean, want_mean, rtol=1e-12)
     np.testing.assert_allclose(var, (w @ (X64 - want_mean) ** 2) / total, rtol=1e-10)
+
+
+def test_one_compiled_signature_for_read_only_and_writable_input() -> None:
+    """Memory-mapped chunks are read-only, fresh ones writable: each mix would cost Numba a
+    compilation of seconds if the kernels saw them as they come."""
+    X, ys, w = _data(6000)
+    frozen = X.copy()
+    frozen.flags.writeable = False
+    for params, y, rows, weights in (({}, ys["binary_classifier"], X, None),
+                                     ({}, ys["binary_classifier"], frozen, w),
+                                     ({"predictor_type": "regressor"}, ys["regressor"], frozen, None),
+                                     ({"num_models": 1}, ys["binary_classifier"].astype(np.float64), X[:, ::-1], None)):
+        LinearLearnerState(seed=0, num_point_for_scaler=1000, **params).update(Batch(rows, y, weights))
+    assert len(_dense_training.steps.signatures) == 1
+    assert len(_dense_training.moments.signatures) == 1

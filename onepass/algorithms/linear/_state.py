@@ -539,7 +539,7 @@ class LinearLearnerState:
         if self.normalize_data and not sp.issparse(X) and X.shape[0] > 0:
             total = max(float(w.sum()), 1e-300)
             mean, var = np.empty(d), np.empty(d)
-            _dense_compiled().moments(np.ascontiguousarray(X, dtype=np.float32), w, total, mean, var)
+            _dense_compiled().moments(*_read_only(np.ascontiguousarray(X, dtype=np.float32), w), total, mean, var)
             scale = np.sqrt(var)
             scale[~(scale > 1e-12 * np.maximum(1.0, np.abs(mean)))] = 1.0  # constant columns
             self._set_scaler(mean.astype(np.float32), scale.astype(np.float32))
@@ -719,9 +719,9 @@ class LinearLearnerState:
             bounds = np.array(edges, dtype=np.int64)
             totals = np.add.reduceat(rw[:edges[-1]], bounds[:-1])  # each step's weight (as rw.sum() would)
             rows = int(np.diff(bounds).max())
-            lr, wd, l1 = self._per_column()
-            args = (X, yn, rw, y, w, totals, bounds, self.feature_mean_, inv_scale, self.params_, self.intercept_,
-                    self.moment1_bias_, bias2)
+            lr, wd, l1 = _read_only(*self._per_column())
+            args = (*_read_only(X, yn, rw, y, w, totals, bounds, self.feature_mean_, inv_scale), self.params_,
+                    self.intercept_, self.moment1_bias_, bias2)
 
             def run(c0: int, c1: int, args: tuple = args, lr: np.ndarray = lr, wd: np.ndarray = wd,
                     l1: np.ndarray = l1, rows: int = rows) -> tuple[int, int]:
@@ -1177,6 +1177,18 @@ def _dense_compiled() -> Any:
     from onepass.algorithms.linear import _dense_training
 
     return _dense_training
+
+
+def _read_only(*arrays: np.ndarray) -> list[np.ndarray]:
+    """Read-only views of the arrays a compiled kernel only reads: Numba compiles a kernel
+    again (seconds) for each mix of read-only and writable arrays it is given (memory-mapped
+    chunks are read-only, fresh ones not), so the kernels see them one way."""
+    views = []
+    for a in arrays:
+        view = a.view()
+        view.flags.writeable = False
+        views.append(view)
+    return views
 
 
 def _records(shape: tuple[int, ...]) -> np.ndarray:
