@@ -48,7 +48,7 @@ def reference(state: FactorizationMachinesState, X: sp.csr_matrix, y: np.ndarray
     B = state.bias_.astype(np.float64)
     M, K = P.shape[0], P.shape[3] - 1
     lr, wd = state.lrs_, state.wds_
-    acc0, eps = state.initial_accumulator, state.epsilon
+    acc0, eps = state.initial_accumulator_, state.epsilon
     F = np.zeros((X.shape[0], M))
 
     def adagrad(value, moment, g, rate):

@@ -31,18 +31,21 @@ register(Algorithm(
     finalize_settings=("rank", "model_index", "binary_classifier_model_selection_criteria"),
     tags={
         "labels": "binary",
-        # the suite's rows are dense blobs of large values (|x| up to ~30): factors started
-        # at SageMaker's 0.001 grow along the data's own directions in both halves of a
-        # merge, where the default 0.05 (better for one-hot rows) leaves them apart
-        # (merged accuracy 0.85 against 1.00); the merge's limits are in merge's docstring
+        # the suite's rows are dense blobs of large values (|x| up to ~30, their products
+        # ~900), which steps and factor starts made for one-hot rows throw about: small
+        # steps, and factors started at SageMaker's 0.001 so that both halves of a merge
+        # grow them along the data's own directions (with the defaults, merged accuracy
+        # 0.84-0.94 against 1.00); the merge's limits are in merge's docstring
         "test_params": {"num_models": 3, "num_factors": 4, "max_validation_rows": 500,
-                        "validation_every_rows": 1000, "factors_init_sigma": 0.001},
+                        "validation_every_rows": 1000, "factors_init_sigma": 0.001, "linear_lr": 0.02,
+                        "factors_lr": 0.02},
         "merge_rtol": 0.03,
         "merge_shards": "iid",  # merge averages models: shards of one distribution
         "variants": ({"name": "sparse", "sparse_input": True},
                      {"name": "minibatch", "test_params": {"num_models": 2, "num_factors": 4, "mini_batch_size": 20,
                                                            "max_validation_rows": 500, "validation_every_rows": 1000,
-                                                           "factors_init_sigma": 0.001}}),
+                                                           "factors_init_sigma": 0.001, "linear_lr": 0.02,
+                                                           "factors_lr": 0.02}}),
         "more_estimators": ("onepass.algorithms.fm._estimator:FactorizationMachinesRegressor",),
         "sklearn_expected_failures": {
             "check_sample_weight_equivalence_on_dense_data": _ONE_PASS_WEIGHTS,
