@@ -22,6 +22,19 @@ class SupervisedModel:
     chosen_: dict[str, Any]
     leaderboard_: list[dict[str, Any]]
 
+    def _selected(self, predictor_type: str, threshold: float, leaderboard: list[dict[str, Any]] | None,
+                  chosen: dict[str, Any] | None, n_rows_seen: int) -> None:
+        """Set what the model keeps of its selection: type, threshold, leaderboard, rows seen."""
+        self.predictor_type = predictor_type
+        self.threshold_ = float(threshold)
+        self.leaderboard_ = list(leaderboard or [])
+        self.chosen_ = dict(chosen or {})
+        self.n_rows_seen_ = int(n_rows_seen)
+
+    @property
+    def n_features(self) -> int:
+        return int(self.coef_.shape[0])  # type: ignore[attr-defined]
+
     def _meta(self, **more: Any) -> dict[str, Any]:
         """The manifest's metadata: predictor type, threshold, rows seen, the leaderboard, and ``more``."""
         meta = {

@@ -42,15 +42,7 @@ class FactorizationMachinesModel(SupervisedModel):
         self.intercept_ = float(intercept)
         self.coef_ = np.ascontiguousarray(coef, dtype=np.float32).reshape(-1)
         self.factors_ = np.ascontiguousarray(factors, dtype=np.float32).reshape(self.coef_.shape[0], -1)
-        self.predictor_type = predictor_type
-        self.threshold_ = float(threshold)
-        self.leaderboard_ = list(leaderboard or [])
-        self.chosen_ = dict(chosen or {})
-        self.n_rows_seen_ = int(n_rows_seen)
-
-    @property
-    def n_features(self) -> int:
-        return int(self.coef_.shape[0])
+        self._selected(predictor_type, threshold, leaderboard, chosen, n_rows_seen)
 
     @property
     def loss(self) -> str:

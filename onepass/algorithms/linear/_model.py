@@ -41,16 +41,8 @@ class LinearLearnerModel(SupervisedModel):
                  chosen: dict[str, Any] | None = None, n_rows_seen: int = 0) -> None:
         self.coef_ = np.ascontiguousarray(coef, dtype=np.float32).reshape(coef.shape[0], -1)
         self.intercept_ = np.asarray(intercept, dtype=np.float32).reshape(-1)
-        self.predictor_type = predictor_type
         self.loss = loss
-        self.threshold_ = float(threshold)
-        self.leaderboard_ = list(leaderboard or [])
-        self.chosen_ = dict(chosen or {})
-        self.n_rows_seen_ = int(n_rows_seen)
-
-    @property
-    def n_features(self) -> int:
-        return int(self.coef_.shape[0])
+        self._selected(predictor_type, threshold, leaderboard, chosen, n_rows_seen)
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Raw scores: (n,) for binary and regression, (n, n_classes) for multiclass."""

@@ -12,17 +12,16 @@ from onepass import _memory
 from onepass._parallel import N_BLOCKS, blas_single_thread, map_blocks, run_together
 from onepass._parallel import is_inline as _inline_blocks
 from onepass._scratch import Scratch
-from onepass.algorithms._hyper import GRID_SEED, draw_grid, is_int, is_num, parse_range
+from onepass.algorithms._hyper import GRID_SEED, draw_grid, is_int, parse_range, require, require_choice
 from onepass.algorithms._labelled import Rows, checked_rows
 from onepass.algorithms._losses import (
-    BINARY_CRITERIA,
     LOSSES,
     gradient,
     loss_values,
     softmax_loss_and_gradient,
 )
-from onepass.algorithms._optimizers import OPTIMIZERS, adam_correction, numpy_step
-from onepass.algorithms._selection import ModelSelection
+from onepass.algorithms._optimizers import OPTIMIZERS, adam_correction, check_optimizer_parameters, numpy_step
+from onepass.algorithms._selection import ModelSelection, check_selection_parameters
 from onepass.algorithms.linear._model import LinearLearnerModel
 from onepass.batch import Batch
 from onepass.errors import IncompatibleStateError, InvalidParameterError, NotFittedError
@@ -283,56 +282,27 @@ class LinearLearnerState:
             raise InvalidParameterError(
                 f"loss={loss!r} does not fit predictor_type={predictor_type!r}; choose auto or one of "
                 f"{', '.join(allowed)}")
-        if optimizer != "auto" and optimizer not in OPTIMIZERS:
-            raise InvalidParameterError(f"optimizer={optimizer!r} must be auto or one of {', '.join(OPTIMIZERS)}")
-        if mini_batch_size != "auto" and (not is_int(mini_batch_size) or mini_batch_size < 1):
-            raise InvalidParameterError(f"mini_batch_size={mini_batch_size!r} must be 'auto' or an integer >= 1")
-        if initial_accumulator != "auto" and (not is_num(initial_accumulator)
-                                              or not 0 <= initial_accumulator < math.inf):
-            raise InvalidParameterError(f"initial_accumulator={initial_accumulator!r} must be 'auto' or a number >= 0")
-        if not is_int(num_models) or num_models < 1:
-            raise InvalidParameterError(f"num_models={num_models!r} must be an integer >= 1")
-        if learning_rate != "auto" and (not is_num(learning_rate) or not 0 < learning_rate < math.inf):
-            raise InvalidParameterError(f"learning_rate={learning_rate!r} must be 'auto' or a number > 0")
-        for name, value in (("l1", l1), ("wd", wd)):
-            if not is_num(value) or not 0 <= value < math.inf:
-                raise InvalidParameterError(f"{name}={value!r} must be a number >= 0")
-        for name, value in (("momentum", momentum), ("beta_1", beta_1), ("beta_2", beta_2)):
-            if not is_num(value) or not 0 <= value < 1:
-                raise InvalidParameterError(f"{name}={value!r} must be in [0, 1)")
-        for name, value in (("num_point_for_scaler", num_point_for_scaler),
-                            ("max_validation_rows", max_validation_rows),
-                            ("validation_every_rows", validation_every_rows)):
-            if not is_int(value) or value < 1:
-                raise InvalidParameterError(f"{name}={value!r} must be an integer >= 1")
-        if not is_int(early_stopping_patience) or early_stopping_patience < 0:
-            raise InvalidParameterError(f"early_stopping_patience={early_stopping_patience!r} must be an integer >= 0")
-        for name, value in (("epsilon", epsilon), ("margin", margin), ("huber_delta", huber_delta),
-                            ("f_beta", f_beta)):
-            if not is_num(value) or not 0 < value < math.inf:
-                raise InvalidParameterError(f"{name}={value!r} must be a number > 0")
-        for name, value in (("quantile", quantile), ("target_precision", target_precision),
-                            ("target_recall", target_recall)):
-            if not is_num(value) or not 0 < value < 1:
-                raise InvalidParameterError(f"{name}={value!r} must be in (0, 1)")
-        if not is_num(validation_fraction) or not 0 <= validation_fraction < 1:
-            raise InvalidParameterError(f"validation_fraction={validation_fraction!r} must be in [0, 1)")
-        if not is_num(early_stopping_tolerance) or early_stopping_tolerance < 0:
-            raise InvalidParameterError(f"early_stopping_tolerance={early_stopping_tolerance!r} must be >= 0")
-        if positive_example_weight_mult != "balanced" and (
-                not is_num(positive_example_weight_mult) or not 0 < positive_example_weight_mult < math.inf):
-            raise InvalidParameterError(
-                f"positive_example_weight_mult={positive_example_weight_mult!r} must be a number > 0 or 'balanced'")
-        if normalize_label not in ("auto", True, False):
-            raise InvalidParameterError(f"normalize_label={normalize_label!r} must be true, false or auto")
-        for name, value in (("use_bias", use_bias), ("normalize_data", normalize_data),
-                            ("balance_multiclass_weights", balance_multiclass_weights)):
-            if not isinstance(value, (bool, np.bool_)):
-                raise InvalidParameterError(f"{name}={value!r} must be true or false")
-        if binary_classifier_model_selection_criteria not in BINARY_CRITERIA:
-            raise InvalidParameterError(
-                f"binary_classifier_model_selection_criteria={binary_classifier_model_selection_criteria!r} must "
-                f"be one of {', '.join(BINARY_CRITERIA)}")
+        require_choice("optimizer", optimizer, OPTIMIZERS, auto=True)
+        for name, value, rule in (("mini_batch_size", mini_batch_size, "int>=1"),
+                                  ("initial_accumulator", initial_accumulator, ">=0"),
+                                  ("learning_rate", learning_rate, ">0")):
+            if value != "auto":
+                require(rule, **{name: value})
+        require("int>=1", num_models=num_models, num_point_for_scaler=num_point_for_scaler)
+        require(">=0", l1=l1, wd=wd)
+        require(">0", margin=margin, huber_delta=huber_delta)
+        require("(0,1)", quantile=quantile)
+        if positive_example_weight_mult != "balanced":
+            require(">0", positive_example_weight_mult=positive_example_weight_mult)
+        require_choice("normalize_label", normalize_label, ("auto", True, False))
+        require("bool", use_bias=use_bias, normalize_data=normalize_data,
+                balance_multiclass_weights=balance_multiclass_weights)
+        check_optimizer_parameters(momentum=momentum, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
+        check_selection_parameters(
+            validation_fraction=validation_fraction, max_validation_rows=max_validation_rows,
+            validation_every_rows=validation_every_rows, early_stopping_patience=early_stopping_patience,
+            early_stopping_tolerance=early_stopping_tolerance, criterion=binary_classifier_model_selection_criteria,
+            target_precision=target_precision, target_recall=target_recall, f_beta=f_beta)
 
         self.predictor_type = predictor_type
         self.num_classes = None if num_classes is None else int(num_classes)
