@@ -185,6 +185,9 @@ def _make_train_command(name: str) -> click.Command:
         from onepass.train import train as run_train
 
         opts.setdefault("validation", ())
+        if opts["out"] is None and opts["checkpoint_dir"] is None:
+            click.echo("onepass: warning: no --out DIR: the model will be trained and not kept (give --out DIR "
+                       "to save it, or --checkpoint-dir DIR to keep the state)", err=True)
         params = _collect(opts, hyper)
         finalize = _collect(opts, extra_finalize)
         data = list(opts.pop("data"))
@@ -308,6 +311,26 @@ class _FinalizeCommand(click.Command):
             i += 1
         ctx.meta["finalize_settings"] = settings
         return super().parse_args(ctx, rest)
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Each algorithm's finalize settings, with their help, from its ``model`` method."""
+        import onepass.algorithms  # noqa: F401  (fills the registry)
+        from onepass.state import ALGORITHMS
+
+        for name in sorted(ALGORITHMS):
+            model = ALGORITHMS[name].state.model
+            docs = _doc_params(model)
+            rows = []
+            for setting, param in inspect.signature(model).parameters.items():
+                if setting == "self":
+                    continue
+                text = re.sub(r":\w+:`([^`]*)`", r"\1", docs.get(setting, "")).replace("``", "")
+                if "default" not in text and param.default is not inspect.Parameter.empty:
+                    text += f" (default: {param.default})"
+                rows.append((f"--{setting.replace('_', '-')}", text))
+            if rows:
+                with formatter.section(f"Finalize settings of {name}"):
+                    formatter.write_dl(rows)
 
 
 @main.command(cls=_FinalizeCommand, context_settings={"ignore_unknown_options": False})

@@ -455,3 +455,21 @@ def test_finalize_a_finalized_model_is_refused(trained, tmp_path):
     assert again.exit_code == 1
     assert "holds a model" in again.stderr
     assert not (tmp_path / "k1").exists()
+
+
+def test_train_without_out_warns_that_nothing_is_kept(data_csv: Path, tmp_path: Path) -> None:
+    bare = invoke("train", "kmeans", "--data", str(data_csv), "--n-clusters", "3", "-q")
+    assert bare.exit_code == 0
+    assert "no --out DIR: the model will be trained and not kept" in bare.stderr
+    kept = invoke("train", "kmeans", "--data", str(data_csv), "--n-clusters", "3", "-q", "--out", str(tmp_path / "m"))
+    assert kept.exit_code == 0 and "warning" not in kept.stderr
+
+
+def test_finalize_help_lists_every_algorithms_settings_with_defaults() -> None:
+    text = invoke("finalize", "--help").stdout
+    for section, setting in (("kmeans", "--n-clusters"), ("pca", "--explained-variance"),
+                             ("linear-learner", "--rank"), ("factorization-machines",
+                                                            "--binary-classifier-model-selection-criteria")):
+        assert f"Finalize settings of {section}" in text and setting in text, (section, setting)
+    assert "default=0" in text  # --rank's default is shown
+    assert ":func:" not in text and "``" not in text  # no Sphinx markup
