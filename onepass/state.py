@@ -19,7 +19,7 @@ import numpy as np
 from onepass.batch import Batch
 from onepass.errors import InvalidParameterError
 
-__all__ = ["ALGORITHMS", "Algorithm", "Model", "State", "get_algorithm", "register"]
+__all__ = ["ALGORITHMS", "Algorithm", "Model", "State", "become_copy", "get_algorithm", "register"]
 
 
 @runtime_checkable
@@ -120,3 +120,14 @@ def algorithm_of_kind(kind: str, role: str) -> type:
         if cls.kind == kind:
             return cls
     raise InvalidParameterError(f"no {role} class of kind {kind!r} is registered")
+
+
+def become_copy(target: Any, source: Any) -> None:
+    """Make ``target`` a copy of ``source`` (a merge into a state that has not started),
+    keeping ``target``'s own seed and generator state, through the arrays a checkpoint
+    holds: every field is copied, none shared."""
+    meta, arrays = source.to_arrays()
+    meta = {**meta, "hyperparameters": {**meta["hyperparameters"], "seed": target.seed},
+            "rng": target.rng_.bit_generator.state}
+    copy = type(target).from_arrays(meta, {k: np.array(v) for k, v in arrays.items()})
+    target.__dict__.update(copy.__dict__)

@@ -32,7 +32,6 @@ import numpy as np
 from onepass.algorithms._hyper import require, require_choice
 from onepass.algorithms._labelled import Rows, take
 from onepass.algorithms._losses import BINARY_CRITERIA, loss_values, rank_binary
-from onepass.errors import InvalidParameterError
 
 __all__ = ["ModelSelection", "RawScores", "check_selection_parameters"]
 
@@ -285,9 +284,7 @@ class ModelSelection:
         value = losses
         if self.predictor_type == "binary_classifier":
             criterion = self.criterion if criterion is None else criterion
-            if criterion not in BINARY_CRITERIA:
-                raise InvalidParameterError(f"binary_classifier_model_selection_criteria={criterion!r} must be one "
-                                            f"of {', '.join(BINARY_CRITERIA)}")
+            require_choice("binary_classifier_model_selection_criteria", criterion, BINARY_CRITERIA)
             higher_is_better = BINARY_CRITERIA[criterion]
             if values is not None and higher_is_better:
                 value, thresholds = rank_binary(criterion, values.T, y, w, beta=self.f_beta,

@@ -138,6 +138,13 @@ class LibsvmReader(Reader):
             val.append(v)
         return label, np.array(idx, dtype=np.int64), np.array(val, dtype=np.float64)
 
+    def _fits(self, ind: np.ndarray, head: int) -> bool:
+        """Whether every index of a clean block is inside the width, the width inferred
+        first (from the ``head`` indices of the first batch's rows) when undeclared."""
+        if self.n_features is None:
+            self.n_features, self._inferred = (int(ind[:head].max()) + 1 if head else 1), True
+        return not (len(ind) and int(ind.max()) >= self.n_features)
+
     def _parse_block_compiled(self, data: bytes | memoryview, offset: int, line: int, ends: np.ndarray) -> Chunk | None:
         """A clean block in one compiled pass over its bytes (``_libsvm_kernel``), or None
         when it is not clean or an index is past the width (the other paths say where)."""
@@ -150,10 +157,7 @@ class LibsvmReader(Reader):
             return None
         y, indptr, ind, val = parsed
         n_lines = len(ends)
-        if self.n_features is None:
-            head = int(indptr[min(n_lines, self.options.batch_size)])
-            self.n_features, self._inferred = (int(ind[:head].max()) + 1 if head else 1), True
-        if len(ind) and int(ind.max()) >= self.n_features:
+        if not self._fits(ind, int(indptr[min(n_lines, self.options.batch_size)])):
             return None
         dt = self.options.dtype
         X = sp.csr_matrix((val.astype(dt, copy=False), ind, indptr), shape=(n_lines, self.n_features))
@@ -208,11 +212,7 @@ class LibsvmReader(Reader):
             return None
         ind = fidx.astype(np.int64) - self._base
         nnz = (counts - 1) // 2
-        if self.n_features is None:
-            head = min(n_lines, self.options.batch_size)
-            top = int(ind[: int(nnz[:head].sum())].max()) + 1 if nnz[:head].sum() else 1
-            self.n_features, self._inferred = top, True
-        if len(ind) and int(ind.max()) >= self.n_features:
+        if not self._fits(ind, int(nnz[:min(n_lines, self.options.batch_size)].sum())):
             return None
         rows = np.arange(n_lines)
         dt = self.options.dtype

@@ -18,7 +18,29 @@ _STATE_PARAMS = ("num_factors", "num_models", "optimizer", "mini_batch_size", "b
 
 
 class _FactorizationMachinesBase(StreamingSupervised, BaseEstimator):
-    """What the classifier and the regressor share: the state, its parameters, the model's arrays."""
+    """What the classifier and the regressor share: their parameters (one ``__init__``,
+    which scikit-learn reads for both), the state, the model's arrays."""
+
+    def __init__(self, *, num_factors: int = 16, num_models: int = 1, optimizer: str = "adagrad",
+                 mini_batch_size: int = 1, bias_lr: float | str = "auto", linear_lr: float | str = "auto",
+                 factors_lr: float | str = "auto", bias_wd: float = 0.0, linear_wd: float = 1e-6,
+                 factors_wd: float = 1e-6, epochs: int = 5, batch_size: int = 8192, validation_fraction: float = 0.0,
+                 early_stopping_patience: int = 10, random_state: Any = None) -> None:
+        self.num_factors = num_factors
+        self.num_models = num_models
+        self.optimizer = optimizer
+        self.mini_batch_size = mini_batch_size
+        self.bias_lr = bias_lr
+        self.linear_lr = linear_lr
+        self.factors_lr = factors_lr
+        self.bias_wd = bias_wd
+        self.linear_wd = linear_wd
+        self.factors_wd = factors_wd
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.validation_fraction = validation_fraction
+        self.early_stopping_patience = early_stopping_patience
+        self.random_state = random_state
 
     def _new_state(self, predictor_type: str) -> FactorizationMachinesState:
         # models ranked by their log loss, decision threshold 0: predict, predict_proba and
@@ -106,27 +128,6 @@ class FactorizationMachinesClassifier(ClassifierMixin, StreamingClassifier, _Fac
     True
     """
 
-    def __init__(self, *, num_factors: int = 16, num_models: int = 1, optimizer: str = "adagrad",
-                 mini_batch_size: int = 1, bias_lr: float | str = "auto", linear_lr: float | str = "auto",
-                 factors_lr: float | str = "auto", bias_wd: float = 0.0, linear_wd: float = 1e-6,
-                 factors_wd: float = 1e-6, epochs: int = 5, batch_size: int = 8192, validation_fraction: float = 0.0,
-                 early_stopping_patience: int = 10, random_state: Any = None) -> None:
-        self.num_factors = num_factors
-        self.num_models = num_models
-        self.optimizer = optimizer
-        self.mini_batch_size = mini_batch_size
-        self.bias_lr = bias_lr
-        self.linear_lr = linear_lr
-        self.factors_lr = factors_lr
-        self.bias_wd = bias_wd
-        self.linear_wd = linear_wd
-        self.factors_wd = factors_wd
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.validation_fraction = validation_fraction
-        self.early_stopping_patience = early_stopping_patience
-        self.random_state = random_state
-
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = False
@@ -179,26 +180,6 @@ class FactorizationMachinesRegressor(RegressorMixin, StreamingRegressor, _Factor
     True
     """
 
-    def __init__(self, *, num_factors: int = 16, num_models: int = 1, optimizer: str = "adagrad",
-                 mini_batch_size: int = 1, bias_lr: float | str = "auto", linear_lr: float | str = "auto",
-                 factors_lr: float | str = "auto", bias_wd: float = 0.0, linear_wd: float = 1e-6,
-                 factors_wd: float = 1e-6, epochs: int = 5, batch_size: int = 8192, validation_fraction: float = 0.0,
-                 early_stopping_patience: int = 10, random_state: Any = None) -> None:
-        self.num_factors = num_factors
-        self.num_models = num_models
-        self.optimizer = optimizer
-        self.mini_batch_size = mini_batch_size
-        self.bias_lr = bias_lr
-        self.linear_lr = linear_lr
-        self.factors_lr = factors_lr
-        self.bias_wd = bias_wd
-        self.linear_wd = linear_wd
-        self.factors_wd = factors_wd
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.validation_fraction = validation_fraction
-        self.early_stopping_patience = early_stopping_patience
-        self.random_state = random_state
 
     def _new_regression_state(self, X: Any) -> FactorizationMachinesState:
         return self._new_state("regressor")

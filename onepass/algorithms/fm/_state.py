@@ -19,6 +19,7 @@ from onepass.algorithms._selection import ModelSelection, check_selection_parame
 from onepass.algorithms.fm._model import FactorizationMachinesModel
 from onepass.batch import Batch
 from onepass.errors import FeatureCountError, IncompatibleStateError, InvalidParameterError, NotFittedError
+from onepass.state import become_copy
 
 __all__ = ["FactorizationMachinesState", "PREDICTOR_TYPES"]
 
@@ -502,8 +503,8 @@ class FactorizationMachinesState:
         entry = board[rank] if model_index is None else next(r for r in board if r["model"] == model_index)
         m = entry["model"]
         threshold = entry.get("threshold")
-        if self.predictor_type == "binary_classifier" and threshold is None:
-            threshold = math.inf if self.selection_.evaluation(self.raw_scores) is not None else 0.0
+        if self.predictor_type == "binary_classifier" and threshold is None:  # tuned to predict no positive
+            threshold = math.inf
         return FactorizationMachinesModel(
             float(self.bias_[m, 0]), np.ascontiguousarray(self.params_[m, :, 0, 0]),
             np.ascontiguousarray(self.params_[m, :, 0, 1:]), predictor_type=self.predictor_type,
@@ -537,19 +538,11 @@ class FactorizationMachinesState:
                                          f"hyperparameters ({', '.join(diff)})")
         if not other.is_started:
             return
-        if not self.is_started:
-            seen = self.n_rows_seen_
-            self.feature_dim_ = other.feature_dim_
-            self.params_ = _memory.zeros(other.params_.shape, np.float32)
-            self.params_[...] = other.params_
-            self.bias_ = other.bias_.copy()
-            self.n_steps_ = other.n_steps_
-            self.n_rows_trained_ = other.n_rows_trained_
-            self.n_rows_seen_ = seen + other.n_rows_seen_
-            ring = self.selection_
-            self.selection_ = type(ring)(**_selection_settings(ring))
-            self.selection_.restore(*_joined(other.selection_), self.feature_dim_)
-            self.selection_.merge_validation(ring)
+        if not self.is_started:  # rows seen and validation rows only: take the other, add them
+            seen, mine = self.n_rows_seen_, self.selection_
+            become_copy(self, other)
+            self.n_rows_seen_ += seen
+            self.selection_.merge_validation(mine)
             return
         if self.feature_dim_ != other.feature_dim_:
             raise IncompatibleStateError(f"cannot merge Factorization Machines states of {self.feature_dim_} and "
@@ -596,18 +589,6 @@ class FactorizationMachinesState:
             state.bias_ = np.array(arrays["bias"], dtype=np.float32).reshape(state.num_models, state.n_slots)
         state.selection_.restore(meta, arrays, max(state.feature_dim_, 0))
         return state
-
-
-def _selection_settings(selection: ModelSelection) -> dict[str, Any]:
-    keys = ("predictor_type", "loss", "loss_kwargs", "n_outputs", "max_validation_rows", "validation_every_rows",
-            "early_stopping_patience", "early_stopping_tolerance", "criterion", "target_precision",
-            "target_recall", "f_beta")
-    return {"num_models": selection.num_models, **{k: getattr(selection, k) for k in keys}}
-
-
-def _joined(selection: ModelSelection) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    meta, arrays = selection.to_arrays()
-    return meta, {k: np.array(v) for k, v in arrays.items()}
 
 
 def _compiled() -> Any:

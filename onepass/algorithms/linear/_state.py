@@ -25,6 +25,7 @@ from onepass.algorithms._selection import ModelSelection, check_selection_parame
 from onepass.algorithms.linear._model import LinearLearnerModel
 from onepass.batch import Batch
 from onepass.errors import IncompatibleStateError, InvalidParameterError, NotFittedError
+from onepass.state import become_copy
 
 __all__ = ["LinearLearnerState", "PREDICTOR_TYPES"]
 
@@ -1010,20 +1011,13 @@ class LinearLearnerState:
                 rows = self.buffer_
                 mine_seen = self.n_rows_seen_ - rows.n_rows
                 mine = self.selection_
-                self._copy_from(other)
+                become_copy(self, other)
                 self.n_rows_seen_ += mine_seen
                 self.selection_.merge_validation(mine)
                 if rows.n_rows:
                     self.update(Batch(rows.X, rows.y, rows.w))
                 return
             self._average_with(other)
-
-    def _copy_from(self, other: LinearLearnerState) -> None:
-        meta, arrays = other.to_arrays()
-        meta = {**meta, "hyperparameters": {**meta["hyperparameters"], "seed": self.seed},
-                "rng": self.rng_.bit_generator.state}
-        copy = type(self).from_arrays(meta, {k: v.copy() for k, v in arrays.items()})
-        self.__dict__.update(copy.__dict__)
 
     def _to_original(self) -> tuple[np.ndarray, ...]:
         """(coef, intercept, m1, m2, m1_bias, m2_bias) in original units, float64."""
