@@ -109,11 +109,19 @@ def main() -> None:
     """
 
 
+_VOCAB_HELP = ("Vocabulary file, one word per line (UTF-8, as SageMaker NTM's vocab.txt): the words --format text "
+               "counts (required there), or the names of the data's columns for any other format (as many as it "
+               "has). Build one with 'onepass vocab'.")
+_DOCUMENT_HELP = ("With --format text: one document (one row) per line, or per file (for a folder or glob of "
+                  "files). Blank lines and files are not documents; one without a word of the vocabulary is a "
+                  "bad record (--on-bad-record).")
+
 _SOURCE_OPTIONS = [
     click.Option(["--data", "data"], multiple=True, required=True,
                  help="Input: a file, folder, glob, '-' for stdin, or an fsspec URL (memory://, s3://...). Repeat for several."),
     click.Option(["--format", "format"], default=None,
-                 help="csv, parquet, jsonl, libsvm or npy (default: from the file extension; csv for stdin)."),
+                 help="csv, parquet, jsonl, libsvm, npy or text (default: from the file extension; csv for stdin). "
+                 "text (raw documents in, word counts out, with --vocab) is never inferred: .txt reads as csv."),
     click.Option(["--batch-size"], type=click.IntRange(min=1), default=8192, show_default=True,
                  help="Rows per mini-batch."),
     click.Option(["--label-column"], default=None,
@@ -130,6 +138,10 @@ _SOURCE_OPTIONS = [
                  "be dropped and counted, or be written to --quarantine-file and counted."),
     click.Option(["--quarantine-file"], type=click.Path(dir_okay=False), default=None,
                  help="Where quarantined records go (JSON lines with the reason)."),
+    click.Option(["--vocab"], default=None,
+                 help=_VOCAB_HELP),
+    click.Option(["--document"], type=click.Choice(["line", "file"]), default="line", show_default=True,
+                 help=_DOCUMENT_HELP),
 ]
 
 
@@ -145,7 +157,30 @@ def _source_kwargs(opts: dict[str, Any]) -> dict[str, Any]:
         "zero_based": opts.pop("zero_based"),
         "on_bad_record": opts.pop("on_bad_record"),
         "quarantine_file": opts.pop("quarantine_file"),
+        **_text_kwargs(opts.pop("vocab"), opts.pop("document")),
     }
+
+
+def _text_kwargs(vocab: str | None, document: str) -> dict[str, Any]:
+    """``vocab``/``document`` for open_source, only when given (so a callee that does not
+    take them yet still works without them)."""
+    out: dict[str, Any] = {}
+    if vocab is not None:
+        out["vocab"] = vocab
+    if document != "line":
+        out["document"] = document
+    return out
+
+
+def _check_accepts(fn: Callable[..., Any], kwargs: dict[str, Any], what: str) -> None:
+    """A usage error naming the options ``fn`` does not take (rather than a TypeError)."""
+    params = inspect.signature(fn).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    missing = [k for k in kwargs if k not in params]
+    if missing:
+        raise click.UsageError(f"{', '.join('--' + k.replace('_', '-') for k in missing)}: not supported by "
+                               f"{what} yet")
 
 
 class _TrainGroup(click.Group):
@@ -201,6 +236,7 @@ def _make_train_command(name: str) -> click.Command:
         )
         target = data if len(data) > 1 else data[0]
         if opts["workers"] is None:
+            _check_accepts(run_train, source, "onepass train")
             for flag in ("ray_address", "strategy", "sync_every_rows", "max_staleness"):
                 if opts[flag] is not None:
                     raise click.UsageError(f"--{flag.replace('_', '-')} needs --workers N")
@@ -221,9 +257,11 @@ def _make_train_command(name: str) -> click.Command:
             common.pop("quarantine_file", None)
             extra = {k: opts[k] for k in ("strategy", "sync_every_rows", "max_staleness") if opts[k] is not None}
 
-            def run_distributed() -> Any:
-                from onepass.distributed import train_distributed
+            from onepass.distributed import train_distributed
 
+            _check_accepts(train_distributed, source, "onepass train --workers")
+
+            def run_distributed() -> Any:
                 return train_distributed(name, target, workers=opts["workers"], ray_address=opts["ray_address"],
                                          **extra, **common)
 
@@ -470,7 +508,8 @@ def tune_command(checkpoint: str | None, validation: str, params: tuple[str, ...
               help="Output file; its extension picks the format (.csv, .jsonl, .parquet); '-' for stdout.")
 @click.option("--output-format", type=click.Choice(["csv", "jsonl", "parquet"]), default=None,
               help="Output format (needed with --out -).")
-@click.option("--format", "format", default=None, help="Input format (default: from the extension).")
+@click.option("--format", "format", default=None,
+              help="Input format: csv, parquet, jsonl, libsvm, npy or text (default: from the extension).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=65536, show_default=True,
               help="Rows predicted at a time (memory is one batch).")
 @click.option("--label-column", default=None, help="A label column in the input to leave out of the features.")
@@ -481,9 +520,13 @@ def tune_command(checkpoint: str | None, validation: str, params: tuple[str, ...
 @click.option("--on-bad-record", type=click.Choice(["fail", "skip", "quarantine"]), default="fail",
               show_default=True, help="What a malformed input record does.")
 @click.option("--quarantine-file", default=None, help="Where quarantined input records go.")
+@click.option("--vocab", default=None, help=_VOCAB_HELP)
+@click.option("--document", type=click.Choice(["line", "file"]), default="line", show_default=True,
+              help=_DOCUMENT_HELP)
 def predict(model_dir: str, data: tuple[str, ...], out: str, output_format: str | None, format: str | None,
             batch_size: int, label_column: str | None, header: bool | None, n_features: int | None,
-            zero_based: bool, on_bad_record: str, quarantine_file: str | None) -> None:
+            zero_based: bool, on_bad_record: str, quarantine_file: str | None, vocab: str | None,
+            document: str) -> None:
     """Predict every row of --data with the model in MODEL_DIR, streaming, in input order."""
     from onepass.io import load_model
     from onepass.serve import predict_file
@@ -495,7 +538,7 @@ def predict(model_dir: str, data: tuple[str, ...], out: str, output_format: str 
             batch_size=batch_size, format=format,
             label_column=_coerce(label_column) if label_column is not None else None,
             header=header, n_features=n_features, zero_based=zero_based, on_bad_record=on_bad_record,
-            quarantine_file=quarantine_file,
+            quarantine_file=quarantine_file, **_text_kwargs(vocab, document),
         )
 
     summary = _run(run)
@@ -505,6 +548,65 @@ def predict(model_dir: str, data: tuple[str, ...], out: str, output_format: str 
         message += (f"; skipped {summary.n_skipped}, quarantined {summary.n_quarantined} bad input records "
                     "(they have no output row)")
     click.echo(message, err=True)
+
+
+@main.command("vocab")
+@click.option("--data", "data", multiple=True, required=True,
+              help="Text documents: a file, folder, glob, '-' for stdin, or fsspec URL. Repeat for several.")
+@click.option("--out", required=True,
+              help="Where the vocabulary goes: one word per line, most frequent first; '-' for stdout.")
+@click.option("--size", type=click.IntRange(min=1), default=20000, show_default=True, help="Words kept at most.")
+@click.option("--sketch-size", type=click.IntRange(min=1), default=None,
+              help="Words the sketch monitors, at least --size (default: 10 x --size). Memory grows with it, "
+                   "not with the corpus; a larger sketch counts the rarer kept words more precisely.")
+@click.option("--min-df", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Keep only words certainly in at least this many documents (the sketch's lower bound).")
+@click.option("--stop-words", default="english", show_default=True,
+              help="Words left out: english (scikit-learn's list), none, or a file of one word per line.")
+@click.option("--keep-numbers/--no-numbers", "keep_numbers", default=False,
+              help="Keep tokens without a letter (2019, 3_14); left out by default.")
+@click.option("--document", type=click.Choice(["line", "file"]), default="line", show_default=True,
+              help="One document per line, or per file; a word counts once per document.")
+def vocab_command(data: tuple[str, ...], out: str, size: int, sketch_size: int | None, min_df: int,
+                  stop_words: str, keep_numbers: bool, document: str) -> None:
+    """Build a vocabulary: the --size words found in most documents, in one pass.
+
+    Words are lowercased runs of 2 or more letters or digits (scikit-learn's default
+    tokens), the same words --format text counts. Each is counted once per document in a
+    Space-Saving sketch of --sketch-size words, so memory is fixed whatever the corpus:
+    every word in more than (documents / sketch size) documents is kept, and when the
+    corpus has fewer distinct words than the sketch the counts are exact. Ties in
+    frequency are broken by word, so the same data gives the same file.
+
+    \b
+    Example: build a vocabulary, then train a topic model on word counts:
+      onepass vocab --data 'docs/*.txt' --size 20000 --out vocab.txt
+      onepass train ntm --data 'docs/*.txt' --format text --vocab vocab.txt --out model/
+    One document per file (a folder of articles):
+      onepass vocab --data articles/ --document file --min-df 5 --out vocab.txt
+    """
+    from onepass.text import build_vocabulary
+
+    def run() -> Any:
+        built = build_vocabulary(list(data) if len(data) > 1 else data[0], size=size, sketch_size=sketch_size,
+                                 min_df=min_df, stop_words=stop_words, keep_numbers=keep_numbers,
+                                 document=document)
+        if out == "-":
+            click.echo("".join(w + "\n" for w in built.words), nl=False)
+        else:
+            built.write(out)
+        return built
+
+    built = _run(run)
+    where = "stdout" if out == "-" else out
+    if built.is_exact:
+        precision = "exact counts"
+    else:
+        worst = int(built.errors.max()) if len(built) else 0
+        precision = (f"a sketch of {built.sketch_size:,} words let {built.n_evicted:,} go; the kept words' counts "
+                     f"are at most {worst:,} above the truth")
+    click.echo(f"{len(built):,} words written to {where} from {built.n_documents:,} documents ({precision})",
+               err=True)
 
 
 def _env_number(name: str, default: int) -> int:

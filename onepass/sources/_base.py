@@ -27,6 +27,8 @@ class Options:
     dtype: Any = np.float32
     zero_based: bool = False
     delimiter: str | None = None
+    vocabulary: list[str] | None = None
+    document: str = "line"
 
 
 @dataclass
@@ -75,6 +77,8 @@ class Reader:
     name = ""
     #: whether a file of this format can come from stdin
     can_stream = False
+    #: whether a batch may gather rows of several files (each file is one row)
+    spans_files = False
 
     def __init__(self, options: Options) -> None:
         self.options = options

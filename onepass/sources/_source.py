@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections import deque
 from collections.abc import Iterator
@@ -31,7 +32,7 @@ EXTENSIONS = {
 
 _READERS = {"csv": "_csv.CsvReader", "jsonl": "_jsonl.JsonlReader",
             "libsvm": "_libsvm.LibsvmReader", "npy": "_npy.NpyReader",
-            "parquet": "_parquet.ParquetReader"}
+            "parquet": "_parquet.ParquetReader", "text": "_documents.TextReader"}
 
 
 def _reader_class(fmt: str) -> type[Reader]:
@@ -41,7 +42,7 @@ def _reader_class(fmt: str) -> type[Reader]:
     return getattr(importlib.import_module(f"onepass.sources.{module}"), cls)
 
 
-FORMATS = ("csv", "jsonl", "libsvm", "npy", "parquet")
+FORMATS = ("csv", "jsonl", "libsvm", "npy", "parquet", "text")
 
 
 def format_of(name: str) -> str | None:
@@ -66,7 +67,10 @@ class Source:
     n_quarantined : int
         Bad records written to the quarantine file.
     n_features : int or None
-        Width of X, known after the first batch (or declared).
+        Width of X, known after the first batch (or declared, or the vocabulary's length).
+    feature_names : list of str or None
+        The name of each column of X: the vocabulary given with ``vocab`` (the words
+        counted by format ``"text"``, the columns of any other format), else None.
     is_rewindable : bool
         False for stdin: it cannot be read a second time.
     files : list of str
@@ -83,6 +87,8 @@ class Source:
         self._uri = uri
         self.n_rows_read = 0
         self.n_features = options.n_features
+        self.feature_names = None if options.vocabulary is None else list(options.vocabulary)
+        self._vocabulary_id = None if options.vocabulary is None else _fingerprint(options.vocabulary)
         self._start_file = 0
         self._start: dict | None = None
         if cursor is not None:
@@ -147,6 +153,11 @@ class Source:
                     f"the cursor points at file {i} {cursor['path']!r}, but the source's files "
                     f"are now {self.files[:5]}{' ...' if len(self._entries) > 5 else ''}; "
                     "the file list changed since the cursor was saved")
+            if cursor.get("vocabulary") != self._vocabulary_id:
+                raise InvalidParameterError(
+                    "the cursor was saved with " + ("another vocabulary" if cursor.get("vocabulary") else
+                                                    "no vocabulary") + ", this source has "
+                    + ("another one" if self._vocabulary_id else "none") + "; resume with the same vocab")
             self._start_file = i
             self._start = self._reader.start_of(cursor)
             self.n_rows_read = int(cursor["rows"])
@@ -171,18 +182,27 @@ class Source:
                    quarantined=self._policy.n_quarantined,
                    quarantine_bytes=self._policy.quarantine_bytes,
                    n_features=self.n_features)
+        if self._vocabulary_id is not None:
+            cur["vocabulary"] = self._vocabulary_id
         return cur
 
     def _emit(self, index: int, parts: list[Chunk], pending_bad: deque) -> Batch:
+        """The batch of ``parts``, whose last row is in file ``index``; commits the bad
+        records before that row (``pending_bad`` holds ``(file index, record)``)."""
         chunk = concat_chunks(parts)
         end, line = int(chunk.ends[-1]), int(chunk.lines[-1])
         name = self._entries[index].name
-        while pending_bad and pending_bad[0].end <= end:
-            self._policy.commit(pending_bad.popleft(), name)
+        while pending_bad and (pending_bad[0][0], pending_bad[0][1].end) <= (index, end):
+            i, record = pending_bad.popleft()
+            self._policy.commit(record, self._entries[i].name)
         width = int(chunk.X.shape[1])
         if self.n_features is None:
             self.n_features = width
         elif width != self.n_features:
+            if self.feature_names is not None:
+                raise FeatureCountError(
+                    f"{name} has {width} feature columns, but the vocabulary names "
+                    f"{len(self.feature_names)}; give the vocab of this data (one word per column)")
             raise FeatureCountError(
                 f"{name} has {width} feature columns, expected {self.n_features} "
                 "(as in the first batch or declared with n_features)")
@@ -191,15 +211,18 @@ class Source:
 
     def _batches(self) -> Iterator[Batch]:
         size = self._options.batch_size
+        spans = self._reader.spans_files  # else a batch never holds rows of two files
+        parts: list[Chunk] = []
+        n_parts = 0
+        last = self._start_file  # the file of the last row in parts
+        pending_bad: deque = deque()
         for index in range(self._start_file, len(self._entries)):
-            entry = self._entries[index]
             start = self._start if index == self._start_file else None
-            parts: list[Chunk] = []
-            n_parts = 0
-            pending_bad: deque = deque()
-            for chunk in self._reader.read(entry, start):
-                pending_bad.extend(chunk.bad)
+            for chunk in self._reader.read(self._entries[index], start):
+                pending_bad.extend((index, record) for record in chunk.bad)
                 i, n = 0, len(chunk)
+                if n:
+                    last = index
                 while i < n:
                     take = min(size - n_parts, n - i)
                     parts.append(chunk if (i == 0 and take == n) else chunk.rows(i, i + take))
@@ -208,14 +231,23 @@ class Source:
                     if n_parts == size:
                         yield self._emit(index, parts, pending_bad)
                         parts, n_parts = [], 0
-            if parts:
-                yield self._emit(index, parts, pending_bad)
-            while pending_bad:
-                self._policy.commit(pending_bad.popleft(), entry.name)
+            if not spans:
+                if parts:
+                    yield self._emit(index, parts, pending_bad)
+                    parts, n_parts = [], 0
+                self._commit_all(pending_bad)
+        if parts:
+            yield self._emit(last, parts, pending_bad)
+        self._commit_all(pending_bad)
         if self.n_rows_read == 0:
             bad = self._policy.n_skipped + self._policy.n_quarantined
             extra = f" ({bad} bad records set aside)" if bad else ""
             raise EmptySourceError(f"{self._describe()} yielded no rows{extra}")
+
+    def _commit_all(self, pending_bad: deque) -> None:
+        while pending_bad:
+            i, record = pending_bad.popleft()
+            self._policy.commit(record, self._entries[i].name)
 
     def _describe(self) -> str:
         if len(self._entries) == 1:
@@ -228,7 +260,8 @@ def open_source(uri: Any, *, format: str | None = None, batch_size: int = 4096,
                 header: bool | None = None, n_features: int | None = None,
                 on_bad_record: str = "fail", quarantine_file: Any = None,
                 cursor: dict | None = None, dtype: Any = np.float32,
-                zero_based: bool = False, delimiter: str | None = None) -> Source:
+                zero_based: bool = False, delimiter: str | None = None, vocab: Any = None,
+                document: str = "line") -> Source:
     """Open files, a folder, a glob, a URL or stdin as a stream of mini-batches.
 
     Parameters
@@ -237,10 +270,11 @@ def open_source(uri: Any, *, format: str | None = None, batch_size: int = 4096,
         A local file, a folder (every data file inside, recursively, sorted), a glob
         (``data/*.csv``, sorted), ``"-"`` for stdin (csv or jsonl), or any fsspec URL
         (``memory://...``, ``file://...``, ``s3://...`` with s3fs installed).
-    format : {"csv", "parquet", "jsonl", "libsvm", "npy"} or None, default None
+    format : {"csv", "parquet", "jsonl", "libsvm", "npy", "text"} or None, default None
         Inferred from the first file's extension when None (``.csv .tsv .txt``,
         ``.parquet .pq``, ``.jsonl .ndjson .json``, ``.svm .libsvm .svmlight``,
-        ``.npy``; a trailing ``.gz`` is decompressed); stdin defaults to csv.
+        ``.npy``; a trailing ``.gz`` is decompressed); stdin defaults to csv. ``"text"``
+        (raw documents in, word counts out) is never inferred: ask for it.
     batch_size : int, default 4096
         Rows per batch. Every batch holds exactly ``batch_size`` rows except the last
         of each file: a batch never spans two files.
@@ -269,6 +303,16 @@ def open_source(uri: Any, *, format: str | None = None, batch_size: int = 4096,
         libsvm only: feature indices start at 0 instead of libsvm's 1.
     delimiter : str or None
         CSV only: field separator; default ``","`` (tab for ``.tsv``).
+    vocab : str or PathLike or list of str or None, default None
+        The vocabulary: a file of one word per line (UTF-8, as SageMaker NTM's
+        ``vocab.txt``; any URI a source reads, ``.gz`` too) or a list of words. Required
+        by ``"text"``, whose columns are its words; for any other format it names the
+        columns, and its length must be the data's width. Exposed as
+        ``Source.feature_names``.
+    document : {"line", "file"}, default "line"
+        ``"text"`` only: what one document (one row) is, a line or a whole file. Blank
+        lines and files are not documents; a document without a word of the vocabulary
+        is a bad record. See :func:`onepass.text.tokenize` for the words.
 
     Returns
     -------
@@ -311,6 +355,27 @@ def open_source(uri: Any, *, format: str | None = None, batch_size: int = 4096,
             f"format={format!r} is not one of {', '.join(FORMATS)}")
     if cursor is not None and not isinstance(cursor, dict):
         raise InvalidParameterError(f"cursor must be a dict from batch.cursor, got {cursor!r}")
+    from onepass.sources._documents import DOCUMENT_UNITS
+
+    if document not in DOCUMENT_UNITS:
+        raise InvalidParameterError(f"document={document!r} is not one of {', '.join(map(repr, DOCUMENT_UNITS))}")
+    if format != "text":
+        if document != "line":
+            raise InvalidParameterError(f"document={document!r} is for format='text' (raw documents)")
+    elif vocab is None:
+        raise InvalidParameterError(
+            "format 'text' needs a vocabulary: vocab='vocab.txt' (--vocab), one word per line; "
+            "build one with 'onepass vocab --data ... --out vocab.txt'")
+    vocabulary = None
+    if vocab is not None:
+        from onepass.text._vocabulary import load_vocabulary
+
+        vocabulary = load_vocabulary(vocab, for_text=format == "text")
+        if n_features is not None and n_features != len(vocabulary):
+            raise InvalidParameterError(
+                f"n_features={n_features} but the vocabulary has {len(vocabulary)} words; "
+                "they name the same columns: drop n_features or give the matching vocab")
+        n_features = len(vocabulary)
 
     def keep(base: str) -> bool:
         return format_of(base) is not None if format is None else True
@@ -339,7 +404,8 @@ def open_source(uri: Any, *, format: str | None = None, batch_size: int = 4096,
     options = Options(batch_size=int(batch_size), label_column=label_column,
                       weight_column=weight_column, header=header,
                       n_features=None if n_features is None else int(n_features), dtype=dt,
-                      zero_based=bool(zero_based), delimiter=delimiter)
+                      zero_based=bool(zero_based), delimiter=delimiter, vocabulary=vocabulary,
+                      document=document)
     reader = reader_cls(options)
     c = cursor or {}
     try:
@@ -356,6 +422,11 @@ def open_source(uri: Any, *, format: str | None = None, batch_size: int = 4096,
     except BaseException:
         policy.close()
         raise
+
+
+def _fingerprint(words: list[str]) -> str:
+    """A short digest of a vocabulary, kept in cursors: resuming with another one is refused."""
+    return hashlib.sha256("\n".join(words).encode()).hexdigest()[:16]
 
 
 # keep DataError importable from here for readers' convenience
