@@ -87,6 +87,14 @@ class Reader:
     def read(self, entry: Entry, start: dict | None) -> Iterator[Chunk]:  # pragma: no cover
         raise NotImplementedError
 
+    def read_files(self, entries: list[Entry], first: int, start: dict | None) -> Iterator[tuple[int, Chunk]]:
+        """``(file index, chunk)`` for every file from ``entries[first]`` (resumed at
+        ``start``) on: what the Source reads when :attr:`spans_files` is set, so a reader
+        may handle many small files at once."""
+        for index in range(first, len(entries)):
+            for chunk in self.read(entries[index], start if index == first else None):
+                yield index, chunk
+
     def position(self, end: int, line: int) -> dict:
         return {"offset": int(end), "line": int(line)}
 

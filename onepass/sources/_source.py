@@ -216,26 +216,27 @@ class Source:
         n_parts = 0
         last = self._start_file  # the file of the last row in parts
         pending_bad: deque = deque()
-        for index in range(self._start_file, len(self._entries)):
-            start = self._start if index == self._start_file else None
-            for chunk in self._reader.read(self._entries[index], start):
-                pending_bad.extend((index, record) for record in chunk.bad)
-                i, n = 0, len(chunk)
-                if n:
-                    last = index
-                while i < n:
-                    take = min(size - n_parts, n - i)
-                    parts.append(chunk if (i == 0 and take == n) else chunk.rows(i, i + take))
-                    n_parts += take
-                    i += take
-                    if n_parts == size:
-                        yield self._emit(index, parts, pending_bad)
-                        parts, n_parts = [], 0
-            if not spans:
+        chunks = (self._reader.read_files(self._entries, self._start_file, self._start) if spans
+                  else self._chunks_by_file())
+        for index, chunk in chunks:
+            if chunk is None:  # the end of file index (readers whose batches never span files)
                 if parts:
                     yield self._emit(index, parts, pending_bad)
                     parts, n_parts = [], 0
                 self._commit_all(pending_bad)
+                continue
+            pending_bad.extend((index, record) for record in chunk.bad)
+            i, n = 0, len(chunk)
+            if n:
+                last = index
+            while i < n:
+                take = min(size - n_parts, n - i)
+                parts.append(chunk if (i == 0 and take == n) else chunk.rows(i, i + take))
+                n_parts += take
+                i += take
+                if n_parts == size:
+                    yield self._emit(index, parts, pending_bad)
+                    parts, n_parts = [], 0
         if parts:
             yield self._emit(last, parts, pending_bad)
         self._commit_all(pending_bad)
@@ -243,6 +244,14 @@ class Source:
             bad = self._policy.n_skipped + self._policy.n_quarantined
             extra = f" ({bad} bad records set aside)" if bad else ""
             raise EmptySourceError(f"{self._describe()} yielded no rows{extra}")
+
+    def _chunks_by_file(self) -> Iterator[tuple[int, Chunk | None]]:
+        """``(file index, chunk)``, and ``(file index, None)`` at the end of each file."""
+        for index in range(self._start_file, len(self._entries)):
+            start = self._start if index == self._start_file else None
+            for chunk in self._reader.read(self._entries[index], start):
+                yield index, chunk
+            yield index, None
 
     def _commit_all(self, pending_bad: deque) -> None:
         while pending_bad:

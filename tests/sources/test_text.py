@@ -120,6 +120,36 @@ def test_one_document_per_file(tmp_path, vocab_file):
     assert info.value.source == str(folder / "d.txt") and "whole file" in str(info.value)
 
 
+def test_small_files_read_together_equal_files_streamed(tmp_path, monkeypatch):
+    """In file mode small files are tokenized together, larger ones streamed block by block:
+    both give the same rows, cursors and bad records."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    words = ["cat", "dog", "sat", "ran", "zebra", "über", "", "\n", "2019 ", "BAD"]
+    for k in range(40):
+        text = " ".join(rng.choice(words, rng.integers(0, 30 if k % 3 else 3))).encode()
+        (folder / f"{k:02d}.txt").write_bytes(text.replace(b"BAD", b"\xff"))
+
+    def read_all():
+        with open_source(folder, format="text", vocab=VOCAB, document="file", batch_size=7,
+                         on_bad_record="quarantine", quarantine_file=tmp_path / "q.jsonl") as src:
+            out = [(b.X.toarray(), b.cursor) for b in src]
+        return out, (tmp_path / "q.jsonl").read_text()
+
+    monkeypatch.setattr(_text, "BLOCK_BYTES", 16)
+    monkeypatch.setattr(_documents, "PIECE_BYTES", 4)  # every file of 2 bytes or more streamed
+    streamed = read_all()
+    (tmp_path / "q.jsonl").unlink()
+    monkeypatch.setattr(_documents, "PIECE_BYTES", 1 << 20)
+    together = read_all()
+    assert len(streamed[0]) == len(together[0]) > 2 and "not valid UTF-8" in streamed[1]
+    for (xa, ca), (xb, cb) in zip(streamed[0], together[0], strict=True):
+        np.testing.assert_array_equal(xa, xb)
+        assert ca == cb
+    assert streamed[1] == together[1]
+
+
 @pytest.mark.parametrize("mode", ["fail", "skip", "quarantine"])
 def test_documents_without_a_vocabulary_word_are_bad_records(tmp_path, vocab_file, mode):
     path = tmp_path / "docs.txt"
@@ -237,7 +267,7 @@ def test_resume_at_every_cursor(data):
     without a vocabulary word, tiny blocks and pieces)."""
     files, batch_size, document, mode = data
     old = _text.BLOCK_BYTES, _documents.PIECE_BYTES
-    _text.BLOCK_BYTES, _documents.PIECE_BYTES = 24, 10
+    _text.BLOCK_BYTES, _documents.PIECE_BYTES = 24, 40  # files of 10 bytes or less read together
     root = tempfile.mkdtemp()
     try:
         folder = os.path.join(root, "docs")
