@@ -14,6 +14,8 @@ from onepass.algorithms import (
     KMeansState,
     LinearLearnerModel,
     LinearLearnerState,
+    NTMModel,
+    NTMState,
     PCAModel,
     PCAState,
 )
@@ -35,6 +37,7 @@ _LAZY = {  # estimators import scikit-learn
     "KMeans": "onepass.algorithms.kmeans._estimator",
     "LinearLearnerClassifier": "onepass.algorithms.linear._estimator",
     "LinearLearnerRegressor": "onepass.algorithms.linear._estimator",
+    "NTM": "onepass.algorithms.ntm._estimator",
     "PCA": "onepass.algorithms.pca._estimator",
 }
 
@@ -58,6 +61,9 @@ __all__ = [
     "LinearLearnerModel",
     "LinearLearnerRegressor",
     "LinearLearnerState",
+    "NTM",
+    "NTMModel",
+    "NTMState",
     "OnePassError",
     "PCA",
     "PCAModel",

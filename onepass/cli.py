@@ -251,6 +251,9 @@ def _make_train_command(name: str) -> click.Command:
             if opts.get("validation"):
                 raise click.UsageError("--validation is not supported with --workers yet; hold rows out with "
                                        "--validation-fraction instead")
+            if "vocab" in common or "document" in common:
+                raise click.UsageError("--vocab and --document are not supported with --workers yet: count the "
+                                       "documents into libsvm first, or train without --workers")
             if quarantine := common.get("quarantine_file"):
                 raise click.UsageError(f"--quarantine-file {quarantine}: not supported with --workers yet; "
                                        "use --on-bad-record skip")
@@ -682,6 +685,10 @@ def inspect_command(path: str) -> None:
     board = manifest.get("meta", {}).get("leaderboard")
     if isinstance(board, list) and board and isinstance(board[0], dict):
         click.echo(_table(board), err=True)  # stdout stays one JSON document
+    topics = manifest.get("meta", {}).get("topics")  # a topic model's top words
+    if isinstance(topics, list) and topics and isinstance(topics[0], list):
+        click.echo(_table([{"topic": k, "top words": " ".join(map(str, words))} for k, words in enumerate(topics)]),
+                   err=True)
 
 
 def _table(records: list[dict[str, Any]]) -> str:

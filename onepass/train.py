@@ -170,6 +170,8 @@ def train(
     zero_based: bool = False,
     on_bad_record: str = "fail",
     quarantine_file: str | os.PathLike[str] | None = None,
+    vocab: str | os.PathLike[str] | None = None,
+    document: str = "line",
     checkpoint_dir: str | os.PathLike[str] | None = None,
     checkpoint_every_rows: int | None = None,
     checkpoint_every_seconds: float | None = None,
@@ -199,8 +201,9 @@ def train(
         Settings for ``state.model(...)`` (e.g. ``{"n_clusters": 5}``).
     batch_size : int, default=8192
         Rows per mini-batch.
-    format, label_column, weight_column, header, n_features, zero_based, on_bad_record, quarantine_file
-        Passed to the source.
+    format, label_column, weight_column, header, n_features, zero_based, on_bad_record, quarantine_file, vocab, document
+        Passed to the source. ``vocab`` (one word per line) also names the columns of a
+        state that takes names (a topic model's top words).
     checkpoint_dir : path, optional
         Where checkpoints go; with ``checkpoint_every_rows`` and/or
         ``checkpoint_every_seconds`` they are written during the run, and one always at
@@ -283,7 +286,7 @@ def train(
             vuris = [validation] if isinstance(validation, (str, os.PathLike)) else list(validation)
             with open_source(vuris if len(vuris) > 1 else vuris[0], format=format, batch_size=batch_size,
                              label_column=label_column, weight_column=weight_column, header=header,
-                             n_features=n_features, zero_based=zero_based,
+                             n_features=n_features, zero_based=zero_based, vocab=vocab, document=document,
                              on_bad_record="fail" if on_bad_record == "fail" else "skip") as vsrc:
                 for vbatch in vsrc:
                     n_validation += add(vbatch)
@@ -343,9 +346,12 @@ def train(
                 uris if len(uris) > 1 else uris[0], format=format, batch_size=batch_size,
                 label_column=label_column, weight_column=weight_column, header=header,
                 n_features=n_features, zero_based=zero_based, on_bad_record=on_bad_record,
-                quarantine_file=quarantine_file, cursor=cursor,
+                quarantine_file=quarantine_file, vocab=vocab, document=document, cursor=cursor,
             )
             rows_since_ckpt, last_ckpt_time, last_metrics_time = 0, time.perf_counter(), time.perf_counter()
+            names = getattr(src, "feature_names", None)
+            if names is not None and hasattr(state, "name_features"):  # e.g. the words of --vocab
+                state.name_features(names)
             with src:
                 for batch in read_ahead(src):
                     state.update(batch)
@@ -382,8 +388,12 @@ def train(
                 raise EmptySourceError(f"{', '.join(sources_desc)} yielded no rows; nothing to train on")
             epoch += 1
             cursor = None
-            finished = epoch >= epochs
-            last_metrics = record("epoch_end")
+            end_epoch = getattr(state, "end_epoch", None)  # e.g. an early-stopping evaluation
+            if end_epoch is not None:
+                end_epoch()
+            stopped = bool(getattr(state, "is_stopped", False))
+            finished = epoch >= epochs or stopped
+            last_metrics = record("epoch_end", **({"early_stopped": True} if stopped and epoch < epochs else {}))
             if checkpoint_dir is not None:
                 checkpoint = write_checkpoint(None, finished)
         model = state.model(**(finalize or {}))

@@ -7,6 +7,7 @@ from onepass._lazy import lazy_getattr
 from onepass.algorithms.fm import FactorizationMachinesModel, FactorizationMachinesState
 from onepass.algorithms.kmeans import KMeansModel, KMeansState
 from onepass.algorithms.linear import LinearLearnerModel, LinearLearnerState
+from onepass.algorithms.ntm import NTMModel, NTMState
 from onepass.algorithms.pca import PCAModel, PCAState
 
 __all__ = [
@@ -21,6 +22,9 @@ __all__ = [
     "LinearLearnerModel",
     "LinearLearnerRegressor",
     "LinearLearnerState",
+    "NTM",
+    "NTMModel",
+    "NTMState",
     "PCA",
     "PCAModel",
     "PCAState",
@@ -33,5 +37,6 @@ __getattr__ = lazy_getattr(__name__, {
     "KMeans": "onepass.algorithms.kmeans._estimator",
     "LinearLearnerClassifier": "onepass.algorithms.linear._estimator",
     "LinearLearnerRegressor": "onepass.algorithms.linear._estimator",
+    "NTM": "onepass.algorithms.ntm._estimator",
     "PCA": "onepass.algorithms.pca._estimator",
 })

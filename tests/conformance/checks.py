@@ -3,7 +3,8 @@
 They take an :class:`onepass.state.Algorithm` registry entry and use only the State
 contract and the entry's tags, so a new algorithm is checked by registering it. Tags
 read here: ``test_params`` (small hyperparameters), ``merge_rtol`` (merge vs one pass),
-``sparse_input`` (feed the data as CSR batches); ``variants`` (more tag sets, each
+``sparse_input`` (feed the data as CSR batches), ``documents`` (feed word counts),
+``memory_rows`` (the rows of check_memory_flat's two measures, when 10M would take long); ``variants`` (more tag sets, each
 run through every check) is expanded by :func:`configurations`.
 ``test_conformance.py`` runs them on every registered algorithm, and
 ``test_checks_catch.py`` shows each one failing on a deliberately broken double.
@@ -52,8 +53,17 @@ def configurations(algorithms: dict[str, Algorithm]) -> list[tuple[str, Algorith
     return out
 
 
+def data(algo: Algorithm, X: np.ndarray) -> np.ndarray:
+    """``X`` as the entry's data: for ``documents`` (topic models), word counts, the
+    rounded absolute values of the blobs (each blob a profile of counts; NaN and
+    infinities stay bad values)."""
+    return np.round(np.abs(X)) if algo.tags.get("documents") else X
+
+
 def rows(algo: Algorithm, X: np.ndarray) -> Any:
-    """``X`` in the form the entry's tags ask for: CSR when ``sparse_input`` is set."""
+    """``X`` in the form the entry's tags ask for (:func:`data`), as CSR when
+    ``sparse_input`` is set."""
+    X = data(algo, X)
     return sp.csr_matrix(X) if algo.tags.get("sparse_input") else X
 
 
@@ -134,7 +144,7 @@ def check_merge(algo: Algorithm) -> None:
     assert a.n_rows_seen_ == whole.n_rows_seen_ == X.shape[0], (
         f"rows after merge {a.n_rows_seen_}, one pass {whole.n_rows_seen_}, data {X.shape[0]}"
     )
-    s_merged, s_whole = score(a, a.model(), X), score(whole, whole.model(), X)
+    s_merged, s_whole = score(a, a.model(), data(algo, X)), score(whole, whole.model(), data(algo, X))
     rtol = algo.tags.get("merge_rtol", 0.01)
     assert abs(s_merged - s_whole) <= rtol * abs(s_whole), f"merged score {s_merged} vs one pass {s_whole}"
     # Associativity (to the same tolerance): (a+b)+c ~ a+(b+c).
@@ -144,7 +154,7 @@ def check_merge(algo: Algorithm) -> None:
     p.merge(r)
     q2.merge(r2)
     p2.merge(q2)
-    everything = np.concatenate([X1, X2, X3])
+    everything = data(algo, np.concatenate([X1, X2, X3]))
     left, right = score(p, p.model(), everything), score(p2, p2.model(), everything)
     assert abs(left - right) <= rtol * abs(left), f"(a+b)+c scores {left}, a+(b+c) {right}"
 
@@ -155,6 +165,7 @@ def state_nbytes(state: Any) -> int:
 
 def check_memory_flat(algo: Algorithm, n_small: int = 100_000, n_large: int = 10_000_000) -> None:
     """The state's size after ``n_large`` rows equals its size after ``n_small`` rows."""
+    n_small, n_large = algo.tags.get("memory_rows", (n_small, n_large))
     batch = rows(algo, blobs(50_000, seed=7))
     state = new_state(algo)
     seen = 0
@@ -232,7 +243,7 @@ def check_model_roundtrip(algo: Algorithm) -> None:
     """A saved model loads and predicts exactly as before."""
     from onepass.io import load_model, save_model
 
-    X = blobs(3000, seed=12)
+    X = data(algo, blobs(3000, seed=12))
     model = stream(new_state(algo), rows(algo, X)).model()
     with tempfile.TemporaryDirectory() as tmp:
         save_model(tmp + "/m", model)

@@ -1,0 +1,461 @@
+"""The Neural Topic Model's training state."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from onepass.algorithms._hyper import is_int, require, require_choice
+from onepass.algorithms.ntm._model import NTMModel
+from onepass.batch import Batch
+from onepass.errors import DataError, FeatureCountError, IncompatibleStateError, InvalidParameterError
+from onepass.neural import EarlyStopping, TorchState
+from onepass.neural._optimizers import OPTIMIZERS
+from onepass.state import become_copy
+
+__all__ = ["NTMState"]
+
+_ACTIVATIONS = ("sigmoid", "tanh", "relu", "softplus")
+_DECODERS = ("product", "mixture")
+
+
+def parse_encoder_layers(encoder_layers: Any, num_topics: int) -> list[int]:
+    """SageMaker's ``encoder_layers``: "auto" (``[3K, 2K]``), a comma list ("60,40") or a
+    list of widths."""
+    if encoder_layers == "auto":
+        return [3 * num_topics, 2 * num_topics]
+    if isinstance(encoder_layers, str):
+        try:
+            encoder_layers = [int(p) for p in encoder_layers.replace(" ", "").strip("[]").split(",") if p]
+        except ValueError:
+            raise InvalidParameterError(
+                f"encoder_layers={encoder_layers!r} must be 'auto' or widths separated by commas, e.g. '60,40'"
+            ) from None
+    if (not isinstance(encoder_layers, (list, tuple)) or not encoder_layers
+            or not all(is_int(h) and h >= 1 for h in encoder_layers)):
+        raise InvalidParameterError(f"encoder_layers={encoder_layers!r} must be 'auto' or a list of widths >= 1")
+    return [int(h) for h in encoder_layers]
+
+
+class NTMState(TorchState):
+    """State of SageMaker's Neural Topic Model, trained on a stream of documents.
+
+    A variational autoencoder of word counts (NVDM, Miao et al. 2016): an encoder MLP
+    gives each document a Gaussian over ``num_topics`` dimensions, whose softmax is the
+    document's topic mixture; the decoder turns the mixture back into word probabilities
+    (see ``_network.py`` for the two decoders). The loss per document is SageMaker's
+    ``total_loss``: the words' negative log-likelihood plus the KL divergence from the
+    prior. Steps are taken over ``mini_batch_size`` documents at a time.
+
+    Parameters
+    ----------
+    num_topics : int, default=10
+        Topics (SageMaker requires it; 10 is scikit-learn LDA's default).
+    feature_dim : int or None, default=None
+        Vocabulary size; inferred from the first batch when None.
+    encoder_layers : "auto", str or list of int, default="auto"
+        Widths of the encoder's hidden layers; "auto" is ``[3*num_topics, 2*num_topics]``.
+    encoder_layers_activation : {"sigmoid", "tanh", "relu", "softplus"}, default="sigmoid"
+    optimizer : {"adam", "adadelta", "adagrad", "rmsprop", "sgd"}, default="adam"
+        SageMaker's default is adadelta, with 50 epochs; one pass needs larger steps
+        (see ``learning_rate``).
+    learning_rate : float, default=0.02
+        Adadelta takes none (as MXNet's): there it scales the steps by
+        ``learning_rate / 0.001``, so SageMaker's 0.001 leaves them as they are.
+        SageMaker's default is 0.001: on a generated corpus of 30k documents,
+        one pass at adam 0.001 recovers the true topics to a mean cosine of 0.25;
+        0.02 in steps of 64 documents, 0.66 (0.76 after two passes).
+    mini_batch_size : int, default=64
+        Documents per optimizer step (the last step of a batch may have fewer;
+        SageMaker's default is 256: four times fewer steps per pass).
+    batch_norm : bool, default=False
+        Batch normalization of the posterior's mean and log variance (and, for the
+        product decoder, of the word logits).
+    clip_gradient : float, default=inf
+        Each gradient value is clipped to ``[-clip_gradient, clip_gradient]``.
+    rescale_gradient : float, default=1.0
+        Gradients are multiplied by this before clipping.
+    sub_sample : float, default=1.0
+        Fraction of the training documents stepped on (each drawn independently).
+    weight_decay : float, default=0.0
+        L2 penalty added to the gradients.
+    num_patience_epochs : int, default=3
+        Early stopping: evaluations (one per epoch) without improvement of the
+        validation loss by more than ``tolerance`` (relative) before training stops; 0
+        never stops.
+    tolerance : float, default=0.001
+    decoder : {"product", "mixture"}, default="product"
+        How topics make words (not a SageMaker setting): a product of experts
+        (ProdLDA), or LDA's mixture.
+    max_validation_rows : int, default=2000
+        Validation documents kept, from ``add_validation`` or held out of the stream.
+    validation_fraction : float, default=0.05
+        Without validation data: every ``round(1/validation_fraction)``-th document is
+        held out of training until ``max_validation_rows`` are kept (0 holds none out).
+    on_empty_document : {"skip", "fail"}, default="skip"
+        A document without words: skipped and counted (``n_empty_documents_``), or an
+        error naming its row.
+    device : str, default="auto"
+        "auto" (a GPU when torch sees one), "cpu", "cuda" or "cuda:N".
+    seed : int or None
+
+    Attributes
+    ----------
+    network_ : NTMNetwork or None
+    n_features_, n_rows_seen_, n_steps_, rng_
+        See :class:`onepass.neural.TorchState`.
+    n_documents_trained_ : int
+        Documents stepped on (rows seen minus those held out, skipped or sub-sampled away).
+    n_empty_documents_ : int
+    words_seen_ : float
+        Words in the documents stepped on.
+    validation_ : scipy.sparse.csr_matrix
+        The validation documents kept (at most ``max_validation_rows``).
+    early_stopping_ : EarlyStopping
+    vocabulary_ : ndarray of str or None
+        The words of the columns, when the source named them (``--vocab``).
+
+    Notes
+    -----
+    Memory: the network and its optimizer's moments, ``O(V * (K + encoder width))``
+    floats, one mini-batch densified (``mini_batch_size * V`` floats) and the
+    validation documents; never the stream. Time: ``O(V * (K + encoder width))`` per
+    document.
+    """
+
+    kind: ClassVar[str] = "ntm"
+
+    def __init__(self, num_topics: int = 10, *, feature_dim: int | None = None, encoder_layers: Any = "auto",
+                 encoder_layers_activation: str = "sigmoid", optimizer: str = "adam",
+                 learning_rate: float = 0.02, mini_batch_size: int = 64, batch_norm: bool = False,
+                 clip_gradient: float = math.inf, rescale_gradient: float = 1.0, sub_sample: float = 1.0,
+                 weight_decay: float = 0.0, num_patience_epochs: int = 3, tolerance: float = 0.001,
+                 decoder: str = "product", max_validation_rows: int = 2000, validation_fraction: float = 0.05,
+                 on_empty_document: str = "skip", prior_alpha: float = 1.0, device: str = "auto",
+                 seed: int | None = None) -> None:
+        require("int>=1", num_topics=num_topics, mini_batch_size=mini_batch_size)
+        require("int>=0", num_patience_epochs=num_patience_epochs, max_validation_rows=max_validation_rows)
+        if feature_dim is not None:
+            require("int>=1", feature_dim=feature_dim)
+        self.encoder_widths = parse_encoder_layers(encoder_layers, int(num_topics))
+        require_choice("encoder_layers_activation", encoder_layers_activation, _ACTIVATIONS)
+        require_choice("optimizer", optimizer, OPTIMIZERS)
+        require_choice("decoder", decoder, _DECODERS)
+        require_choice("on_empty_document", on_empty_document, ("skip", "fail"))
+        require(">0", prior_alpha=prior_alpha, learning_rate=learning_rate, tolerance=tolerance, rescale_gradient=rescale_gradient)
+        require(">=0", weight_decay=weight_decay)
+        require("bool", batch_norm=batch_norm)
+        if not (isinstance(clip_gradient, (int, float)) and clip_gradient > 0):
+            raise InvalidParameterError(f"clip_gradient={clip_gradient!r} must be a number > 0 (inf: no clipping)")
+        if not (isinstance(sub_sample, (int, float)) and 0 < sub_sample <= 1):
+            raise InvalidParameterError(f"sub_sample={sub_sample!r} must be in (0, 1]")
+        require("[0,1)", validation_fraction=validation_fraction)
+        self.num_topics = int(num_topics)
+        self.feature_dim = feature_dim
+        self.encoder_layers = encoder_layers
+        self.encoder_layers_activation = encoder_layers_activation
+        self.optimizer = optimizer
+        self.learning_rate = float(learning_rate)
+        self.mini_batch_size = int(mini_batch_size)
+        self.batch_norm = bool(batch_norm)
+        self.clip_gradient = float(clip_gradient)
+        self.rescale_gradient = float(rescale_gradient)
+        self.sub_sample = float(sub_sample)
+        self.weight_decay = float(weight_decay)
+        self.num_patience_epochs = int(num_patience_epochs)
+        self.tolerance = float(tolerance)
+        self.decoder = decoder
+        self.max_validation_rows = int(max_validation_rows)
+        self.validation_fraction = float(validation_fraction)
+        self.on_empty_document = on_empty_document
+        self.prior_alpha = float(prior_alpha)
+        self.device = device
+        self.seed = seed
+        self._init_training()
+        self.n_documents_trained_ = 0
+        self.n_empty_documents_ = 0
+        self.words_seen_ = 0.0
+        self.validation_: sp.csr_matrix = sp.csr_matrix((0, 0), dtype=np.float32)
+        self.has_validation_source_ = False
+        self.early_stopping_ = EarlyStopping(self.num_patience_epochs, self.tolerance)
+        self.vocabulary_: np.ndarray | None = None
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {"num_topics": self.num_topics, "feature_dim": self.feature_dim,
+                "encoder_layers": self.encoder_layers if isinstance(self.encoder_layers, str)
+                else list(self.encoder_layers),
+                "encoder_layers_activation": self.encoder_layers_activation, "optimizer": self.optimizer,
+                "learning_rate": self.learning_rate, "mini_batch_size": self.mini_batch_size,
+                "batch_norm": self.batch_norm, "clip_gradient": self.clip_gradient,
+                "rescale_gradient": self.rescale_gradient, "sub_sample": self.sub_sample,
+                "weight_decay": self.weight_decay, "num_patience_epochs": self.num_patience_epochs,
+                "tolerance": self.tolerance, "decoder": self.decoder,
+                "max_validation_rows": self.max_validation_rows, "validation_fraction": self.validation_fraction,
+                "on_empty_document": self.on_empty_document, "prior_alpha": self.prior_alpha, "device": self.device, "seed": self.seed}
+
+    # -- the network ------------------------------------------------------------------
+
+    def _make_network(self, n_features: int) -> Any:
+        from onepass.algorithms.ntm._network import NTMNetwork
+
+        return NTMNetwork(n_features, self.num_topics, self.encoder_widths, self.encoder_layers_activation,
+                          self.batch_norm, self.decoder, self.prior_alpha)
+
+    def _initial_array(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        if name == "topics":  # topic-word weights start small and apart (ProdLDA's xavier start)
+            bound = math.sqrt(6.0 / (shape[0] + shape[1]))
+            return self.rng_.uniform(-bound, bound, size=shape).astype(np.float32)
+        return super()._initial_array(name, shape)
+
+    # -- input ------------------------------------------------------------------------
+
+    def name_features(self, names: Any) -> None:
+        """Name the columns (the vocabulary, one word per column), e.g. from ``--vocab``."""
+        words = np.asarray(list(names), dtype=str)
+        width = self.feature_dim if self.n_features_ == -1 else self.n_features_
+        if width is not None and words.size != width:
+            raise FeatureCountError(f"the vocabulary has {words.size} words, the documents {width} columns")
+        self.vocabulary_ = words
+
+    def _documents(self, batch: Batch) -> tuple[sp.csr_matrix, np.ndarray]:
+        """The batch as checked CSR float32 counts and per-document weights."""
+        X = batch.X
+        X = sp.csr_matrix(X, dtype=np.float32) if sp.issparse(X) else np.asarray(X, dtype=np.float32)
+        if X.ndim != 2:
+            raise DataError(f"documents must be a 2-d array of word counts, got {X.ndim} dimension(s)")
+        width = self.n_features_ if self.n_features_ != -1 else self.feature_dim
+        if width is not None and X.shape[1] != width:
+            raise FeatureCountError(
+                f"batch has {X.shape[1]} columns, but this NTM state's vocabulary has {width} words"
+                f"{'' if self.n_features_ == -1 else ' (set by the data it was trained on)'}; "
+                "use documents counted against the same vocabulary")
+        if sp.issparse(X):
+            X.sum_duplicates()
+            if X.nnz and (X.indices.min() < 0 or X.indices.max() >= X.shape[1]):
+                bad = np.flatnonzero((X.indices < 0) | (X.indices >= X.shape[1]))[0]
+                row = int(np.searchsorted(X.indptr, bad, side="right") - 1)
+                raise DataError(f"row {row} of the batch has word index {int(X.indices[bad])}, past the "
+                                f"vocabulary's {X.shape[1]} words (0 to {X.shape[1] - 1})")
+            values = X.data
+        else:
+            values = X
+        bad_values = ~np.isfinite(values) | (values < 0)
+        if bad_values.any():
+            first = int(np.flatnonzero(bad_values.ravel())[0])
+            row = int(np.searchsorted(X.indptr, first, side="right") - 1) if sp.issparse(X) else first // X.shape[1]
+            value = values.ravel()[first]
+            raise DataError(f"row {row} of the batch has word count {value}: counts must be finite and >= 0")
+        X = sp.csr_matrix(X) if not sp.issparse(X) else X
+        w = np.ones(X.shape[0], np.float32) if batch.w is None else np.asarray(batch.w, dtype=np.float32)
+        if w.shape != (X.shape[0],) or not np.all(np.isfinite(w)) or np.any(w < 0):
+            raise DataError(f"the batch weights must be {X.shape[0]} finite values >= 0")
+        return X, w
+
+    def _drop_empty(self, X: sp.csr_matrix, w: np.ndarray, first_row: int) -> tuple[sp.csr_matrix, np.ndarray]:
+        lengths = np.diff(X.indptr) if X.nnz == 0 else np.asarray(X.sum(axis=1)).ravel()
+        empty = lengths <= 0
+        if not empty.any():
+            return X, w
+        if self.on_empty_document == "fail":
+            row = int(np.flatnonzero(empty)[0])
+            raise DataError(f"row {row} of the batch (document {first_row + row + 1} of the stream) has no words; "
+                            "drop empty documents, or train with on_empty_document='skip' to skip and count them")
+        self.n_empty_documents_ += int(empty.sum())
+        keep = np.flatnonzero(~empty)
+        return X[keep], w[keep]
+
+    # -- training ---------------------------------------------------------------------
+
+    def update(self, batch: Batch) -> None:
+        """Learn from one batch of documents, in steps of ``mini_batch_size``."""
+        X, w = self._documents(batch)
+        first_row = self.n_rows_seen_
+        self.n_rows_seen_ += X.shape[0]
+        if self.network_ is None:
+            self._build(X.shape[1])
+            self._start_background(X)
+        X, w = self._drop_empty(X, w, first_row)
+        X, w = self._hold_out(X, w, first_row)
+        if self.sub_sample < 1.0 and X.shape[0]:
+            keep = np.flatnonzero(self.rng_.random(X.shape[0]) < self.sub_sample)
+            X, w = X[keep], w[keep]
+        self.network_.train()
+        for start in range(0, X.shape[0], self.mini_batch_size):
+            stop = min(start + self.mini_batch_size, X.shape[0])
+            if stop - start < 2 and self.batch_norm:
+                continue  # batch statistics need two documents (counted, not stepped)
+            self._learn(X[start:stop], w[start:stop])
+
+    def _start_background(self, X: sp.csr_matrix) -> None:
+        """Start the decoder's bias at the log word frequencies of the first batch (add-one
+        smoothed), so that the topics learn what sets documents apart from the corpus
+        rather than first relearning its common words (NVDM's and ProdLDA's practice)."""
+        import torch
+
+        counts = np.asarray(X.sum(axis=0), dtype=np.float64).ravel() + 1.0
+        with torch.no_grad():
+            self.network_.background.copy_(self._tensor(np.log(counts / counts.sum())))
+
+    def _learn(self, X: sp.csr_matrix, w: np.ndarray) -> None:
+        x = self._tensor(X.toarray())
+        recon, kl = self.network_.losses(x, self._normal((X.shape[0], self.num_topics)))
+        weights = self._tensor(w)
+        loss = ((recon + kl) * weights).sum() / max(float(w.sum()), 1e-12)
+        self._step(loss)
+        self.n_documents_trained_ += X.shape[0]
+        self.words_seen_ += float(X.data.sum())
+
+    def _hold_out(self, X: sp.csr_matrix, w: np.ndarray, first_row: int) -> tuple[sp.csr_matrix, np.ndarray]:
+        """Without a validation source, keep every k-th document of the stream for
+        validation until ``max_validation_rows`` are kept; train on the rest."""
+        room = self.max_validation_rows - self.validation_.shape[0]
+        if self.has_validation_source_ or room <= 0 or self.validation_fraction == 0 or X.shape[0] == 0:
+            return X, w
+        every = max(1, round(1.0 / self.validation_fraction))
+        rows = np.arange(first_row, first_row + X.shape[0])  # stream positions (empties dropped already: close)
+        held = np.flatnonzero(rows[: X.shape[0]] % every == 0)[:room]
+        if held.size == 0:
+            return X, w
+        self._keep_validation(X[held])
+        keep = np.setdiff1d(np.arange(X.shape[0]), held)
+        return X[keep], w[keep]
+
+    def _keep_validation(self, X: sp.csr_matrix) -> None:
+        if self.validation_.shape[0] == 0:
+            self.validation_ = sp.csr_matrix(X, dtype=np.float32)
+        else:
+            self.validation_ = sp.vstack([self.validation_, X], format="csr", dtype=np.float32)
+
+    def add_validation(self, batch: Batch) -> int:
+        """Keep documents of a validation source (up to ``max_validation_rows``); returns
+        how many were kept. Documents held out of the stream are then not needed."""
+        X, _ = self._documents(batch)
+        if self.network_ is None:
+            self._build(X.shape[1])
+        X = X[np.flatnonzero(np.asarray(X.sum(axis=1)).ravel() > 0)]
+        room = self.max_validation_rows - self.validation_.shape[0]
+        if not self.has_validation_source_:
+            self.has_validation_source_ = True
+            self.validation_ = sp.csr_matrix((0, X.shape[1]), dtype=np.float32)
+            room = self.max_validation_rows
+        X = X[:max(room, 0)]
+        if X.shape[0]:
+            self._keep_validation(X)
+        return int(X.shape[0])
+
+    @property
+    def wants_validation(self) -> bool:
+        return self.validation_.shape[0] < self.max_validation_rows
+
+    # -- evaluation, early stopping ---------------------------------------------------
+
+    def evaluate(self, X: Any = None) -> dict[str, float]:
+        """SageMaker's validation metrics on ``X`` (the validation documents by default):
+        ``total_loss`` (mean reconstruction + KL per document, at the posterior mean),
+        ``perplexity`` (exp of the loss per word), ``npmi`` (mean coherence of each topic's
+        top 10 words over those documents) and ``topic_uniqueness``."""
+        return self.model().evaluate(self.validation_ if X is None else X)
+
+    def end_epoch(self) -> None:
+        """Called by the training loop at the end of each epoch: one early-stopping
+        evaluation on the validation documents (none kept: nothing to judge)."""
+        if self.network_ is None or self.validation_.shape[0] == 0:
+            return
+        self.early_stopping_.observe(self.evaluate()["total_loss"])
+
+    @property
+    def is_stopped(self) -> bool:
+        """True once early stopping has ended training."""
+        return self.early_stopping_.is_stopped
+
+    def metrics(self) -> dict[str, float]:
+        out: dict[str, float] = {"documents_trained": float(self.n_documents_trained_),
+                                 "empty_documents": float(self.n_empty_documents_)}
+        if self.network_ is not None and self.validation_.shape[0]:
+            out.update({f"validation_{k}": v for k, v in self.evaluate().items()})
+        return out
+
+    # -- merge ------------------------------------------------------------------------
+
+    def merge(self, other: NTMState) -> None:
+        """Average the networks and optimizer moments, weighted by rows seen (a
+        parameter server's loose consistency, see :class:`onepass.neural.TorchState`);
+        counts add up, validation documents are pooled up to ``max_validation_rows``."""
+        if not isinstance(other, NTMState):
+            raise IncompatibleStateError(f"cannot merge {type(other).__name__} into NTMState")
+        mine, theirs = self.hyperparameters(), other.hyperparameters()
+        mine.pop("seed"), theirs.pop("seed")
+        mine.pop("device"), theirs.pop("device")
+        if mine != theirs:
+            diff = sorted(k for k in mine if mine[k] != theirs[k])
+            raise IncompatibleStateError(f"cannot merge NTM states with different hyperparameters: {diff}")
+        if other.network_ is None:
+            return
+        if self.network_ is None and self.n_rows_seen_ == 0:
+            become_copy(self, other)
+            return
+        self._merge_networks(other)
+        self.n_rows_seen_ += other.n_rows_seen_
+        self.n_documents_trained_ += other.n_documents_trained_
+        self.n_empty_documents_ += other.n_empty_documents_
+        self.words_seen_ += other.words_seen_
+        room = self.max_validation_rows - self.validation_.shape[0]
+        if room > 0 and other.validation_.shape[0]:
+            self._keep_validation(other.validation_[:room])
+        if self.vocabulary_ is None:
+            self.vocabulary_ = other.vocabulary_
+
+    # -- arrays -----------------------------------------------------------------------
+
+    def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        meta = {"hyperparameters": self.hyperparameters(), **self._training_meta(),
+                "n_documents_trained": self.n_documents_trained_, "n_empty_documents": self.n_empty_documents_,
+                "words_seen": self.words_seen_, "has_validation_source": self.has_validation_source_,
+                "early_stopping": self.early_stopping_.to_meta()}
+        V = self.validation_
+        arrays = {**self.network_arrays(),
+                  "validation_data": V.data.astype(np.float32), "validation_indices": V.indices.astype(np.int32),
+                  "validation_indptr": V.indptr.astype(np.int64),
+                  "validation_shape": np.asarray(V.shape, dtype=np.int64)}
+        if self.vocabulary_ is not None:
+            arrays["vocabulary"] = self.vocabulary_
+        return meta, arrays
+
+    @classmethod
+    def from_arrays(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> NTMState:
+        state = cls(**meta["hyperparameters"])
+        state._restore_training(meta, arrays)
+        state.n_documents_trained_ = int(meta["n_documents_trained"])
+        state.n_empty_documents_ = int(meta["n_empty_documents"])
+        state.words_seen_ = float(meta["words_seen"])
+        state.has_validation_source_ = bool(meta["has_validation_source"])
+        state.early_stopping_.restore(meta["early_stopping"])
+        shape = tuple(int(s) for s in arrays["validation_shape"])
+        V = sp.csr_matrix((np.array(arrays["validation_data"], dtype=np.float32),
+                           np.array(arrays["validation_indices"], dtype=np.int32),
+                           np.array(arrays["validation_indptr"], dtype=np.int64)), shape=shape)
+        V.check_format(full_check=True)
+        state.validation_ = V
+        if "vocabulary" in arrays:
+            state.vocabulary_ = np.asarray(arrays["vocabulary"], dtype=str)
+        return state
+
+    # -- finalize ---------------------------------------------------------------------
+
+    def model(self, *, top_words: int = 10) -> NTMModel:
+        """The topic model: the encoder and topics as NumPy arrays (no torch needed to
+        predict or serve); ``top_words`` per topic are listed in its metadata."""
+        if self.network_ is None:
+            from onepass.errors import NotFittedError
+
+            raise NotFittedError("this NTM state has seen no documents; train it first")
+        arrays = {k[len("param__"):]: v for k, v in self.network_arrays().items()
+                  if k.startswith("param__") or (k.startswith("buffer__") and "running_" in k)}
+        arrays = {k.replace("buffer__", "", 1): v for k, v in arrays.items()}
+        return NTMModel(arrays, num_topics=self.num_topics, n_layers=len(self.encoder_widths),
+                        activation=self.encoder_layers_activation, batch_norm=self.batch_norm,
+                        decoder=self.decoder, vocabulary=self.vocabulary_, top_words=top_words,
+                        n_rows_seen=self.n_rows_seen_)

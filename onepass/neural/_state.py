@@ -1,0 +1,216 @@
+"""TorchState: the part of a neural algorithm's state that is not its network or its loss.
+
+An algorithm subclasses :class:`TorchState`, builds its network in ``_make_network`` once
+the width of the data is known, computes its loss on a batch, and calls
+:meth:`TorchState._step`. The base class owns the rest:
+
+- **Seeding.** Every parameter starts from the state's own NumPy generator (``rng_``,
+  whose state goes into the checkpoint), never from torch's global one; the noise a
+  network draws while training comes from that generator too (``_normal``). Same data,
+  same seed: the same arrays, on the CPU.
+- **Arrays.** ``param__<name>`` for the parameters, ``buffer__<name>`` for the
+  network's running statistics (batch norm), ``opt__<name>__<slot>`` for the optimizer's
+  moments (a torch name's dots become ``__``: array names are identifiers), all float32: onepass's checkpoint format, no ``torch.save``, no pickle. Loading puts
+  them back exactly, so a resumed run takes the steps the unstopped one would have.
+- **Merge.** The rows-weighted average of every array, parameters and moments alike:
+  the loose consistency of a parameter server (Dean et al. 2012), not the exactness of
+  K-Means' or PCA's merge. Averaging networks trained apart from one start works while
+  the workers have not drifted far; distributed training syncs often for that reason.
+- **Steps.** SageMaker's optimizers by name, ``rescale_gradient`` (gradients times a
+  constant) then ``clip_gradient`` (each gradient value clipped to ``[-c, c]``, as
+  MXNet's), weight decay as an L2 term.
+- **Device and threads** (``_device``): ``"auto"`` takes a GPU when torch sees one;
+  threads follow onepass's threading setting.
+
+Torch is imported when a network is built, never when this module is: the command line
+and the model server start without it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from onepass.errors import IncompatibleStateError
+from onepass.neural._device import import_torch, resolve_device, set_threads
+from onepass.neural._optimizers import load_optimizer_arrays, make_optimizer, optimizer_arrays
+
+__all__ = ["TorchState", "array_key"]
+
+
+def array_key(prefix: str, name: str) -> str:
+    """The checkpoint name of a torch parameter or buffer: ``param__encoder__0__weight``."""
+    return f"{prefix}__{name.replace('.', '__')}"
+
+
+class TorchState:
+    """Base of the neural states: parameters and moments as arrays, merge by averaging.
+
+    Subclasses set, in their ``__init__``, ``self.optimizer``, ``self.learning_rate``,
+    ``self.weight_decay``, ``self.clip_gradient``, ``self.rescale_gradient``,
+    ``self.device`` and ``self.seed``, then call :meth:`_init_training`; they implement
+    ``_make_network(n_features)`` (a ``torch.nn.Module``) and may override
+    ``_initial_array``.
+
+    Attributes
+    ----------
+    network_ : torch.nn.Module or None
+        The network, built at the first batch (None before).
+    optimizer_ : torch.optim.Optimizer or None
+    n_features_ : int
+        Width of the data (-1 before the first batch).
+    n_rows_seen_ : int
+    n_steps_ : int
+        Optimizer steps taken.
+    rng_ : numpy.random.Generator
+        Every random draw: initial parameters, noise, subsampling.
+    """
+
+    #: learning rate of the optimizers' defaults, below which adadelta's steps are scaled
+    adadelta_default_rate: float = 0.001
+
+    def _init_training(self) -> None:
+        self.network_: Any = None
+        self.optimizer_: Any = None
+        self.n_features_ = -1
+        self.n_rows_seen_ = 0
+        self.n_steps_ = 0
+        self.rng_ = np.random.default_rng(self.seed)
+        self._torch_device: Any = None
+
+    # -- hooks ----------------------------------------------------------------------
+
+    def _make_network(self, n_features: int) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _initial_array(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """A parameter's starting value, drawn from ``rng_``: torch's default for a
+        linear layer (uniform in +-1/sqrt(fan_in)) for matrices, ones for a norm's
+        scale, zeros for other vectors."""
+        if len(shape) >= 2:
+            bound = 1.0 / math.sqrt(shape[1])
+            return self.rng_.uniform(-bound, bound, size=shape).astype(np.float32)
+        if "norm" in name and name.endswith("weight"):
+            return np.ones(shape, np.float32)
+        return np.zeros(shape, np.float32)
+
+    # -- building -------------------------------------------------------------------
+
+    @property
+    def torch_device(self) -> Any:
+        if self._torch_device is None:
+            self._torch_device = resolve_device(self.device)
+        return self._torch_device
+
+    def _build(self, n_features: int, arrays: dict[str, np.ndarray] | None = None) -> None:
+        """Build the network and its optimizer for ``n_features``: from ``rng_``, or from
+        checkpoint ``arrays``."""
+        torch = import_torch()
+        set_threads()
+        self.n_features_ = int(n_features)
+        network = self._make_network(self.n_features_)
+        with torch.no_grad():
+            for name, p in network.named_parameters():
+                key = array_key("param", name)
+                if arrays is not None and key not in arrays:
+                    raise IncompatibleStateError(f"the arrays lack {key!r}, a parameter of this network")
+                value = arrays[key] if arrays is not None else self._initial_array(name, tuple(p.shape))
+                self._check_shape(key, value, p)
+                p.copy_(torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32)))
+            for name, b in network.named_buffers():
+                key = array_key("buffer", name)
+                if arrays is not None and key in arrays:
+                    self._check_shape(key, arrays[key], b)
+                    b.copy_(torch.from_numpy(np.asarray(arrays[key])).to(b.dtype))
+        self.network_ = network.to(self.torch_device)
+        scale = 1.0 if self.learning_rate == self.adadelta_default_rate else self.learning_rate / self.adadelta_default_rate
+        self.optimizer_ = make_optimizer(self.optimizer, list(self.network_.parameters()), self.learning_rate,
+                                         self.weight_decay, adadelta_scale=scale)
+        if arrays is not None:
+            load_optimizer_arrays(self.optimizer_, self._parameter_names(), arrays)
+
+    @staticmethod
+    def _check_shape(key: str, value: np.ndarray, tensor: Any) -> None:
+        if tuple(np.shape(value)) != tuple(tensor.shape):
+            raise IncompatibleStateError(
+                f"array {key!r} has shape {tuple(np.shape(value))}; this network's is {tuple(tensor.shape)}")
+
+    def _parameter_names(self) -> list[str]:
+        return [name for name, _ in self.network_.named_parameters()]
+
+    # -- training -------------------------------------------------------------------
+
+    def _normal(self, shape: tuple[int, ...]) -> Any:
+        """Standard normal noise as a float32 tensor on the device, from ``rng_``."""
+        torch = import_torch()
+        return torch.from_numpy(self.rng_.standard_normal(shape, dtype=np.float32)).to(self.torch_device)
+
+    def _tensor(self, array: np.ndarray) -> Any:
+        torch = import_torch()
+        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(self.torch_device)
+
+    def _step(self, loss: Any) -> None:
+        """One optimizer step on ``loss``: backward, rescale, clip, step."""
+        self.optimizer_.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.rescale_gradient != 1.0 or math.isfinite(self.clip_gradient):
+            for p in self.network_.parameters():
+                if p.grad is None:
+                    continue
+                if self.rescale_gradient != 1.0:
+                    p.grad.mul_(self.rescale_gradient)
+                if math.isfinite(self.clip_gradient):
+                    p.grad.clamp_(-self.clip_gradient, self.clip_gradient)
+        self.optimizer_.step()
+        self.n_steps_ += 1
+
+    # -- arrays ---------------------------------------------------------------------
+
+    def network_arrays(self) -> dict[str, np.ndarray]:
+        """Parameters, buffers and optimizer moments as named arrays (empty before the
+        first batch)."""
+        if self.network_ is None:
+            return {}
+        out = {array_key("param", n): p.detach().cpu().numpy().astype(np.float32, copy=True)
+               for n, p in self.network_.named_parameters()}
+        out.update({array_key("buffer", n): b.detach().cpu().numpy().copy() for n, b in self.network_.named_buffers()})
+        out.update(optimizer_arrays(self.optimizer_, self._parameter_names()))
+        return out
+
+    def _training_meta(self) -> dict[str, Any]:
+        return {"n_features": self.n_features_, "n_rows_seen": self.n_rows_seen_, "n_steps": self.n_steps_,
+                "rng": self.rng_.bit_generator.state}
+
+    def _restore_training(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        self.n_rows_seen_ = int(meta["n_rows_seen"])
+        self.n_steps_ = int(meta["n_steps"])
+        self.rng_.bit_generator.state = meta["rng"]
+        if int(meta["n_features"]) >= 0:
+            self._build(int(meta["n_features"]), arrays)
+
+    # -- merge ----------------------------------------------------------------------
+
+    def _merge_networks(self, other: TorchState) -> None:
+        """Average every array of ``self`` and ``other``, weighted by their rows seen."""
+        if other.network_ is None:
+            return
+        if self.n_features_ != other.n_features_ and self.network_ is not None:
+            raise IncompatibleStateError(
+                f"cannot merge a state of {other.n_features_} features into one of {self.n_features_}")
+        a, b = self.network_arrays(), other.network_arrays()
+        if self.network_ is None:
+            merged = b
+        else:
+            if set(a) != set(b):
+                raise IncompatibleStateError(
+                    f"the states hold different arrays: {sorted(set(a) ^ set(b))}; merge states of one configuration")
+            total = self.n_rows_seen_ + other.n_rows_seen_
+            wa = self.n_rows_seen_ / total if total else 0.5
+            merged = {}
+            for key, x in a.items():
+                mean = wa * x.astype(np.float64) + (1.0 - wa) * b[key].astype(np.float64)
+                merged[key] = np.rint(mean).astype(x.dtype) if x.dtype.kind in "iu" else mean.astype(x.dtype)
+        self._build(other.n_features_, merged)
+        self.n_steps_ = max(self.n_steps_, other.n_steps_)
