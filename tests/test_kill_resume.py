@@ -1,16 +1,20 @@
 """Training killed with SIGKILL at random instants, and at the worst instants of a
 checkpoint write, resumes each time and ends with the same model as a run never killed,
 for every algorithm (K-Means, PCA exact, PCA sketch, Linear Learner in mini-batches and
-row by row: its weights and leaderboard).
+row by row: its weights and leaderboard; Factorization Machines).
 
-21 kills in all: 15 at random moments (startup, reading, updating, writing), and 6
-through failpoints (onepass/_failpoints.py) inside the checkpoint write: with half an
-array file written, with the checkpoint complete but not renamed into place, and with
-it renamed but LATEST not yet updated.
+7 kills per algorithm, 42 in all. 3 through failpoints (onepass/_failpoints.py) inside
+the checkpoint write, one of each kind: with part of the arrays written, with the
+checkpoint complete but not renamed into place, and with it renamed but LATEST not yet
+updated (the hit of each alternates between two, so across the algorithms all six
+failpoint hits are run). Then 4 at random instants: one during start-up, before the
+run's first checkpoint, and three while reading and updating rows, one in each third of
+what is left of the run (in a checkpoint write whenever the draw lands on one).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -24,16 +28,15 @@ import pytest
 
 from onepass.io import latest_checkpoint, load_checkpoint, load_model
 
-N_ROWS = 400_000
-RANDOM_KILLS = 15
+N_ROWS = 100_000
+EVERY_ROWS = 5_000  # checkpoints and validations: 20 in a run, as at 400k rows every 20k
+# One failpoint of each kind per algorithm; the hit (N) alternates between algorithms.
 FAILPOINTS = [
-    "artifact.array_written:2",
-    "artifact.array_written:9",
-    "artifact.before_rename:1",
-    "artifact.before_rename:3",
-    "checkpoint.before_latest:1",
-    "checkpoint.before_latest:2",
+    ("artifact.array_written:2", "artifact.array_written:9"),
+    ("artifact.before_rename:1", "artifact.before_rename:3"),
+    ("checkpoint.before_latest:2", "checkpoint.before_latest:1"),
 ]
+RANDOM_KILLS_WHILE_TRAINING = 3
 
 
 @pytest.fixture(scope="module")
@@ -57,20 +60,21 @@ def data(tmp_path_factory) -> Path:
     return folder
 
 
+EVERY = str(EVERY_ROWS)
 ALGORITHMS = {
     "kmeans": ["kmeans", "--n-clusters", "8"],
     "pca-exact": ["pca", "--n-components", "4", "--mode", "exact"],
     "pca-sketch": ["pca", "--n-components", "4", "--mode", "sketch"],
     # held-out validation rows, early stopping and the leaderboard all go through the kills
     "linear-learner": ["linear-learner", "--label-column", "0", "--num-models", "8", "--validation-fraction", "0.02",
-                       "--validation-every-rows", "20000", "--early-stopping-patience", "2",
+                       "--validation-every-rows", EVERY, "--early-stopping-patience", "2",
                        "--max-validation-rows", "2000"],
     # rows learned one at a time by the compiled loop (the default for sparse input)
     "linear-learner-rows": ["linear-learner", "--label-column", "0", "--num-models", "8", "--mini-batch-size", "1",
-                            "--validation-every-rows", "20000", "--early-stopping-patience", "2"],
+                            "--validation-every-rows", EVERY, "--early-stopping-patience", "2"],
     # rows learned one at a time by the compiled loop, 4 models, progressive validation
     "factorization-machines": ["factorization-machines", "--label-column", "0", "--num-models", "4",
-                               "--num-factors", "4", "--validation-every-rows", "20000",
+                               "--num-factors", "4", "--validation-every-rows", EVERY,
                                "--early-stopping-patience", "2"],
 }
 LABELLED = {"linear-learner", "linear-learner-rows", "factorization-machines"}
@@ -87,13 +91,39 @@ def command(data: Path, work: Path, algorithm: str = "kmeans") -> list[str]:
     return [
         sys.executable, "-m", "onepass.cli", "train", *ALGORITHMS[algorithm],
         "--data", str(folder / "*.csv"), "--seed", "7", "--batch-size", "2048",
-        "--checkpoint-dir", str(work / "ckpt"), "--checkpoint-every-rows", "10000", "--resume",
+        "--checkpoint-dir", str(work / "ckpt"), "--checkpoint-every-rows", EVERY, "--resume",
         "--out", str(work / "model"), "--quiet",
     ]
 
 
 def run_to_end(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+
+
+def timed_reference(cmd: list[str], ckpt: Path) -> tuple[float, float]:
+    """Run ``cmd`` to the end; return the seconds to its first checkpoint (start-up:
+    imports, compiling, opening the source, the first rows) and to its end."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    first = None
+    while proc.poll() is None:
+        if first is None and (ckpt / "LATEST").exists():
+            first = time.perf_counter() - started
+        time.sleep(0.01)
+    total = time.perf_counter() - started
+    assert proc.returncode == 0, proc.stderr.read().decode()
+    return (first if first is not None else total), total
+
+
+def rows_checkpointed(ckpt: Path) -> int:
+    """Rows in the newest checkpoint (0 if none); read while a run may replace it."""
+    for _ in range(100):
+        try:
+            found = latest_checkpoint(ckpt)
+            return 0 if found is None else json.loads((found / "manifest.json").read_text())["rows_seen"]
+        except (OSError, ValueError):  # pruned or replaced between the two reads
+            time.sleep(0.001)
+    raise AssertionError(f"no readable checkpoint in {ckpt}")
 
 
 def assert_last_checkpoint_loads(ckpt: Path) -> None:
@@ -107,38 +137,50 @@ def assert_last_checkpoint_loads(ckpt: Path) -> None:
 @pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
 def test_killed_runs_resume_to_the_same_model(data: Path, tmp_path: Path, algorithm: str) -> None:
     reference = tmp_path / "reference"
-    started = time.perf_counter()
-    done = run_to_end(command(data, reference, algorithm))
-    run_seconds = time.perf_counter() - started  # start-up included
-    assert done.returncode == 0, done.stderr
+    startup_seconds, run_seconds = timed_reference(command(data, reference, algorithm), reference / "ckpt")
+    training_seconds = max(run_seconds - startup_seconds, 0.2)
     ref_model, ref_manifest = load_model(reference / "model")
     assert ref_manifest["rows_seen"] == N_ROWS
 
     work = tmp_path / "killed"
     cmd = command(data, work, algorithm)
-    kills = 0
     # The worst moments of a checkpoint write first, through failpoints.
-    for point in FAILPOINTS:
+    which = sorted(ALGORITHMS).index(algorithm) % 2
+    for point in (pair[which] for pair in FAILPOINTS):
+        before = rows_checkpointed(work / "ckpt")
         env = {**os.environ, "ONEPASS_FAILPOINT": point}
         result = run_to_end(cmd, env)
         assert result.returncode == -signal.SIGKILL, f"{point}: exit {result.returncode} {result.stderr}"
-        kills += 1
         assert_last_checkpoint_loads(work / "ckpt")
-    # Then random moments: SIGKILL after a random delay, whatever the process is doing
-    # (starting, reading, updating, writing a checkpoint).
+        assert before <= rows_checkpointed(work / "ckpt") < N_ROWS, point
+    # Then SIGKILL at a random instant, whatever the process is doing: once during
+    # start-up, then once in each third of the rows a resumed run has left: when its
+    # checkpoints have passed a row drawn in that third, at a random instant of the next
+    # checkpoint interval (reading, updating, or writing a checkpoint). Aimed by rows, not
+    # by the clock, so a busy machine does not make the kills miss. A run that finishes
+    # first must end with the reference model; the kills then start over from scratch.
     rng = np.random.default_rng(2024)
-    random_kills = 0
-    for _ in range(80):
-        if random_kills >= RANDOM_KILLS:
+    interval_seconds = training_seconds * EVERY_ROWS / N_ROWS
+    planned = ["start-up"] + [f"training, third {i + 1}" for i in range(RANDOM_KILLS_WHILE_TRAINING)]
+    landed = []
+    for _ in range(3 * len(planned)):
+        if len(landed) == len(planned):
             break
+        phase = planned[len(landed)]
+        done = rows_checkpointed(work / "ckpt")
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        # Anywhere in a whole run's span (start-up, reading, updating, checkpointing);
-        # a resumed run is shorter, so some finish first: those start over from scratch.
-        time.sleep(float(rng.uniform(0.15, 0.95)) * run_seconds)
+        if phase == "start-up":
+            time.sleep(rng.uniform(0.3, 0.9) * startup_seconds)
+        else:
+            third = len(landed) - 1
+            target = done + rng.uniform(third / 3, (third + 1) / 3) * (N_ROWS - done)
+            while proc.poll() is None and rows_checkpointed(work / "ckpt") < target:
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0, 1) * interval_seconds)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
-            random_kills += 1
+            landed.append(phase)
         else:
             assert proc.returncode == 0, proc.stderr.read().decode()
             model, manifest = load_model(work / "model")
@@ -146,8 +188,7 @@ def test_killed_runs_resume_to_the_same_model(data: Path, tmp_path: Path, algori
             assert_same_arrays(model.to_arrays(), ref_model.to_arrays(), "model of a run that finished")
             shutil.rmtree(work)  # finished between kills: go again from scratch
         assert_last_checkpoint_loads(work / "ckpt")
-    kills += random_kills
-    assert kills >= 20, f"only {kills} kills landed"
+    assert landed == planned, f"only these random kills landed: {landed}"
 
     final = run_to_end(cmd)
     assert final.returncode == 0, final.stderr
