@@ -4,10 +4,14 @@ An algorithm subclasses :class:`TorchState`, builds its network in ``_make_netwo
 the width of the data is known, computes its loss on a batch, and calls
 :meth:`TorchState._step`. The base class owns the rest:
 
-- **Seeding.** Every parameter starts from the state's own NumPy generator (``rng_``,
-  whose state goes into the checkpoint), never from torch's global one; the noise a
-  network draws while training comes from that generator too (``_normal``). Same data,
-  same seed: the same arrays, on the CPU.
+- **Seeding.** Every parameter starts from a generator fixed by the network's shape
+  (``INIT_SEED`` and the width of the data), never from torch's global one: every state
+  of one configuration starts from the same network, so that averaging states trained
+  apart (merge, distributed training) averages networks that share their start, as
+  data-parallel SGD does. The seed drives what varies run to run, the noise a network
+  draws while training (``_normal``) and any sampling, through the state's own NumPy
+  generator (``rng_``, whose state goes into the checkpoint). Same data, same seed: the
+  same arrays, on the CPU.
 - **Arrays.** ``param__<name>`` for the parameters, ``buffer__<name>`` for the
   network's running statistics (batch norm), ``opt__<name>__<slot>`` for the optimizer's
   moments (a torch name's dots become ``__``: array names are identifiers), all float32: onepass's checkpoint format, no ``torch.save``, no pickle. Loading puts
@@ -16,6 +20,8 @@ the width of the data is known, computes its loss on a batch, and calls
   the loose consistency of a parameter server (Dean et al. 2012), not the exactness of
   K-Means' or PCA's merge. Averaging networks trained apart from one start works while
   the workers have not drifted far; distributed training syncs often for that reason.
+- **Parameter server** (``onepass.distributed.ParameterState``): ``parameters`` are the
+  network's parameters and buffers; each worker's optimizer moments stay its own.
 - **Steps.** SageMaker's optimizers by name, ``rescale_gradient`` (gradients times a
   constant) then ``clip_gradient`` (each gradient value clipped to ``[-c, c]``, as
   MXNet's), weight decay as an L2 term.
@@ -37,7 +43,10 @@ from onepass.errors import IncompatibleStateError
 from onepass.neural._device import import_torch, resolve_device, set_threads
 from onepass.neural._optimizers import load_optimizer_arrays, make_optimizer, optimizer_arrays
 
-__all__ = ["TorchState", "array_key"]
+__all__ = ["INIT_SEED", "TorchState", "array_key"]
+
+#: seeds, with the data's width, the generator every network of a configuration starts from
+INIT_SEED = 0x70C4
 
 
 def array_key(prefix: str, name: str) -> str:
@@ -85,13 +94,13 @@ class TorchState:
     def _make_network(self, n_features: int) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _initial_array(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        """A parameter's starting value, drawn from ``rng_``: torch's default for a
+    def _initial_array(self, name: str, shape: tuple[int, ...], init: np.random.Generator) -> np.ndarray:
+        """A parameter's starting value, drawn from ``init``: torch's default for a
         linear layer (uniform in +-1/sqrt(fan_in)) for matrices, ones for a norm's
         scale, zeros for other vectors."""
         if len(shape) >= 2:
             bound = 1.0 / math.sqrt(shape[1])
-            return self.rng_.uniform(-bound, bound, size=shape).astype(np.float32)
+            return init.uniform(-bound, bound, size=shape).astype(np.float32)
         if "norm" in name and name.endswith("weight"):
             return np.ones(shape, np.float32)
         return np.zeros(shape, np.float32)
@@ -111,12 +120,13 @@ class TorchState:
         set_threads()
         self.n_features_ = int(n_features)
         network = self._make_network(self.n_features_)
+        init = np.random.default_rng([INIT_SEED, self.n_features_])
         with torch.no_grad():
             for name, p in network.named_parameters():
                 key = array_key("param", name)
                 if arrays is not None and key not in arrays:
                     raise IncompatibleStateError(f"the arrays lack {key!r}, a parameter of this network")
-                value = arrays[key] if arrays is not None else self._initial_array(name, tuple(p.shape))
+                value = arrays[key] if arrays is not None else self._initial_array(name, tuple(p.shape), init)
                 self._check_shape(key, value, p)
                 p.copy_(torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32)))
             for name, b in network.named_buffers():
@@ -189,6 +199,36 @@ class TorchState:
         self.rng_.bit_generator.state = meta["rng"]
         if int(meta["n_features"]) >= 0:
             self._build(int(meta["n_features"]), arrays)
+
+    # -- parameter server (onepass.distributed.ParameterState) -------------------------
+
+    def parameters(self) -> dict[str, np.ndarray] | None:
+        """The network's parameters and buffers (what workers share), None before the
+        first batch; optimizer moments stay each worker's own."""
+        if self.network_ is None:
+            return None
+        return {k: v for k, v in self.network_arrays().items() if not k.startswith("opt__")}
+
+    def set_parameters(self, parameters: dict[str, np.ndarray]) -> None:
+        """Take the shared arrays of :meth:`parameters`; a fresh state starts from them
+        (with a fresh optimizer)."""
+        if self.network_ is None:
+            n_features = self._width_of(parameters)
+            self._build(n_features, {**parameters})
+            return
+        torch = import_torch()
+        with torch.no_grad():
+            for prefix, named in (("param", self.network_.named_parameters()), ("buffer", self.network_.named_buffers())):
+                for name, t in named:
+                    key = array_key(prefix, name)
+                    if key not in parameters:
+                        raise IncompatibleStateError(f"the shared parameters lack {key!r}")
+                    self._check_shape(key, parameters[key], t)
+                    t.copy_(torch.from_numpy(np.asarray(parameters[key])).to(t.dtype))
+
+    def _width_of(self, parameters: dict[str, np.ndarray]) -> int:  # pragma: no cover - abstract
+        """The data's width, read from shared parameters (a subclass knows which array)."""
+        raise NotImplementedError
 
     # -- merge ----------------------------------------------------------------------
 

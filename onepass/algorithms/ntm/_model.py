@@ -60,14 +60,15 @@ class NTMModel:
     kind: ClassVar[str] = "ntm"
 
     def __init__(self, arrays: dict[str, np.ndarray], *, num_topics: int, n_layers: int, activation: str,
-                 batch_norm: bool, decoder: str, vocabulary: np.ndarray | None = None, top_words: int = 10,
-                 n_rows_seen: int = 0) -> None:
+                 batch_norm: bool, decoder: str, prior_variance: float = 1.0, vocabulary: np.ndarray | None = None,
+                 top_words: int = 10, n_rows_seen: int = 0) -> None:
         self.arrays = {k: np.asarray(v, dtype=np.float32) for k, v in arrays.items()}
         self.num_topics = int(num_topics)
         self.n_layers = int(n_layers)
         self.activation = activation
         self.batch_norm = bool(batch_norm)
         self.decoder = decoder
+        self.prior_variance = float(prior_variance)
         self.vocabulary_ = None if vocabulary is None else np.asarray(vocabulary, dtype=str)
         self.top_words = int(top_words)
         self.n_rows_seen_ = int(n_rows_seen)
@@ -130,7 +131,7 @@ class NTMModel:
 
     def losses(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
         """Per document, at the posterior mean: the words' negative log-likelihood and the
-        KL divergence from the prior."""
+        KL divergence from the prior (a Gaussian of variance ``prior_variance``)."""
         X = self._check(X)
         mean, log_var = (a.astype(np.float64) for a in self._encode(X))
         theta = _softmax(mean)
@@ -143,7 +144,8 @@ class NTMModel:
         else:
             log_p = np.log(theta @ _softmax(W + b) + 1e-10)
         recon = -np.asarray((X.multiply(log_p)).sum(axis=1)).ravel() if sp.issparse(X) else -(X * log_p).sum(axis=1)
-        kl = 0.5 * (np.exp(log_var) + mean * mean - 1.0 - log_var).sum(axis=1)
+        v = self.prior_variance
+        kl = 0.5 * ((np.exp(log_var) + mean * mean) / v - 1.0 - log_var + np.log(v)).sum(axis=1)
         return recon, kl
 
     def perplexity(self, X: Any) -> float:
@@ -176,7 +178,8 @@ class NTMModel:
 
     def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         meta = {"num_topics": self.num_topics, "n_layers": self.n_layers, "activation": self.activation,
-                "batch_norm": self.batch_norm, "decoder": self.decoder, "top_words": self.top_words,
+                "batch_norm": self.batch_norm, "decoder": self.decoder, "prior_variance": self.prior_variance,
+                "top_words": self.top_words,
                 "n_rows_seen": self.n_rows_seen_, "topics": self.top_words_}
         arrays = dict(self.arrays)
         if self.vocabulary_ is not None:
@@ -188,5 +191,6 @@ class NTMModel:
         arrays = dict(arrays)
         vocabulary = arrays.pop("vocabulary", None)
         return cls(arrays, num_topics=meta["num_topics"], n_layers=meta["n_layers"], activation=meta["activation"],
-                   batch_norm=meta["batch_norm"], decoder=meta["decoder"], vocabulary=vocabulary,
+                   batch_norm=meta["batch_norm"], decoder=meta["decoder"], prior_variance=meta["prior_variance"],
+                   vocabulary=vocabulary,
                    top_words=meta["top_words"], n_rows_seen=meta["n_rows_seen"])

@@ -204,11 +204,14 @@ class NTMState(TorchState):
         return NTMNetwork(n_features, self.num_topics, self.encoder_widths, self.encoder_layers_activation,
                           self.batch_norm, self.decoder, self.prior_alpha)
 
-    def _initial_array(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    def _initial_array(self, name: str, shape: tuple[int, ...], init: np.random.Generator) -> np.ndarray:
         if name == "topics":  # topic-word weights start small and apart (ProdLDA's xavier start)
             bound = math.sqrt(6.0 / (shape[0] + shape[1]))
-            return self.rng_.uniform(-bound, bound, size=shape).astype(np.float32)
-        return super()._initial_array(name, shape)
+            return init.uniform(-bound, bound, size=shape).astype(np.float32)
+        return super()._initial_array(name, shape, init)
+
+    def _width_of(self, parameters: dict[str, np.ndarray]) -> int:
+        return int(np.shape(parameters["param__topics"])[1])
 
     # -- input ------------------------------------------------------------------------
 
@@ -452,10 +455,10 @@ class NTMState(TorchState):
             from onepass.errors import NotFittedError
 
             raise NotFittedError("this NTM state has seen no documents; train it first")
-        arrays = {k[len("param__"):]: v for k, v in self.network_arrays().items()
-                  if k.startswith("param__") or (k.startswith("buffer__") and "running_" in k)}
-        arrays = {k.replace("buffer__", "", 1): v for k, v in arrays.items()}
+        arrays = {k.partition("__")[2]: v for k, v in self.network_arrays().items()
+                  if k.startswith("param__") or (k.startswith("buffer__") and "__running_" in k)}
         return NTMModel(arrays, num_topics=self.num_topics, n_layers=len(self.encoder_widths),
                         activation=self.encoder_layers_activation, batch_norm=self.batch_norm,
-                        decoder=self.decoder, vocabulary=self.vocabulary_, top_words=top_words,
+                        decoder=self.decoder, prior_variance=self.network_.prior_var, vocabulary=self.vocabulary_,
+                        top_words=top_words,
                         n_rows_seen=self.n_rows_seen_)
