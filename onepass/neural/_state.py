@@ -128,12 +128,12 @@ class TorchState:
                     raise IncompatibleStateError(f"the arrays lack {key!r}, a parameter of this network")
                 value = arrays[key] if arrays is not None else self._initial_array(name, tuple(p.shape), init)
                 self._check_shape(key, value, p)
-                p.copy_(torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32)))
+                p.copy_(torch.from_numpy(np.array(value, dtype=np.float32)))  # a writable copy
             for name, b in network.named_buffers():
                 key = array_key("buffer", name)
                 if arrays is not None and key in arrays:
                     self._check_shape(key, arrays[key], b)
-                    b.copy_(torch.from_numpy(np.asarray(arrays[key])).to(b.dtype))
+                    b.copy_(torch.from_numpy(np.array(arrays[key])).to(b.dtype))
         self.network_ = network.to(self.torch_device)
         scale = 1.0 if self.learning_rate == self.adadelta_default_rate else self.learning_rate / self.adadelta_default_rate
         self.optimizer_ = make_optimizer(self.optimizer, list(self.network_.parameters()), self.learning_rate,
@@ -224,7 +224,7 @@ class TorchState:
                     if key not in parameters:
                         raise IncompatibleStateError(f"the shared parameters lack {key!r}")
                     self._check_shape(key, parameters[key], t)
-                    t.copy_(torch.from_numpy(np.asarray(parameters[key])).to(t.dtype))
+                    t.copy_(torch.from_numpy(np.array(parameters[key])).to(t.dtype))
 
     def _width_of(self, parameters: dict[str, np.ndarray]) -> int:  # pragma: no cover - abstract
         """The data's width, read from shared parameters (a subclass knows which array)."""
@@ -243,9 +243,13 @@ class TorchState:
         if self.network_ is None:
             merged = b
         else:
-            if set(a) != set(b):
+            differ = {k for k in set(a) ^ set(b) if not k.startswith("opt__")}
+            if differ:
                 raise IncompatibleStateError(
-                    f"the states hold different arrays: {sorted(set(a) ^ set(b))}; merge states of one configuration")
+                    f"the states hold different arrays: {sorted(differ)}; merge states of one configuration")
+            # an optimizer that has not stepped (a worker's fresh copy) holds no moments: they are zeros
+            for x, y in ((a, b), (b, a)):
+                x.update({k: np.zeros_like(v) for k, v in y.items() if k not in x})
             total = self.n_rows_seen_ + other.n_rows_seen_
             wa = self.n_rows_seen_ / total if total else 0.5
             merged = {}
