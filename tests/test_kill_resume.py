@@ -1,9 +1,10 @@
 """Training killed with SIGKILL at random instants, and at the worst instants of a
 checkpoint write, resumes each time and ends with the same model as a run never killed,
 for every algorithm (K-Means, PCA exact, PCA sketch, Linear Learner in mini-batches and
-row by row: its weights and leaderboard; Factorization Machines).
+row by row: its weights and leaderboard; Factorization Machines; the Neural Topic Model:
+its network, optimizer moments and generator).
 
-7 kills per algorithm, 42 in all. 3 through failpoints (onepass/_failpoints.py) inside
+7 kills per algorithm, 49 in all. 3 through failpoints (onepass/_failpoints.py) inside
 the checkpoint write, one of each kind: with part of the arrays written, with the
 checkpoint complete but not renamed into place, and with it renamed but LATEST not yet
 updated (the hit of each alternates between two, so across the algorithms all six
@@ -57,6 +58,11 @@ def data(tmp_path_factory) -> Path:
     XY = np.column_stack([y, X])
     np.savetxt(labelled / "part-0.csv", XY[:half], delimiter=",", fmt="%.6f")
     np.savetxt(labelled / "part-1.csv", XY[half:], delimiter=",", fmt="%.6f")
+    # The rows as word counts (rounded absolute values), for topic models.
+    counts = folder / "counts"
+    counts.mkdir()
+    np.savetxt(counts / "part-0.csv", np.round(np.abs(X[:half])), delimiter=",", fmt="%d")
+    np.savetxt(counts / "part-1.csv", np.round(np.abs(X[half:])), delimiter=",", fmt="%d")
     return folder
 
 
@@ -76,8 +82,11 @@ ALGORITHMS = {
     "factorization-machines": ["factorization-machines", "--label-column", "0", "--num-models", "4",
                                "--num-factors", "4", "--validation-every-rows", EVERY,
                                "--early-stopping-patience", "2"],
+    # a network and Adam's moments (torch), held-out validation documents, the noise generator
+    "ntm": ["ntm", "--num-topics", "4", "--max-validation-rows", "200", "--mini-batch-size", "512"],
 }
 LABELLED = {"linear-learner", "linear-learner-rows", "factorization-machines"}
+DOCUMENTS = {"ntm"}
 
 
 def assert_same_arrays(got: tuple[dict, dict], want: tuple[dict, dict], what: str) -> None:
@@ -87,7 +96,7 @@ def assert_same_arrays(got: tuple[dict, dict], want: tuple[dict, dict], what: st
 
 
 def command(data: Path, work: Path, algorithm: str = "kmeans") -> list[str]:
-    folder = data / "labelled" if algorithm in LABELLED else data
+    folder = data / "labelled" if algorithm in LABELLED else data / "counts" if algorithm in DOCUMENTS else data
     return [
         sys.executable, "-m", "onepass.cli", "train", *ALGORITHMS[algorithm],
         "--data", str(folder / "*.csv"), "--seed", "7", "--batch-size", "2048",
