@@ -117,9 +117,8 @@ def test_check_catches_broken_state(check, broken, monkeypatch) -> None:  # type
     # The checkpoint check loads through the registry: point it at the broken class.
     monkeypatch.setitem(ALGORITHMS, "kmeans", with_state(broken))
     algo = ALGORITHMS["kmeans"]
-    kwargs = {"n_large": 1_000_000} if check is checks.check_memory_flat else {}
     with pytest.raises(AssertionError):
-        check(algo, **kwargs)
+        check(algo)
 
 
 def test_every_state_check_meets_a_broken_double() -> None:
