@@ -1,25 +1,30 @@
-"""SageMaker's optimizers by name, on torch, and their moments as arrays.
+"""SageMaker's optimizers by name, written out on torch tensors, with their moments as arrays.
 
 =========  ===================================================================
-name       torch optimizer (what SageMaker's MXNet engine does)
+name       step (``g``: the gradient plus ``weight_decay * p``, MXNet's ``wd``)
 =========  ===================================================================
-sgd        ``SGD`` (plain steps, no momentum)
-adam       ``Adam`` (betas 0.9, 0.999; eps 1e-8)
-adagrad    ``Adagrad`` (eps 1e-7, MXNet's)
-rmsprop    ``RMSprop`` (alpha 0.9, eps 1e-8: MXNet's gamma1 and epsilon)
-adadelta   ``Adadelta`` (rho 0.9, eps 1e-5, MXNet's; MXNet's AdaDelta takes no
-           learning rate, so ``learning_rate`` scales its steps only when set
-           away from its default)
+sgd        ``p -= lr * g``
+adam       Adam (betas 0.9, 0.999; eps 1e-8), bias-corrected
+adagrad    ``sum += g^2``, ``p -= lr * g / (sqrt(sum) + 1e-7)`` (MXNet's eps)
+rmsprop    ``square_avg = 0.9 square_avg + 0.1 g^2``,
+           ``p -= lr * g / (sqrt(square_avg) + 1e-8)`` (MXNet's gamma1, epsilon)
+adadelta   rho 0.9, eps 1e-5 (MXNet's); MXNet's AdaDelta takes no learning rate, so
+           its steps are scaled only when asked (``adadelta_scale``)
 =========  ===================================================================
 
-Weight decay is an L2 term added to the gradient (MXNet's ``wd``), for every optimizer.
-The moments an optimizer keeps per parameter (Adam's two averages and step count,
-Adagrad's sum...) come out as arrays named ``opt__<parameter>__<slot>`` and go back in
-exactly, so a resumed run takes the very steps the unstopped run would.
+These are the updates of ``torch.optim``'s classes of the same names (their defaults but
+for MXNet's constants), written out rather than used: ``torch.optim`` imports torch's
+compiler stack when an optimizer is made (about 1.5 s of every training command on this
+machine, ``python -X importtime``), and the moments here are plain named tensors, all
+made at the start (zeros, step 0), so that a state's arrays are the same before and
+after its first step and a merge always finds both sides' moments. They come out as
+arrays named ``opt__<parameter>__<slot>`` and go back in exactly, so a resumed run takes
+the very steps the unstopped run would.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -27,63 +32,94 @@ import numpy as np
 from onepass.errors import IncompatibleStateError
 from onepass.neural._device import import_torch
 
-__all__ = ["OPTIMIZERS", "load_optimizer_arrays", "make_optimizer", "optimizer_arrays"]
+__all__ = ["OPTIMIZERS", "Optimizer"]
 
-OPTIMIZERS = ("sgd", "adam", "adagrad", "rmsprop", "adadelta")
-
-
-def make_optimizer(name: str, parameters: list[Any], learning_rate: float, weight_decay: float,
-                   adadelta_scale: float = 1.0) -> Any:
-    """A torch optimizer by SageMaker's name over ``parameters`` (a list of tensors)."""
-    torch = import_torch()
-    if name == "sgd":
-        return torch.optim.SGD(parameters, lr=learning_rate, weight_decay=weight_decay)
-    if name == "adam":
-        return torch.optim.Adam(parameters, lr=learning_rate, weight_decay=weight_decay)
-    if name == "adagrad":
-        return torch.optim.Adagrad(parameters, lr=learning_rate, weight_decay=weight_decay, eps=1e-7)
-    if name == "rmsprop":
-        return torch.optim.RMSprop(parameters, lr=learning_rate, alpha=0.9, eps=1e-8, weight_decay=weight_decay)
-    if name == "adadelta":
-        return torch.optim.Adadelta(parameters, lr=adadelta_scale, rho=0.9, eps=1e-5, weight_decay=weight_decay)
-    raise ValueError(f"unknown optimizer {name!r}")  # names are checked at the boundary
+#: the moments each optimizer keeps per parameter, besides its step count
+SLOTS = {"sgd": (), "adam": ("exp_avg", "exp_avg_sq"), "adagrad": ("sum",), "rmsprop": ("square_avg",),
+         "adadelta": ("square_avg", "acc_delta")}
+OPTIMIZERS = tuple(SLOTS)
+_ADAM_BETAS, _ADAM_EPS = (0.9, 0.999), 1e-8
+_ADAGRAD_EPS = 1e-7
+_RMSPROP_ALPHA, _RMSPROP_EPS = 0.9, 1e-8
+_ADADELTA_RHO, _ADADELTA_EPS = 0.9, 1e-5
 
 
 def _prefix(name: str) -> str:
     return f"opt__{name.replace('.', '__')}__"
 
 
-def optimizer_arrays(optimizer: Any, names: list[str]) -> dict[str, np.ndarray]:
-    """The optimizer's moments, ``opt__<parameter>__<slot>`` -> float32 array (step
-    counts too, as 0-d arrays)."""
-    out: dict[str, np.ndarray] = {}
-    params = optimizer.param_groups[0]["params"]
-    for name, p in zip(names, params, strict=True):
-        for slot, value in optimizer.state.get(p, {}).items():
-            if value is None:
-                continue
-            array = value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
-            out[_prefix(name) + slot] = np.array(array, dtype=np.float32)
-    return out
+class Optimizer:
+    """One of :data:`OPTIMIZERS` over a network's named parameters."""
 
+    def __init__(self, name: str, named_parameters: list[tuple[str, Any]], learning_rate: float,
+                 weight_decay: float, adadelta_scale: float = 1.0) -> None:
+        if name not in SLOTS:
+            raise ValueError(f"unknown optimizer {name!r}")  # names are checked at the boundary
+        torch = import_torch()
+        self.name = name
+        self.params = list(named_parameters)
+        self.learning_rate = float(adadelta_scale if name == "adadelta" else learning_rate)
+        self.weight_decay = float(weight_decay)
+        self.state = {n: {"step": torch.zeros((), dtype=torch.float32, device=p.device),
+                          **{slot: torch.zeros_like(p) for slot in SLOTS[name]}} for n, p in self.params}
 
-def load_optimizer_arrays(optimizer: Any, names: list[str], arrays: dict[str, np.ndarray]) -> None:
-    """Put the moments of ``arrays`` (named as :func:`optimizer_arrays` names them) back
-    into ``optimizer``; every ``opt__`` array must belong to a parameter."""
-    torch = import_torch()
-    params = optimizer.param_groups[0]["params"]
-    used = set()
-    for name, p in zip(names, params, strict=True):
-        prefix = _prefix(name)
-        for key in [k for k in arrays if k.startswith(prefix)]:
-            slot, array = key[len(prefix):], np.asarray(arrays[key])
+    def zero_grad(self) -> None:
+        for _, p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        torch = import_torch()
+        lr = self.learning_rate
+        with torch.no_grad():
+            for n, p in self.params:
+                if p.grad is None:
+                    continue
+                g = p.grad.add(p, alpha=self.weight_decay) if self.weight_decay else p.grad
+                st = self.state[n]
+                st["step"] += 1
+                if self.name == "sgd":
+                    p.add_(g, alpha=-lr)
+                elif self.name == "adam":
+                    b1, b2 = _ADAM_BETAS
+                    t = float(st["step"])
+                    st["exp_avg"].mul_(b1).add_(g, alpha=1 - b1)
+                    st["exp_avg_sq"].mul_(b2).addcmul_(g, g, value=1 - b2)
+                    denom = (st["exp_avg_sq"].sqrt() / math.sqrt(1 - b2**t)).add_(_ADAM_EPS)
+                    p.addcdiv_(st["exp_avg"], denom, value=-lr / (1 - b1**t))
+                elif self.name == "adagrad":
+                    st["sum"].addcmul_(g, g, value=1.0)
+                    p.addcdiv_(g, st["sum"].sqrt().add_(_ADAGRAD_EPS), value=-lr)
+                elif self.name == "rmsprop":
+                    st["square_avg"].mul_(_RMSPROP_ALPHA).addcmul_(g, g, value=1 - _RMSPROP_ALPHA)
+                    p.addcdiv_(g, st["square_avg"].sqrt().add_(_RMSPROP_EPS), value=-lr)
+                else:  # adadelta
+                    rho = _ADADELTA_RHO
+                    st["square_avg"].mul_(rho).addcmul_(g, g, value=1 - rho)
+                    delta = (st["acc_delta"] + _ADADELTA_EPS).sqrt_().div_((st["square_avg"] + _ADADELTA_EPS).sqrt_())
+                    delta.mul_(g)
+                    st["acc_delta"].mul_(rho).addcmul_(delta, delta, value=1 - rho)
+                    p.add_(delta, alpha=-lr)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The moments and step counts, ``opt__<parameter>__<slot>`` -> float32 array."""
+        return {_prefix(n) + slot: value.detach().cpu().numpy().astype(np.float32, copy=True)
+                for n, slots in self.state.items() for slot, value in slots.items()}
+
+    def load(self, arrays: dict[str, np.ndarray]) -> None:
+        """Put back moments written by :meth:`arrays`; every ``opt__`` array must belong here."""
+        torch = import_torch()
+        expected = {_prefix(n) + slot: (n, slot) for n, slots in self.state.items() for slot in slots}
+        present = {k for k in arrays if k.startswith("opt__")}
+        if present != set(expected):
+            raise IncompatibleStateError(
+                f"the optimizer moments differ from a {self.name} optimizer's: missing "
+                f"{sorted(set(expected) - present)}, unknown {sorted(present - set(expected))}")
+        for key, (n, slot) in expected.items():
+            target = self.state[n][slot]
+            array = np.asarray(arrays[key], dtype=np.float32)
             if slot == "step" and array.size == 1:
                 array = array.reshape(())  # a count, whatever shape the file gave it
-            elif tuple(array.shape) != tuple(p.shape):
+            if tuple(array.shape) != tuple(target.shape):
                 raise IncompatibleStateError(
-                    f"optimizer moment {key!r} has shape {tuple(array.shape)}, the parameter {tuple(p.shape)}")
-            optimizer.state[p][slot] = torch.tensor(np.asarray(array, dtype=np.float32), device=p.device)
-            used.add(key)
-    stray = sorted(k for k in arrays if k.startswith("opt__") and k not in used)
-    if stray:
-        raise IncompatibleStateError(f"optimizer moments {stray} belong to no parameter of this network")
+                    f"optimizer moment {key!r} has shape {tuple(array.shape)}, expected {tuple(target.shape)}")
+            target.copy_(torch.from_numpy(np.array(array)))

@@ -41,7 +41,7 @@ import numpy as np
 
 from onepass.errors import IncompatibleStateError
 from onepass.neural._device import import_torch, resolve_device, set_threads
-from onepass.neural._optimizers import load_optimizer_arrays, make_optimizer, optimizer_arrays
+from onepass.neural._optimizers import Optimizer
 
 __all__ = ["INIT_SEED", "TorchState", "array_key"]
 
@@ -67,7 +67,7 @@ class TorchState:
     ----------
     network_ : torch.nn.Module or None
         The network, built at the first batch (None before).
-    optimizer_ : torch.optim.Optimizer or None
+    optimizer_ : onepass.neural._optimizers.Optimizer or None
     n_features_ : int
         Width of the data (-1 before the first batch).
     n_rows_seen_ : int
@@ -136,19 +136,16 @@ class TorchState:
                     b.copy_(torch.from_numpy(np.array(arrays[key])).to(b.dtype))
         self.network_ = network.to(self.torch_device)
         scale = 1.0 if self.learning_rate == self.adadelta_default_rate else self.learning_rate / self.adadelta_default_rate
-        self.optimizer_ = make_optimizer(self.optimizer, list(self.network_.parameters()), self.learning_rate,
-                                         self.weight_decay, adadelta_scale=scale)
-        if arrays is not None:
-            load_optimizer_arrays(self.optimizer_, self._parameter_names(), arrays)
+        self.optimizer_ = Optimizer(self.optimizer, list(self.network_.named_parameters()), self.learning_rate,
+                                    self.weight_decay, adadelta_scale=scale)
+        if arrays is not None and any(k.startswith("opt__") for k in arrays):
+            self.optimizer_.load(arrays)
 
     @staticmethod
     def _check_shape(key: str, value: np.ndarray, tensor: Any) -> None:
         if tuple(np.shape(value)) != tuple(tensor.shape):
             raise IncompatibleStateError(
                 f"array {key!r} has shape {tuple(np.shape(value))}; this network's is {tuple(tensor.shape)}")
-
-    def _parameter_names(self) -> list[str]:
-        return [name for name, _ in self.network_.named_parameters()]
 
     # -- training -------------------------------------------------------------------
 
@@ -163,7 +160,7 @@ class TorchState:
 
     def _step(self, loss: Any) -> None:
         """One optimizer step on ``loss``: backward, rescale, clip, step."""
-        self.optimizer_.zero_grad(set_to_none=True)
+        self.optimizer_.zero_grad()
         loss.backward()
         if self.rescale_gradient != 1.0 or math.isfinite(self.clip_gradient):
             for p in self.network_.parameters():
@@ -186,7 +183,7 @@ class TorchState:
         out = {array_key("param", n): p.detach().cpu().numpy().astype(np.float32, copy=True)
                for n, p in self.network_.named_parameters()}
         out.update({array_key("buffer", n): b.detach().cpu().numpy().copy() for n, b in self.network_.named_buffers()})
-        out.update(optimizer_arrays(self.optimizer_, self._parameter_names()))
+        out.update(self.optimizer_.arrays())
         return out
 
     def _training_meta(self) -> dict[str, Any]:
@@ -243,13 +240,10 @@ class TorchState:
         if self.network_ is None:
             merged = b
         else:
-            differ = {k for k in set(a) ^ set(b) if not k.startswith("opt__")}
+            differ = set(a) ^ set(b)
             if differ:
                 raise IncompatibleStateError(
                     f"the states hold different arrays: {sorted(differ)}; merge states of one configuration")
-            # an optimizer that has not stepped (a worker's fresh copy) holds no moments: they are zeros
-            for x, y in ((a, b), (b, a)):
-                x.update({k: np.zeros_like(v) for k, v in y.items() if k not in x})
             total = self.n_rows_seen_ + other.n_rows_seen_
             wa = self.n_rows_seen_ / total if total else 0.5
             merged = {}

@@ -189,3 +189,31 @@ def test_torch_is_imported_only_when_a_network_is_built(tmp_path) -> None:
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_each_optimizer_takes_torch_optims_steps(name: str) -> None:
+    """The written-out updates equal torch.optim's classes with MXNet's constants."""
+    from onepass.neural._optimizers import Optimizer
+
+    reference = {
+        "sgd": lambda ps: torch.optim.SGD(ps, lr=0.1, weight_decay=0.01),
+        "adam": lambda ps: torch.optim.Adam(ps, lr=0.1, weight_decay=0.01),
+        "adagrad": lambda ps: torch.optim.Adagrad(ps, lr=0.1, weight_decay=0.01, eps=1e-7),
+        "rmsprop": lambda ps: torch.optim.RMSprop(ps, lr=0.1, alpha=0.9, eps=1e-8, weight_decay=0.01),
+        "adadelta": lambda ps: torch.optim.Adadelta(ps, lr=1.0, rho=0.9, eps=1e-5, weight_decay=0.01),
+    }[name]
+    gen = torch.Generator().manual_seed(0)
+    start = torch.randn(5, 3, generator=gen)
+    ours_p = torch.nn.Parameter(start.clone())
+    theirs_p = torch.nn.Parameter(start.clone())
+    ours = Optimizer(name, [("w", ours_p)], learning_rate=0.1, weight_decay=0.01)
+    theirs = reference([theirs_p])
+    target = torch.randn(5, 3, generator=gen)
+    for _ in range(5):
+        for p, opt in ((ours_p, ours), (theirs_p, theirs)):
+            opt.zero_grad()
+            ((p - target) ** 2).sum().backward()
+            opt.step()
+    torch.testing.assert_close(ours_p.detach(), theirs_p.detach(), rtol=1e-5, atol=1e-6)
+    assert not torch.equal(ours_p.detach(), start)
