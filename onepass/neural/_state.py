@@ -132,8 +132,11 @@ class TorchState:
             for name, b in network.named_buffers():
                 key = array_key("buffer", name)
                 if arrays is not None and key in arrays:
-                    self._check_shape(key, arrays[key], b)
-                    b.copy_(torch.from_numpy(np.array(arrays[key])).to(b.dtype))
+                    value = np.array(arrays[key])
+                    if b.dim() == 0 and value.size == 1:
+                        value = value.reshape(())  # a count (batch norm's), whatever shape the file gave it
+                    self._check_shape(key, value, b)
+                    b.copy_(torch.from_numpy(value).to(b.dtype))
         self.network_ = network.to(self.torch_device)
         scale = 1.0 if self.learning_rate == self.adadelta_default_rate else self.learning_rate / self.adadelta_default_rate
         self.optimizer_ = Optimizer(self.optimizer, list(self.network_.named_parameters()), self.learning_rate,

@@ -101,15 +101,16 @@ def test_one_configuration_starts_from_one_network_and_the_seed_drives_the_noise
 
 def test_clip_gradient_bounds_each_value_of_a_step_and_rescale_scales_it() -> None:
     X = counts(64, 5)
-    empty = Batch(np.zeros((1, 12), np.float32))  # builds the network; an empty document: no step
+    # builds the network; an empty document: no step (one document steps only without batch norm)
+    empty = Batch(np.zeros((1, 12), np.float32))
 
     def one_step(**more):  # noqa: ANN003, ANN202
-        state = small(optimizer="sgd", learning_rate=1.0, validation_fraction=0.0, seed=0, **more)
+        state = small(optimizer="sgd", learning_rate=1.0, validation_fraction=0.0, batch_norm=False, seed=0, **more)
         state.update(empty)
         state.update(Batch(X[:1]))
         return state
 
-    base = small(optimizer="sgd", learning_rate=1.0, validation_fraction=0.0, seed=0)
+    base = small(optimizer="sgd", learning_rate=1.0, validation_fraction=0.0, batch_norm=False, seed=0)
     base.update(empty)
     start = base.parameters()
     base.update(Batch(X[:1]))
@@ -117,7 +118,7 @@ def test_clip_gradient_bounds_each_value_of_a_step_and_rescale_scales_it() -> No
     free_step = {k: np.abs(base.parameters()[k] - start[k]).max() for k in start if k.startswith("param__")}
     clip_step = {k: np.abs(clipped.parameters()[k] - start[k]).max() for k in start if k.startswith("param__")}
     assert max(free_step.values()) > 1e-2, "an unclipped step this large is what the clip must bound"
-    assert max(clip_step.values()) <= 1e-3 * (1 + 1e-5)
+    assert max(clip_step.values()) <= 1e-3 + 1e-6  # float32 rounding of parameters up to ~8 in size
     half = one_step(rescale_gradient=0.5)
     for k, step in free_step.items():
         np.testing.assert_allclose(np.abs(half.parameters()[k] - start[k]).max(), 0.5 * step, rtol=1e-4, atol=1e-7)

@@ -63,9 +63,9 @@ class NTM(TransformerMixin, BaseEstimator):
 
     def __init__(self, num_topics: int = 10, *, encoder_layers: Any = "auto",
                  encoder_layers_activation: str = "sigmoid", optimizer: str = "adam", learning_rate: float = 0.02,
-                 mini_batch_size: int = 64, batch_norm: bool = False, clip_gradient: float = math.inf,
+                 mini_batch_size: int = 64, batch_norm: bool = True, clip_gradient: float = math.inf,
                  rescale_gradient: float = 1.0, sub_sample: float = 1.0, weight_decay: float = 0.0,
-                 num_patience_epochs: int = 3, tolerance: float = 0.001, decoder: str = "product",
+                 num_patience_epochs: int = 3, tolerance: float = 0.001, decoder: str = "mixture",
                  prior_alpha: float = 1.0, max_validation_rows: int = 2000, validation_fraction: float = 0.05,
                  on_empty_document: str = "skip", device: str = "auto", epochs: int = 1, batch_size: int = 8192,
                  random_state: Any = None) -> None:

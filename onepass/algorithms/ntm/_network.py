@@ -5,10 +5,11 @@ variance of a Gaussian over ``num_topics`` dimensions (with ``batch_norm``, each
 normalized by batch statistics, without scale or shift, as ProdLDA's). A draw ``z``
 of it, softmaxed, is the document's topic mixture ``theta``. Decoder, by ``decoder``:
 
+- ``"mixture"`` (GSM, Miao et al. 2017): ``theta @ softmax(W)``, LDA's mixture of
+  topic-word distributions (the background ``b`` stays 0: each topic holds its own
+  common words, as LDA's do);
 - ``"product"`` (ProdLDA, Srivastava and Sutton 2017): word log-probabilities
-  ``log_softmax(theta @ W + b)``, a product of experts;
-- ``"mixture"`` (GSM, Miao et al. 2017): ``theta @ softmax(W + b)``, LDA's mixture of
-  topic-word distributions.
+  ``log_softmax(theta @ W + b)``, a product of experts over a learned background ``b``.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class NTMNetwork(nn.Module):
         self.topics = nn.Parameter(torch.empty(num_topics, n_features))  # W: topic x word
         self.background = nn.Parameter(torch.empty(n_features))          # b
         self.decoder = decoder
+        if decoder == "mixture":
+            self.background.requires_grad_(False)  # stays 0: softmax(W + b) is softmax(W)
         self.batch_norm = batch_norm
         if batch_norm:
             self.mean_norm = nn.BatchNorm1d(num_topics, affine=False)

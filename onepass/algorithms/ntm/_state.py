@@ -71,9 +71,12 @@ class NTMState(TorchState):
     mini_batch_size : int, default=64
         Documents per optimizer step (the last step of a batch may have fewer;
         SageMaker's default is 256: four times fewer steps per pass).
-    batch_norm : bool, default=False
+    batch_norm : bool, default=True
         Batch normalization of the posterior's mean and log variance (and, for the
-        product decoder, of the word logits).
+        product decoder, of the word logits), as ProdLDA's against posterior collapse
+        (SageMaker's default is False: on the bench's docstring corpus, without it
+        every document got the same topics, label accuracy 0.15 after 3 passes; 0.52
+        with it).
     clip_gradient : float, default=inf
         Each gradient value is clipped to ``[-clip_gradient, clip_gradient]``.
     rescale_gradient : float, default=1.0
@@ -87,9 +90,9 @@ class NTMState(TorchState):
         validation loss by more than ``tolerance`` (relative) before training stops; 0
         never stops.
     tolerance : float, default=0.001
-    decoder : {"product", "mixture"}, default="product"
-        How topics make words (not a SageMaker setting): a product of experts
-        (ProdLDA), or LDA's mixture.
+    decoder : {"mixture", "product"}, default="mixture"
+        How topics make words (not a SageMaker setting): LDA's mixture of topic-word
+        distributions, or a product of experts over a learned background (ProdLDA).
     max_validation_rows : int, default=2000
         Validation documents kept, from ``add_validation`` or held out of the stream.
     validation_fraction : float, default=0.05
@@ -130,10 +133,10 @@ class NTMState(TorchState):
 
     def __init__(self, num_topics: int = 10, *, feature_dim: int | None = None, encoder_layers: Any = "auto",
                  encoder_layers_activation: str = "sigmoid", optimizer: str = "adam",
-                 learning_rate: float = 0.02, mini_batch_size: int = 64, batch_norm: bool = False,
+                 learning_rate: float = 0.02, mini_batch_size: int = 64, batch_norm: bool = True,
                  clip_gradient: float = math.inf, rescale_gradient: float = 1.0, sub_sample: float = 1.0,
                  weight_decay: float = 0.0, num_patience_epochs: int = 3, tolerance: float = 0.001,
-                 decoder: str = "product", max_validation_rows: int = 2000, validation_fraction: float = 0.05,
+                 decoder: str = "mixture", max_validation_rows: int = 2000, validation_fraction: float = 0.05,
                  on_empty_document: str = "skip", prior_alpha: float = 1.0, device: str = "auto",
                  seed: int | None = None) -> None:
         require("int>=1", num_topics=num_topics, mini_batch_size=mini_batch_size)
@@ -293,14 +296,22 @@ class NTMState(TorchState):
             self._learn(X[start:stop], w[start:stop])
 
     def _start_background(self, X: sp.csr_matrix) -> None:
-        """Start the decoder's bias at the log word frequencies of the first batch (add-one
-        smoothed), so that the topics learn what sets documents apart from the corpus
-        rather than first relearning its common words (NVDM's and ProdLDA's practice)."""
+        """Start the decoder at the log word frequencies of the first batch (add-one
+        smoothed): the mixture's topics all start there, apart by their small random
+        starts; the product decoder's background ``b`` starts there, so that its topics
+        learn what sets documents apart rather than first relearning the common words
+        (NVDM's and ProdLDA's practice). On a generated corpus (10 topics, 30k
+        documents, one pass) the mixture started so recovers the true topics to a mean
+        cosine of 0.997, as scikit-learn's online LDA does (0.998); started at zero
+        with a learned background, 0.90."""
         import torch
 
         counts = np.asarray(X.sum(axis=0), dtype=np.float64).ravel() + 1.0
         with torch.no_grad():
-            self.network_.background.copy_(self._tensor(np.log(counts / counts.sum())))
+            if self.decoder == "mixture":
+                self.network_.topics.add_(self._tensor(np.log(counts / counts.sum()))[None, :])
+            else:
+                self.network_.background.copy_(self._tensor(np.log(counts / counts.sum())))
 
     def _learn(self, X: sp.csr_matrix, w: np.ndarray) -> None:
         x = self._tensor(X.toarray())
