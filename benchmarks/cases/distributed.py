@@ -1,7 +1,8 @@
 """Distributed training on Ray: 1 worker vs 2 workers, and Ray's cost against the plain loop.
 
 Each algorithm trains on one float32 ``.npy`` file (compute-bound settings: K-Means k=200
-on d=50 blobs, PCA exact and sketch at d=300, Linear Learner with 32 models at d=100),
+on d=50 blobs, PCA exact and sketch at d=300, Linear Learner with 32 models at d=100, the Neural Topic
+Model with 20 topics on word counts of 500 words, its networks averaged),
 read by the workers themselves in row-range shards. The files are large enough that one
 worker trains for about 15 s or more, so the fixed costs of a job (starting the worker
 processes, the last merge) weigh what they would on a real job, not most of it. Cases,
@@ -33,6 +34,7 @@ from benchmarks.render import fmt_int, fmt_rate, target_cell
 D_KMEANS, K = 50, 200
 D_PCA, RANK = 300, 20
 D_LINEAR = 100
+D_WORDS, TOPICS, DOC_WORDS = 500, 20, 60  # documents of LDA's generative model
 CHUNK = 100_000
 TARGET_SPEEDUP = 1.6
 ALGOS = {
@@ -40,9 +42,10 @@ ALGOS = {
     "pca-exact": ("pca", {"n_components": 10, "mode": "exact"}, "PCA exact, d=300"),
     "pca-sketch": ("pca", {"n_components": 10, "mode": "sketch"}, "PCA sketch, d=300"),
     "linear": ("linear-learner", {"num_models": 32}, "Linear Learner, 32 models, d=100"),
+    "ntm": ("ntm", {"num_topics": 20}, "Neural Topic Model, 20 topics, 500 words"),
 }
-DATA = {"kmeans": "kmeans", "pca-exact": "pca", "pca-sketch": "pca", "linear": "linear"}
-DIMS = {"kmeans": D_KMEANS, "pca": D_PCA, "linear": D_LINEAR}
+DATA = {"kmeans": "kmeans", "pca-exact": "pca", "pca-sketch": "pca", "linear": "linear", "ntm": "counts"}
+DIMS = {"kmeans": D_KMEANS, "pca": D_PCA, "linear": D_LINEAR, "counts": D_WORDS}
 
 
 def _rows(cfg: Config, algo: str) -> int:
@@ -52,11 +55,13 @@ def _rows(cfg: Config, algo: str) -> int:
         return 600_000 if cfg.quick else 16_000_000
     if kind == "linear":
         return 100_000 if cfg.quick else 12_000_000
+    if kind == "counts":
+        return 30_000 if cfg.quick else 600_000
     return 60_000 if cfg.quick else 3_200_000
 
 
 def data_path(data_dir: Path, kind: str, n: int, seed: int) -> Path:
-    name = {"kmeans": "blobs", "pca": "lowrank", "linear": "logistic"}[kind]
+    name = {"kmeans": "blobs", "pca": "lowrank", "linear": "logistic", "counts": "lda"}[kind]
     return data_dir / f"dist_{name}_d{DIMS[kind]}_n{n}_s{seed}.npy"
 
 
@@ -88,6 +93,8 @@ def make_data(p: dict) -> dict:
     elif p["algo"] == "pca":
         basis = np.linalg.qr(np.random.default_rng([p["seed"], 2]).standard_normal((D_PCA, RANK)))[0].T
         scales = (10.0 * 0.85 ** np.arange(RANK))[:, None]
+    elif p["algo"] == "counts":
+        beta = np.random.default_rng([p["seed"], 5]).dirichlet(np.full(D_WORDS, 0.05), size=TOPICS)
     else:
         truth = np.random.default_rng([p["seed"], 4]).standard_normal(D_LINEAR) / np.sqrt(D_LINEAR) * 3
 
@@ -99,6 +106,9 @@ def make_data(p: dict) -> dict:
                 yield centers[rng.integers(0, K, m)] + rng.standard_normal((m, d), dtype=np.float32)
             elif p["algo"] == "pca":
                 yield (rng.standard_normal((m, RANK)) @ (basis * scales) + rng.standard_normal((m, d)) + 3.0)
+            elif p["algo"] == "counts":  # each document: a Dirichlet mix of the topics, DOC_WORDS words
+                probs = rng.dirichlet(np.full(TOPICS, 0.1), size=m) @ beta
+                yield np.vstack([rng.multinomial(DOC_WORDS, q) for q in probs])
             else:  # features, then a 0/1 label drawn from a logistic model
                 X = rng.standard_normal((m, d))
                 y = rng.random(m) < 1 / (1 + np.exp(-X @ truth))

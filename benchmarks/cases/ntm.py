@@ -341,8 +341,9 @@ def onepass_case(p: dict) -> dict:
     n = _meta(p)["mem_docs"] if p.get("mem") else _meta(p)["train_docs"]
     v = _meta(p)["n_words"] if p["kind"] == "real" else GEN["n_words"]
     cli = [sys.executable, "-m", "onepass.cli"]
+    passes = int(p.get("epochs", 1))
     train = [*cli, "train", NTM_ALGO, "--format", "libsvm", "--n-features", v, "--num-topics", NUM_TOPICS,
-             "--seed", p["seed"], "--quiet", *p.get("flags", [])]
+             "--seed", p["seed"], "--quiet", *(["--epochs", passes] if passes > 1 else []), *p.get("flags", [])]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "model"
         result = {}
@@ -352,7 +353,7 @@ def onepass_case(p: dict) -> dict:
             result["small_run_s"] = _run([*train, "--data", f["warm_svm"], "--out", Path(tmp) / "warm"])["wall_s"]
         warm_page_cache(data)
         m = _run([*train, "--data", data, "--out", out])
-        result.update(m, docs=n, docs_per_s=n / m["wall_s"], command=" ".join(map(str, train[3:])))
+        result.update(m, docs=n * passes, docs_per_s=n * passes / m["wall_s"], command=" ".join(map(str, train[3:])))
         if p.get("mem"):
             return result
         import onepass
@@ -373,6 +374,7 @@ def onepass_case(p: dict) -> dict:
 # --- plan and render ---------------------------------------------------------------------
 
 KINDS = ("real", "generated")
+REAL_PASSES = 4  # the docstring corpus is small (11k documents): passes over it, as SageMaker's epochs
 
 
 def _base(cfg: Config, kind: str) -> dict:
@@ -397,6 +399,9 @@ def plan(cfg: Config) -> list[Task]:
             tasks.append(Task("ntm.gensim", {**base, "workers": 1},
                               f"{kind}: gensim LdaMulticore workers=1 (E-step in a second process)", repeat=1))
         if kind == "real":
+            tasks.append(Task("ntm.onepass", {**base, "epochs": REAL_PASSES},
+                              f"real: onepass NTM, {REAL_PASSES} passes (--epochs {REAL_PASSES}; docs counts "
+                              "every pass)"))
             tasks.append(Task("ntm.bow", base, "real: word counts, no topic model (accuracy reference)", repeat=1))
         else:
             tasks.append(Task("ntm.onepass", {**base, "mem": True},
@@ -491,25 +496,28 @@ def render(cfg: Config, results: dict[str, Result]) -> list[Table]:
 
     targets = []
     for kind in KINDS:
-        one, sk, gs = get("ntm.onepass", kind, mem=None), get("ntm.sklearn", kind), get("ntm.gensim", kind,
-                                                                                          workers=None)
-        for name, r in (("scikit-learn", sk), ("gensim LdaModel", gs)):
-            if one and r:
-                x = one.med("npmi") - r.med("npmi")
-                targets.append([f"{kind}: onepass NTM NPMI - {name} NPMI (TU {one.med('tu'):.3f} vs "
-                                f"{r.med('tu'):.3f}: a low TU means topics that repeat the same words, "
-                                "which NPMI alone does not see)", f"{x:+.4f}", ">= 0", target_cell(x >= 0)])
+        sk, gs = get("ntm.sklearn", kind), get("ntm.gensim", kind, workers=None)
+        variants = [("onepass NTM", get("ntm.onepass", kind, mem=None, epochs=None))]
         if kind == "real":
+            variants.append((f"onepass NTM, {REAL_PASSES} passes", get("ntm.onepass", kind, epochs=REAL_PASSES)))
+        for who, one in variants:
             for name, r in (("scikit-learn", sk), ("gensim LdaModel", gs)):
-                if one and r and one.med("accuracy") is not None:
-                    x = one.med("accuracy") - r.med("accuracy")
-                    targets.append([f"{kind}: onepass NTM label accuracy - {name}", f"{x:+.4f}", ">= 0",
-                                    target_cell(x >= 0)])
-        if one and sk:
-            x = one.med("docs_per_s") / sk.med("docs_per_s")
-            targets.append([f"{kind}: onepass NTM docs/s (whole command) / scikit-learn online LDA docs/s "
-                            "(training loop only)", f"{x:.1f}x", f">= {TARGET_VS_SKLEARN:.0f}x",
-                            target_cell(x >= TARGET_VS_SKLEARN)])
+                if one and r:
+                    x = one.med("npmi") - r.med("npmi")
+                    targets.append([f"{kind}: {who} NPMI - {name} NPMI (TU {one.med('tu'):.3f} vs "
+                                    f"{r.med('tu'):.3f}: a low TU means topics that repeat the same words, "
+                                    "which NPMI alone does not see)", f"{x:+.4f}", ">= 0", target_cell(x >= 0)])
+            if kind == "real":
+                for name, r in (("scikit-learn", sk), ("gensim LdaModel", gs)):
+                    if one and r and one.med("accuracy") is not None:
+                        x = one.med("accuracy") - r.med("accuracy")
+                        targets.append([f"{kind}: {who} label accuracy - {name}", f"{x:+.4f}", ">= 0",
+                                        target_cell(x >= 0)])
+            if one and sk:
+                x = one.med("docs_per_s") / sk.med("docs_per_s")
+                targets.append([f"{kind}: {who} docs/s (whole command) / scikit-learn online LDA docs/s "
+                                "(training loop only)", f"{x:.1f}x", f">= {TARGET_VS_SKLEARN:.0f}x",
+                                target_cell(x >= TARGET_VS_SKLEARN)])
         if kind == "generated" and one:
             n_true = one.first("n_true")
             best = max((r.med("recovered") for r in (sk, gs) if r), default=None)

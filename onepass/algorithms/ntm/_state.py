@@ -347,9 +347,10 @@ class NTMState(TorchState):
         """Keep documents of a validation source (up to ``max_validation_rows``); returns
         how many were kept. Documents held out of the stream are then not needed."""
         X, _ = self._documents(batch)
-        if self.network_ is None:
-            self._build(X.shape[1])
         X = X[np.flatnonzero(np.asarray(X.sum(axis=1)).ravel() > 0)]
+        if self.network_ is None:  # validation documents come first: the decoder starts from them
+            self._build(X.shape[1])
+            self._start_background(X)
         room = self.max_validation_rows - self.validation_.shape[0]
         if not self.has_validation_source_:
             self.has_validation_source_ = True
