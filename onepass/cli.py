@@ -262,7 +262,8 @@ def _make_train_command(name: str) -> click.Command:
 
             from onepass.distributed import train_distributed
 
-            _check_accepts(train_distributed, source, "onepass train --workers")
+            _check_accepts(train_distributed, {k: v for k, v in source.items() if k != "quarantine_file"},
+                           "onepass train --workers")  # a quarantine file is refused above, with why
 
             def run_distributed() -> Any:
                 return train_distributed(name, target, workers=opts["workers"], ray_address=opts["ray_address"],
