@@ -469,6 +469,7 @@ class NTMState(TorchState):
             raise NotFittedError("this NTM state has seen no documents; train it first")
         arrays = {k.partition("__")[2]: v for k, v in self.network_arrays().items()
                   if k.startswith("param__") or (k.startswith("buffer__") and "__running_" in k)}
+
         return NTMModel(arrays, num_topics=self.num_topics, n_layers=len(self.encoder_widths),
                         activation=self.encoder_layers_activation, batch_norm=self.batch_norm,
                         decoder=self.decoder, prior_variance=self.network_.prior_var, vocabulary=self.vocabulary_,
