@@ -141,7 +141,7 @@ def test_hyperparameters_are_checked_at_construction() -> None:
         NTMState(4, sub_sample=0)
     with pytest.raises(InvalidParameterError, match="num_topics=0"):
         NTMState(0)
-    assert NTMState(5).encoder_widths == [15, 10]
+    assert NTMState(5).encoder_widths == [200, 100] and NTMState(120).encoder_widths == [360, 240]
     assert NTMState(5, encoder_layers="[20, 8]").encoder_widths == [20, 8]
 
 

@@ -71,6 +71,7 @@ class NTMModel:
         self.vocabulary_ = None if vocabulary is None else np.asarray(vocabulary, dtype=str)
         self.top_words = int(top_words)
         self.n_rows_seen_ = int(n_rows_seen)
+        self._float64 = {k: v.astype(np.float64) for k, v in self.arrays.items() if k.startswith(("encoder", "mean", "log_var"))}
         W, b = self.arrays["topics"].astype(np.float64), self.arrays["background"].astype(np.float64)
         self.topic_word_ = _softmax(W + b)
         top = np.argsort(-self.topic_word_, axis=1, kind="stable")[:, : self.top_words]
@@ -105,12 +106,15 @@ class NTMModel:
         return (v - mean) / np.sqrt(var + _BN_EPS)
 
     def _encode(self, X: Any, batch_statistics: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        h = X
+        # in float64: float32 products round differently by a row's place in the block BLAS
+        # takes it in (2e-7 relative), and a document's topics must not depend on its neighbours
+        a = self._float64
+        h = X.astype(np.float64)
         for i in range(self.n_layers):
-            W, b = self.arrays[f"encoder__{2 * i}__weight"], self.arrays[f"encoder__{2 * i}__bias"]
-            h = _activation(self.activation, np.asarray(h @ W.T) + b)
-        mean = h @ self.arrays["mean__weight"].T + self.arrays["mean__bias"]
-        log_var = h @ self.arrays["log_var__weight"].T + self.arrays["log_var__bias"]
+            h = _activation(self.activation, np.asarray(h @ a[f"encoder__{2 * i}__weight"].T)
+                            + a[f"encoder__{2 * i}__bias"])
+        mean = h @ a["mean__weight"].T + a["mean__bias"]
+        log_var = h @ a["log_var__weight"].T + a["log_var__bias"]
         if self.batch_norm and batch_statistics and mean.shape[0] >= 2:
             mean, log_var = (((v - v.mean(0)) / np.sqrt(v.var(0) + _BN_EPS)) for v in (mean, log_var))
         elif self.batch_norm:

@@ -23,10 +23,14 @@ _DECODERS = ("product", "mixture")
 
 
 def parse_encoder_layers(encoder_layers: Any, num_topics: int) -> list[int]:
-    """SageMaker's ``encoder_layers``: "auto" (``[3K, 2K]``), a comma list ("60,40") or a
-    list of widths."""
+    """SageMaker's ``encoder_layers``: "auto", a comma list ("60,40") or a list of widths.
+
+    "auto" is ``[max(200, 3K), max(100, 2K)]``; SageMaker's is ``[3K, 2K]``, which for 20
+    topics over 2,000 words found 8 of 20 true topics of an LDA-generated corpus in one
+    pass (100k documents), where ``[200, 100]`` finds 19 (``[300, 200]``: 20) and lifts the
+    docstring corpus' label accuracy after four passes from 0.528 to 0.578."""
     if encoder_layers == "auto":
-        return [3 * num_topics, 2 * num_topics]
+        return [max(200, 3 * num_topics), max(100, 2 * num_topics)]
     if isinstance(encoder_layers, str):
         try:
             encoder_layers = [int(p) for p in encoder_layers.replace(" ", "").strip("[]").split(",") if p]
@@ -57,7 +61,9 @@ class NTMState(TorchState):
     feature_dim : int or None, default=None
         Vocabulary size; inferred from the first batch when None.
     encoder_layers : "auto", str or list of int, default="auto"
-        Widths of the encoder's hidden layers; "auto" is ``[3*num_topics, 2*num_topics]``.
+        Widths of the encoder's hidden layers; "auto" is ``[max(200, 3*num_topics),
+        max(100, 2*num_topics)]`` (wider than SageMaker's ``[3K, 2K]``: see
+        ``parse_encoder_layers``).
     encoder_layers_activation : {"sigmoid", "tanh", "relu", "softplus"}, default="sigmoid"
     optimizer : {"adam", "adadelta", "adagrad", "rmsprop", "sgd"}, default="adam"
         SageMaker's default is adadelta, with 50 epochs; one pass needs larger steps
