@@ -28,6 +28,7 @@ from onepass.errors import (
 )
 from onepass.io import load, load_checkpoint, save_checkpoint, save_model
 from onepass.sources import open_source
+from onepass.text import build_vocabulary
 from onepass.train import train
 from onepass.tune import tune
 
@@ -69,6 +70,7 @@ __all__ = [
     "PCAModel",
     "PCAState",
     "__version__",
+    "build_vocabulary",
     "load",
     "load_checkpoint",
     "open_source",
