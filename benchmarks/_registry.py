@@ -99,6 +99,16 @@ class Result:
         return None
 
 
+def find_result(tasks: list[Task], results: dict[str, Result], case_name: str, **match: Any) -> Result | None:
+    """The result of the first of ``tasks`` running ``case_name`` whose parameters equal
+    ``match`` (a parameter a task lacks matches None); None if it did not run or failed."""
+    for t in tasks:
+        if t.case == case_name and all(t.params.get(k) == v for k, v in match.items()):
+            r = results.get(t.key)
+            return None if r is None or r.problem else r
+    return None
+
+
 @dataclass
 class Table:
     title: str

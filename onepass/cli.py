@@ -251,9 +251,6 @@ def _make_train_command(name: str) -> click.Command:
             if opts.get("validation"):
                 raise click.UsageError("--validation is not supported with --workers yet; hold rows out with "
                                        "--validation-fraction instead")
-            if "vocab" in common or "document" in common:
-                raise click.UsageError("--vocab and --document are not supported with --workers yet: count the "
-                                       "documents into libsvm first, or train without --workers")
             if quarantine := common.get("quarantine_file"):
                 raise click.UsageError(f"--quarantine-file {quarantine}: not supported with --workers yet; "
                                        "use --on-bad-record skip")

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks._registry import Config, Family, Result, Skip, Table, Task, case
+from benchmarks._registry import Config, Family, Result, Skip, Table, Task, case, find_result
 from benchmarks.render import fmt_int, fmt_mb, fmt_rate, fmt_spread, load_cells, target_cell
 
 PACKAGES = ["numpy", "scipy", "sklearn", "pandas", "torch", "sympy", "matplotlib", "networkx", "gensim", "ray",
@@ -417,11 +417,7 @@ def render(cfg: Config, results: dict[str, Result]) -> list[Table]:
     tasks = plan(cfg)
 
     def get(case_name: str, kind: str, **match) -> Result | None:
-        for t in tasks:
-            if t.case == case_name and t.params["kind"] == kind and all(t.params.get(k) == v for k, v in match.items()):
-                r = results.get(t.key)
-                return None if r is None or r.problem else r
-        return None
+        return find_result(tasks, results, case_name, kind=kind, **match)
 
     tables = []
     for kind in KINDS:

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from onepass.errors import IncompatibleStateError
+from onepass.neural._arrays import copy_into
 from onepass.neural._device import import_torch
 
 __all__ = ["OPTIMIZERS", "Optimizer"]
@@ -107,7 +108,6 @@ class Optimizer:
 
     def load(self, arrays: dict[str, np.ndarray]) -> None:
         """Put back moments written by :meth:`arrays`; every ``opt__`` array must belong here."""
-        torch = import_torch()
         expected = {_prefix(n) + slot: (n, slot) for n, slots in self.state.items() for slot in slots}
         present = {k for k in arrays if k.startswith("opt__")}
         if present != set(expected):
@@ -115,11 +115,4 @@ class Optimizer:
                 f"the optimizer moments differ from a {self.name} optimizer's: missing "
                 f"{sorted(set(expected) - present)}, unknown {sorted(present - set(expected))}")
         for key, (n, slot) in expected.items():
-            target = self.state[n][slot]
-            array = np.asarray(arrays[key], dtype=np.float32)
-            if slot == "step" and array.size == 1:
-                array = array.reshape(())  # a count, whatever shape the file gave it
-            if tuple(array.shape) != tuple(target.shape):
-                raise IncompatibleStateError(
-                    f"optimizer moment {key!r} has shape {tuple(array.shape)}, expected {tuple(target.shape)}")
-            target.copy_(torch.from_numpy(np.array(array)))
+            copy_into(self.state[n][slot], key, arrays[key])

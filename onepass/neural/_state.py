@@ -40,18 +40,14 @@ from typing import Any
 import numpy as np
 
 from onepass.errors import IncompatibleStateError
+from onepass.neural._arrays import array_key, copy_into
 from onepass.neural._device import import_torch, resolve_device, set_threads
 from onepass.neural._optimizers import Optimizer
 
-__all__ = ["INIT_SEED", "TorchState", "array_key"]
+__all__ = ["INIT_SEED", "TorchState"]
 
 #: seeds, with the data's width, the generator every network of a configuration starts from
 INIT_SEED = 0x70C4
-
-
-def array_key(prefix: str, name: str) -> str:
-    """The checkpoint name of a torch parameter or buffer: ``param__encoder__0__weight``."""
-    return f"{prefix}__{name.replace('.', '__')}"
 
 
 class TorchState:
@@ -114,29 +110,18 @@ class TorchState:
         return self._torch_device
 
     def _build(self, n_features: int, arrays: dict[str, np.ndarray] | None = None) -> None:
-        """Build the network and its optimizer for ``n_features``: from ``rng_``, or from
-        checkpoint ``arrays``."""
-        torch = import_torch()
+        """Build the network and its optimizer for ``n_features``: from the generator
+        fixed by the network's shape, or from ``arrays`` (a checkpoint's, a merge's, shared
+        parameters)."""
         set_threads()
         self.n_features_ = int(n_features)
         network = self._make_network(self.n_features_)
-        init = np.random.default_rng([INIT_SEED, self.n_features_])
-        with torch.no_grad():
-            for name, p in network.named_parameters():
-                key = array_key("param", name)
-                if arrays is not None and key not in arrays:
-                    raise IncompatibleStateError(f"the arrays lack {key!r}, a parameter of this network")
-                value = arrays[key] if arrays is not None else self._initial_array(name, tuple(p.shape), init)
-                self._check_shape(key, value, p)
-                p.copy_(torch.from_numpy(np.array(value, dtype=np.float32)))  # a writable copy
-            for name, b in network.named_buffers():
-                key = array_key("buffer", name)
-                if arrays is not None and key in arrays:
-                    value = np.array(arrays[key])
-                    if b.dim() == 0 and value.size == 1:
-                        value = value.reshape(())  # a count (batch norm's), whatever shape the file gave it
-                    self._check_shape(key, value, b)
-                    b.copy_(torch.from_numpy(value).to(b.dtype))
+        if arrays is None:
+            init = np.random.default_rng([INIT_SEED, self.n_features_])
+            arrays = {array_key("param", n): self._initial_array(n, tuple(p.shape), init)
+                      for n, p in network.named_parameters()}
+            arrays.update({array_key("buffer", n): b.numpy() for n, b in network.named_buffers()})
+        self._load_network(network, arrays)
         self.network_ = network.to(self.torch_device)
         scale = 1.0 if self.learning_rate == self.adadelta_default_rate else self.learning_rate / self.adadelta_default_rate
         self.optimizer_ = Optimizer(self.optimizer, list(self.network_.named_parameters()), self.learning_rate,
@@ -145,10 +130,16 @@ class TorchState:
             self.optimizer_.load(arrays)
 
     @staticmethod
-    def _check_shape(key: str, value: np.ndarray, tensor: Any) -> None:
-        if tuple(np.shape(value)) != tuple(tensor.shape):
-            raise IncompatibleStateError(
-                f"array {key!r} has shape {tuple(np.shape(value))}; this network's is {tuple(tensor.shape)}")
+    def _load_network(network: Any, arrays: dict[str, np.ndarray]) -> None:
+        """Copy the ``param__``/``buffer__`` arrays into ``network``: every one it has must be there."""
+        torch = import_torch()
+        with torch.no_grad():
+            for prefix, named in (("param", network.named_parameters()), ("buffer", network.named_buffers())):
+                for name, t in named:
+                    key = array_key(prefix, name)
+                    if key not in arrays:
+                        raise IncompatibleStateError(f"the arrays lack {key!r}, a {prefix} of this network")
+                    copy_into(t, key, arrays[key])
 
     # -- training -------------------------------------------------------------------
 
@@ -213,18 +204,9 @@ class TorchState:
         """Take the shared arrays of :meth:`parameters`; a fresh state starts from them
         (with a fresh optimizer)."""
         if self.network_ is None:
-            n_features = self._width_of(parameters)
-            self._build(n_features, {**parameters})
-            return
-        torch = import_torch()
-        with torch.no_grad():
-            for prefix, named in (("param", self.network_.named_parameters()), ("buffer", self.network_.named_buffers())):
-                for name, t in named:
-                    key = array_key(prefix, name)
-                    if key not in parameters:
-                        raise IncompatibleStateError(f"the shared parameters lack {key!r}")
-                    self._check_shape(key, parameters[key], t)
-                    t.copy_(torch.from_numpy(np.array(parameters[key])).to(t.dtype))
+            self._build(self._width_of(parameters), parameters)
+        else:
+            self._load_network(self.network_, parameters)
 
     def _width_of(self, parameters: dict[str, np.ndarray]) -> int:  # pragma: no cover - abstract
         """The data's width, read from shared parameters (a subclass knows which array)."""

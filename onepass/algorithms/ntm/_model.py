@@ -36,6 +36,18 @@ def _log_softmax(z: np.ndarray) -> np.ndarray:
     return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
 
+def check_counts(X: Any) -> None:
+    """Raise a DataError naming the first row whose word count is negative, NaN or infinite
+    (``X`` a 2-d float array or CSR matrix)."""
+    values = X.data if sp.issparse(X) else X
+    bad = ~np.isfinite(values) | (values < 0)
+    if bad.any():
+        first = int(np.flatnonzero(bad.ravel())[0])
+        row = int(np.searchsorted(X.indptr, first, side="right") - 1) if sp.issparse(X) else first // X.shape[1]
+        raise DataError(f"row {row} of the batch has word count {values.ravel()[first]}: counts must be finite "
+                        "and >= 0")
+
+
 class NTMModel:
     """A finalized Neural Topic Model.
 
@@ -85,20 +97,14 @@ class NTMModel:
     def _check(self, X: Any) -> Any:
         if sp.issparse(X):
             X = sp.csr_matrix(X, dtype=np.float32)
-            values = X.data
         else:
             X = np.asarray(X, dtype=np.float32)
             if X.ndim == 1:
                 X = X.reshape(1, -1)
-            values = X
         if X.shape[1] != self.n_features:
             raise FeatureCountError(f"documents have {X.shape[1]} columns, but this NTM model's vocabulary has "
                                     f"{self.n_features} words")
-        bad = ~np.isfinite(values) | (values < 0)
-        if bad.any():
-            first = int(np.flatnonzero(bad.ravel())[0])
-            row = int(np.searchsorted(X.indptr, first, side="right") - 1) if sp.issparse(X) else first // X.shape[1]
-            raise DataError(f"row {row}: word counts must be finite and >= 0, got {values.ravel()[first]}")
+        check_counts(X)
         return X
 
     def _norm(self, name: str, v: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from onepass.algorithms._hyper import is_int, require, require_choice
-from onepass.algorithms.ntm._model import NTMModel
+from onepass.algorithms.ntm._model import NTMModel, check_counts
 from onepass.batch import Batch
 from onepass.errors import DataError, FeatureCountError, IncompatibleStateError, InvalidParameterError
 from onepass.neural import EarlyStopping, TorchState
@@ -257,15 +257,7 @@ class NTMState(TorchState):
                 row = int(np.searchsorted(X.indptr, bad, side="right") - 1)
                 raise DataError(f"row {row} of the batch has word index {int(X.indices[bad])}, past the "
                                 f"vocabulary's {X.shape[1]} words (0 to {X.shape[1] - 1})")
-            values = X.data
-        else:
-            values = X
-        bad_values = ~np.isfinite(values) | (values < 0)
-        if bad_values.any():
-            first = int(np.flatnonzero(bad_values.ravel())[0])
-            row = int(np.searchsorted(X.indptr, first, side="right") - 1) if sp.issparse(X) else first // X.shape[1]
-            value = values.ravel()[first]
-            raise DataError(f"row {row} of the batch has word count {value}: counts must be finite and >= 0")
+        check_counts(X)
         X = sp.csr_matrix(X) if not sp.issparse(X) else X
         w = np.ones(X.shape[0], np.float32) if batch.w is None else np.asarray(batch.w, dtype=np.float32)
         if w.shape != (X.shape[0],) or not np.all(np.isfinite(w)) or np.any(w < 0):
@@ -273,8 +265,7 @@ class NTMState(TorchState):
         return X, w
 
     def _drop_empty(self, X: sp.csr_matrix, w: np.ndarray, first_row: int) -> tuple[sp.csr_matrix, np.ndarray]:
-        lengths = np.diff(X.indptr) if X.nnz == 0 else np.asarray(X.sum(axis=1)).ravel()
-        empty = lengths <= 0
+        empty = np.asarray(X.sum(axis=1)).ravel() <= 0
         if not empty.any():
             return X, w
         if self.on_empty_document == "fail":
@@ -341,8 +332,8 @@ class NTMState(TorchState):
         if self.has_validation_source_ or room <= 0 or self.validation_fraction == 0 or X.shape[0] == 0:
             return X, w
         every = max(1, round(1.0 / self.validation_fraction))
-        rows = np.arange(first_row, first_row + X.shape[0])  # stream positions (empties dropped already: close)
-        held = np.flatnonzero(rows[: X.shape[0]] % every == 0)[:room]
+        # positions in the stream (counted after empty documents are dropped: close enough to pick 1 in k)
+        held = np.flatnonzero(np.arange(first_row, first_row + X.shape[0]) % every == 0)[:room]
         if held.size == 0:
             return X, w
         self._keep_validation(X[held])
@@ -479,8 +470,8 @@ class NTMState(TorchState):
             from onepass.errors import NotFittedError
 
             raise NotFittedError("this NTM state has seen no documents; train it first")
-        arrays = {k.partition("__")[2]: v for k, v in self.network_arrays().items()
-                  if k.startswith("param__") or (k.startswith("buffer__") and "__running_" in k)}
+        arrays = {k.partition("__")[2]: v for k, v in self.parameters().items()
+                  if k.startswith("param__") or "__running_" in k}
 
         return NTMModel(arrays, num_topics=self.num_topics, n_layers=len(self.encoder_widths),
                         activation=self.encoder_layers_activation, batch_norm=self.batch_norm,
