@@ -24,7 +24,6 @@ the very steps the unstopped run would.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -72,6 +71,9 @@ class Optimizer:
         torch = import_torch()
         lr = self.learning_rate
         with torch.no_grad():
+            if self.name == "adam":
+                self._adam_step(torch)
+                return
             for n, p in self.params:
                 if p.grad is None:
                     continue
@@ -80,13 +82,6 @@ class Optimizer:
                 st["step"] += 1
                 if self.name == "sgd":
                     p.add_(g, alpha=-lr)
-                elif self.name == "adam":
-                    b1, b2 = _ADAM_BETAS
-                    t = float(st["step"])
-                    st["exp_avg"].mul_(b1).add_(g, alpha=1 - b1)
-                    st["exp_avg_sq"].mul_(b2).addcmul_(g, g, value=1 - b2)
-                    denom = (st["exp_avg_sq"].sqrt() / math.sqrt(1 - b2**t)).add_(_ADAM_EPS)
-                    p.addcdiv_(st["exp_avg"], denom, value=-lr / (1 - b1**t))
                 elif self.name == "adagrad":
                     st["sum"].addcmul_(g, g, value=1.0)
                     p.addcdiv_(g, st["sum"].sqrt().add_(_ADAGRAD_EPS), value=-lr)
@@ -100,6 +95,23 @@ class Optimizer:
                     delta.mul_(g)
                     st["acc_delta"].mul_(rho).addcmul_(delta, delta, value=1 - rho)
                     p.add_(delta, alpha=-lr)
+
+    def _adam_step(self, torch: Any) -> None:
+        """Adam over every parameter at once (torch's fused kernel, the one ``torch.optim.Adam(fused=True)``
+        calls): a step over the NTM bench's 440k parameters took 1.6 ms as eight tensor operations per
+        parameter, which was a quarter of a step on 64 documents. Per parameter it is the update
+        ``exp_avg = b1 exp_avg + (1 - b1) g``, ``exp_avg_sq = b2 exp_avg_sq + (1 - b2) g^2``,
+        ``p -= lr / (1 - b1^t) * exp_avg / (sqrt(exp_avg_sq / (1 - b2^t)) + eps)``."""
+        live = [(n, p) for n, p in self.params if p.grad is not None]
+        if not live:
+            return
+        steps = [self.state[n]["step"] for n, _ in live]
+        torch._foreach_add_(steps, 1)  # the kernel reads the step count after it is counted
+        b1, b2 = _ADAM_BETAS
+        torch._fused_adam_([p for _, p in live], [p.grad for _, p in live],
+                           [self.state[n]["exp_avg"] for n, _ in live], [self.state[n]["exp_avg_sq"] for n, _ in live],
+                           [], steps, lr=self.learning_rate, beta1=b1, beta2=b2, weight_decay=self.weight_decay,
+                           eps=_ADAM_EPS, amsgrad=False, maximize=False)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The moments and step counts, ``opt__<parameter>__<slot>`` -> float32 array."""

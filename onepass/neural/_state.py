@@ -214,6 +214,12 @@ class TorchState:
 
     # -- merge ----------------------------------------------------------------------
 
+    def _aligned(self, mine: dict[str, np.ndarray], theirs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``theirs`` with units that mean the same as ``mine``'s in the same places (a
+        network whose outputs can be permuted, as a topic model's topics, says how);
+        as it is by default."""
+        return theirs
+
     def _merge_networks(self, other: TorchState) -> None:
         """Average every array of ``self`` and ``other``, weighted by their rows seen."""
         if other.network_ is None:
@@ -229,6 +235,7 @@ class TorchState:
             if differ:
                 raise IncompatibleStateError(
                     f"the states hold different arrays: {sorted(differ)}; merge states of one configuration")
+            b = self._aligned(a, b)
             total = self.n_rows_seen_ + other.n_rows_seen_
             wa = self.n_rows_seen_ / total if total else 0.5
             merged = {}

@@ -14,6 +14,7 @@ import pytest
 import scipy.sparse as sp
 
 from onepass.algorithms.ntm import NTMState
+from onepass.algorithms.ntm._network import Documents
 from onepass.algorithms.ntm._quality import match_topics
 from onepass.batch import Batch
 from onepass.errors import DataError, FeatureCountError, InvalidParameterError
@@ -87,16 +88,16 @@ def test_empty_documents_are_skipped_and_counted_or_refused() -> None:
 
 
 def test_weights_are_honored() -> None:
-    """Documents of topic-0 weighted up are modeled better than the same documents weighted down."""
+    """Documents of topic 0 weighted up are modeled better than with equal weights, and
+    the other documents worse (the trade-off weights ask for)."""
     X, beta = lda_corpus(4000)
     topic = np.argmax(X @ np.log(beta.T + 1e-12), axis=1)  # each document's likeliest topic
     first = topic == 0
     up = np.where(first, 10.0, 1.0).astype(np.float32)
-    down = np.where(first, 0.1, 1.0).astype(np.float32)
     m_up = feed(feed(NTMState(4, seed=0), X, w=up), X, w=up).model()
-    m_down = feed(feed(NTMState(4, seed=0), X, w=down), X, w=down).model()
-    assert m_up.perplexity(X[first]) < m_down.perplexity(X[first])
-    assert m_up.perplexity(X[~first]) > m_down.perplexity(X[~first])
+    m_equal = feed(feed(NTMState(4, seed=0), X), X).model()
+    assert m_up.perplexity(X[first]) < m_equal.perplexity(X[first])
+    assert m_up.perplexity(X[~first]) > m_equal.perplexity(X[~first])
 
 
 def test_validation_documents_are_held_out_or_given() -> None:
@@ -119,7 +120,7 @@ def test_the_numpy_model_computes_what_the_network_does() -> None:
         model = state.model()
         net = state.network_.eval()
         with torch.no_grad():
-            x = torch.from_numpy(X[:50])
+            x = Documents.from_dense(torch.from_numpy(X[:50]))
             mean, _ = net.encode(x)
             net.train()  # the loss as training computes it: batch norm by the documents' own statistics
             recon, kl = net.losses(x, None)
@@ -230,3 +231,43 @@ def test_served_like_sagemaker(tmp_path) -> None:
         assert r.status_code == 400 and "count" in r.text
     finally:
         assert server.stop() == 0
+
+
+def test_a_refresh_frees_a_duplicate_topic_to_split_the_topic_holding_two() -> None:
+    """find_move on a known bad optimum: topics 0 and 1 are one true topic twice, topic 2
+    holds two true topics; the move frees 0 or 1 and splits 2 into those two."""
+    from onepass.algorithms.ntm._refresh import find_move
+
+    rng = np.random.default_rng(0)
+    V = 80
+    true = np.zeros((4, V))
+    for k in range(4):
+        true[k, 20 * k:20 * (k + 1)] = rng.dirichlet(np.ones(20))
+    docs_of = rng.integers(0, 4, 400)
+    X = sp.csr_matrix(np.vstack([rng.multinomial(50, true[k]) for k in docs_of]).astype(np.float64))
+    noise = np.full(V, 1.0 / V)
+    topic_word = np.vstack([0.9 * true[0] + 0.1 * noise, 0.88 * true[0] + 0.12 * noise,
+                            0.45 * true[1] + 0.45 * true[2] + 0.1 * noise, 0.9 * true[3] + 0.1 * noise])
+    owner = np.array([0, 2, 2, 3])[docs_of]
+    theta = np.full((400, 4), 0.02)
+    theta[np.arange(400), owner] = 0.94
+    move = find_move(topic_word, theta, X, np.random.default_rng(1), similarity=0.8)
+    assert move is not None and {move.kept, move.freed} == {0, 1} and move.split == 2
+    found = match_topics(true[1:3], np.vstack([move.split_words, move.freed_words]))
+    assert found.min() > 0.8
+    assert find_move(topic_word[[0, 2, 3]], theta[:, [0, 2, 3]], X, np.random.default_rng(1), similarity=0.8) is None
+
+
+def test_training_out_of_a_duplicated_topic_finds_every_true_topic() -> None:
+    X, beta = lda_corpus(6000)
+    state = feed(NTMState(4, seed=0, refresh_every=500), X[:3000])
+    with torch.no_grad():  # a bad optimum: topic 1 a copy of topic 0
+        state.network_.topics[1] = state.network_.topics[0]
+    feed(state, X[3000:])
+    assert state.n_topic_refreshes_ >= 1 and state.metrics()["topic_refreshes"] == state.n_topic_refreshes_
+    assert match_topics(beta, state.model().topic_word_).min() > 0.8
+    stuck = feed(NTMState(4, seed=0, refresh_every=0), X[:3000])
+    with torch.no_grad():
+        stuck.network_.topics[1] = stuck.network_.topics[0]
+    feed(stuck, X[3000:])
+    assert stuck.n_topic_refreshes_ == 0 and match_topics(beta, stuck.model().topic_word_).min() < 0.8

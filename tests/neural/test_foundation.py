@@ -68,6 +68,7 @@ def test_merge_is_the_rows_weighted_average_of_parameters_and_moments() -> None:
     a = feed(small(seed=1), counts(400, 1))
     b = feed(small(seed=2), counts(100, 2))
     pa, pb = a.to_arrays()[1], b.to_arrays()[1]
+    pb = a._aligned(pa, pb)  # b's topics in a's order (see the next test)
     a.merge(b)
     merged = a.to_arrays()[1]
     assert a.n_rows_seen_ == 500
@@ -77,6 +78,24 @@ def test_merge_is_the_rows_weighted_average_of_parameters_and_moments() -> None:
             np.testing.assert_allclose(merged[key], expected, rtol=1e-6, atol=1e-7, err_msg=key)
     with pytest.raises(IncompatibleStateError, match="num_topics"):
         a.merge(feed(NTMState(4, mini_batch_size=16, max_validation_rows=20, seed=0), counts(50, 3)))
+
+
+def test_merge_pairs_each_topic_with_its_match_before_averaging() -> None:
+    """Topics are exchangeable: a state holding a's topics in another order (and the
+    encoder outputs, statistics and moments that go with them) merges back into a."""
+    a = feed(small(seed=1), counts(400, 1))
+    meta, arrays = a.to_arrays()
+    order = np.array([2, 0, 1])
+    topical = ("topics", "mean__", "log_var__", "mean_norm__", "log_var_norm__")
+    moved = {k: (np.asarray(v)[order] if k.partition("__")[2].startswith(topical) and np.ndim(v) >= 1 else v)
+             for k, v in arrays.items()}
+    assert not np.array_equal(moved["param__topics"], arrays["param__topics"])
+    b = NTMState.from_arrays(meta, moved)
+    a.merge(b)
+    merged = a.to_arrays()[1]
+    for key in arrays:
+        if key.startswith(("param__", "opt__", "buffer__")):
+            np.testing.assert_allclose(merged[key], arrays[key], rtol=1e-6, atol=1e-6, err_msg=key)
 
 
 def test_a_state_that_has_not_started_becomes_a_copy_on_merge() -> None:

@@ -24,7 +24,7 @@ class NTM(TransformerMixin, BaseEstimator):
     Parameters
     ----------
     num_topics : int, default=10
-    encoder_layers, encoder_layers_activation, optimizer, learning_rate, mini_batch_size, batch_norm, clip_gradient, rescale_gradient, sub_sample, weight_decay, num_patience_epochs, tolerance, decoder, prior_alpha, max_validation_rows, validation_fraction, on_empty_document, device
+    encoder_layers, encoder_layers_activation, optimizer, learning_rate, mini_batch_size, batch_norm, clip_gradient, rescale_gradient, sub_sample, weight_decay, num_patience_epochs, tolerance, decoder, prior_alpha, refresh_every, max_validation_rows, validation_fraction, on_empty_document, device
         SageMaker's hyperparameters and onepass's own, as :class:`onepass.NTMState`.
     epochs : int, default=1
         Passes of ``fit`` over its data (early stopping may end them sooner).
@@ -66,7 +66,7 @@ class NTM(TransformerMixin, BaseEstimator):
                  mini_batch_size: int = 64, batch_norm: bool = True, clip_gradient: float = math.inf,
                  rescale_gradient: float = 1.0, sub_sample: float = 1.0, weight_decay: float = 0.0,
                  num_patience_epochs: int = 3, tolerance: float = 0.001, decoder: str = "mixture",
-                 prior_alpha: float = 1.0, max_validation_rows: int = 2000, validation_fraction: float = 0.05,
+                 prior_alpha: float = 0.5, refresh_every: int = 4096, max_validation_rows: int = 2000, validation_fraction: float = 0.05,
                  on_empty_document: str = "skip", device: str = "auto", epochs: int = 1, batch_size: int = 8192,
                  random_state: Any = None) -> None:
         self.num_topics = num_topics
@@ -84,6 +84,7 @@ class NTM(TransformerMixin, BaseEstimator):
         self.tolerance = tolerance
         self.decoder = decoder
         self.prior_alpha = prior_alpha
+        self.refresh_every = refresh_every
         self.max_validation_rows = max_validation_rows
         self.validation_fraction = validation_fraction
         self.on_empty_document = on_empty_document

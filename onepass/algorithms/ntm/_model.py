@@ -83,7 +83,7 @@ class NTMModel:
         self.vocabulary_ = None if vocabulary is None else np.asarray(vocabulary, dtype=str)
         self.top_words = int(top_words)
         self.n_rows_seen_ = int(n_rows_seen)
-        self._float64 = {k: v.astype(np.float64) for k, v in self.arrays.items() if k.startswith(("encoder", "mean", "log_var"))}
+        self._float64 = {k: v.astype(np.float64) for k, v in self.arrays.items() if k.startswith(("words", "encoder", "mean", "log_var"))}
         W, b = self.arrays["topics"].astype(np.float64), self.arrays["background"].astype(np.float64)
         self.topic_word_ = _softmax(W + b)
         top = np.argsort(-self.topic_word_, axis=1, kind="stable")[:, : self.top_words]
@@ -115,10 +115,9 @@ class NTMModel:
         # in float64: float32 products round differently by a row's place in the block BLAS
         # takes it in (2e-7 relative), and a document's topics must not depend on its neighbours
         a = self._float64
-        h = X.astype(np.float64)
-        for i in range(self.n_layers):
-            h = _activation(self.activation, np.asarray(h @ a[f"encoder__{2 * i}__weight"].T)
-                            + a[f"encoder__{2 * i}__bias"])
+        h = _activation(self.activation, np.asarray(X.astype(np.float64) @ a["words"]) + a["words_bias"])
+        for i in range(1, self.n_layers):  # the encoder's linear layers after the first (its 0 is an activation)
+            h = _activation(self.activation, h @ a[f"encoder__{2 * i - 1}__weight"].T + a[f"encoder__{2 * i - 1}__bias"])
         mean = h @ a["mean__weight"].T + a["mean__bias"]
         log_var = h @ a["log_var__weight"].T + a["log_var__bias"]
         if self.batch_norm and batch_statistics and mean.shape[0] >= 2:
