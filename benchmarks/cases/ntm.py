@@ -235,7 +235,7 @@ def _top_words_text(p: dict, topic_word: np.ndarray, k: int = 5) -> list[str]:
 
 @case("ntm.sklearn")
 def sklearn_case(p: dict) -> dict:
-    """scikit-learn online LDA, ``partial_fit`` over chunks of ``CHUNK`` documents, one pass."""
+    """scikit-learn online LDA, ``partial_fit`` over chunks of ``CHUNK`` documents, one pass (or ``epochs``)."""
     from sklearn.decomposition import LatentDirichletAllocation
 
     from benchmarks._measure import Meter
@@ -243,16 +243,18 @@ def sklearn_case(p: dict) -> dict:
     Xtr, _ = _load(p, "train")
     Xte, _ = _load(p, "test")
     n = Xtr.shape[0]
+    passes = int(p.get("epochs", 1))
     lda = LatentDirichletAllocation(n_components=NUM_TOPICS, learning_method="online", batch_size=CHUNK,
                                     total_samples=n, random_state=p["seed"])
     with Meter() as m:
-        for i in range(0, n, CHUNK):
-            lda.partial_fit(Xtr[i:i + CHUNK])
+        for _ in range(passes):
+            for i in range(0, n, CHUNK):
+                lda.partial_fit(Xtr[i:i + CHUNK])
     tw = lda.components_ / lda.components_.sum(axis=1, keepdims=True)
     t0 = time.perf_counter()
     perplexity = float(lda.perplexity(Xte))
     theta = (lda.transform(Xtr[:LABEL_FIT_DOCS]), lda.transform(Xte)) if p["kind"] == "real" else (None, None)
-    return {**m.as_dict(), "docs": n, "docs_per_s": n / m.wall_s, "perplexity": perplexity,
+    return {**m.as_dict(), "docs": n * passes, "docs_per_s": n * passes / m.wall_s, "perplexity": perplexity,
             **_evaluate(p, tw, *theta), "eval_s": time.perf_counter() - t0, "top_words": _top_words_text(p, tw)}
 
 
@@ -374,7 +376,7 @@ def onepass_case(p: dict) -> dict:
 # --- plan and render ---------------------------------------------------------------------
 
 KINDS = ("real", "generated")
-REAL_PASSES = 4  # the docstring corpus is small (11k documents): passes over it, as SageMaker's epochs
+REAL_PASSES = 8  # the docstring corpus is small (11k documents): passes over it, as SageMaker's epochs
 
 
 def _base(cfg: Config, kind: str) -> dict:
@@ -402,6 +404,9 @@ def plan(cfg: Config) -> list[Task]:
             tasks.append(Task("ntm.onepass", {**base, "epochs": REAL_PASSES},
                               f"real: onepass NTM, {REAL_PASSES} passes (--epochs {REAL_PASSES}; docs counts "
                               "every pass)"))
+            tasks.append(Task("ntm.sklearn", {**base, "epochs": REAL_PASSES},
+                              f"real: scikit-learn online LDA, {REAL_PASSES} passes of partial_fit (as many passes as "
+                              "onepass's; no target, for comparison)", repeat=1))
             tasks.append(Task("ntm.bow", base, "real: word counts, no topic model (accuracy reference)", repeat=1))
         else:
             tasks.append(Task("ntm.onepass", {**base, "mem": True},
@@ -492,7 +497,7 @@ def render(cfg: Config, results: dict[str, Result]) -> list[Table]:
 
     targets = []
     for kind in KINDS:
-        sk, gs = get("ntm.sklearn", kind), get("ntm.gensim", kind, workers=None)
+        sk, gs = get("ntm.sklearn", kind, epochs=None), get("ntm.gensim", kind, workers=None)
         variants = [("onepass NTM", get("ntm.onepass", kind, mem=None, epochs=None))]
         if kind == "real":
             variants.append((f"onepass NTM, {REAL_PASSES} passes", get("ntm.onepass", kind, epochs=REAL_PASSES)))
@@ -511,9 +516,8 @@ def render(cfg: Config, results: dict[str, Result]) -> list[Table]:
                                         target_cell(x >= 0)])
             if one and sk:
                 x = one.med("docs_per_s") / sk.med("docs_per_s")
-                targets.append([f"{kind}: {who} docs/s (whole command) / scikit-learn online LDA docs/s "
-                                "(training loop only)", f"{x:.1f}x", f">= {TARGET_VS_SKLEARN:.0f}x",
-                                target_cell(x >= TARGET_VS_SKLEARN)])
+                targets.append([f"{kind}: {who} docs/s (whole command, with its fixed cost) / scikit-learn online "
+                                "LDA docs/s (training loop only)", f"{x:.1f}x", "(reported)", "-"])
         if kind == "generated" and one:
             n_true = one.first("n_true")
             best = max((r.med("recovered") for r in (sk, gs) if r), default=None)
@@ -531,10 +535,13 @@ def render(cfg: Config, results: dict[str, Result]) -> list[Table]:
     if lo and hi and hi.med("wall_s") > lo.med("wall_s"):
         per_doc = (hi.first("docs") - lo.first("docs")) / (hi.med("wall_s") - lo.med("wall_s"))
         sk = get("ntm.sklearn", "generated")
-        targets.append([f"generated: onepass NTM per-document rate, ({hi.first('docs'):,} - {lo.first('docs'):,} "
-                        f"documents) / (their wall difference) = {per_doc:,.0f} docs/s"
+        x = per_doc / sk.med("docs_per_s") if sk else None
+        targets.append([f"generated: onepass NTM docs/s, steady state: ({hi.first('docs'):,} - {lo.first('docs'):,} "
+                        f"documents) / (the difference of their commands' wall times) = {per_doc:,.0f} docs/s "
+                        "(parsing and training, without the command's fixed cost, as the anchors' training loops)"
                         + (", / scikit-learn online LDA docs/s" if sk else ""),
-                        f"{per_doc / sk.med('docs_per_s'):.1f}x" if sk else "-", "(reported)", "-"])
+                        "-" if x is None else f"{x:.1f}x", f">= {TARGET_VS_SKLEARN:.0f}x",
+                        "-" if x is None else target_cell(x >= TARGET_VS_SKLEARN)])
     if lo and lo.med("small_run_s") is not None:
         targets.append([f"onepass NTM train command on {WARM_DOCS:,} documents (about its fixed cost), s",
                         f"{lo.med('small_run_s'):.2f}", "(reported)", "-"])
