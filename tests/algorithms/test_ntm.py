@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from onepass.algorithms.ntm._network import Documents
 from onepass.algorithms.ntm._quality import match_topics
 from onepass.batch import Batch
 from onepass.errors import DataError, FeatureCountError, InvalidParameterError
+from onepass.io import load_checkpoint, save_checkpoint
 
 torch = pytest.importorskip("torch")
 
@@ -263,9 +265,16 @@ def test_training_out_of_a_duplicated_topic_finds_every_true_topic() -> None:
     state = feed(NTMState(4, seed=0, refresh_every=500), X[:3000])
     with torch.no_grad():  # a bad optimum: topic 1 a copy of topic 0
         state.network_.topics[1] = state.network_.topics[0]
+    with tempfile.TemporaryDirectory() as tmp:  # the refreshes ahead come out the same after a resume
+        save_checkpoint(tmp, state)
+        resumed, _ = load_checkpoint(tmp)
     feed(state, X[3000:])
     assert state.n_topic_refreshes_ >= 1 and state.metrics()["topic_refreshes"] == state.n_topic_refreshes_
     assert match_topics(beta, state.model().topic_word_).min() > 0.8
+    feed(resumed, X[3000:])
+    assert resumed.n_topic_refreshes_ == state.n_topic_refreshes_
+    for key, value in state.to_arrays()[1].items():
+        assert np.array_equal(value, resumed.to_arrays()[1][key]), key
     stuck = feed(NTMState(4, seed=0, refresh_every=0), X[:3000])
     with torch.no_grad():
         stuck.network_.topics[1] = stuck.network_.topics[0]
