@@ -6,7 +6,10 @@ adapter (:mod:`onepass.serve.adapters`) and formats; errors map to statuses in o
 (:func:`onepass.errors.http_status`), and a client's mistake is never a 500.
 
 Routes: ``GET /ping``, ``POST /invocations``, ``GET /metrics``, ``GET /openapi.json``,
-``GET /execution-parameters``.
+``GET /execution-parameters``; and ``POST /endpoints/{name}/invocations``, the path of
+SageMaker Runtime's ``InvokeEndpoint``, answered as ``/invocations`` whatever the name: boto3's
+``sagemaker-runtime`` client and the SDK's Predictors work against ``onepass serve`` given only
+its URL as ``endpoint_url`` (credentials are signed by the client, never checked here).
 """
 
 from __future__ import annotations
@@ -46,6 +49,16 @@ DEFAULT_MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # SageMaker's real-time limit
 THREAD_MIN_BYTES = 1 << 20  # bodies this large are predicted off the event loop
 ENV_CONFIG = "ONEPASS_SERVE_CONFIG"
 ROUTES = ("/ping", "/invocations", "/metrics", "/openapi.json", "/execution-parameters")
+RUNTIME_PREFIX, RUNTIME_SUFFIX = "/endpoints/", "/invocations"  # SageMaker Runtime's InvokeEndpoint path
+
+
+def route_of(path: str) -> str:
+    """The route a request path is served by: ``/endpoints/{name}/invocations`` is ``/invocations``."""
+    if path.startswith(RUNTIME_PREFIX) and path.endswith(RUNTIME_SUFFIX):
+        name = path[len(RUNTIME_PREFIX):-len(RUNTIME_SUFFIX)]
+        if name and "/" not in name:
+            return "/invocations"
+    return path
 
 _REQUEST_ALIASES = {
     "text/csv": "text/csv",
@@ -226,7 +239,7 @@ class App:
 
     async def _http(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
         started = time.perf_counter()
-        path = scope["path"]
+        path = route_of(scope["path"])
         methods = self._routes.get(path)
         extra: list[tuple[bytes, bytes]] = []
         try:
