@@ -19,6 +19,7 @@ from onepass.algorithms import (
     PCAModel,
     PCAState,
 )
+from onepass.algorithms._sagemaker_names import translate_hyperparameters
 from onepass.batch import Batch
 from onepass.errors import (
     BadRecordError,
@@ -77,5 +78,6 @@ __all__ = [
     "save_checkpoint",
     "save_model",
     "train",
+    "translate_hyperparameters",
     "tune",
 ]

@@ -223,10 +223,15 @@ def _make_train_command(name: str) -> click.Command:
         if opts["out"] is None and opts["checkpoint_dir"] is None:
             click.echo("onepass: warning: no --out DIR: the model will be trained and not kept (give --out DIR "
                        "to save it, or --checkpoint-dir DIR to keep the state)", err=True)
+        # SageMaker's names onepass uses too reach the translation as given ("auto", "None")
+        shared = {n: v for n in sagemaker_shared if (v := opts.pop(n)) is not None}
         params = _collect(opts, hyper)
         finalize = _collect(opts, extra_finalize)
         data = list(opts.pop("data"))
         source = _source_kwargs(opts)
+        params, finalize, loop = _sagemaker_names(name, opts, sagemaker_flags, params, finalize, shared)
+        opts.update(loop)
+        width = {"feature_dim": loop["feature_dim"]} if "feature_dim" in loop else {}
         common = dict(
             params=params, finalize=finalize or None, batch_size=opts["batch_size"], **source,
             checkpoint_dir=opts["checkpoint_dir"], checkpoint_every_rows=opts["checkpoint_every_rows"],
@@ -242,12 +247,15 @@ def _make_train_command(name: str) -> click.Command:
                     raise click.UsageError(f"--{flag.replace('_', '-')} needs --workers N")
             validation = opts.get("validation") or ()
             result = _run(lambda: run_train(
-                name, target, epochs=opts["epochs"], max_rows=opts["max_rows"],
+                name, target, epochs=opts["epochs"], max_rows=opts["max_rows"], **width,
                 validation=(list(validation) if len(validation) > 1 else validation[0]) if validation else None,
                 **common))
         else:
             if opts["epochs"] != 1 or opts["max_rows"] is not None:
                 raise click.UsageError("--workers trains one epoch to the end: drop --epochs and --max-rows")
+            if width:
+                raise click.UsageError("feature_dim is not checked with --workers yet; leave it out (onepass "
+                                       "infers the width)")
             if opts.get("validation"):
                 raise click.UsageError("--validation is not supported with --workers yet; hold rows out with "
                                        "--validation-fraction instead")
@@ -318,13 +326,59 @@ def _make_train_command(name: str) -> click.Command:
                      help="With --strategy parameter-server: pushes a worker's weights may lag behind (default 4)."),
         *_param_options(algo.state.__init__, ("self", "seed"), algo.state),
         *_param_options(algo.state.model, ("self", *hyper), algo.state.model),
+        click.Option(["--hyperparameters", "hyperparameters"], type=click.Path(dir_okay=False), default=None,
+                     help="A JSON object of hyperparameters by SageMaker's names or onepass's, values as strings "
+                     "as SageMaker writes them ({\"k\": \"10\", \"mini_batch_size\": \"500\"}). A name also "
+                     "given as an option must have the same value."),
     ]
+    taken = {flag for p in params for flag in getattr(p, "opts", [])}
+    sagemaker_flags = [n for n in algo.sagemaker_names if f"--{n.replace('_', '-')}" not in taken]
+    sagemaker_shared = [n for n in algo.sagemaker_names if n in hyper or n in extra_finalize]
+    for option in params:
+        if option.name in sagemaker_shared:  # converted by the SageMaker declaration, from its strings
+            option.type = click.STRING
+    params += [_sagemaker_option(n, algo.sagemaker_names[n]) for n in sagemaker_flags]
     package = sys.modules[algo.state.__module__.rpartition(".")[0]]
     summary = (inspect.getdoc(package) or name).split("\n")[0]
     return click.Command(name, callback=callback, params=params, help=summary,
                          context_settings={"max_content_width": 100})
 
 
+
+
+def _sagemaker_option(name: str, spec: Any) -> click.Option:
+    """``--NAME`` for a SageMaker hyperparameter whose name onepass does not use itself."""
+    if spec.to is None:
+        where = "accepted when onepass already behaves so, refused with the reason otherwise"
+    else:
+        setting = spec.to.rpartition(":")[2]
+        where = ("checked against the data's width" if setting == "n_features"
+                 else f"sets --{setting.replace('_', '-')}")
+    return click.Option([f"--{name.replace('_', '-')}", f"sagemaker_{name}"], default=None, metavar="TEXT",
+                        help=f"SageMaker's {name}: {where}.")
+
+
+def _sagemaker_names(name: str, opts: dict[str, Any], flags: list[str], params: dict[str, Any],
+                     finalize: dict[str, Any], shared: dict[str, Any]) -> tuple[dict, dict, dict]:
+    """Translate SageMaker's names (``--k``, ``--hyperparameters FILE``) with onepass's own
+    options; a setting given twice must agree. Returns (params, finalize, the loop's
+    settings: epochs, batch_size, feature_dim)."""
+    from onepass.algorithms._sagemaker_names import load_hyperparameters, translate_hyperparameters
+
+    ctx = click.get_current_context()
+    given = {**shared, **{n: v for n in flags if (v := opts.pop(f"sagemaker_{n}")) is not None}}
+    path = opts.pop("hyperparameters")
+    explicit = {k: opts[k] for k in ("epochs", "batch_size")
+                if ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT}
+    if not given and path is None:
+        return params, finalize, {}
+
+    def translate() -> Any:
+        from_file = load_hyperparameters(path) if path is not None else {}
+        return translate_hyperparameters(name, from_file, {**params, **finalize, **explicit}, given)
+
+    hp = _run(translate)
+    return hp.params, hp.finalize, hp.train
 
 
 class _FinalizeCommand(click.Command):

@@ -74,7 +74,8 @@ class Algorithm:
     shared conformance suite needs to know (small test hyperparameters, the tolerance of
     merge against one pass, whether to feed sparse input, and ``variants``: more tag sets
     the suite runs too, such as another mode), so the suite never special-cases an
-    algorithm by name.
+    algorithm by name. ``sagemaker_names`` declares SageMaker's hyperparameters of the
+    algorithm and where each goes (:mod:`onepass.algorithms._sagemaker_names`).
     """
 
     name: str
@@ -83,6 +84,7 @@ class Algorithm:
     estimator_path: str
     finalize_settings: tuple[str, ...] = field(default=())
     tags: dict[str, Any] = field(default_factory=dict)
+    sagemaker_names: dict[str, Any] = field(default_factory=dict)
 
     @property
     def estimator(self) -> type:

@@ -20,6 +20,7 @@ from typing import IO, Any
 
 from onepass._readahead import read_ahead
 from onepass._version import __version__
+from onepass.algorithms._sagemaker_names import check_width
 from onepass.errors import EmptySourceError, IncompatibleStateError, InvalidParameterError
 from onepass.io import latest_checkpoint, load_checkpoint, save_checkpoint, save_model
 from onepass.io._models import STATE_SUBDIR, save_state
@@ -185,6 +186,7 @@ def train(
     out: str | os.PathLike[str] | None = None,
     on_batch: Callable[[State, dict[str, Any]], None] | None = None,
     validation: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+    feature_dim: int | None = None,
 ) -> TrainResult:
     """Train ``algorithm`` on ``data`` in one streaming pass per epoch.
 
@@ -233,6 +235,9 @@ def train(
         algorithms that score models on validation rows (their state has
         ``add_validation``). Read before training, up to what the state keeps; a resumed
         run has them in its checkpoint. Bad records in it are skipped (``fail`` still fails).
+    feature_dim : int, optional
+        SageMaker's ``feature_dim``: the width the data must have (an
+        InvalidParameterError naming it otherwise); onepass infers the width without it.
 
     Returns
     -------
@@ -250,6 +255,9 @@ def train(
             f"epochs={epochs} needs a source that can be read again; stdin ('-') is read once. "
             "Save the stream to a file, or train with epochs=1"
         )
+    if feature_dim is not None and (isinstance(feature_dim, bool) or not isinstance(feature_dim, int)
+                                    or feature_dim < 1):
+        raise InvalidParameterError(f"feature_dim={feature_dim!r} must be None or an integer >= 1")
     if max_rows is not None and (isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1):
         raise InvalidParameterError(f"max_rows={max_rows!r} must be None or an integer >= 1")
     if (checkpoint_every_rows or checkpoint_every_seconds or resume) and checkpoint_dir is None:
@@ -354,6 +362,8 @@ def train(
                 state.name_features(names)
             with src:
                 for batch in read_ahead(src):
+                    if feature_dim is not None and batch.X.shape[1] != feature_dim:
+                        check_width(feature_dim, batch.X.shape[1], ", ".join(sources_desc))
                     state.update(batch)
                     rows_this_run += batch.n_rows
                     rows_since_ckpt += batch.n_rows

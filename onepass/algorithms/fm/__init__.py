@@ -9,6 +9,7 @@ estimators (``_estimator.py``, imported only when used) live in this package.
 """
 
 from onepass._lazy import lazy_getattr
+from onepass.algorithms import _sagemaker_names
 from onepass.algorithms.fm._model import FactorizationMachinesModel
 from onepass.algorithms.fm._state import FactorizationMachinesState
 from onepass.state import Algorithm, register
@@ -52,4 +53,5 @@ register(Algorithm(
             "check_sample_weight_equivalence_on_sparse_data": _ONE_PASS_WEIGHTS,
         },
     },
+    sagemaker_names=_sagemaker_names.FACTORIZATION_MACHINES,
 ))

@@ -11,6 +11,7 @@ import, which the CLI and the server need not pay) live in this package.
 """
 
 from onepass._lazy import lazy_getattr
+from onepass.algorithms import _sagemaker_names
 from onepass.algorithms.kmeans._model import KMeansModel
 from onepass.algorithms.kmeans._state import KMeansState
 from onepass.state import Algorithm, register
@@ -24,4 +25,5 @@ __getattr__ = lazy_getattr(__name__, {"KMeans": "onepass.algorithms.kmeans._esti
 register(Algorithm(
     "kmeans", KMeansState, KMeansModel, "onepass.algorithms.kmeans._estimator:KMeans", finalize_settings=("n_clusters",),
     tags={"test_params": {"n_clusters": 4, "extra_center_factor": 4}, "merge_rtol": 0.03},
+    sagemaker_names=_sagemaker_names.KMEANS,
 ))

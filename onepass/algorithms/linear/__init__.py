@@ -11,6 +11,7 @@ The state (``_state.py``), the model (``_model.py``) and the scikit-learn estima
 """
 
 from onepass._lazy import lazy_getattr
+from onepass.algorithms import _sagemaker_names
 from onepass.algorithms.linear._model import LinearLearnerModel
 from onepass.algorithms.linear._state import LinearLearnerState
 from onepass.state import Algorithm, register
@@ -44,4 +45,5 @@ register(Algorithm(
             "check_sample_weight_equivalence_on_sparse_data": _ONE_PASS_WEIGHTS,
         },
     },
+    sagemaker_names=_sagemaker_names.LINEAR_LEARNER,
 ))

@@ -9,6 +9,7 @@ torch foundation of ``onepass.neural``: the state (``_state.py``) trains the net
 """
 
 from onepass._lazy import lazy_getattr
+from onepass.algorithms import _sagemaker_names
 from onepass.algorithms.ntm._model import NTMModel
 from onepass.algorithms.ntm._state import NTMState
 from onepass.state import Algorithm, register
@@ -39,4 +40,5 @@ register(Algorithm(
             "check_sample_weight_equivalence_on_sparse_data": _ONE_PASS_WEIGHTS,
         },
     },
+    sagemaker_names=_sagemaker_names.NTM,
 ))

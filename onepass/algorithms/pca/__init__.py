@@ -12,6 +12,7 @@ The state (``_state.py``), the model (``_model.py``) and the scikit-learn estima
 """
 
 from onepass._lazy import lazy_getattr
+from onepass.algorithms import _sagemaker_names
 from onepass.algorithms.pca._model import PCAModel
 from onepass.algorithms.pca._state import PCAState
 from onepass.state import Algorithm, register
@@ -38,4 +39,5 @@ register(Algorithm(
              "merge_rtol": 1e-3, "sparse_input": True},
         ],
     },
+    sagemaker_names=_sagemaker_names.PCA,
 ))
