@@ -27,12 +27,14 @@ EXTENSIONS = {
     ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
     ".svm": "libsvm", ".libsvm": "libsvm", ".svmlight": "libsvm",
     ".npy": "npy",
+    ".rec": "recordio-protobuf", ".pbr": "recordio-protobuf",
 }
 
 
 _READERS = {"csv": "_csv.CsvReader", "jsonl": "_jsonl.JsonlReader",
             "libsvm": "_libsvm.LibsvmReader", "npy": "_npy.NpyReader",
-            "parquet": "_parquet.ParquetReader", "text": "_documents.TextReader"}
+            "parquet": "_parquet.ParquetReader", "text": "_documents.TextReader",
+            "recordio-protobuf": "_recordio.RecordioReader"}
 
 
 def _reader_class(fmt: str) -> type[Reader]:
@@ -42,7 +44,7 @@ def _reader_class(fmt: str) -> type[Reader]:
     return getattr(importlib.import_module(f"onepass.sources.{module}"), cls)
 
 
-FORMATS = ("csv", "jsonl", "libsvm", "npy", "parquet", "text")
+FORMATS = ("csv", "jsonl", "libsvm", "npy", "parquet", "recordio-protobuf", "text")
 
 
 def format_of(name: str) -> str | None:
@@ -279,10 +281,10 @@ def open_source(uri: Any, *, format: str | None = None, batch_size: int = 4096,
         A local file, a folder (every data file inside, recursively, sorted), a glob
         (``data/*.csv``, sorted), ``"-"`` for stdin (csv or jsonl), or any fsspec URL
         (``memory://...``, ``file://...``, ``s3://...`` with s3fs installed).
-    format : {"csv", "parquet", "jsonl", "libsvm", "npy", "text"} or None, default None
+    format : {"csv", "parquet", "jsonl", "libsvm", "npy", "recordio-protobuf", "text"} or None, default None
         Inferred from the first file's extension when None (``.csv .tsv .txt``,
         ``.parquet .pq``, ``.jsonl .ndjson .json``, ``.svm .libsvm .svmlight``,
-        ``.npy``; a trailing ``.gz`` is decompressed); stdin defaults to csv. ``"text"``
+        ``.npy``, ``.rec .pbr``; a trailing ``.gz`` is decompressed); stdin defaults to csv. ``"text"``
         (raw documents in, word counts out) is never inferred: ask for it.
     batch_size : int, default 4096
         Rows per batch. Every batch holds exactly ``batch_size`` rows except the last
@@ -290,7 +292,8 @@ def open_source(uri: Any, *, format: str | None = None, batch_size: int = 4096,
     label_column, weight_column : str or int or None, default None
         Column holding the label / per-row weight: a name (csv with a header, parquet,
         flat jsonl) or a 0-based index (csv, parquet, npy). Every other numeric column
-        is a feature.
+        is a feature. RecordIO-protobuf records carry their label apart from the features
+        (``label['values']``, read when present); a name picks another key of the label map.
     header : bool or None, default None
         CSV only. None detects it: the first line is a header if any field in it is
         not a number.
