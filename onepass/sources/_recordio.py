@@ -71,7 +71,7 @@ class RecordioReader(Reader):
                 line = decoded.n_records
                 rest = buf[decoded.consumed:]
                 if len(decoded.ends) or decoded.bad:
-                    yield Chunk(decoded.X, decoded.y, decoded.w, decoded.ends, decoded.lines, decoded.bad)
+                    yield decoded
                 if final:
                     break
         finally:

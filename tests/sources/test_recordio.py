@@ -298,3 +298,16 @@ def test_fuzz_damaged_files_give_clear_errors_or_count(tmp_path, blobs, monkeypa
         assert results[0] == results[1] == results[2], case
         n_cases += 1
     assert n_cases == 1000
+
+
+def test_prediction_writer_batches_read_by_the_sdk():
+    from onepass.io.recordio_protobuf import RecordioWriter
+
+    fh = io.BytesIO()
+    writer = RecordioWriter(fh)
+    writer.write({"score": np.array([0.25, 0.75]), "predicted_label": np.array([0, 1])})
+    writer.write({"score": np.array([0.5]), "predicted_label": np.array([1])})
+    writer.close()
+    records = common.read_records(io.BytesIO(fh.getvalue()))
+    assert [r.label["score"].float32_tensor.values[0] for r in records] == [0.25, 0.75, 0.5]
+    assert [r.label["predicted_label"].float32_tensor.values[0] for r in records] == [0.0, 1.0, 1.0]

@@ -33,7 +33,8 @@ import numpy as np
 from onepass.io.recordio_protobuf._codec import Decoded, RecordDecoder, encode_outputs, encode_rows
 from onepass.io.recordio_protobuf._framing import MAGIC
 
-__all__ = ["CONTENT_TYPE", "MAGIC", "Decoded", "RecordDecoder", "decode_rows", "encode_outputs", "encode_rows"]
+__all__ = ["CONTENT_TYPE", "MAGIC", "Decoded", "RecordDecoder", "RecordioWriter", "decode_rows", "encode_outputs",
+           "encode_rows"]
 
 #: the media type SageMaker uses for it
 CONTENT_TYPE = "application/x-recordio-protobuf"
@@ -56,3 +57,18 @@ def decode_rows(data: bytes, *, n_features: int | None = None, source: str = "th
         first = decoded.bad[0]
         raise BadRecordError(first.reason, source=source)
     return decoded.X, decoded.y
+
+
+class RecordioWriter:
+    """Batch prediction's RecordIO-protobuf output: each batch of a model's outputs appended
+    to a binary file as :func:`encode_outputs` writes them (``write(outputs)``, ``close()``,
+    as batch prediction's other writers)."""
+
+    def __init__(self, fh: Any) -> None:
+        self._fh = fh
+
+    def write(self, outputs: dict[str, np.ndarray]) -> None:
+        self._fh.write(encode_outputs(outputs))
+
+    def close(self) -> None:
+        self._fh.flush()

@@ -16,7 +16,7 @@ uses the same templates, so predictions are encoded without a Python loop over r
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,7 @@ from onepass.io.recordio_protobuf._framing import (
     read_header,
 )
 from onepass.sources._bad import BadRecord
+from onepass.sources._base import Chunk
 
 __all__ = ["Decoded", "RecordDecoder", "Template", "encode_outputs", "encode_rows"]
 
@@ -236,20 +237,12 @@ def _template_of(record: Any, payload: bytes, label_key: str | None, weight_key:
 # -- decoding blocks ---------------------------------------------------------------------
 
 @dataclass
-class Decoded:
-    """Rows decoded from a stretch of frames, in order, with the bad records among them.
+class Decoded(Chunk):
+    """The rows decoded from a stretch of frames, as a source's :class:`Chunk` (``ends``:
+    the byte offset after each row's frame, ``lines``: its 1-based record number), and
+    ``consumed``, how many bytes were decoded, and ``n_records``, the records begun in the
+    file up to there (rows, bad records, and a damaged stretch still being skipped)."""
 
-    ``ends[i]`` is the byte offset right after row ``i``'s frame, ``lines[i]`` its 1-based
-    record number; ``consumed`` how many bytes were decoded, ``n_records`` the records begun
-    in the file up to there (rows, bad records, and a damaged stretch still being skipped).
-    """
-
-    X: Any
-    y: np.ndarray | None
-    w: np.ndarray | None
-    ends: np.ndarray
-    lines: np.ndarray
-    bad: list[BadRecord] = field(default_factory=list)
     consumed: int = 0
     n_records: int = 0
 
