@@ -120,7 +120,7 @@ _SOURCE_OPTIONS = [
     click.Option(["--data", "data"], multiple=True, required=True,
                  help="Input: a file, folder, glob, '-' for stdin, or an fsspec URL (memory://, s3://...). Repeat for several."),
     click.Option(["--format", "format"], default=None,
-                 help="csv, parquet, jsonl, libsvm, npy or text (default: from the file extension; csv for stdin). "
+                 help="csv, parquet, jsonl, libsvm, npy, recordio-protobuf (.rec, .pbr) or text (default: from the file extension; csv for stdin). "
                  "text (raw documents in, word counts out, with --vocab) is never inferred: .txt reads as csv."),
     click.Option(["--batch-size"], type=click.IntRange(min=1), default=8192, show_default=True,
                  help="Rows per mini-batch."),
@@ -560,11 +560,11 @@ def tune_command(checkpoint: str | None, validation: str, params: tuple[str, ...
 @click.option("--data", "data", multiple=True, required=True,
               help="Rows to predict: file, folder, glob, '-' for stdin, or fsspec URL.")
 @click.option("--out", required=True,
-              help="Output file; its extension picks the format (.csv, .jsonl, .parquet); '-' for stdout.")
-@click.option("--output-format", type=click.Choice(["csv", "jsonl", "parquet"]), default=None,
+              help="Output file; its extension picks the format (.csv, .jsonl, .parquet, .rec); '-' for stdout.")
+@click.option("--output-format", type=click.Choice(["csv", "jsonl", "parquet", "recordio-protobuf"]), default=None,
               help="Output format (needed with --out -).")
 @click.option("--format", "format", default=None,
-              help="Input format: csv, parquet, jsonl, libsvm, npy or text (default: from the extension).")
+              help="Input format: csv, parquet, jsonl, libsvm, npy, recordio-protobuf or text (default: from the extension).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=65536, show_default=True,
               help="Rows predicted at a time (memory is one batch).")
 @click.option("--label-column", default=None, help="A label column in the input to leave out of the features.")

@@ -67,6 +67,8 @@ _REQUEST_ALIASES = {
     "application/x-jsonlines": "application/jsonlines",
     "application/jsonl": "application/jsonlines",
     "application/x-ndjson": "application/jsonlines",
+    _codec.RECORDIO: _codec.RECORDIO,
+    "application/x-recordio": _codec.RECORDIO,
 }
 _HINTS = {"csv": "text/csv", "json": "application/json", "jsonlines": "application/jsonlines",
           "jsonl": "application/jsonlines", "text/json": "application/json", "application/csv": "text/csv"}

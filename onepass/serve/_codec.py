@@ -37,8 +37,9 @@ __all__ = [
 
 ARROW_MIN_BYTES = 1 << 20
 
-REQUEST_TYPES = ("text/csv", "application/json", "application/jsonlines")
-RESPONSE_TYPES = ("application/json", "application/jsonlines", "text/csv")
+RECORDIO = "application/x-recordio-protobuf"  # SageMaker's binary format (onepass.io.recordio_protobuf)
+REQUEST_TYPES = ("text/csv", "application/json", "application/jsonlines", RECORDIO)
+RESPONSE_TYPES = ("application/json", "application/jsonlines", "text/csv", RECORDIO)
 
 
 def _bad(reason: str, row: int | None = None, feature: int | None = None) -> BadRecordError:
@@ -306,7 +307,27 @@ def parse_jsonlines(body: bytes, n_features: int) -> np.ndarray | sp.csr_matrix:
     return _rows_to_matrix(rows, n_features, _may_hold_bools(body))
 
 
-_PARSERS = {"text/csv": parse_csv, "application/json": parse_json, "application/jsonlines": parse_jsonlines}
+def parse_recordio(body: bytes, n_features: int) -> np.ndarray | sp.csr_matrix:
+    """Rows of RecordIO-protobuf records (features under ``features['values']``, dense or
+    sparse; a label, if sent, is ignored); a bad record is a BadRecordError naming its
+    record number and byte offset."""
+    from onepass.io.recordio_protobuf import decode_rows
+
+    X, _ = decode_rows(body, n_features=n_features)
+    if X.shape[0] == 0:
+        raise _bad("the body holds no record")
+    if X.shape[1] != n_features:
+        raise _bad(f"the records have {X.shape[1]} features, the model takes {n_features}")
+    if not sp.issparse(X):
+        X = np.asarray(X, dtype=np.float64)
+        _check_finite(X, lambda i, j: f"record {i + 1}, feature {j}")
+    elif X.nnz and not np.all(np.isfinite(X.data)):
+        raise _bad("a feature value is NaN or infinite")
+    return X
+
+
+_PARSERS = {"text/csv": parse_csv, "application/json": parse_json, "application/jsonlines": parse_jsonlines,
+            RECORDIO: parse_recordio}
 
 
 def parse(body: bytes, content_type: str, n_features: int) -> np.ndarray | sp.csr_matrix:
@@ -343,5 +364,9 @@ def encode(outputs: dict[str, np.ndarray], accept: str, json_key: str) -> bytes:
         return orjson.dumps({json_key: _records(outputs)}, option=_NUMPY)
     if accept == "application/jsonlines":
         return b"".join(orjson.dumps(r, option=_NUMPY | orjson.OPT_APPEND_NEWLINE) for r in _records(outputs))
+    if accept == RECORDIO:  # each output under its name in a record's label map, as SageMaker's algorithms answer
+        from onepass.io.recordio_protobuf import encode_outputs
+
+        return encode_outputs(outputs)
     columns = [_csv_cells(np.asarray(v)) for v in outputs.values()]
     return b"".join(b",".join(cells) + b"\n" for cells in zip(*columns, strict=True))

@@ -1,8 +1,9 @@
 """Batch prediction: stream a source through a model into an output file, in order.
 
 Memory is one batch of input and output at a time, whatever the size of the data.
-The output format follows the extension of ``out`` (``.csv``, ``.jsonl``, ``.parquet``),
-or ``output_format`` (needed for ``out="-"``, stdout).
+The output format follows the extension of ``out`` (``.csv``, ``.jsonl``, ``.parquet``,
+``.rec``/``.pbr`` for SageMaker's RecordIO-protobuf, each output under its name in a
+record's ``label`` map), or ``output_format`` (needed for ``out="-"``, stdout).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from onepass.state import Model
 
 __all__ = ["OUTPUT_FORMATS", "PredictSummary", "predict_file"]
 
-OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet",
+                  ".rec": "recordio-protobuf", ".pbr": "recordio-protobuf"}
 
 
 def _flat_columns(outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -138,8 +140,8 @@ def predict_file(
                 f"use one of {', '.join(sorted(OUTPUT_FORMATS))} or give the format"
             )
         output_format = OUTPUT_FORMATS[suffix]
-    if output_format not in ("csv", "jsonl", "parquet"):
-        raise InvalidParameterError(f"output format {output_format!r} must be csv, jsonl or parquet")
+    if output_format not in ("csv", "jsonl", "parquet", "recordio-protobuf"):
+        raise InvalidParameterError(f"output format {output_format!r} must be csv, jsonl, parquet or recordio-protobuf")
     to_stdout = str(out) == "-"
     if to_stdout and output_format == "parquet":
         raise InvalidParameterError("parquet output cannot go to stdout; give a file path")
@@ -150,7 +152,12 @@ def predict_file(
         writer: Any = _ParquetWriter(tmp)
     else:
         fh = sys.stdout.buffer if to_stdout else open(tmp, "wb")  # type: ignore[arg-type]
-        writer = _CsvWriter(fh) if output_format == "csv" else _JsonlWriter(fh)
+        if output_format == "recordio-protobuf":
+            from onepass.io.recordio_protobuf import RecordioWriter
+
+            writer = RecordioWriter(fh)
+        else:
+            writer = _CsvWriter(fh) if output_format == "csv" else _JsonlWriter(fh)
     summary = PredictSummary(0)
     try:
         with open_source(data, batch_size=batch_size, **source_options) as src:

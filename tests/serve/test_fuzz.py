@@ -131,3 +131,57 @@ def test_fuzz_raw_http_never_5xx(servers: dict[str, Server]) -> None:
     server = servers["kmeans"]
     _fuzz_raw(int(server.url.rsplit(":", 1)[1]))
     _check_alive(server)
+
+
+def _recordio_bodies() -> list[bytes]:
+    import scipy.sparse as sp
+
+    from onepass.io.recordio_protobuf import encode_rows
+
+    rows = np.asarray(VALID_ROWS, dtype=np.float32)
+    return [encode_rows(rows), encode_rows(rows, y=np.arange(len(rows), dtype=np.float32)),
+            encode_rows(sp.csr_matrix(np.where(np.abs(rows) > 0.5, rows, 0)))]
+
+
+@st.composite
+def recordio_mutated(draw: st.DrawFn) -> bytes:
+    """Valid RecordIO-protobuf records with bytes flipped, cut or inserted, length words
+    and magic numbers changed: the server's protobuf path, record by record."""
+    body = bytearray(draw(st.sampled_from(_recordio_bodies())))
+    for _ in range(draw(st.integers(1, 3))):
+        at = draw(st.integers(0, max(len(body) - 1, 0)))
+        action = draw(st.sampled_from(["flip", "delete", "insert", "truncate", "length"]))
+        if action == "flip" and body:
+            body[at] ^= 1 << draw(st.integers(0, 7))
+        elif action == "delete":
+            del body[at:at + draw(st.integers(1, 9))]
+        elif action == "insert":
+            body[at:at] = draw(st.binary(min_size=1, max_size=9))
+        elif action == "truncate":
+            del body[at:]
+        elif len(body) >= 8:  # a record's length word (bytes 4-7 of the first frame) set to anything
+            body[4:8] = draw(st.integers(0, 2**32 - 1)).to_bytes(4, "little")
+    return bytes(body)
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(kind=st.sampled_from(KINDS), accept=st.sampled_from(["application/x-recordio-protobuf", "application/json"]),
+       body=recordio_mutated())
+def _fuzz_recordio(clients: dict, kind: str, accept: str, body: bytes) -> None:
+    r = clients[kind].post("/invocations", content=body,
+                           headers={"content-type": "application/x-recordio-protobuf", "accept": accept})
+    assert r.status_code < 500, (r.status_code, r.text, body)
+    if r.status_code != 200:
+        doc = r.json()
+        assert doc["message"] and doc["error"]
+
+
+def test_fuzz_recordio_protobuf_never_5xx(servers: dict[str, Server]) -> None:
+    clients = {kind: s.client() for kind, s in servers.items()}
+    try:
+        _fuzz_recordio(clients)
+    finally:
+        for c in clients.values():
+            c.close()
+    for server in servers.values():
+        _check_alive(server)

@@ -305,7 +305,8 @@ def test_jsonlines_errors_say_what_and_where(server: Server, body, error, row, f
     (None, "no Content-Type"),
     ("text/plain", "'text/plain' is not served"),
     ("csv", "did you mean 'text/csv'"),
-    ("application/x-recordio-protobuf", "Send one of: text/csv, application/json, application/jsonlines"),
+    ("application/x-protobuf", "Send one of: text/csv, application/json, application/jsonlines, "
+                               "application/x-recordio-protobuf"),
     ("multipart/form-data; boundary=x", "not served"),
 ])
 def test_unsupported_content_type_is_415(server: Server, content_type: str | None, words: str) -> None:
@@ -315,12 +316,12 @@ def test_unsupported_content_type_is_415(server: Server, content_type: str | Non
     assert words in r.json()["message"]
 
 
-@pytest.mark.parametrize("accept", ["image/png", "application/x-recordio-protobuf", "text/csv;q=0", "text/html, image/*"])
+@pytest.mark.parametrize("accept", ["image/png", "application/x-protobuf", "text/csv;q=0", "text/html, image/*"])
 def test_unacceptable_accept_is_406(server: Server, accept: str) -> None:
     r = post(server, csv_body(X), "text/csv", accept)
     assert r.status_code == 406
     assert r.json()["error"] == "NotAcceptableError"
-    assert "application/json, application/jsonlines, text/csv" in r.json()["message"]
+    assert "application/json, application/jsonlines, text/csv, application/x-recordio-protobuf" in r.json()["message"]
 
 
 def test_unknown_route_is_404_and_wrong_method_405(server: Server) -> None:
