@@ -758,5 +758,48 @@ def _table(records: list[dict[str, Any]]) -> str:
     return "\n".join("  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)) for row in rows)
 
 
+@main.group("sagemaker")
+def sagemaker_group() -> None:
+    """SageMaker's container contract: 'docker run IMAGE train' and 'docker run IMAGE serve'.
+
+    \b
+    train  reads /opt/ml/input/config/{hyperparameters,inputdataconfig}.json and the
+           channels under /opt/ml/input/data (File or Pipe mode), checkpoints to
+           /opt/ml/checkpoints and resumes from it, writes the model to /opt/ml/model,
+           and on failure the reason to /opt/ml/output/failure (non-zero exit)
+    serve  serves /opt/ml/model on $SAGEMAKER_BIND_TO_PORT, else 8080, every interface
+    """
+
+
+@sagemaker_group.command("train")
+@click.option("--opt-ml", default="/opt/ml", show_default=True, type=click.Path(file_okay=False),
+              help="The /opt/ml tree SageMaker mounts (elsewhere for a local run or a test).")
+@click.option("--algorithm", default=None,
+              help="The algorithm to train (default: $ONEPASS_ALGORITHM, else the hyperparameter onepass_algorithm).")
+def sagemaker_train(opt_ml: str, algorithm: str | None) -> None:
+    """Run the SageMaker training job the --opt-ml tree describes."""
+    from onepass.sagemaker import run_training_job
+
+    sys.exit(run_training_job(opt_ml, algorithm))
+
+
+@sagemaker_group.command("serve")
+@click.option("--opt-ml", default="/opt/ml", show_default=True, type=click.Path(file_okay=False),
+              help="The /opt/ml tree; the model is read from its model/ folder.")
+@click.option("--host", default="0.0.0.0", show_default=True,
+              help="Address to listen on (a container listens on every interface; 127.0.0.1 for a local test).")
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help="Port (default: $SAGEMAKER_BIND_TO_PORT, else 8080).")
+@click.pass_context
+def sagemaker_serve(ctx: click.Context, opt_ml: str, host: str, port: int | None) -> None:
+    """Serve the model of the --opt-ml tree as a SageMaker inference container."""
+    model_dir = Path(opt_ml) / "model"
+    if not model_dir.is_dir():
+        click.echo(f"onepass: error: {model_dir} does not exist: SageMaker extracts the model there", err=True)
+        sys.exit(3)
+    ctx.invoke(serve, model_dir=str(model_dir), host=host, port=port, workers=1, max_payload_mb=None,
+               log_level="info")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob
 import gzip
 import os
+import stat
 import sys
 from dataclasses import dataclass
 from typing import IO, Any
@@ -72,7 +73,7 @@ class Entry:
         if self.is_stdin or self.is_gzip:
             return None
         if self.fs is None:
-            return os.path.getsize(self.path)
+            return None if _is_pipe(self.path) else os.path.getsize(self.path)
         return int(self.fs.size(self.path))
 
 
@@ -95,9 +96,17 @@ def _resolve_one(uri: str, keep) -> list[Entry]:
             dirs[:] = [d for d in dirs if not d.startswith((".", "_"))]
             found.extend(os.path.join(root, f) for f in files if _is_data_file(f, keep))
         return [Entry(p, p) for p in sorted(found)]
-    if os.path.isfile(uri):
+    if os.path.isfile(uri) or _is_pipe(uri):
         return [Entry(uri, uri)]
     return []
+
+
+def _is_pipe(path: str) -> bool:
+    """A named pipe (FIFO), read once from start to end: SageMaker's Pipe mode channels."""
+    try:
+        return stat.S_ISFIFO(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _resolve_fsspec(uri: str, keep) -> list[Entry]:

@@ -1,0 +1,183 @@
+"""``onepass sagemaker train|serve``: SageMaker's container contract on a temporary
+``/opt/ml`` tree (``--opt-ml``), with data written by the SageMaker SDK v2: File and
+Pipe mode give the model ``onepass train`` gives on the same rows, CSV channels carry
+the label first, a failure leaves its reason in ``output/failure``, a job SIGKILLed
+mid-training and started again ends with the model of one never killed, and the
+model it wrote is served on ``$SAGEMAKER_BIND_TO_PORT``."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import onepass
+
+os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
+common = pytest.importorskip("sagemaker.amazon.common", reason="the SageMaker Python SDK v2 is a dev dependency")
+
+CLI = [sys.executable, "-m", "onepass.cli"]
+X = (np.random.default_rng(0).normal(size=(3000, 5)) + np.repeat(np.eye(5)[:3] * 8, 1000, axis=0)).astype(np.float32)
+X = X[np.random.default_rng(1).permutation(len(X))]
+KMEANS_HP = {"k": "3", "mini_batch_size": "500", "feature_dim": "5"}
+
+
+def tree(root: Path, hyper: dict, channels: dict, files: dict[str, bytes] | None = None) -> Path:
+    (root / "input" / "config").mkdir(parents=True)
+    (root / "input" / "config" / "hyperparameters.json").write_text(json.dumps(hyper))
+    (root / "input" / "config" / "inputdataconfig.json").write_text(json.dumps(channels))
+    for name, data in (files or {}).items():
+        path = root / "input" / "data" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return root
+
+
+def recordio(X: np.ndarray, y: np.ndarray | None = None) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    common.write_numpy_to_dense_tensor(buf, X, y)
+    return buf.getvalue()
+
+
+def job(root: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, "sagemaker", "train", "--opt-ml", str(root), *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=300)
+
+
+def same_model(a: Path, b: Path) -> None:
+    ma, mb = onepass.load(a), onepass.load(b)
+    for name, values in ma.outputs(X[:200]).items():
+        np.testing.assert_array_equal(values, mb.outputs(X[:200])[name], err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """K-Means through ``onepass train`` with onepass's own names, seed 0."""
+    d = tmp_path_factory.mktemp("reference")
+    (d / "rows.rec").write_bytes(recordio(X))
+    done = subprocess.run([*CLI, "train", "kmeans", "--data", str(d / "rows.rec"), "--n-clusters", "3", "--batch-size",
+                           "500", "--seed", "0", "--out", str(d / "model")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return d / "model"
+
+
+def test_file_mode_trains_the_model_onepass_train_does(tmp_path: Path, reference: Path) -> None:
+    root = tree(tmp_path / "ml", KMEANS_HP, {"train": {"ContentType": "application/x-recordio-protobuf",
+                                                       "TrainingInputMode": "File"}},
+                {"train/part-0.rec": recordio(X)})
+    done = job(root, "--algorithm", "kmeans")
+    assert done.returncode == 0, done.stderr
+    assert '"rows": 3000' in done.stdout and done.stdout.startswith("#metrics ")
+    same_model(root / "model", reference)
+    assert any((root / "checkpoints").iterdir())  # the final checkpoint, for a job started again
+    assert not (root / "output" / "failure").exists()
+
+
+def test_pipe_mode_reads_the_fifo_to_the_same_model(tmp_path: Path, reference: Path) -> None:
+    root = tree(tmp_path / "ml", {**KMEANS_HP, "onepass_algorithm": "kmeans"},
+                {"train": {"ContentType": "application/x-recordio-protobuf", "TrainingInputMode": "Pipe"}})
+    (root / "input" / "data").mkdir(parents=True)
+    fifo = root / "input" / "data" / "train_0"
+    os.mkfifo(fifo)
+    data = recordio(X)
+
+    def feed() -> None:  # SageMaker streams the channel into the FIFO as the job reads it
+        with open(fifo, "wb") as f:
+            for i in range(0, len(data), 8192):
+                f.write(data[i:i + 8192])
+
+    threading.Thread(target=feed, daemon=True).start()
+    done = job(root)
+    assert done.returncode == 0, done.stderr
+    same_model(root / "model", reference)
+
+
+def test_a_csv_channel_has_no_header_and_the_label_first(tmp_path: Path) -> None:
+    y = (X[:, 0] > 4).astype(np.float32)
+    rows = "".join(f"{int(t)}," + ",".join(f"{v:.6g}" for v in r) + "\n" for t, r in zip(y, X, strict=True))
+    root = tree(tmp_path / "ml", {"predictor_type": "binary_classifier", "mini_batch_size": "100", "epochs": "1"},
+                {"train": {"ContentType": "text/csv", "TrainingInputMode": "File"}}, {"train/rows.csv": rows.encode()})
+    done = job(root, "--algorithm", "linear-learner")
+    assert done.returncode == 0, done.stderr
+    (tmp_path / "rows.csv").write_text(rows)
+    direct = subprocess.run([*CLI, "train", "linear-learner", "--data", str(tmp_path / "rows.csv"), "--no-header",
+                             "--label-column", "0", "--predictor-type", "binary_classifier", "--mini-batch-size",
+                             "100", "--seed", "0", "--out", str(tmp_path / "direct")], capture_output=True, text=True)
+    assert direct.returncode == 0, direct.stderr
+    same_model(root / "model", tmp_path / "direct")
+    assert onepass.load(root / "model").n_features == 5
+
+
+@pytest.mark.parametrize("hyper, channels, words", [
+    ({"k": "zero"}, {"train": {}}, "k"),
+    (KMEANS_HP, {"validation": {}}, "no 'train' channel"),
+    (KMEANS_HP, {"train": {}, "auxiliary": {}}, "auxiliary"),
+    (KMEANS_HP, {"train": {"ContentType": "image/png"}}, "image/png"),
+    ({**KMEANS_HP, "feature_dim": "7"}, {"train": {"ContentType": "application/x-recordio-protobuf"}}, "feature_dim"),
+])
+def test_a_failure_says_why_in_output_failure(tmp_path: Path, hyper: dict, channels: dict, words: str) -> None:
+    root = tree(tmp_path / "ml", hyper, channels, {"train/part.rec": recordio(X[:100])})
+    done = job(root, "--algorithm", "kmeans")
+    assert done.returncode != 0
+    reason = (root / "output" / "failure").read_text()
+    assert words in reason and words in done.stderr
+
+
+def test_a_job_killed_and_started_again_ends_with_the_model_of_one_never_killed(tmp_path: Path,
+                                                                                 reference: Path) -> None:
+    root = tree(tmp_path / "ml", KMEANS_HP, {"train": {"ContentType": "application/x-recordio-protobuf"}},
+                {"train/part-0.rec": recordio(X)})
+    killed = job(root, "--algorithm", "kmeans", env={"ONEPASS_CHECKPOINT_EVERY_ROWS": "500",
+                                                     "ONEPASS_FAILPOINT": "checkpoint.before_latest:3"})
+    assert killed.returncode == -9, killed.stderr  # SIGKILL, as a spot interruption
+    assert not (root / "model").exists()
+    again = job(root, "--algorithm", "kmeans", env={"ONEPASS_CHECKPOINT_EVERY_ROWS": "500"})
+    assert again.returncode == 0, again.stderr
+    same_model(root / "model", reference)
+
+
+def test_sagemaker_serve_serves_the_jobs_model_on_its_port(tmp_path: Path, reference: Path) -> None:
+    import shutil
+
+    import httpx
+
+    root = tmp_path / "ml"
+    shutil.copytree(reference, root / "model")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([*CLI, "sagemaker", "serve", "--opt-ml", str(root), "--host", "127.0.0.1"],
+                            env={**os.environ, "SAGEMAKER_BIND_TO_PORT": str(port)}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60  # a bound on waiting, not a measurement
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        r = httpx.post(f"http://127.0.0.1:{port}/invocations", content=recordio(X[:3]),
+                       headers={"content-type": "application/x-recordio-protobuf", "accept": "application/json"})
+        assert r.status_code == 200, r.text
+        got = [p["closest_cluster"] for p in r.json()["predictions"]]
+        assert got == onepass.load(reference).outputs(X[:3])["closest_cluster"].tolist()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    missing = subprocess.run([*CLI, "sagemaker", "serve", "--opt-ml", str(tmp_path / "none")], capture_output=True,
+                             text=True)
+    assert missing.returncode == 3 and "model" in missing.stderr
