@@ -281,7 +281,9 @@ def train(
         state, checkpoint = loaded, found
         epoch = int(manifest.get("epoch", 0))
         cursor = manifest.get("cursor")
-        finished = bool(manifest.get("finished", False))
+        # a finished run asked for more epochs than it ran goes on (unless it stopped early)
+        finished = bool(manifest.get("finished", False)) and (
+            epoch >= epochs or bool(getattr(state, "is_stopped", False)))
         history_rows = state.n_rows_seen_
         n_skipped, n_quarantined = int(manifest.get("skipped", 0)), int(manifest.get("quarantined", 0))
 

@@ -83,23 +83,32 @@ def test_file_mode_trains_the_model_onepass_train_does(tmp_path: Path, reference
     assert not (root / "output" / "failure").exists()
 
 
-def test_pipe_mode_reads_the_fifo_to_the_same_model(tmp_path: Path, reference: Path) -> None:
-    root = tree(tmp_path / "ml", {**KMEANS_HP, "onepass_algorithm": "kmeans"},
-                {"train": {"ContentType": "application/x-recordio-protobuf", "TrainingInputMode": "Pipe"}})
+@pytest.mark.parametrize("epochs", [1, 2])
+def test_pipe_mode_reads_a_fifo_per_epoch_to_the_file_modes_model(tmp_path: Path, reference: Path,
+                                                                   epochs: int) -> None:
+    channels = {"train": {"ContentType": "application/x-recordio-protobuf", "TrainingInputMode": "Pipe"}}
+    root = tree(tmp_path / "ml", {**KMEANS_HP, "onepass_algorithm": "kmeans", "epochs": str(epochs)}, channels)
     (root / "input" / "data").mkdir(parents=True)
-    fifo = root / "input" / "data" / "train_0"
-    os.mkfifo(fifo)
     data = recordio(X)
 
-    def feed() -> None:  # SageMaker streams the channel into the FIFO as the job reads it
+    def feed(fifo: Path) -> None:  # SageMaker streams the channel into each epoch's FIFO as the job reads it
         with open(fifo, "wb") as f:
             for i in range(0, len(data), 8192):
                 f.write(data[i:i + 8192])
 
-    threading.Thread(target=feed, daemon=True).start()
+    for epoch in range(epochs):
+        os.mkfifo(root / "input" / "data" / f"train_{epoch}")
+        threading.Thread(target=feed, args=(root / "input" / "data" / f"train_{epoch}",), daemon=True).start()
     done = job(root)
     assert done.returncode == 0, done.stderr
-    same_model(root / "model", reference)
+    assert f'"epochs": {epochs}' in done.stdout
+    if epochs == 1:
+        same_model(root / "model", reference)
+    else:  # File mode, the same epochs
+        files = tree(tmp_path / "files", {**KMEANS_HP, "epochs": str(epochs)},
+                     {"train": {"ContentType": "application/x-recordio-protobuf"}}, {"train/part.rec": data})
+        assert job(files, "--algorithm", "kmeans").returncode == 0
+        same_model(root / "model", files / "model")
 
 
 def test_a_csv_channel_has_no_header_and_the_label_first(tmp_path: Path) -> None:

@@ -7,7 +7,8 @@ A SageMaker training job starts the image with ``train`` and mounts:
 - ``input/config/inputdataconfig.json``: the channels (``train``, ``validation``,
   ``test``), each with its ``ContentType`` and ``TrainingInputMode``;
 - ``input/data/<channel>/`` in File mode, the FIFO ``input/data/<channel>_<epoch>`` in
-  Pipe mode;
+  Pipe mode (epoch ``e`` reads ``train_e``: each epoch is a run that goes on from the last
+  one's checkpoint; a job started again mid-FIFO is not resumed yet);
 - ``checkpoints/``, synced with S3: the job checkpoints there and, started again after
   a spot interruption (a SIGKILL), resumes from the newest checkpoint;
 - ``model/``: the model (and its final state) when training ends;
@@ -191,10 +192,6 @@ class TrainingJob:
         algo = get_algorithm(self.algorithm)
         kwargs = translate_hyperparameters(self.algorithm, self.hyperparameters).train_kwargs()
         train = self.channels["train"]
-        if train.mode == "Pipe" and int(kwargs.get("epochs", 1)) > 1:
-            raise InvalidParameterError(
-                f"epochs={kwargs['epochs']} in Pipe mode: onepass reads one FIFO (train_0) per job so far; use File "
-                "mode for several passes")
         kwargs.update(data=train.data(opt_ml), format=train.format, out=str(opt_ml.model), seed=self.seed,
                       checkpoint_dir=str(opt_ml.checkpoints), resume=True)
         rows = os.environ.get(ENV_CHECKPOINT_ROWS)
@@ -232,7 +229,16 @@ def run_training_job(opt_ml: str | os.PathLike[str] = "/opt/ml", algorithm: str 
         kwargs = job.train_kwargs(tree)
         if "test" in job.channels:
             print("onepass: the test channel is not scored yet; training goes on without it", file=sys.stderr)
-        result = train(job.algorithm, **kwargs)
+        if job.channels["train"].mode == "Pipe":
+            # one FIFO per epoch, train_0, train_1...: each epoch a run that goes on from the last one's checkpoint
+            epochs = int(kwargs.pop("epochs", 1))
+            for epoch in range(epochs):
+                kwargs["data"] = job.channels["train"].data(tree, epoch)
+                result = train(job.algorithm, epochs=epoch + 1, **kwargs)
+                if getattr(result.state, "is_stopped", False):  # early stopping ended training
+                    break
+        else:
+            result = train(job.algorithm, **kwargs)
     except (OnePassError, OSError) as exc:
         reason = f"{type(exc).__name__}: {exc}"
         tree.failure.parent.mkdir(parents=True, exist_ok=True)
