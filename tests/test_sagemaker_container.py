@@ -190,3 +190,50 @@ def test_sagemaker_serve_serves_the_jobs_model_on_its_port(tmp_path: Path, refer
     missing = subprocess.run([*CLI, "sagemaker", "serve", "--opt-ml", str(tmp_path / "none")], capture_output=True,
                              text=True)
     assert missing.returncode == 3 and "model" in missing.stderr
+
+
+SDK_JOBS = {
+    "kmeans": {"k": "3", "mini_batch_size": "500"},
+    "pca": {"num_components": "2", "algorithm_mode": "regular", "mini_batch_size": "500"},
+    "linear-learner": {"predictor_type": "binary_classifier", "mini_batch_size": "200"},
+}
+
+
+@pytest.mark.parametrize("layout, mode", [("dense", "File"), ("sparse", "File"), ("sparse", "Pipe")])
+@pytest.mark.parametrize("algorithm", list(SDK_JOBS))
+def test_sdk_written_matrices_train_each_algorithm_as_onepass_train_does(tmp_path: Path, algorithm: str, layout: str,
+                                                                         mode: str) -> None:
+    """A matrix the SDK wrote (write_numpy_to_dense_tensor, write_spmatrix_to_sparse_tensor,
+    labels included) through ``onepass sagemaker train`` and through ``onepass train``."""
+    import io
+
+    import scipy.sparse as sp
+
+    rows = np.where(np.abs(X) > 1.0, X, 0).astype(np.float32)[:1500]
+    y = (rows[:, 0] > 4).astype(np.float32)
+    buf = io.BytesIO()
+    if layout == "dense":
+        common.write_numpy_to_dense_tensor(buf, rows, y)
+    else:
+        common.write_spmatrix_to_sparse_tensor(buf, sp.csr_matrix(rows), y)
+    data = buf.getvalue()
+    hyper = SDK_JOBS[algorithm]
+    channels = {"train": {"ContentType": "application/x-recordio-protobuf", "TrainingInputMode": mode}}
+    root = tree(tmp_path / "ml", hyper, channels, None if mode == "Pipe" else {"train/part.rec": data})
+    if mode == "Pipe":
+        (root / "input" / "data").mkdir(parents=True)
+        fifo = root / "input" / "data" / "train_0"
+        os.mkfifo(fifo)
+        threading.Thread(target=lambda: fifo.write_bytes(data), daemon=True).start()
+    done = job(root, "--algorithm", algorithm)
+    assert done.returncode == 0, done.stderr
+    (tmp_path / "rows.rec").write_bytes(data)
+    (tmp_path / "hp.json").write_text(json.dumps(hyper))
+    direct = subprocess.run([*CLI, "train", algorithm, "--data", str(tmp_path / "rows.rec"), "--hyperparameters",
+                             str(tmp_path / "hp.json"), "--seed", "0", "--out", str(tmp_path / "direct")],
+                            capture_output=True, text=True)
+    assert direct.returncode == 0, direct.stderr
+    a, b = onepass.load(root / "model"), onepass.load(tmp_path / "direct")
+    assert a.n_rows_seen_ == b.n_rows_seen_ == len(rows)
+    for name, values in a.outputs(rows[:100]).items():
+        np.testing.assert_array_equal(values, b.outputs(rows[:100])[name], err_msg=name)
