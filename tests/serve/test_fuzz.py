@@ -83,15 +83,20 @@ def _fuzz_invocations(clients: dict, kind: str, content_type: str, accept: str, 
         assert doc["message"] and doc["error"]
 
 
-def test_fuzz_invocations_never_5xx(servers: dict[str, Server]) -> None:
+def _fuzz_every_server(servers: dict[str, Server], fuzz) -> None:  # noqa: ANN001
+    """Run ``fuzz(clients)`` (one keep-alive client per model kind), then check every server still answers."""
     clients = {kind: s.client() for kind, s in servers.items()}
     try:
-        _fuzz_invocations(clients)
+        fuzz(clients)
     finally:
         for c in clients.values():
             c.close()
     for server in servers.values():
         _check_alive(server)
+
+
+def test_fuzz_invocations_never_5xx(servers: dict[str, Server]) -> None:
+    _fuzz_every_server(servers, _fuzz_invocations)
 
 
 header_text = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=30)
@@ -177,11 +182,4 @@ def _fuzz_recordio(clients: dict, kind: str, accept: str, body: bytes) -> None:
 
 
 def test_fuzz_recordio_protobuf_never_5xx(servers: dict[str, Server]) -> None:
-    clients = {kind: s.client() for kind, s in servers.items()}
-    try:
-        _fuzz_recordio(clients)
-    finally:
-        for c in clients.values():
-            c.close()
-    for server in servers.values():
-        _check_alive(server)
+    _fuzz_every_server(servers, _fuzz_recordio)
