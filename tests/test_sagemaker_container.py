@@ -237,3 +237,46 @@ def test_sdk_written_matrices_train_each_algorithm_as_onepass_train_does(tmp_pat
     assert a.n_rows_seen_ == b.n_rows_seen_ == len(rows)
     for name, values in a.outputs(rows[:100]).items():
         np.testing.assert_array_equal(values, b.outputs(rows[:100])[name], err_msg=name)
+
+
+def _feed_fifo(fifo: Path, data: bytes) -> threading.Thread:
+    """SageMaker's side of a Pipe-mode channel: the data into the FIFO, as the job reads it
+    (a job killed mid-read leaves the writer a broken pipe)."""
+    def feed() -> None:
+        try:
+            with open(fifo, "wb") as f:
+                for i in range(0, len(data), 8192):
+                    f.write(data[i:i + 8192])
+        except BrokenPipeError:
+            pass
+
+    thread = threading.Thread(target=feed, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("content_type", ["application/x-recordio-protobuf", "text/csv"])
+def test_a_pipe_mode_job_killed_mid_fifo_resumes_when_the_channel_starts_again(tmp_path: Path, reference: Path,
+                                                                               content_type: str) -> None:
+    """Started again, the job gets its channel from the start again; it reads forward to its
+    checkpoint's offset and ends with the model of a job never killed."""
+    data = recordio(X) if content_type != "text/csv" else "".join(
+        ",".join(repr(float(v)) for v in r) + "\n" for r in X).encode()
+    root = tree(tmp_path / "ml", KMEANS_HP, {"train": {"ContentType": content_type, "TrainingInputMode": "Pipe"}})
+    (root / "input" / "data").mkdir(parents=True)
+    fifo = root / "input" / "data" / "train_0"
+    os.mkfifo(fifo)
+    _feed_fifo(fifo, data)
+    killed = job(root, "--algorithm", "kmeans", env={"ONEPASS_CHECKPOINT_EVERY_ROWS": "500",
+                                                     "ONEPASS_FAILPOINT": "checkpoint.before_latest:3"})
+    assert killed.returncode == -9, killed.stderr
+    _feed_fifo(fifo, data).join(timeout=0.1)
+    again = job(root, "--algorithm", "kmeans", env={"ONEPASS_CHECKPOINT_EVERY_ROWS": "500"})
+    assert again.returncode == 0, again.stderr
+    assert '"rows": 3000' in again.stdout
+    if content_type != "text/csv":
+        same_model(root / "model", reference)
+    else:  # the same rows as text: the model of an unkilled File-mode job on them
+        files = tree(tmp_path / "files", KMEANS_HP, {"train": {"ContentType": "text/csv"}}, {"train/rows.csv": data})
+        assert job(files, "--algorithm", "kmeans").returncode == 0
+        same_model(root / "model", files / "model")

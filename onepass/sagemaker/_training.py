@@ -8,7 +8,7 @@ A SageMaker training job starts the image with ``train`` and mounts:
   ``test``), each with its ``ContentType`` and ``TrainingInputMode``;
 - ``input/data/<channel>/`` in File mode, the FIFO ``input/data/<channel>_<epoch>`` in
   Pipe mode (epoch ``e`` reads ``train_e``: each epoch is a run that goes on from the last
-  one's checkpoint; a job started again mid-FIFO is not resumed yet);
+  one's checkpoint; a job started again reads its FIFO forward to its checkpoint's offset);
 - ``checkpoints/``, synced with S3: the job checkpoints there and, started again after
   a spot interruption (a SIGKILL), resumes from the newest checkpoint;
 - ``model/``: the model (and its final state) when training ends;

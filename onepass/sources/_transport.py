@@ -64,6 +64,8 @@ class Entry:
         if self.is_stdin:
             return sys.stdin.buffer
         raw: IO[bytes] = open(self.path, "rb") if self.fs is None else self.fs.open(self.path, "rb")
+        if self.fs is None and _is_pipe(self.path):
+            raw = _ForwardOnly(raw)  # type: ignore[assignment]
         if self.is_gzip:
             return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
         return raw
@@ -99,6 +101,60 @@ def _resolve_one(uri: str, keep) -> list[Entry]:
     if os.path.isfile(uri) or _is_pipe(uri):
         return [Entry(uri, uri)]
     return []
+
+
+class _ForwardOnly:
+    """A named pipe read from its start, which can "seek" forward by reading and dropping
+    bytes: a SageMaker Pipe-mode job started again gets its channel from the start again,
+    and resumes at its checkpoint's offset so."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw, self._pos = raw, 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        self._pos += len(data)
+        return data
+
+    def readline(self, limit: int = -1) -> bytes:
+        data = self._raw.readline(limit)
+        self._pos += len(data)
+        return data
+
+    def readinto(self, buf: Any) -> int:
+        n = self._raw.readinto(buf) or 0
+        self._pos += n
+        return n
+
+    def __iter__(self) -> Any:
+        return iter(self.readline, b"")
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        target = offset if whence == os.SEEK_SET else self._pos + offset if whence == os.SEEK_CUR else -1
+        if target < self._pos:
+            raise OSError(f"a named pipe reads forward only: cannot go back from byte {self._pos} to {target}")
+        while self._pos < target:
+            if not self.read(min(target - self._pos, 1 << 20)):
+                break  # the pipe ended first: tell() says where
+        return self._pos
+
+    def seekable(self) -> bool:
+        return False
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def __enter__(self) -> _ForwardOnly:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
 
 def _is_pipe(path: str) -> bool:
