@@ -280,3 +280,22 @@ def test_a_pipe_mode_job_killed_mid_fifo_resumes_when_the_channel_starts_again(t
         files = tree(tmp_path / "files", KMEANS_HP, {"train": {"ContentType": "text/csv"}}, {"train/rows.csv": data})
         assert job(files, "--algorithm", "kmeans").returncode == 0
         same_model(root / "model", files / "model")
+
+
+def test_a_test_channel_is_scored_as_onepass_tune_scores_and_printed_as_sagemaker_does(tmp_path: Path) -> None:
+    from onepass.tune._from_state import score_models
+
+    y = (X[:, 0] > 4).astype(np.float32)
+    root = tree(tmp_path / "ml", {"predictor_type": "binary_classifier"},
+                {"train": {"ContentType": "application/x-recordio-protobuf"},
+                 "test": {"ContentType": "application/x-recordio-protobuf"}},
+                {"train/part.rec": recordio(X[:2000], y[:2000]), "test/part.rec": recordio(X[2000:], y[2000:])})
+    (root / "input" / "config" / "resourceconfig.json").write_text(json.dumps({"current_host": "algo-2"}))
+    done = job(root, "--algorithm", "linear-learner")
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.startswith("#test_score (algo-2) : ('auc', ")]
+    assert len(lines) == 1
+    want = score_models([onepass.load(root / "model")], str(root / "input" / "data" / "test"),
+                        format="recordio-protobuf")[0]["auc"]
+    assert float(lines[0].rsplit(", ", 1)[1].rstrip(")")) == pytest.approx(want, rel=1e-12)
+    assert want > 0.9

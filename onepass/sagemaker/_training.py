@@ -16,7 +16,9 @@ A SageMaker training job starts the image with ``train`` and mounts:
 
 The algorithm is the image's: ``--algorithm``, else the ``ONEPASS_ALGORITHM``
 environment variable (a Dockerfile's ``ENV``), else the hyperparameter
-``onepass_algorithm``. The hyperparameter ``seed`` (default 0) seeds the state. CSV channels follow SageMaker's convention: no header, and for
+``onepass_algorithm``. A ``test`` channel scores the model as ``onepass tune`` scores
+models, printed as SageMaker's built-ins print it (``#test_score (algo-1) : ('auc', 0.93)``).
+The hyperparameter ``seed`` (default 0) seeds the state. CSV channels follow SageMaker's convention: no header, and for
 supervised algorithms the label in the first column. Each data record's errors name
 the file and line (or byte offset), as every onepass source does.
 """
@@ -217,6 +219,29 @@ class TrainingJob:
             kwargs["validation"] = self.channels["validation"].data(opt_ml)
         return kwargs
 
+    def score_test(self, opt_ml: OptML, model: Any, kwargs: dict[str, Any]) -> dict[str, float]:
+        """The model's scores on the ``test`` channel (read once, as the train channel is read:
+        same columns), by the scorer ``onepass tune`` ranks models with."""
+        from onepass.tune._from_state import score_models
+        from onepass.tune._scorers import SCORERS
+
+        if model.kind not in SCORERS:
+            raise InvalidParameterError(f"{self.algorithm} has no test score yet; drop the test channel from the job")
+        test = self.channels["test"]
+        if test.format != self.channels["train"].format:
+            raise InvalidParameterError(f"the test channel's ContentType differs from the train channel's; give both "
+                                        f"the same ({self.channels['train'].format})")
+        source = {k: kwargs[k] for k in ("header", "label_column") if k in kwargs}
+        return score_models([model], test.data(opt_ml), format=test.format, seed=self.seed, **source)[0]
+
+    def host(self, opt_ml: OptML) -> str:
+        """This host's name in the job (``resourceconfig.json``'s ``current_host``), as SageMaker's log lines name it."""
+        path = opt_ml.root / "input" / "config" / "resourceconfig.json"
+        try:
+            return str(json.loads(path.read_text(encoding="utf-8")).get("current_host", "algo-1"))
+        except (OSError, ValueError, AttributeError):
+            return "algo-1"
+
 
 def run_training_job(opt_ml: str | os.PathLike[str] = "/opt/ml", algorithm: str | None = None) -> int:
     """Run the training job ``opt_ml`` describes; returns the exit code. A failure's reason
@@ -227,8 +252,6 @@ def run_training_job(opt_ml: str | os.PathLike[str] = "/opt/ml", algorithm: str 
     try:
         job = TrainingJob.read(tree, algorithm)
         kwargs = job.train_kwargs(tree)
-        if "test" in job.channels:
-            print("onepass: the test channel is not scored yet; training goes on without it", file=sys.stderr)
         if job.channels["train"].mode == "Pipe":
             # one FIFO per epoch, train_0, train_1...: each epoch a run that goes on from the last one's checkpoint
             epochs = int(kwargs.pop("epochs", 1))
@@ -239,6 +262,7 @@ def run_training_job(opt_ml: str | os.PathLike[str] = "/opt/ml", algorithm: str 
                     break
         else:
             result = train(job.algorithm, **kwargs)
+        scores = job.score_test(tree, result.model, kwargs) if "test" in job.channels else {}
     except (OnePassError, OSError) as exc:
         reason = f"{type(exc).__name__}: {exc}"
         tree.failure.parent.mkdir(parents=True, exist_ok=True)
@@ -246,5 +270,9 @@ def run_training_job(opt_ml: str | os.PathLike[str] = "/opt/ml", algorithm: str 
         print(f"onepass: error: {reason}", file=sys.stderr)
         return exit_code(exc) if isinstance(exc, OnePassError) else 3
     metrics = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
-    print("#metrics " + json.dumps({"rows": result.n_rows_seen, "epochs": result.epochs, **metrics}))
+    print("#metrics " + json.dumps({"rows": result.n_rows_seen, "epochs": result.epochs, **metrics,
+                                    **{f"test:{k}": v for k, v in scores.items()}}))
+    host = job.host(tree)
+    for name, value in scores.items():  # the lines SageMaker's built-in algorithms print, scraped by regex
+        print(f"#test_score ({host}) : ('{name}', {value!r})")
     return 0
