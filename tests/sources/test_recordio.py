@@ -311,3 +311,93 @@ def test_prediction_writer_batches_read_by_the_sdk():
     records = common.read_records(io.BytesIO(fh.getvalue()))
     assert [r.label["score"].float32_tensor.values[0] for r in records] == [0.25, 0.75, 0.5]
     assert [r.label["predicted_label"].float32_tensor.values[0] for r in records] == [0.0, 1.0, 1.0]
+
+
+# -- runs of records decoded with two protobuf parses ---------------------------------------
+
+def _decode_both_ways(data: bytes, monkeypatch, **kw):
+    """The decoded rows and bad records of ``data``, with runs decoded in bulk and record by
+    record: the two must agree on everything."""
+    from onepass.io.recordio_protobuf import _codec
+
+    def decode():
+        out = _codec.RecordDecoder(**kw).decode(data, 0, 0, final=True)
+        X = out.X.toarray() if sp.issparse(out.X) else out.X
+        return (X.tolist(), None if out.y is None else out.y.tolist(), out.ends.tolist(), out.lines.tolist(),
+                [(b.end, b.line, b.reason) for b in out.bad], sp.issparse(out.X))
+
+    bulk = decode()
+    with monkeypatch.context() as m:
+        m.setattr(_codec.RecordDecoder, "_is_settled", lambda self: False)
+        single = decode()
+    return bulk, single
+
+
+def _sparse_record(keys, values, shape, label=None, kind="float32_tensor", label_key="values"):
+    from onepass.io.recordio_protobuf import _record_pb2 as pb
+
+    r = pb.Record()
+    t = getattr(r.features["values"], kind)
+    t.values.extend(values)
+    t.keys.extend(keys)
+    t.shape.extend(shape)
+    if label is not None:
+        getattr(r.label[label_key], kind).values.append(label)
+    return r.SerializeToString()
+
+
+def test_bulk_decoding_equals_record_by_record(monkeypatch):
+    from onepass.io.recordio_protobuf._framing import frame_many
+
+    rng = np.random.default_rng(3)
+    d = 30
+
+    def good(i):
+        keys = np.sort(rng.choice(d, int(rng.integers(0, 6)), replace=False)).tolist()
+        return _sparse_record(keys, rng.standard_normal(len(keys)).astype(np.float32).tolist(), [d], float(i % 2))
+
+    odd = {  # each among good records: decoded the same way (usable, or bad with the same reason)
+        7: _sparse_record([5, 2, 9], [1.0, 2.0, 3.0], [d], 1.0),  # keys out of order: sorted
+        20: _sparse_record([2, 2], [1.0, 2.0], [d], 0.0),  # a repeated key
+        33: _sparse_record([d], [1.0], [d], 0.0),  # a key outside the shape
+        41: _sparse_record([1, 4], [1.0, float("nan")], [d], 0.0),
+        55: _sparse_record([1, 4], [1.0, float("inf")], [d], 0.0),
+        60: _sparse_record([1], [1.0], [d + 1], 0.0),  # another width
+        71: _sparse_record([1, 3], [1.0, 2.0], [d], 1.0, kind="float64_tensor"),
+        80: _sparse_record([1, 3], [1.0, 2.0], [1, d], 1.0),  # shape [1, d]
+        95: _sparse_record([1, 3], [1.0], [d], 1.0),  # keys and values of unequal counts
+        99: _sparse_record([1], [1.0], [], 1.0),  # keys without a shape
+        110: _sparse_record([], [float(v) for v in range(d)], [], 0.0),  # a dense row
+        120: _sparse_record([1], [1.0], [d], None),  # no label
+        130: _sparse_record([1], [1.0], [d], float("nan")),
+        140: _sparse_record([1], [1.0], [d], 1.0, label_key="other"),
+        150: b"\x0a\x05garbage",  # not a Record
+        160: _sparse_record([1], [1.0], [d], 1.0)[:-3],  # cut short
+        170: _sparse_record([1, 2], [1.0, 2.0], [d], 1.0) + _sparse_record([7], [9.0], [d], 0.0),  # two merged
+    }
+    records = [odd.get(i) or good(i) for i in range(400)]
+    bulk, single = _decode_both_ways(frame_many(records), monkeypatch)
+    assert bulk == single
+    assert len(bulk[4]) >= 10 and len(bulk[0]) == 400 - len(bulk[4])
+    # every record alike: no bad ones, all in bulk
+    clean = frame_many([good(i) for i in range(300)])
+    bulk, single = _decode_both_ways(clean, monkeypatch)
+    assert bulk == single and not bulk[4] and len(bulk[0]) == 300
+
+
+@pytest.mark.parametrize("x_dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("with_label", [False, True])
+def test_bulk_decoding_of_sdk_files_and_their_damage(tmp_path, monkeypatch, x_dtype, with_label):
+    S = sp.random(300, 50, density=0.1, format="csr", random_state=2, dtype=x_dtype)
+    S = sp.csr_matrix(S.multiply((np.arange(300) % 17 != 5)[:, None]))  # some rows empty
+    S.eliminate_zeros()
+    y = (np.arange(300) % 3).astype(x_dtype) if with_label else None
+    data = _sdk_sparse(tmp_path / "s.rec", S, y).read_bytes()
+    bulk, single = _decode_both_ways(data, monkeypatch)
+    assert bulk == single and not bulk[4]
+    np.testing.assert_array_equal(np.array(bulk[0]), S.toarray().astype(np.float32))
+    rng = np.random.default_rng(7)
+    for _ in range(60):
+        damaged = _mutations(rng, data, 4)
+        bulk, single = _decode_both_ways(damaged, monkeypatch)
+        assert bulk == single

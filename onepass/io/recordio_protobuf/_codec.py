@@ -7,10 +7,19 @@ the same bytes but for the tensors' values, whose packed floats lie at fixed off
 template is the serialization of such a record made by protobuf itself, with the offsets
 of each tensor's values found by serializing it twice; a run of frames whose every other
 byte equals the template is, byte for byte, what protobuf would write for those values, so
-its values are taken with one NumPy view of the block (millions of rows a second). Any
-record that does not match (sparse, int32 values, another layout or a fault) goes through
-``Record.FromString`` one at a time, which also says what is wrong with a bad one. Writing
-uses the same templates, so predictions are encoded without a Python loop over rows.
+its values are taken with one NumPy view of the block (millions of rows a second).
+
+Other runs of records (sparse ones as ``write_spmatrix_to_sparse_tensor`` writes them, dense
+ones of varying layout) are read with two protobuf parses per run, not one per record: the
+payloads are joined, each followed by an end record of marker entries (framing: the bytes
+are protobuf's), and parsed once as ``RecordEntries`` (how many map entries) and once as
+``MergedRecord``, which merges them into one tensor whose values, keys and shapes are every
+record's in turn, the markers showing where each record's end. Every rule of reading one
+record is then checked for all of them with NumPy; the records before the first that breaks
+one are taken, and that one, like any run the merge cannot read (int32 values, weights,
+another kind of tensor part way), goes through ``Record.FromString`` alone, which also says
+what is wrong with a bad one. Writing uses the templates, so predictions are encoded
+without a Python loop over rows.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from onepass.io.recordio_protobuf._framing import (
     HEADER,
     MAGIC,
     MAGIC_BYTES,
+    MAX_LENGTH,
     frame_many,
     frame_size,
     frame_uniform,
@@ -234,6 +244,206 @@ def _template_of(record: Any, payload: bytes, label_key: str | None, weight_key:
     return template
 
 
+# -- decoding a run of records with two parses -------------------------------------------
+
+_END_KEY = "\0end"  # the marker entry's key: never a key onepass accepts
+_MIN_RUN = 64
+_MAX_RUN = 1 << 16
+
+
+def _end_entry(kind: str, n_features: int | None) -> bytes:
+    """A map entry put after each record's entries: key ``_END_KEY``, one value +inf and,
+    for features (``n_features`` given), one key ``n_features`` and one shape
+    ``n_features + 1``: what no usable row holds."""
+    entry = pb.MergedEntry(key=[_END_KEY])
+    t = getattr(entry.value, kind)
+    t.values.append(float("inf"))
+    if n_features is not None:
+        t.keys.append(n_features)
+        t.shape.append(n_features + 1)
+    return entry.SerializeToString()
+
+
+def _tag_bytes(field: int, body: bytes) -> bytes:
+    """``body`` as a length-delimited field of a message (framing for the parser)."""
+    n, size = len(body), bytearray()
+    while n >= 0x80:
+        size.append(n & 0x7F | 0x80)
+        n >>= 7
+    size.append(n)
+    return bytes([field << 3 | 2]) + bytes(size) + body
+
+
+@dataclass(frozen=True)
+class _Ends:
+    """What is put after each record of a run: the end entries of features (``kind``) and
+    of the label (``label_kind``, or none), and their bytes as a record."""
+
+    features: bytes
+    label: bytes | None
+    record: bytes
+
+    @classmethod
+    def of(cls, kind: str, label_kind: str | None, n_features: int) -> _Ends:
+        features = _end_entry(kind, n_features)
+        label = None if label_kind is None else _end_entry(label_kind, None)
+        record = _tag_bytes(1, features) + (b"" if label is None else _tag_bytes(2, label))
+        return cls(features, label, record)
+
+
+_ENDS: dict[tuple[str, str | None, int], _Ends] = {}
+
+
+def _bulk_kinds(first: bytes, label_key: str | None) -> tuple[str, str | None] | None:
+    """``(features kind, label kind)`` of a record, when it is one float tensor under
+    ``features['values']`` and, if ``label_key``, one float tensor under it and nothing
+    else in its label map; else None."""
+    record = pb.Record.FromString(first)
+    if list(record.features) != ["values"] or list(record.label) != ([] if label_key is None else [label_key]):
+        return None
+    kind = record.features["values"].WhichOneof("value")
+    label_kind = None if label_key is None else record.label[label_key].WhichOneof("value")
+    if kind not in _FLOATS or (label_key is not None and label_kind not in _FLOATS):
+        return None
+    return kind, label_kind
+
+
+def _ends_of(kind: str, label_kind: str | None, n_features: int) -> _Ends:
+    ends = _ENDS.get((kind, label_kind, n_features))
+    if ends is None:
+        if len(_ENDS) > 64:
+            _ENDS.clear()
+        ends = _ENDS[kind, label_kind, n_features] = _Ends.of(kind, label_kind, n_features)
+    return ends
+
+
+def _split(column: np.ndarray, is_end: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(counts, values)``: how many of ``column``'s items each of ``n`` records holds
+    (each record's followed by one end item) and the items without the ends; None when the
+    ends are not ``n`` or the column does not finish with one."""
+    at = np.flatnonzero(is_end)
+    if len(at) != n or (n and at[-1] != len(column) - 1):
+        return None
+    counts = np.diff(at, prepend=-1) - 1
+    return counts, column[~is_end]
+
+
+def _merged_tensor(entry: Any, kind: str) -> Any:
+    """The ``kind`` tensor of a merged entry, or None when another kind came last (and
+    cleared it: a record of another kind)."""
+    return getattr(entry.value, kind) if entry.value.WhichOneof("value") == kind else None
+
+
+def _keys_alternate(entry: Any, key: str, n: int) -> bool:
+    """Whether a merged entry's keys are ``key`` and the end key in turn, ``n`` times (each
+    record's entry has the one key ``key``); compared as serialized bytes, its value cleared."""
+    entry.ClearField("value")
+    return entry.SerializeToString() == pb.MergedEntry(key=[key, _END_KEY]).SerializeToString() * n
+
+
+def _varints(data: bytes) -> np.ndarray:
+    """The unsigned varints that make up ``data`` (each ended by a byte under 0x80), as uint64."""
+    b = np.frombuffer(data, dtype=np.uint8)
+    last = np.flatnonzero(b < 0x80)
+    size = np.diff(last, prepend=-1)
+    out = b[last].astype(np.uint64)  # the most significant 7 bits
+    if len(out) and size.max() > 1:
+        out = np.where(size > 1, out << np.uint64(7) | (b[last - 1] & 0x7F), out)
+        for j in range(2, int(size.max())):  # few: indices under 2**14 take two bytes
+            at = np.flatnonzero(size > j)
+            out[at] = out[at] << np.uint64(7) | (b[last[at] - j] & 0x7F)
+    return out
+
+
+def _packed_tensor(t: Any, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(values, keys, shape)`` of tensor ``t`` (left holding its values only) as arrays,
+    read from protobuf's own serialization rather than one Python number per value.
+
+    Fields are written in order, each packed one as its tag, its length and its values: the
+    values (fixed width) end the serialization of ``t`` without keys and shape, and the rest
+    of the whole serialization is the keys' and the shape's varints (the only varints onepass
+    reads itself, their counts checked against protobuf's)."""
+    n_keys, n_shape = len(t.keys), len(t.shape)
+    whole = t.SerializeToString()
+    t.ClearField("keys")
+    t.ClearField("shape")
+    head = t.SerializeToString()
+    dt = _FLOATS[kind]
+    n = len(t.values)
+    values = np.frombuffer(head, dtype=dt, count=n, offset=len(head) - n * dt.itemsize)
+    ints = _varints(whole[len(head):]) if whole.startswith(head) else None
+    if ints is None or len(ints) != (n_keys and n_keys + 2) + (n_shape and n_shape + 2):  # pragma: no cover
+        raise ValueError("a tensor's serialization is not its fields in order")
+    keys = ints[2:2 + n_keys]
+    return values, keys, ints[len(ints) - n_shape:] if n_shape else ints[:0]
+
+
+def _bulk_rows(wire: bytes, kinds: tuple[str, str | None], n: int, n_features: int, label_key: str | None,
+               dtype: np.dtype
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray] | None:
+    """Rows of ``n`` records whose payloads, each followed by the end record of ``kinds``
+    (the first record's tensors, :func:`_bulk_kinds`), are ``wire``, read with two protobuf parses:
+    ``(values, cols, counts, is_dense, y, ok)`` with ``ok[i]`` whether record ``i`` is a
+    usable row by the rules of :func:`_decode_row` (the arrays hold the records before the
+    first not ok), or None when the run as a whole is not of the shape this reads (then read
+    it record by record)."""
+    kind, label_kind = kinds
+    entries = pb.RecordEntries.FromString(wire)  # counts the map entries only
+    if len(entries.features) != 2 * n or len(entries.label) != (0 if label_key is None else 2 * n):
+        return None  # with one keyed entry each (below): no record has another entry
+    merged = pb.MergedRecord.FromString(wire)
+    t = _merged_tensor(merged.features, kind)
+    if t is None:
+        return None
+    values, keys, shape = _packed_tensor(t, kind)
+    if not _keys_alternate(merged.features, "values", n):
+        return None
+    split_v = _split(values, values == np.inf, n)
+    split_k = _split(keys, keys == np.uint64(n_features), n)
+    split_s = _split(shape, shape == np.uint64(n_features + 1), n)
+    if split_v is None or split_k is None or split_s is None:
+        return None
+    (nv, values), (nk, keys), (ns, shape) = split_v, split_k, split_s
+    y = None
+    if label_key is not None:
+        lt = _merged_tensor(merged.label, label_kind)
+        if lt is None or len(lt.keys):
+            return None
+        labels = _packed_tensor(lt, label_kind)[0]
+        if not _keys_alternate(merged.label, label_key, n):
+            return None
+        if len(labels) != 2 * n or not (labels[1::2] == np.inf).all():
+            return None
+        y = labels[0::2]
+
+    # the rules of _decode_row, a record at a time as vectors
+    size = np.zeros(n, dtype=np.uint64)
+    has_shape = ns == 1
+    size[has_shape] = shape[(np.cumsum(ns) - 1)[has_shape]]
+    is_dense = (nk == 0) & ~(has_shape & (nv == 0) & (size > 0))
+    width = np.where(is_dense, nv.astype(np.uint64), size)
+    ok = (ns <= 1) & (width == np.uint64(n_features))
+    ok &= np.where(is_dense, ~has_shape | (size == nv), has_shape & ((nk == nv) | (nk == 0)))
+    row = np.repeat(np.arange(n), nv)
+    starts = np.cumsum(nv) - nv
+    cols = np.arange(len(values), dtype=np.int64) - np.repeat(starts, nv)
+    keyed = np.repeat((nk == nv) & (nk > 0), nv)  # values with a key (rows of unequal counts are not ok)
+    k = keys[np.repeat(nk == nv, nk)]
+    ok[row[keyed][k >= np.uint64(n_features)]] = False
+    cols[keyed] = np.minimum(k, np.uint64(n_features)).astype(np.int64)
+    # rows whose keys are not increasing go record by record (which sorts them or names the repeat)
+    ok[row[1:][(cols[1:] <= cols[:-1]) & (row[1:] == row[:-1]) & keyed[1:]]] = False
+    bad_value = ~np.isfinite(values)
+    if bad_value.any():
+        ok[row[bad_value]] = False
+    if y is not None:
+        ok &= np.isfinite(y)
+    m = n if ok.all() else int(np.argmin(ok))
+    end = int(starts[m]) if m < n else len(values)
+    return (values[:end].astype(dtype, copy=False), cols[:end], nv[:m], is_dense[:m],
+            None if y is None else y[:m].astype(dtype), ok)
+
+
 # -- decoding blocks ---------------------------------------------------------------------
 
 @dataclass
@@ -245,6 +455,32 @@ class Decoded(Chunk):
 
     consumed: int = 0
     n_records: int = 0
+
+
+def _whole_frames(buf: bytes, pos: int, base: int, max_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(starts, lengths)`` of the run of whole-record frames (cflag 0) at ``pos``, at most
+    ``max_frames``, each in ``buf`` to its padding's end.
+
+    A file is scanned for the magic word at 4-byte-aligned offsets (a writer splits a record
+    holding it there into parts, so it is a frame's header), and the run is the frames whose
+    header's length leads to the next one found; a record holding the magic word (as a
+    writer that does not split records can write) only ends the run early."""
+    n = len(buf)
+    if (base + pos) & 3 or n - pos < HEADER:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    length = int.from_bytes(buf[pos + 4:pos + 8], "little") & MAX_LENGTH
+    span = min(n - pos, max_frames * 2 * frame_size(length)) // 4  # words: room for the run, not the whole block
+    words = np.frombuffer(buf, dtype="<u4", count=span, offset=pos)
+    at = np.flatnonzero(words == MAGIC)[:max_frames + 1]
+    at = at[at + 1 < span]
+    lrec = words[at + 1]
+    lengths = (lrec & MAX_LENGTH).astype(np.int64)
+    after = at + 2 + ((lengths + 3) >> 2)  # the word after each frame
+    ok = (lrec >> 29 == 0) & (after <= (n - pos) // 4)
+    ok[:1] &= at[:1] == 0
+    ok[1:] &= after[:-1] == at[1:]  # reached from the frame before
+    k = min(len(ok) if ok.all() else int(np.argmin(ok)), max_frames)
+    return pos + 4 * at[:k].astype(np.int64), lengths[:k]
 
 
 class RecordDecoder:
@@ -274,6 +510,8 @@ class RecordDecoder:
         self.dtype = np.dtype(dtype)
         self.is_sparse: bool | None = None
         self._templates: dict[int, Template | None] = {}
+        self._run = _MIN_RUN  # records tried at once by _bulk, grown while runs decode whole
+        self._n_single = 0  # records to decode one by one before trying _bulk again
         self._garbage: tuple[int, int, str, bytes] | None = None  # (offset, record number, reason, head)
 
     # -- the block loop ---------------------------------------------------------------
@@ -328,6 +566,11 @@ class RecordDecoder:
                 taken = self._fast(arr, pos, stride, template, base)
                 if taken:
                     pos += taken * stride
+                    continue
+            if not self._n_single and self._is_settled():
+                taken = self._bulk(buf, pos, base)
+                if taken > pos:
+                    pos = taken
                     continue
             payload = buf[pos + HEADER:pos + HEADER + length]
             self._record(payload, base + pos + min(stride, n - pos), buf[pos:pos + stride], length)
@@ -425,6 +668,50 @@ class RecordDecoder:
             window *= 4
         return taken
 
+    def _is_settled(self) -> bool:
+        """Whether the first record has set what every other must match (the width, dense
+        or sparse, whether there is a label), as :meth:`_bulk` needs; weights go one by one."""
+        return self.n_features is not None and self.is_sparse is not None and self.has_label is not None \
+            and self.weight_key is None
+
+    def _bulk(self, buf: bytes, pos: int, base: int) -> int:
+        """Take the rows of the run of whole frames at ``pos`` (up to ``self._run``) with
+        :func:`_bulk_rows`, up to the first that is not a usable row; the position after them."""
+        at, lengths = _whole_frames(buf, pos, base, self._run)
+        if len(at) < 2:
+            return pos
+        starts = at.tolist()
+        first = buf[starts[0] + HEADER:starts[0] + HEADER + int(lengths[0])]
+        label_key = self.label_key if self.has_label else None
+        got = None
+        try:
+            kinds = _bulk_kinds(first, label_key)
+            if kinds is not None:
+                end = _ends_of(*kinds, int(self.n_features or 0)).record
+                parts = [end] * (2 * len(starts))
+                parts[0::2] = [buf[a + HEADER:a + HEADER + b] for a, b in zip(starts, lengths.tolist(), strict=True)]
+                got = _bulk_rows(b"".join(parts), kinds, len(starts), int(self.n_features or 0), label_key,
+                                 self.dtype)
+        except Exception:  # protobuf's DecodeError, a key not UTF-8: the records say why one by one
+            got = None
+        if got is None:
+            self._run, self._n_single = _MIN_RUN, _MIN_RUN
+            return pos
+        values, cols, counts, is_dense, y, _ = got
+        m = len(counts)
+        if m < len(starts):
+            self._run, self._n_single = _MIN_RUN, 1  # the next record is not ok: one by one says why
+        else:
+            self._run = min(4 * self._run, _MAX_RUN)
+        if not m:
+            return pos
+        ends = base + at[:m] + HEADER + ((lengths[:m] + 3) & ~3)
+        lines = self._line + 1 + np.arange(m, dtype=np.int64)
+        self._line += m
+        self._flush_rows()
+        self._out.append(("bulk", values, cols, counts, is_dense, y, ends, lines))
+        return int(ends[-1] - base)
+
     def _take_fast(self, payloads: np.ndarray, template: Template, ends: np.ndarray, raw: np.ndarray) -> None:
         parts = {(p.mapping, p.key): i for i, p in enumerate(template.parts)}
         X = template.values(payloads, parts[("features", "values")]).astype(self.dtype, copy=False)
@@ -454,6 +741,7 @@ class RecordDecoder:
 
     def _record(self, payload: bytes, end: int, raw: bytes, length: int) -> None:
         self._line += 1
+        self._n_single = max(0, self._n_single - 1)
         offset = end - len(raw)
         try:
             try:
@@ -504,25 +792,35 @@ class RecordDecoder:
         if item[0] == "fast":
             _, X, y, w, ends, lines = item
             return (sp.csr_matrix(X) if self.is_sparse else X), y, w, ends, lines
+        if item[0] == "bulk":
+            _, values, cols, counts, is_dense, y, ends, lines = item
+            return self._matrix(values, cols, counts, bool(is_dense.all())), y, None, ends, lines
         rows = item[1]
         n = len(rows)
         ends = np.array([e for _, e, _ in rows], dtype=np.int64)
         lines = np.array([li for _, _, li in rows], dtype=np.int64)
         y = np.array([r.label for r, _, _ in rows], dtype=dt) if self.has_label else None
         w = np.array([r.weight for r, _, _ in rows], dtype=dt) if self.weight_key is not None else None
-        d = int(self.n_features or 0)
         counts = np.array([len(r.values) for r, _, _ in rows], dtype=np.int64)
         values = np.concatenate([r.values.astype(dt, copy=False) for r, _, _ in rows]) if n else np.zeros(0, dt)
-        if all(r.cols is None for r, _, _ in rows) and not self.is_sparse:
-            return values.reshape(n, d), y, w, ends, lines
-        cols = np.concatenate([np.arange(len(r.values)) if r.cols is None else r.cols for r, _, _ in rows]
-                              + [np.zeros(0, np.int64)])
+        is_dense = all(r.cols is None for r, _, _ in rows)
+        cols = None if is_dense else np.concatenate(
+            [np.arange(len(r.values)) if r.cols is None else r.cols for r, _, _ in rows] + [np.zeros(0, np.int64)])
+        return self._matrix(values, cols, counts, is_dense), y, w, ends, lines
+
+    def _matrix(self, values: np.ndarray, cols: np.ndarray | None, counts: np.ndarray, is_dense: bool) -> Any:
+        """X of rows given as their values and columns joined, ``counts[i]`` of row ``i``."""
+        n, d = len(counts), int(self.n_features or 0)
+        if is_dense and not self.is_sparse:
+            return values.reshape(n, d)
+        if cols is None:
+            cols = np.arange(len(values)) - np.repeat(np.cumsum(counts) - counts, counts)
         indptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
         X = sp.csr_matrix((values, cols.astype(np.int32), indptr), shape=(n, d))
         if not X.has_sorted_indices:
             X.sort_indices()
-        return (X if self.is_sparse else X.toarray()), y, w, ends, lines
+        return X if self.is_sparse else X.toarray()
 
     def _assemble(self, consumed: int) -> Decoded:
         pieces = [self._piece(item) for item in self._out]
