@@ -333,11 +333,12 @@ def _decode_both_ways(data: bytes, monkeypatch, **kw):
     return bulk, single
 
 
-def _sparse_record(keys, values, shape, label=None, kind="float32_tensor", label_key="values"):
+def _sparse_record(keys, values, shape, label=None, kind="float32_tensor", label_key="values", unknown=b""):
     from onepass.io.recordio_protobuf import _record_pb2 as pb
 
     r = pb.Record()
     t = getattr(r.features["values"], kind)
+    t.MergeFromString(unknown)  # fields of numbers a reader ignores
     t.values.extend(values)
     t.keys.extend(keys)
     t.shape.extend(shape)
@@ -374,6 +375,8 @@ def test_bulk_decoding_equals_record_by_record(monkeypatch):
         150: b"\x0a\x05garbage",  # not a Record
         160: _sparse_record([1], [1.0], [d], 1.0)[:-3],  # cut short
         170: _sparse_record([1, 2], [1.0, 2.0], [d], 1.0) + _sparse_record([7], [9.0], [d], 0.0),  # two merged
+        180: _sparse_record([1, 2], [1.0, 2.0], [d], 1.0, unknown=b"\x78\x05"),  # field 15 in the tensor
+        181: _sparse_record([3], [1.0], [d], 0.0, unknown=b"\x7a\x02ab"),
     }
     records = [odd.get(i) or good(i) for i in range(400)]
     bulk, single = _decode_both_ways(frame_many(records), monkeypatch)

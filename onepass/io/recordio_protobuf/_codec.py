@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from google.protobuf.message import DecodeError
 
 from onepass.io.recordio_protobuf import _record_pb2 as pb
 from onepass.io.recordio_protobuf._framing import (
@@ -338,6 +339,7 @@ def _keys_alternate(entry: Any, key: str, n: int) -> bool:
     """Whether a merged entry's keys are ``key`` and the end key in turn, ``n`` times (each
     record's entry has the one key ``key``); compared as serialized bytes, its value cleared."""
     entry.ClearField("value")
+    entry.DiscardUnknownFields()
     return entry.SerializeToString() == pb.MergedEntry(key=[key, _END_KEY]).SerializeToString() * n
 
 
@@ -356,26 +358,23 @@ def _varints(data: bytes) -> np.ndarray:
 
 
 def _packed_tensor(t: Any, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(values, keys, shape)`` of tensor ``t`` (left holding its values only) as arrays,
-    read from protobuf's own serialization rather than one Python number per value.
+    """``(values, keys, shape)`` of tensor ``t`` as arrays, read from protobuf's own
+    serialization of it rather than one Python number per value.
 
-    Fields are written in order, each packed one as its tag, its length and its values: the
-    values (fixed width) end the serialization of ``t`` without keys and shape, and the rest
-    of the whole serialization is the keys' and the shape's varints (the only varints onepass
-    reads itself, their counts checked against protobuf's)."""
-    n_keys, n_shape = len(t.keys), len(t.shape)
+    Fields are written in order, each packed one as its tag, its length and its values:
+    the values (fixed width) come first, then the keys' and the shape's varints (the only
+    varints onepass reads itself, their counts checked against protobuf's)."""
+    n, n_keys, n_shape = len(t.values), len(t.keys), len(t.shape)
+    t.DiscardUnknownFields()  # fields of other numbers, which a reader ignores, written after these
     whole = t.SerializeToString()
-    t.ClearField("keys")
-    t.ClearField("shape")
-    head = t.SerializeToString()
     dt = _FLOATS[kind]
-    n = len(t.values)
-    values = np.frombuffer(head, dtype=dt, count=n, offset=len(head) - n * dt.itemsize)
-    ints = _varints(whole[len(head):]) if whole.startswith(head) else None
-    if ints is None or len(ints) != (n_keys and n_keys + 2) + (n_shape and n_shape + 2):  # pragma: no cover
+    size = n * dt.itemsize
+    head = 1 + max(1, (size.bit_length() + 6) // 7) + size if n else 0  # tag, length, values
+    values = np.frombuffer(whole, dtype=dt, count=n, offset=head - size)
+    ints = _varints(memoryview(whole)[head:])
+    if (n and whole[0] != 0x0A) or len(ints) != (n_keys and n_keys + 2) + (n_shape and n_shape + 2):
         raise ValueError("a tensor's serialization is not its fields in order")
-    keys = ints[2:2 + n_keys]
-    return values, keys, ints[len(ints) - n_shape:] if n_shape else ints[:0]
+    return values, ints[2:2 + n_keys], ints[len(ints) - n_shape:] if n_shape else ints[:0]
 
 
 def _bulk_rows(wire: bytes, kinds: tuple[str, str | None], n: int, n_features: int, label_key: str | None,
@@ -692,7 +691,7 @@ class RecordDecoder:
                 parts[0::2] = [buf[a + HEADER:a + HEADER + b] for a, b in zip(starts, lengths.tolist(), strict=True)]
                 got = _bulk_rows(b"".join(parts), kinds, len(starts), int(self.n_features or 0), label_key,
                                  self.dtype)
-        except Exception:  # protobuf's DecodeError, a key not UTF-8: the records say why one by one
+        except (DecodeError, UnicodeDecodeError, ValueError):  # the records say why one by one
             got = None
         if got is None:
             self._run, self._n_single = _MIN_RUN, _MIN_RUN
