@@ -113,10 +113,13 @@ class Optimizer:
                            [], steps, lr=self.learning_rate, beta1=b1, beta2=b2, weight_decay=self.weight_decay,
                            eps=_ADAM_EPS, amsgrad=False, maximize=False)
 
+    def named_moments(self) -> list[tuple[str, Any]]:
+        """The moments and step counts as live tensors, by their array names ``opt__<parameter>__<slot>``."""
+        return [(_prefix(n) + slot, value) for n, slots in self.state.items() for slot, value in slots.items()]
+
     def arrays(self) -> dict[str, np.ndarray]:
         """The moments and step counts, ``opt__<parameter>__<slot>`` -> float32 array."""
-        return {_prefix(n) + slot: value.detach().cpu().numpy().astype(np.float32, copy=True)
-                for n, slots in self.state.items() for slot, value in slots.items()}
+        return {key: value.detach().cpu().numpy().astype(np.float32, copy=True) for key, value in self.named_moments()}
 
     def load(self, arrays: dict[str, np.ndarray]) -> None:
         """Put back moments written by :meth:`arrays`; every ``opt__`` array must belong here."""

@@ -169,15 +169,22 @@ class TorchState:
 
     # -- arrays ---------------------------------------------------------------------
 
+    def _live_tensors(self) -> list[tuple[str, Any]]:
+        """The network's parameters and buffers and the optimizer's moments as live tensors,
+        by their array names (``param__``, ``buffer__``, ``opt__``); empty before the first batch."""
+        if self.network_ is None:
+            return []
+        return [*((array_key("param", n), p) for n, p in self.network_.named_parameters()),
+                *((array_key("buffer", n), b) for n, b in self.network_.named_buffers()),
+                *self.optimizer_.named_moments()]
+
     def network_arrays(self) -> dict[str, np.ndarray]:
         """Parameters, buffers and optimizer moments as named arrays (empty before the
         first batch)."""
-        if self.network_ is None:
-            return {}
-        out = {array_key("param", n): p.detach().cpu().numpy().astype(np.float32, copy=True)
-               for n, p in self.network_.named_parameters()}
-        out.update({array_key("buffer", n): b.detach().cpu().numpy().copy() for n, b in self.network_.named_buffers()})
-        out.update(self.optimizer_.arrays())
+        out = {}
+        for key, t in self._live_tensors():
+            a = t.detach().cpu().numpy()
+            out[key] = a.copy() if key.startswith("buffer__") else a.astype(np.float32, copy=True)  # counts stay ints
         return out
 
     def _training_meta(self) -> dict[str, Any]:

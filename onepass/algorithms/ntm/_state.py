@@ -22,6 +22,13 @@ _ACTIVATIONS = ("sigmoid", "tanh", "relu", "softplus")
 _DECODERS = ("product", "mixture")
 #: arrays whose first axis is the topic (after their ``param__``, ``buffer__`` or ``opt__`` prefix)
 _TOPIC_INDEXED = ("topics", "mean__", "log_var__", "mean_norm__", "log_var_norm__")
+
+
+def _is_topic_indexed(key: str, value: Any, num_topics: int) -> bool:
+    """True for an array (named as in the checkpoint) whose rows are the topics: the topics,
+    the encoder's outputs, their batch norm statistics and their optimizer moments."""
+    shape = tuple(value.shape)
+    return key.partition("__")[2].startswith(_TOPIC_INDEXED) and len(shape) >= 1 and shape[0] == num_topics
 REFRESH_DOCS = 2048  # documents of a batch a topic refresh looks at
 REFRESH_SIMILARITY = 0.8  # topics at least this alike (centered cosine) are one topic twice
 
@@ -122,8 +129,8 @@ class NTMState(TorchState):
         Every this many documents trained, the mixture decoder's topics are refreshed
         (``onepass.algorithms.ntm._refresh``; not a SageMaker setting): when two topics
         have become one (centered cosine at least 0.8), one of them is freed to split
-        the topic that carries the most reconstruction loss. 0 never refreshes; the
-        product decoder never does.
+        the topic whose documents fall into the two least alike groups. 0 never
+        refreshes; the product decoder never does.
     device : str, default="auto"
         "auto" (a GPU when torch sees one), "cpu", "cuda" or "cuda:N".
     seed : int or None
@@ -371,15 +378,12 @@ class NTMState(TorchState):
         if move is None:
             return
         with torch.no_grad():
+            # the freed topic takes the split one's place in the encoder's output, buffers and moments
+            for key, t in self._live_tensors():
+                if _is_topic_indexed(key, t, self.num_topics):
+                    t[move.freed] = t[move.split]
             net.topics[move.split] = self._tensor(np.log(move.split_words))
             net.topics[move.freed] = self._tensor(np.log(move.freed_words))
-            # the freed topic takes the split one's place in the encoder's output, buffers and moments
-            rows = [(n_, t) for n_, t in net.named_parameters() if n_.startswith(("mean.", "log_var."))]
-            rows += [(n_, t) for n_, t in net.named_buffers() if n_.endswith(("running_mean", "running_var"))]
-            rows += [(f"{n_}:{slot}", st[slot]) for n_, st in self.optimizer_.state.items()
-                     if n_.startswith(("mean.", "log_var.", "topics")) for slot in st if slot != "step"]
-            for _, t in rows:
-                t[move.freed] = t[move.split]
         self.n_topic_refreshes_ += 1
 
     def _hold_out(self, X: sp.csr_matrix, w: np.ndarray, first_row: int) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -502,13 +506,8 @@ class NTMState(TorchState):
         _, order = linear_sum_assignment(-(unit(mine_t) @ unit(theirs_t).T))
         if np.array_equal(order, np.arange(order.size)):
             return theirs
-        k = self.num_topics
-        out = dict(theirs)
-        for key, value in theirs.items():
-            base = key.partition("__")[2]
-            if base.startswith(_TOPIC_INDEXED) and np.ndim(value) >= 1 and np.shape(value)[0] == k:
-                out[key] = np.asarray(value)[order]
-        return out
+        return {key: np.asarray(value)[order] if _is_topic_indexed(key, np.asarray(value), self.num_topics) else value
+                for key, value in theirs.items()}
 
     # -- arrays -----------------------------------------------------------------------
 
@@ -580,9 +579,10 @@ class _CSRTensors:
         self.counts = torch.from_numpy(np.asarray(X.data, dtype=np.float32)).to(device)
         self.rows = torch.from_numpy(np.repeat(np.arange(X.shape[0], dtype=np.int64), np.diff(self.indptr))).to(device)
         self.starts = torch.from_numpy(self.indptr[:-1]).to(device)
-
-    def documents(self, start: int, stop: int) -> Any:
         from onepass.algorithms.ntm._network import Documents
 
+        self._documents = Documents
+
+    def documents(self, start: int, stop: int) -> Any:
         a, b = int(self.indptr[start]), int(self.indptr[stop])
-        return Documents(self.words[a:b], self.starts[start:stop] - a, self.counts[a:b], self.rows[a:b] - start)
+        return self._documents(self.words[a:b], self.starts[start:stop] - a, self.counts[a:b], self.rows[a:b] - start)

@@ -25,6 +25,7 @@ without a Python loop over rows.
 from __future__ import annotations
 
 import base64
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -292,9 +293,6 @@ class _Ends:
         return cls(features, label, record)
 
 
-_ENDS: dict[tuple[str, str | None, int], _Ends] = {}
-
-
 def _bulk_kinds(first: bytes, label_key: str | None) -> tuple[str, str | None] | None:
     """``(features kind, label kind)`` of a record, when it is one float tensor under
     ``features['values']`` and, if ``label_key``, one float tensor under it and nothing
@@ -309,13 +307,9 @@ def _bulk_kinds(first: bytes, label_key: str | None) -> tuple[str, str | None] |
     return kind, label_kind
 
 
+@functools.lru_cache(maxsize=64)
 def _ends_of(kind: str, label_kind: str | None, n_features: int) -> _Ends:
-    ends = _ENDS.get((kind, label_kind, n_features))
-    if ends is None:
-        if len(_ENDS) > 64:
-            _ENDS.clear()
-        ends = _ENDS[kind, label_kind, n_features] = _Ends.of(kind, label_kind, n_features)
-    return ends
+    return _Ends.of(kind, label_kind, n_features)
 
 
 def _split(column: np.ndarray, is_end: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray] | None:
