@@ -337,38 +337,27 @@ def _keys_alternate(entry: Any, key: str, n: int) -> bool:
     return entry.SerializeToString() == pb.MergedEntry(key=[key, _END_KEY]).SerializeToString() * n
 
 
-def _varints(data: bytes) -> np.ndarray:
-    """The unsigned varints that make up ``data`` (each ended by a byte under 0x80), as uint64."""
-    b = np.frombuffer(data, dtype=np.uint8)
-    last = np.flatnonzero(b < 0x80)
-    size = np.diff(last, prepend=-1)
-    out = b[last].astype(np.uint64)  # the most significant 7 bits
-    if len(out) and size.max() > 1:
-        out = np.where(size > 1, out << np.uint64(7) | (b[last - 1] & 0x7F), out)
-        for j in range(2, int(size.max())):  # few: indices under 2**14 take two bytes
-            at = np.flatnonzero(size > j)
-            out[at] = out[at] << np.uint64(7) | (b[last[at] - j] & 0x7F)
-    return out
-
-
 def _packed_tensor(t: Any, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(values, keys, shape)`` of tensor ``t`` as arrays, read from protobuf's own
-    serialization of it rather than one Python number per value.
+    """``(values, keys, shape)`` of tensor ``t`` as arrays.
 
-    Fields are written in order, each packed one as its tag, its length and its values:
-    the values (fixed width) come first, then the keys' and the shape's varints (the only
-    varints onepass reads itself, their counts checked against protobuf's)."""
-    n, n_keys, n_shape = len(t.values), len(t.keys), len(t.shape)
-    t.DiscardUnknownFields()  # fields of other numbers, which a reader ignores, written after these
-    whole = t.SerializeToString()
+    The values (fixed width, most of the bytes) are read from protobuf's own
+    serialization of a tensor holding only them (its tag and length, then the values),
+    not one Python number per value; the keys and the shape come from protobuf's decoded
+    fields (no varint is decoded here)."""
+    keys = np.fromiter(t.keys, dtype=np.uint64, count=len(t.keys))
+    shape = np.fromiter(t.shape, dtype=np.uint64, count=len(t.shape))
+    n = len(t.values)
     dt = _FLOATS[kind]
-    size = n * dt.itemsize
-    head = 1 + max(1, (size.bit_length() + 6) // 7) + size if n else 0  # tag, length, values
-    values = np.frombuffer(whole, dtype=dt, count=n, offset=head - size)
-    ints = _varints(memoryview(whole)[head:])
-    if (n and whole[0] != 0x0A) or len(ints) != (n_keys and n_keys + 2) + (n_shape and n_shape + 2):
-        raise ValueError("a tensor's serialization is not its fields in order")
-    return values, ints[2:2 + n_keys], ints[len(ints) - n_shape:] if n_shape else ints[:0]
+    if not n:
+        return np.empty(0, dt), keys, shape
+    t.ClearField("keys")
+    t.ClearField("shape")
+    t.DiscardUnknownFields()
+    whole = t.SerializeToString()
+    values = np.frombuffer(whole, dtype=dt, count=n, offset=len(whole) - n * dt.itemsize)
+    if whole[0] != 0x0A:
+        raise ValueError("a tensor's serialization is not its values")
+    return values, keys, shape
 
 
 def _bulk_rows(wire: bytes, kinds: tuple[str, str | None], n: int, n_features: int, label_key: str | None,
