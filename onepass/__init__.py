@@ -30,7 +30,7 @@ from onepass.errors import (
 from onepass.io import load, load_checkpoint, save_checkpoint, save_model
 from onepass.sources import open_source
 from onepass.text import build_vocabulary
-from onepass.train import train
+from onepass.training import train
 from onepass.tune import tune
 
 _LAZY = {  # estimators import scikit-learn

@@ -172,17 +172,6 @@ def _text_kwargs(vocab: str | None, document: str) -> dict[str, Any]:
     return out
 
 
-def _check_accepts(fn: Callable[..., Any], kwargs: dict[str, Any], what: str) -> None:
-    """A usage error naming the options ``fn`` does not take (rather than a TypeError)."""
-    params = inspect.signature(fn).parameters
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return
-    missing = [k for k in kwargs if k not in params]
-    if missing:
-        raise click.UsageError(f"{', '.join('--' + k.replace('_', '-') for k in missing)}: not supported by "
-                               f"{what} yet")
-
-
 class _TrainGroup(click.Group):
     """Lists and builds one ``train`` subcommand per registered algorithm."""
 
@@ -209,7 +198,7 @@ def train() -> None:
 
 def _make_train_command(name: str) -> click.Command:
     from onepass.state import get_algorithm
-    from onepass.train import state_parameters
+    from onepass.training import state_parameters
 
     algo = get_algorithm(name)
     hyper = list(state_parameters(algo.state))
@@ -217,7 +206,7 @@ def _make_train_command(name: str) -> click.Command:
     extra_finalize = [n for n in finalize_names if n not in hyper]
 
     def callback(**opts: Any) -> None:
-        from onepass.train import train as run_train
+        from onepass.training import Checkpoints, Data, Reporting, TrainingRun, Workers
 
         opts.setdefault("validation", ())
         if opts["out"] is None and opts["checkpoint_dir"] is None:
@@ -227,54 +216,29 @@ def _make_train_command(name: str) -> click.Command:
         shared = {n: v for n in sagemaker_shared if (v := opts.pop(n)) is not None}
         params = _collect(opts, hyper)
         finalize = _collect(opts, extra_finalize)
-        data = list(opts.pop("data"))
-        source = _source_kwargs(opts)
+        data = Data.of(list(opts.pop("data")), **_source_kwargs(opts))
         params, finalize, loop = _sagemaker_names(name, opts, sagemaker_flags, params, finalize, shared)
         opts.update(loop)
-        width = {"feature_dim": loop["feature_dim"]} if "feature_dim" in loop else {}
-        common = dict(
-            params=params, finalize=finalize or None, batch_size=opts["batch_size"], **source,
-            checkpoint_dir=opts["checkpoint_dir"], checkpoint_every_rows=opts["checkpoint_every_rows"],
-            checkpoint_every_seconds=opts["checkpoint_every_seconds"], resume=opts["resume"],
-            seed=opts["seed"], metrics=opts["metrics_file"], progress=False if opts["quiet"] else None,
-            out=opts["out"],
-        )
-        target = data if len(data) > 1 else data[0]
-        if opts["workers"] is None:
-            _check_accepts(run_train, source, "onepass train")
+        workers = None
+        if opts["workers"] is not None:
+            pool = {k: opts[k] for k in ("ray_address", "strategy", "sync_every_rows", "max_staleness")
+                    if opts[k] is not None}
+            workers = Workers(opts["workers"], **pool)
+        else:
             for flag in ("ray_address", "strategy", "sync_every_rows", "max_staleness"):
                 if opts[flag] is not None:
                     raise click.UsageError(f"--{flag.replace('_', '-')} needs --workers N")
-            validation = opts.get("validation") or ()
-            result = _run(lambda: run_train(
-                name, target, epochs=opts["epochs"], max_rows=opts["max_rows"], **width,
-                validation=(list(validation) if len(validation) > 1 else validation[0]) if validation else None,
-                **common))
-        else:
-            if opts["epochs"] != 1 or opts["max_rows"] is not None:
-                raise click.UsageError("--workers trains one epoch to the end: drop --epochs and --max-rows")
-            if width:
-                raise click.UsageError("feature_dim is not checked with --workers yet; leave it out (onepass "
-                                       "infers the width)")
-            if opts.get("validation"):
-                raise click.UsageError("--validation is not supported with --workers yet; hold rows out with "
-                                       "--validation-fraction instead")
-            if quarantine := common.get("quarantine_file"):
-                raise click.UsageError(f"--quarantine-file {quarantine}: not supported with --workers yet; "
-                                       "use --on-bad-record skip")
-            common.pop("quarantine_file", None)
-            extra = {k: opts[k] for k in ("strategy", "sync_every_rows", "max_staleness") if opts[k] is not None}
-
-            from onepass.distributed import train_distributed
-
-            _check_accepts(train_distributed, {k: v for k, v in source.items() if k != "quarantine_file"},
-                           "onepass train --workers")  # a quarantine file is refused above, with why
-
-            def run_distributed() -> Any:
-                return train_distributed(name, target, workers=opts["workers"], ray_address=opts["ray_address"],
-                                         **extra, **common)
-
-            result = _run(run_distributed)
+        validation = opts.get("validation") or ()
+        spec = TrainingRun(
+            name, data, params=params, finalize=finalize, seed=opts["seed"], batch_size=opts["batch_size"],
+            epochs=opts["epochs"], max_rows=opts["max_rows"], feature_dim=loop.get("feature_dim"),
+            validation=data.read_as(list(validation)) if validation else None,
+            checkpoints=Checkpoints(opts["checkpoint_dir"], opts["checkpoint_every_rows"],
+                                    opts["checkpoint_every_seconds"], opts["resume"]),
+            reporting=Reporting(opts["metrics_file"], progress=False if opts["quiet"] else None),
+            out=opts["out"], workers=workers,
+        )
+        result = _run(spec.run)
         if not opts["quiet"]:
             click.echo(
                 f"trained {name} on {result.n_rows_seen:,} rows ({result.epochs} epoch(s)); "

@@ -23,7 +23,7 @@ import onepass
 from onepass.cli import main
 from onepass.errors import BadRecordError, InvalidParameterError
 from onepass.serve import predict_file
-from onepass.train import train
+from onepass.training import train
 
 N_ROWS = 1000
 BATCH = 128  # several batches per file, and a last partial one

@@ -13,7 +13,7 @@ import onepass
 from onepass.errors import EmptySourceError, IncompatibleStateError, InvalidParameterError
 from onepass.io import load_checkpoint
 from onepass.io._models import load_state
-from onepass.train import train
+from onepass.training import train
 
 
 def write_blobs(path: Path, n: int, seed: int = 0, d: int = 4) -> Path:

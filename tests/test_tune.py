@@ -17,7 +17,7 @@ import pytest
 import scipy.sparse as sp
 
 from onepass.errors import InvalidParameterError
-from onepass.train import train
+from onepass.training import train
 from onepass.tune import parse_param, tune
 
 

@@ -82,7 +82,7 @@ def import_onepass_train():
 
     try:
         import onepass
-        import onepass.train as module  # noqa: F401  (also works before the re-export lands)
+        import onepass.training as module  # noqa: F401  (also works before the re-export lands)
 
         train = onepass.train
         return train.train if inspect.ismodule(train) else train

@@ -169,7 +169,7 @@ def _linear_source() -> dict:
 def linear_grid(p: dict) -> dict:
     import itertools
 
-    from onepass.train import train
+    from onepass.training import train
     from onepass.tune import parse_param
     from onepass.tune._from_state import score_models
 

@@ -32,25 +32,24 @@ import itertools
 import os
 import time
 from collections.abc import Callable
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 from onepass import _failpoints
-from onepass._version import __version__
 from onepass.distributed._parameters import ParameterServer, check_parameter_state
 from onepass.distributed._queue import ShardBook
 from onepass.distributed._shards import SHARD_BYTES, plan_shards
 from onepass.distributed._worker import ParameterWorker, ShardWorker, piece_seed, worker_seed
-from onepass.errors import IncompatibleStateError, InvalidParameterError, OnePassError
-from onepass.io import latest_checkpoint, load_checkpoint, save_checkpoint, save_model
-from onepass.io._models import STATE_SUBDIR, save_state
+from onepass.errors import EmptySourceError, IncompatibleStateError, InvalidParameterError, OnePassError
 from onepass.state import get_algorithm
-from onepass.train import MetricsWriter, TrainResult, _check_resume, _Progress, make_state
+from onepass.training import TrainingRun, TrainResult
+from onepass.training._loop import Job
+from onepass.training._report import Schedule
+from onepass.training._states import make_state
 
-__all__ = ["train_distributed"]
+__all__ = ["RayPieces", "train_distributed"]
 
-STRATEGIES = ("merge", "parameter-server", "average")
 _MIN_AUTO_SHARD = 4 << 20
 
 
@@ -106,25 +105,6 @@ def train_distributed(
     data: Any,
     *,
     workers: int,
-    params: dict[str, Any] | None = None,
-    finalize: dict[str, Any] | None = None,
-    batch_size: int = 8192,
-    format: str | None = None,
-    label_column: str | int | None = None,
-    weight_column: str | int | None = None,
-    header: bool | None = None,
-    n_features: int | None = None,
-    zero_based: bool = False,
-    on_bad_record: str = "fail",
-    checkpoint_dir: str | os.PathLike[str] | None = None,
-    checkpoint_every_rows: int | None = None,
-    checkpoint_every_seconds: float | None = None,
-    resume: bool = False,
-    seed: int | None = None,
-    metrics: str | os.PathLike[str] | IO[str] | None = None,
-    metrics_every_seconds: float = 10.0,
-    progress: bool | None = False,
-    out: str | os.PathLike[str] | None = None,
     ray_address: str | None = None,
     strategy: str = "merge",
     sync_every_rows: int = 1_000_000,
@@ -134,10 +114,12 @@ def train_distributed(
     max_worker_restarts: int | None = None,
     worker_env: dict[str, str] | None = None,
     on_commit: Callable[[dict[str, Any]], None] | None = None,
+    **kwargs: Any,
 ) -> TrainResult:
     """Train ``algorithm`` on ``data`` with ``workers`` Ray workers; one pass, rows counted once.
 
-    Takes the arguments of :func:`onepass.train` (one epoch) and these:
+    The run :func:`onepass.train` describes with ``kwargs`` (one epoch to the end; no
+    validation data, quarantine file or vocabulary yet), on workers:
 
     Parameters
     ----------
@@ -183,159 +165,122 @@ def train_distributed(
     >>> result.n_rows_seen, result.metrics["workers_lost"]  # doctest: +SKIP
     (48000000, 0)
     """
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise InvalidParameterError(f"workers={workers!r} must be an integer >= 1")
-    if strategy not in STRATEGIES:
-        raise InvalidParameterError(f"strategy={strategy!r} is not one of {', '.join(STRATEGIES)}")
-    if isinstance(sync_every_rows, bool) or not isinstance(sync_every_rows, int) or sync_every_rows < 1:
-        raise InvalidParameterError(f"sync_every_rows={sync_every_rows!r} must be an integer >= 1")
-    if isinstance(max_staleness, bool) or not isinstance(max_staleness, int) or max_staleness < 0:
-        raise InvalidParameterError(f"max_staleness={max_staleness!r} must be an integer >= 0")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InvalidParameterError(f"batch_size={batch_size!r} must be an integer >= 1")
-    if (checkpoint_every_rows or checkpoint_every_seconds or resume) and checkpoint_dir is None:
-        raise InvalidParameterError("checkpointing and resume need checkpoint_dir (--checkpoint-dir)")
-    uris = [data] if isinstance(data, (str, os.PathLike)) else list(data)
-    uris = [os.fspath(u) for u in uris]
-    data_arg: Any = uris if len(uris) > 1 else uris[0]
-    source = {"batch_size": batch_size, "label_column": label_column, "weight_column": weight_column,
-              "header": header, "n_features": n_features, "zero_based": zero_based,
-              "on_bad_record": on_bad_record}
-    algo = get_algorithm(algorithm)
-    params = dict(params or {})
-    if strategy != "merge":
-        check_parameter_state(algo.state, strategy)
-    fresh = make_state(algorithm, params, 0)
+    from onepass.training import TrainingRun, Workers
 
-    state = fresh
-    book: ShardBook | None = None
-    job_seed = int(seed) if seed is not None else int.from_bytes(os.urandom(7), "little")
-    checkpoint = None
-    if resume and checkpoint_dir is not None and (found := latest_checkpoint(checkpoint_dir)) is not None:
-        loaded, manifest = load_checkpoint(found)
-        _check_resume(loaded, manifest, algorithm, fresh)
-        info = manifest.get("distributed")
-        if info is None:
-            raise IncompatibleStateError(
-                f"{found} was written by a single-process run; resume it without --workers, "
-                "or use another --checkpoint-dir")
-        if info.get("sources") != uris:
-            raise IncompatibleStateError(
-                f"the checkpoint's job read {info.get('sources')}, this run asks {uris}; resume with the same --data")
-        state, checkpoint, book = loaded, found, ShardBook.from_json(info)
-        job_seed = int(info["seed"])
-    if book is None:
-        if shard_bytes is None:
-            per = _total_bytes(data_arg, format) // max(1, 4 * workers)
-            shard_bytes = int(min(SHARD_BYTES, max(_MIN_AUTO_SHARD, per)))
-        book = ShardBook(plan_shards(data_arg, format=format, shard_bytes=shard_bytes, shard_rows=shard_rows))
-        state = make_state(algorithm, params, job_seed)
+    pool = Workers(workers, ray_address=ray_address, strategy=strategy, sync_every_rows=sync_every_rows,
+                   max_staleness=max_staleness, shard_bytes=shard_bytes, shard_rows=shard_rows,
+                   max_restarts=max_worker_restarts, env=worker_env, on_commit=on_commit)
+    return TrainingRun.of(algorithm, data, workers=pool, **kwargs).run()
 
-    writer = MetricsWriter(metrics)
-    bar = _Progress(progress, initial=book.n_rows)
-    start = time.perf_counter()
-    counters: dict[str, Any] = {"rows_this_run": 0, "workers_lost": 0, "pieces": 0, "worker_cpu_s": 0.0,
-                                "worker_wall_s": 0.0, "worker_idle_s": 0.0}
-    worker_rows: dict[int, int] = {}
-    last_metrics: dict[str, Any] = {}
 
-    def record(event: str, of: Any = None, **more: Any) -> dict[str, Any]:
-        """Write a metrics record; the state's own metrics are of ``of`` (default: the job state)."""
-        job_state = state if of is None else of
-        elapsed = time.perf_counter() - start
-        rec: dict[str, Any] = {
-            "event": event, "time": round(time.time(), 3), "elapsed_s": round(elapsed, 3), "epoch": 0,
-            "rows": book.n_rows, "rows_this_run": counters["rows_this_run"],
-            "rows_per_s": round(counters["rows_this_run"] / elapsed, 1) if elapsed > 0 else None,
-            "skipped": book.total("skipped"), "quarantined": book.total("quarantined"),
-            "workers": workers, "workers_lost": counters["workers_lost"],
-            "shards_done": book.n_done, "shards": len(book.shards),
-            "worker_rows": {str(k): v for k, v in sorted(worker_rows.items())},
-            "pieces": counters["pieces"], "worker_cpu_s": round(counters["worker_cpu_s"], 3),
-            "worker_wall_s": round(counters["worker_wall_s"], 3),
-            "worker_idle_s": round(counters["worker_idle_s"], 3),
-            "workers_ready_s": counters.get("workers_ready_s"),
-            **({"server": counters["server"]} if "server" in counters else {}),
+class RayPieces:
+    """The engine of a run on Ray workers (see the module's docstring): its progress is
+    the shard book (every shard's cursor), kept in the job's checkpoints."""
+
+    def __init__(self, spec: TrainingRun) -> None:
+        assert spec.workers is not None
+        self.spec, self.pool = spec, spec.workers
+        self.data_arg: Any = spec.data.target
+        d = spec.data
+        self.source = {"batch_size": spec.batch_size, "label_column": d.label_column,
+                       "weight_column": d.weight_column, "header": d.header, "n_features": d.n_features,
+                       "zero_based": d.zero_based, "on_bad_record": d.on_bad_record}
+        self.book: ShardBook | None = None
+        self.job_seed = int(spec.seed) if spec.seed is not None else int.from_bytes(os.urandom(7), "little")
+        self.counters: dict[str, Any] = {"workers_lost": 0, "pieces": 0, "worker_cpu_s": 0.0,
+                                         "worker_wall_s": 0.0, "worker_idle_s": 0.0}
+        self.worker_rows: dict[int, int] = {}
+
+    def start(self, job: Job, manifest: dict[str, Any] | None) -> None:
+        if self.pool.strategy != "merge":
+            check_parameter_state(get_algorithm(self.spec.algorithm).state, self.pool.strategy)
+        uris = list(self.spec.data.uris)
+        if manifest is not None:
+            info = manifest.get("distributed")
+            if info is None:
+                raise IncompatibleStateError(
+                    f"{job.checkpoint} was written by a single-process run; resume it without --workers, "
+                    "or use another --checkpoint-dir")
+            if info.get("sources") != uris:
+                raise IncompatibleStateError(
+                    f"the checkpoint's job read {info.get('sources')}, this run asks {uris}; resume with the same --data")
+            self.book, self.job_seed = ShardBook.from_json(info), int(info["seed"])
+        else:
+            shard_bytes = self.pool.shard_bytes
+            if shard_bytes is None:
+                per = _total_bytes(self.data_arg, self.spec.data.format) // max(1, 4 * self.pool.n)
+                shard_bytes = int(min(SHARD_BYTES, max(_MIN_AUTO_SHARD, per)))
+            self.book = ShardBook(plan_shards(self.data_arg, format=self.spec.data.format, shard_bytes=shard_bytes,
+                                              shard_rows=self.pool.shard_rows))
+            job.state = make_state(self.spec.algorithm, dict(self.spec.params), self.job_seed)
+        job.finished = self.book.is_done
+        job.epoch = 1 if job.finished else 0
+        self.count(job)
+
+    def count(self, job: Job) -> None:
+        """The job's bad-record counts: the shards' totals."""
+        assert self.book is not None
+        job.skipped, job.quarantined = self.book.total("skipped"), self.book.total("quarantined")
+
+    def rows(self, job: Job) -> int:
+        assert self.book is not None
+        return self.book.n_rows
+
+    def fields(self) -> dict[str, Any]:
+        assert self.book is not None
+        c = self.counters
+        return {
+            "workers": self.pool.n, "workers_lost": c["workers_lost"],
+            "shards_done": self.book.n_done, "shards": len(self.book.shards),
+            "worker_rows": {str(k): v for k, v in sorted(self.worker_rows.items())},
+            "pieces": c["pieces"], "worker_cpu_s": round(c["worker_cpu_s"], 3),
+            "worker_wall_s": round(c["worker_wall_s"], 3), "worker_idle_s": round(c["worker_idle_s"], 3),
+            "workers_ready_s": c.get("workers_ready_s"),
+            **({"server": c["server"]} if "server" in c else {}),
         }
-        metrics_fn = getattr(job_state, "metrics", None)
-        if metrics_fn is not None and job_state.n_rows_seen_ > 0:
-            rec.update(metrics_fn())
-        rec.update(more)
-        writer.write(rec)
-        return rec
 
-    def write_checkpoint(done: bool, of: Any = None) -> Any:
-        """Save ``of`` (default: the job state) with every shard's cursor."""
-        assert checkpoint_dir is not None
-        job_state = state if of is None else of
-        return save_checkpoint(checkpoint_dir, job_state, extra={
-            "algorithm": algorithm, "epoch": 1 if done else 0, "cursor": None, "finished": done,
-            "rows_seen": job_state.n_rows_seen_, "skipped": book.total("skipped"),
-            "quarantined": book.total("quarantined"), "sources": uris, "batch_size": batch_size,
-            "metrics": last_metrics, "onepass_version": __version__,
-            "distributed": {"version": 1, "seed": job_seed, "sources": uris, "strategy": strategy,
-                            **book.to_json()},
-        })
+    def checkpoint_fields(self) -> dict[str, Any]:
+        assert self.book is not None
+        return {"distributed": {"version": 1, "seed": self.job_seed, "sources": list(self.spec.data.uris),
+                                "strategy": self.pool.strategy, **self.book.to_json()}}
 
-    finished = book.is_done
-    try:
-        last_metrics = record("start", resumed_from=str(checkpoint) if checkpoint else None)
-        if not finished:
-            if strategy != "merge":
-                _warm_up(state, book, data_arg, source, algorithm, params, job_seed, counters, bar)
-                check_parameter_state(state, strategy)
-            cluster = _Cluster(ray_address, workers)
-            mode: _MergeMode | None = None
-            try:
-                if strategy == "merge":
-                    mode = _MergeMode(state, sync_every_rows, job_seed)
-                else:
-                    mode = _ServerMode(cluster.ray, state, sync_every_rows, workers=workers, strategy=strategy,
-                                       max_staleness=max_staleness, batch_size=batch_size)
-                _run_pieces(cluster.ray, mode, worker_env=worker_env, algorithm=algorithm, params=params, uris=data_arg, source=source,
-                            book=book, workers=workers, job_seed=job_seed,
-                            max_restarts=2 * workers if max_worker_restarts is None else max_worker_restarts,
-                            counters=counters, worker_rows=worker_rows, bar=bar, on_commit=on_commit,
-                            record=record, write_checkpoint=write_checkpoint if checkpoint_dir else None,
-                            checkpoint_every_rows=checkpoint_every_rows,
-                            checkpoint_every_seconds=checkpoint_every_seconds,
-                            metrics_every_seconds=metrics_every_seconds)
-                state = mode.state
-                if isinstance(mode, _ServerMode):
-                    counters["server"] = mode.stats()
-            finally:
-                if mode is not None:
-                    mode.close()
-                cluster.close()
-            if book.n_rows == 0:
-                from onepass.errors import EmptySourceError
+    def model_fields(self) -> dict[str, Any]:
+        return {"workers": self.pool.n}
 
-                raise EmptySourceError(f"{', '.join(uris)} yielded no rows; nothing to train on")
-            last_metrics = record("epoch_end")
-            if checkpoint_dir is not None:
-                checkpoint = write_checkpoint(True)
-        model = state.model(**(finalize or {}))
-        out_path = None
-        if out is not None:
-            out_path = save_model(out, model, extra={
-                "algorithm": algorithm, "finalize": finalize or {},
-                "hyperparameters": state.to_arrays()[0].get("hyperparameters", {}),
-                "rows_seen": state.n_rows_seen_, "epochs": 1, "skipped": book.total("skipped"),
-                "quarantined": book.total("quarantined"), "sources": uris, "metrics": last_metrics,
-                "workers": workers, "onepass_version": __version__,
-            })
-            save_state(out_path / STATE_SUBDIR, state, extra={"algorithm": algorithm, "rows_seen": state.n_rows_seen_})
-        last_metrics = record("end", out=str(out_path) if out_path else None)
-    finally:
-        bar.close()
-        writer.close()
-    return TrainResult(state=state, model=model, n_rows_seen=state.n_rows_seen_, n_skipped=book.total("skipped"),
-                       n_quarantined=book.total("quarantined"), epochs=1, checkpoint=checkpoint, out=out_path,
-                       metrics=last_metrics, paused=False)
+    def train(self, job: Job) -> None:
+        if job.finished:
+            return
+        assert self.book is not None
+        pool, spec = self.pool, self.spec
+        if pool.strategy != "merge":
+            _warm_up(job.state, self, job)
+            check_parameter_state(job.state, pool.strategy)
+        cluster = _Cluster(pool.ray_address, pool.n)
+        mode: _MergeMode | None = None
+        try:
+            if pool.strategy == "merge":
+                mode = _MergeMode(job.state, pool.sync_every_rows, self.job_seed)
+            else:
+                mode = _ServerMode(cluster.ray, job.state, pool.sync_every_rows, workers=pool.n,
+                                   strategy=pool.strategy, max_staleness=pool.max_staleness,
+                                   batch_size=spec.batch_size)
+            _run_pieces(cluster.ray, mode, self, job)
+            job.state = mode.state
+            if isinstance(mode, _ServerMode):
+                self.counters["server"] = mode.stats()
+        finally:
+            if mode is not None:
+                mode.close()
+            cluster.close()
+        if self.book.n_rows == 0:
+            raise EmptySourceError(f"{', '.join(spec.data.uris)} yielded no rows; nothing to train on")
+        job.epoch, job.finished = 1, True
+        job.last_metrics = job.record("epoch_end")
+        if spec.checkpoints.dir is not None:
+            job.save_checkpoint(None, True)
 
 
-def _warm_up(state: Any, book: ShardBook, uris: Any, source: dict[str, Any], algorithm: str,
-             params: dict[str, Any], job_seed: int, counters: dict[str, Any], bar: Any) -> None:
+def _warm_up(state: Any, pieces: RayPieces, job: Job) -> None:
     """Train ``state`` in this process on the first rows until it has parameters to share.
 
     A parameter server needs parameters that mean the same to every worker (a
@@ -344,14 +289,16 @@ def _warm_up(state: Any, book: ShardBook, uris: Any, source: dict[str, Any], alg
     """
     from onepass.distributed._shards import iter_shard
 
+    book = pieces.book
+    assert book is not None and job.bar is not None
     while state.parameters() is None:
         sid = book.take()
         if sid is None:
             return
         p = book.progress[sid]
-        piece = make_state(algorithm, params, piece_seed(job_seed, sid, p["pieces"]))
+        piece = make_state(pieces.spec.algorithm, dict(pieces.spec.params), piece_seed(pieces.job_seed, sid, p["pieces"]))
         rows, cursor, done = 0, p["cursor"], True
-        batches = iter_shard(uris, book.shards[sid], source, cursor)
+        batches = iter_shard(pieces.data_arg, book.shards[sid], pieces.source, cursor)
         for batch in batches:
             piece.update(batch)
             rows += batch.n_rows
@@ -366,33 +313,8 @@ def _warm_up(state: Any, book: ShardBook, uris: Any, source: dict[str, Any], alg
         book.commit(sid, cursor, rows, done)
         if not done:
             book.give_back(sid)
-        counters["rows_this_run"] += rows
-        bar.update(rows)
-
-
-class _Schedule:
-    """When to checkpoint and to write progress metrics."""
-
-    def __init__(self, rows: int | None, seconds: float | None, metrics_seconds: float) -> None:
-        self.rows, self.seconds, self.metrics_seconds = rows, seconds, metrics_seconds
-        self.rows_since = 0
-        self.last_ckpt = self.last_metrics = time.perf_counter()
-
-    def checkpoint_due(self, rows: int) -> bool:
-        self.rows_since += rows
-        now = time.perf_counter()
-        due = (self.rows is not None and self.rows_since >= self.rows) or (
-            self.seconds is not None and now - self.last_ckpt >= self.seconds)
-        if due:
-            self.rows_since, self.last_ckpt = 0, now
-        return due
-
-    def metrics_due(self) -> bool:
-        now = time.perf_counter()
-        if now - self.last_metrics >= self.metrics_seconds:
-            self.last_metrics = now
-            return True
-        return False
+        job.rows_this_run += rows
+        job.bar.update(rows)
 
 
 def _copy_state(state: Any) -> Any:
@@ -494,19 +416,18 @@ class _ServerMode(_MergeMode):
         self.ray.kill(self.server, no_restart=True)
 
 
-def _run_pieces(ray: Any, mode: _MergeMode, *, worker_env: dict[str, str] | None, algorithm: str, params: dict[str, Any], uris: Any,
-                source: dict[str, Any], book: ShardBook, workers: int, job_seed: int, max_restarts: int,
-                counters: dict[str, Any], worker_rows: dict[int, int], bar: Any,
-                on_commit: Callable[[dict[str, Any]], None] | None, record: Callable[..., dict[str, Any]],
-                write_checkpoint: Callable[..., Any] | None, checkpoint_every_rows: int | None,
-                checkpoint_every_seconds: float | None, metrics_every_seconds: float) -> None:
-    """Hand pieces of shards to ``workers`` actors until every shard is done."""
+def _run_pieces(ray: Any, mode: _MergeMode, pieces: RayPieces, job: Job) -> None:
+    """Hand pieces of shards to the pool's actors until every shard is done."""
+    pool, spec, book, counters = pieces.pool, pieces.spec, pieces.book, pieces.counters
+    assert book is not None and job.bar is not None
     options: dict[str, Any] = {"num_cpus": 1, "max_restarts": 0}
-    if worker_env:
-        options["runtime_env"] = {"env_vars": dict(worker_env)}
+    if pool.env:
+        options["runtime_env"] = {"env_vars": dict(pool.env)}
     actor_cls = ray.remote(**options)(mode.actor)
     lost_errors = _lost_errors(ray)
-    schedule = _Schedule(checkpoint_every_rows, checkpoint_every_seconds, metrics_every_seconds)
+    schedule = Schedule(spec.checkpoints.every_rows, spec.checkpoints.every_seconds, spec.reporting.every_seconds)
+    max_restarts = 2 * pool.n if pool.max_restarts is None else pool.max_restarts
+    params = dict(spec.params)
 
     actors: dict[int, Any] = {}
     pids: dict[int, int] = {}
@@ -515,7 +436,7 @@ def _run_pieces(ray: Any, mode: _MergeMode, *, worker_env: dict[str, str] | None
     def start_actor() -> int:
         nonlocal next_slot
         slot, next_slot = next_slot, next_slot + 1
-        actors[slot] = actor_cls.remote(algorithm, params, uris, source, *mode.actor_args(slot))
+        actors[slot] = actor_cls.remote(spec.algorithm, params, pieces.data_arg, pieces.source, *mode.actor_args(slot))
         return slot
 
     last_end: dict[int, float] = {}  # worker slot -> when its last piece ended (its own clock)
@@ -526,7 +447,7 @@ def _run_pieces(ray: Any, mode: _MergeMode, *, worker_env: dict[str, str] | None
     def send(slot: int, sid: int, cursor: Any, piece: int) -> None:
         # one key per attempt: a lost piece's late pushes never mix with those of its redo
         key = f"{sid}:{piece}:{next(sends)}"
-        inflight[mode.call(actors[slot], book.shards[sid], cursor, piece_seed(job_seed, sid, piece), key)] = (
+        inflight[mode.call(actors[slot], book.shards[sid], cursor, piece_seed(pieces.job_seed, sid, piece), key)] = (
             slot, sid, key)
 
     def feed(slot: int) -> None:
@@ -538,7 +459,7 @@ def _run_pieces(ray: Any, mode: _MergeMode, *, worker_env: dict[str, str] | None
             p = book.progress[sid]
             send(slot, sid, p["cursor"], p["pieces"])
 
-    for _ in range(workers):
+    for _ in range(pool.n):
         start_actor()
     started = time.perf_counter()
     pid_refs = {slot: actor.pid.remote() for slot, actor in actors.items()}
@@ -572,7 +493,7 @@ def _run_pieces(ray: Any, mode: _MergeMode, *, worker_env: dict[str, str] | None
             except lost_errors:
                 pass
             feed(new)
-            record("worker_lost", of=mode.snapshot(), shard=sid, workers_lost=counters["workers_lost"])
+            job.record("worker_lost", of=mode.snapshot(), shard=sid, workers_lost=counters["workers_lost"])
             continue
         except ray.exceptions.RayTaskError as exc:
             _raise_task_error(exc)
@@ -583,25 +504,26 @@ def _run_pieces(ray: Any, mode: _MergeMode, *, worker_env: dict[str, str] | None
             send(slot, sid, result["cursor"], book.progress[sid]["pieces"] + 1)
         mode.commit(slot, result, key)
         book.commit(sid, result["cursor"], result["rows"], result["done"])
-        counters["rows_this_run"] += result["rows"]
+        pieces.count(job)
+        job.rows_this_run += result["rows"]
         counters["pieces"] += 1
         counters["worker_cpu_s"] += result["cpu_s"]
         counters["worker_wall_s"] += result["seconds"]
         if slot in last_end:  # the worker's wait between its previous piece and this one
             counters["worker_idle_s"] += max(0.0, result["began"] - last_end[slot])
         last_end[slot] = result["ended"]
-        worker_rows[result["pid"]] = worker_rows.get(result["pid"], 0) + result["rows"]
-        bar.update(result["rows"])
-        if on_commit is not None:
-            on_commit({"shard": sid, "rows": result["rows"], "cursor": result["cursor"], "done": result["done"],
-                       "pid": result["pid"], "pids": dict(pids), "n_rows": book.n_rows})
-        if write_checkpoint is not None and schedule.checkpoint_due(result["rows"]):
+        pieces.worker_rows[result["pid"]] = pieces.worker_rows.get(result["pid"], 0) + result["rows"]
+        job.bar.update(result["rows"])
+        if pool.on_commit is not None:
+            pool.on_commit({"shard": sid, "rows": result["rows"], "cursor": result["cursor"], "done": result["done"],
+                            "pid": result["pid"], "pids": dict(pids), "n_rows": book.n_rows})
+        if spec.checkpoints.dir is not None and schedule.checkpoint_due(result["rows"]):
             job_state = mode.snapshot()
-            path = write_checkpoint(False, job_state)
-            record("checkpoint", of=job_state, checkpoint=str(path))
+            path = job.save_checkpoint(None, False, of=job_state)
+            job.last_metrics = job.record("checkpoint", of=job_state, checkpoint=str(path))
             _failpoints.hit("distributed.after_checkpoint")
         elif schedule.metrics_due():
-            record("progress", of=mode.snapshot())
+            job.record("progress", of=mode.snapshot())
     for actor in actors.values():
         ray.kill(actor, no_restart=True)
     mode.settle()

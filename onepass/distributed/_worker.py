@@ -58,7 +58,7 @@ class ShardWorker:
     def __init__(self, algorithm: str, params: dict[str, Any], uris: Any, source: dict[str, Any],
                  seed: int | None = None, inline_blocks: bool = True) -> None:
         import onepass.algorithms  # noqa: F401  (registers the algorithms in this process)
-        from onepass.train import make_state
+        from onepass.training import make_state
 
         self._blas_limit: Any = None
         if inline_blocks:
@@ -151,7 +151,7 @@ class ParameterWorker(ShardWorker):
         import ray
 
         from onepass.distributed._parameters import parameter_delta
-        from onepass.train import make_state
+        from onepass.training import make_state
 
         started, cpu = time.perf_counter(), time.process_time()
         state = make_state(self._algorithm, self._params, seed)

@@ -30,9 +30,12 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from onepass.errors import InvalidParameterError, OnePassError, exit_code
+
+if TYPE_CHECKING:
+    from onepass.training import TrainingRun
 
 __all__ = ["OptML", "TrainingJob", "run_training_job"]
 
@@ -153,7 +156,7 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
 
 @dataclass
 class TrainingJob:
-    """A training job as the ``/opt/ml`` tree describes it: what :func:`onepass.train` is given."""
+    """A training job as the ``/opt/ml`` tree describes it; :meth:`training_run` is the run it asks for."""
 
     algorithm: str
     channels: dict[str, Channel]
@@ -186,40 +189,48 @@ class TrainingJob:
             raise InvalidParameterError(f"{opt_ml.hyperparameters}: seed={seed!r} must be a whole number") from None
         return cls(str(algorithm), channels, hyper, seed)
 
-    def train_kwargs(self, opt_ml: OptML) -> dict[str, Any]:
-        """Keyword arguments of :func:`onepass.train` for this job."""
+    def training_run(self, opt_ml: OptML, epoch: int | None = None) -> TrainingRun:
+        """The training run of this job: its hyperparameters, its ``train`` channel (in Pipe
+        mode epoch ``epoch``'s FIFO, a run of ``epoch + 1`` epochs going on from the last
+        one's checkpoint), checkpoints in ``checkpoints/``, the model in ``model/``."""
+        from dataclasses import replace
+
         from onepass.algorithms._sagemaker_names import translate_hyperparameters
         from onepass.state import get_algorithm
+        from onepass.training import TrainingRun
 
         algo = get_algorithm(self.algorithm)
-        kwargs = translate_hyperparameters(self.algorithm, self.hyperparameters).train_kwargs()
         train = self.channels["train"]
-        kwargs.update(data=train.data(opt_ml), format=train.format, out=str(opt_ml.model), seed=self.seed,
-                      checkpoint_dir=str(opt_ml.checkpoints), resume=True)
-        rows = os.environ.get(ENV_CHECKPOINT_ROWS)
-        seconds = os.environ.get(ENV_CHECKPOINT_SECONDS)
-        try:
-            kwargs["checkpoint_every_rows"] = int(rows) if rows else None
-            kwargs["checkpoint_every_seconds"] = float(seconds) if seconds else (
-                None if rows else DEFAULT_CHECKPOINT_SECONDS)
-        except ValueError:
-            raise InvalidParameterError(f"{ENV_CHECKPOINT_ROWS}={rows!r} / {ENV_CHECKPOINT_SECONDS}={seconds!r} must be "
-                                        "numbers") from None
+        source: dict[str, Any] = {"format": train.format}
         if train.format == "csv":
-            kwargs["header"] = False  # SageMaker's CSV channels have no header
+            source["header"] = False  # SageMaker's CSV channels have no header
             supervised = "labels" in algo.tags
             if supervised and train.label_size != 0:
-                kwargs["label_column"] = 0  # SageMaker's convention: the label first
+                source["label_column"] = 0  # SageMaker's convention: the label first
             elif not supervised and train.label_size == 1:
                 raise InvalidParameterError(f"{self.algorithm} learns without labels; the train channel says "
                                             "label_size=1")
+        rows = os.environ.get(ENV_CHECKPOINT_ROWS)
+        seconds = os.environ.get(ENV_CHECKPOINT_SECONDS)
+        try:
+            every_rows = int(rows) if rows else None
+            every_seconds = float(seconds) if seconds else (None if rows else DEFAULT_CHECKPOINT_SECONDS)
+        except ValueError:
+            raise InvalidParameterError(f"{ENV_CHECKPOINT_ROWS}={rows!r} / {ENV_CHECKPOINT_SECONDS}={seconds!r} must be "
+                                        "numbers") from None
+        validation = None
         if "validation" in self.channels:
             if not hasattr(algo.state, "add_validation"):
                 raise InvalidParameterError(f"{self.algorithm} takes no validation channel; drop it from the job")
-            kwargs["validation"] = self.channels["validation"].data(opt_ml)
-        return kwargs
+            validation = self.channels["validation"].data(opt_ml)
+        spec = TrainingRun.of(
+            self.algorithm, train.data(opt_ml, epoch or 0), **source, seed=self.seed, out=str(opt_ml.model),
+            checkpoint_dir=str(opt_ml.checkpoints), resume=True, checkpoint_every_rows=every_rows,
+            checkpoint_every_seconds=every_seconds, validation=validation,
+            **translate_hyperparameters(self.algorithm, self.hyperparameters).train_kwargs())
+        return spec if epoch is None else replace(spec, epochs=epoch + 1)
 
-    def score_test(self, opt_ml: OptML, model: Any, kwargs: dict[str, Any]) -> dict[str, float]:
+    def score_test(self, opt_ml: OptML, run: TrainingRun, model: Any) -> dict[str, float]:
         """The model's scores on the ``test`` channel (read once, as the train channel is read:
         same columns), by the scorer ``onepass tune`` ranks models with."""
         from onepass.tune._from_state import score_models
@@ -231,8 +242,8 @@ class TrainingJob:
         if test.format != self.channels["train"].format:
             raise InvalidParameterError(f"the test channel's ContentType differs from the train channel's; give both "
                                         f"the same ({self.channels['train'].format})")
-        source = {k: kwargs[k] for k in ("header", "label_column") if k in kwargs}
-        return score_models([model], test.data(opt_ml), format=test.format, seed=self.seed, **source)[0]
+        rows = run.data.read_as(test.data(opt_ml))
+        return score_models([model], rows.target, seed=self.seed, batch_size=run.batch_size, **rows.options())[0]
 
     def host(self, opt_ml: OptML) -> str:
         """This host's name in the job (``resourceconfig.json``'s ``current_host``), as SageMaker's log lines name it."""
@@ -246,23 +257,19 @@ class TrainingJob:
 def run_training_job(opt_ml: str | os.PathLike[str] = "/opt/ml", algorithm: str | None = None) -> int:
     """Run the training job ``opt_ml`` describes; returns the exit code. A failure's reason
     goes to ``output/failure`` (and stderr) and the exit code is non-zero."""
-    from onepass.train import train
-
     tree = OptML(Path(opt_ml))
     try:
         job = TrainingJob.read(tree, algorithm)
-        kwargs = job.train_kwargs(tree)
+        spec = job.training_run(tree)
         if job.channels["train"].mode == "Pipe":
             # one FIFO per epoch, train_0, train_1...: each epoch a run that goes on from the last one's checkpoint
-            epochs = int(kwargs.pop("epochs", 1))
-            for epoch in range(epochs):
-                kwargs["data"] = job.channels["train"].data(tree, epoch)
-                result = train(job.algorithm, epochs=epoch + 1, **kwargs)
+            for epoch in range(spec.epochs):
+                result = job.training_run(tree, epoch).run()
                 if getattr(result.state, "is_stopped", False):  # early stopping ended training
                     break
         else:
-            result = train(job.algorithm, **kwargs)
-        scores = job.score_test(tree, result.model, kwargs) if "test" in job.channels else {}
+            result = spec.run()
+        scores = job.score_test(tree, spec, result.model) if "test" in job.channels else {}
     except (OnePassError, OSError) as exc:
         reason = f"{type(exc).__name__}: {exc}"
         tree.failure.parent.mkdir(parents=True, exist_ok=True)

@@ -65,7 +65,7 @@ def _jsonable(value: Any) -> Any:
 def _run_job(job: _Job) -> dict[str, Any]:
     """Train one trial up to ``job.rows`` rows (resuming its checkpoint), score it on the
     validation source, record the round. Runs in a worker process."""
-    from onepass.train import train
+    from onepass.training import train
     from onepass.tune._from_state import score_models
 
     cfg = job.config
@@ -168,7 +168,7 @@ def tune_search(
     """Successive-halving search over settings that change training; see the module doc."""
     import onepass.algorithms  # noqa: F401
     from onepass.state import get_algorithm
-    from onepass.train import make_state, state_parameters
+    from onepass.training import make_state, state_parameters
     from onepass.tune._from_state import parse_params
     from onepass.tune._scorers import scorer_for
 

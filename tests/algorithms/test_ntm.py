@@ -200,7 +200,7 @@ def test_raw_text_to_topics_through_the_cli(tmp_path) -> None:
 
 
 def test_a_vocabulary_of_another_length_is_refused(tmp_path) -> None:
-    from onepass.train import train
+    from onepass.training import train
 
     X, _ = lda_corpus(100)
     np.save(tmp_path / "X.npy", X)

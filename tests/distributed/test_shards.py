@@ -140,7 +140,7 @@ def test_a_distributed_checkpoint_is_not_resumed_by_one_process(tmp_path, rows):
     import onepass
     from onepass.errors import IncompatibleStateError
     from onepass.io import save_checkpoint
-    from onepass.train import make_state
+    from onepass.training import make_state
 
     path = write(tmp_path, "npy", rows)
     save_checkpoint(tmp_path / "ckpt", make_state("kmeans", {"n_clusters": 3}, 0),

@@ -15,7 +15,7 @@ import pytest
 
 from onepass.errors import OnePassError
 from onepass.sources import open_source
-from onepass.train import train
+from onepass.training import train
 from tests.sources.conftest import write_rows
 
 pytest.importorskip("s3fs", reason="s3fs is in the dev extra; without it s3:// cannot be tested")
