@@ -1,11 +1,21 @@
 """Parquet reader: streamed record batch by record batch, row group by row group.
 
 Features are every numeric column (integer, floating, decimal) except the label and
-weight columns; other columns are ignored. Only the columns used are read, and never
-more than one record batch (at least 65,536 rows, or ``batch_size``) at a time. Cursors
+weight columns; other columns are ignored. Only the columns used are read. Cursors
 hold the row within the file (plus its row group and row in the group); resume reopens
 at that row group and drops the rows before the cursor. Nulls, NaN and inf are bad
 records, named by their 1-based row number in the file and column name.
+
+Memory does not grow with the file. pyarrow's pre-buffering (``ParquetFile(pre_buffer=True)``,
+its default) keeps the bytes of every row group one ``iter_batches`` call covers until
+the next call, so one call over a whole file ends up holding all of it (a 5M-row file of
+1.5 GB peaked at 1.8 GB RSS). A local file is read without it, each column's pages
+streamed through a ``_BUFFER_BYTES`` buffer (the OS page cache reads ahead): memory is
+one record batch (at least 65,536 rows, or ``batch_size``) and a page per column,
+whatever the size of the row groups. A handle (an fsspec file, where a read may be a
+request) keeps pre-buffering for its coalesced reads, one call per window of consecutive
+row groups of about ``_WINDOW_BYTES`` compressed bytes (a larger group is a window
+alone): memory is one window and one record batch.
 """
 
 from __future__ import annotations
@@ -26,6 +36,10 @@ from onepass.sources._transport import Entry
 __all__ = ["ParquetReader"]
 
 _MIN_READ_ROWS = 65536
+#: bytes a local file's column reader buffers at a time (pages stream through it)
+_BUFFER_BYTES = 1 << 16
+#: compressed bytes of row groups pre-buffered at once from a remote file (at least one group)
+_WINDOW_BYTES = 32 << 20
 
 
 def _is_numeric(t: pa.DataType) -> bool:
@@ -52,15 +66,19 @@ class ParquetReader(Reader):
         handle = entry.open() if entry.local_path is None else None
         try:
             try:
-                pf = pq.ParquetFile(handle if handle is not None else entry.path)
+                if handle is None:
+                    pf = pq.ParquetFile(entry.path, pre_buffer=False, buffer_size=_BUFFER_BYTES)
+                else:
+                    pf = pq.ParquetFile(handle, pre_buffer=True)
             except (pa.ArrowException, OSError) as e:
                 raise DataError(f"{entry.name} is not a readable parquet file: {e}") from None
-            yield from self._read(pf, entry, start)
+            yield from self._read(pf, entry, start, is_remote=handle is not None)
         finally:
             if handle is not None:
                 handle.close()
 
-    def _read(self, pf: pq.ParquetFile, entry: Entry, start: dict | None) -> Iterator[Chunk]:
+    def _read(self, pf: pq.ParquetFile, entry: Entry, start: dict | None,
+              is_remote: bool) -> Iterator[Chunk]:
         schema = pf.schema_arrow
         names = schema.names
         o = self.options
@@ -89,16 +107,18 @@ class ParquetReader(Reader):
         g0 = int(np.searchsorted(self._group_starts, first, side="right")) - 1
         pos = int(self._group_starts[g0])
         columns = feats + [c for c in (label, weight) if c is not None]
+        windows = _windows(pf, g0) if is_remote else [range(g0, pf.num_row_groups)]
         try:
-            batches = pf.iter_batches(batch_size=max(o.batch_size, _MIN_READ_ROWS),
-                                      row_groups=list(range(g0, pf.num_row_groups)),
-                                      columns=columns, use_threads=True)
-            for rb in batches:
-                n = rb.num_rows
-                a = min(n, max(0, first - pos))
-                if a < n:
-                    yield self._convert(rb.slice(a), pos + a, feats, label, weight)
-                pos += n
+            for groups in windows:
+                # each call's pre-buffered bytes replace the last call's
+                for rb in pf.iter_batches(batch_size=max(o.batch_size, _MIN_READ_ROWS),
+                                          row_groups=list(groups), columns=columns,
+                                          use_threads=True):
+                    n = rb.num_rows
+                    a = min(n, max(0, first - pos))
+                    if a < n:
+                        yield self._convert(rb.slice(a), pos + a, feats, label, weight)
+                    pos += n
         except pa.ArrowException as e:
             raise DataError(f"{entry.name}: cannot read rows after row {pos}: {e}") from None
 
@@ -148,3 +168,18 @@ class ParquetReader(Reader):
             y = None if y is None else y[good]
             w = None if w is None else w[good]
         return Chunk(X, y, w, ends, ends, bad)
+
+
+def _windows(pf: pq.ParquetFile, g0: int) -> Iterator[range]:
+    """Runs of consecutive row groups from ``g0`` of about ``_WINDOW_BYTES`` compressed
+    bytes each (a larger group is a window alone)."""
+    meta = pf.metadata
+    a, size = g0, 0
+    for g in range(g0, meta.num_row_groups):
+        rg = meta.row_group(g)
+        nbytes = sum(rg.column(c).total_compressed_size for c in range(rg.num_columns))
+        if g > a and size + nbytes > _WINDOW_BYTES:
+            yield range(a, g)
+            a, size = g, 0
+        size += nbytes
+    yield range(a, meta.num_row_groups)
