@@ -8,6 +8,8 @@ many models.
 from onepass._lazy import lazy_getattr
 from onepass._version import __version__
 from onepass.algorithms import (
+    DeepARModel,
+    DeepARState,
     FactorizationMachinesModel,
     FactorizationMachinesState,
     KMeansModel,
@@ -51,6 +53,8 @@ __all__ = [
     "BadRecordError",
     "Batch",
     "DataError",
+    "DeepARModel",
+    "DeepARState",
     "FactorizationMachinesClassifier",
     "FactorizationMachinesModel",
     "FactorizationMachinesRegressor",

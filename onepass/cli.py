@@ -542,13 +542,33 @@ def tune_command(checkpoint: str | None, validation: str, params: tuple[str, ...
 @click.option("--vocab", default=None, help=_VOCAB_HELP)
 @click.option("--document", type=click.Choice(["line", "file"]), default="line", show_default=True,
               help=_DOCUMENT_HELP)
+@click.option("--quantiles", default=None,
+              help="Forecasters: the quantiles of each forecast, e.g. 0.1,0.5,0.9 (default: the model's test_quantiles).")
+@click.option("--num-samples", type=click.IntRange(min=1), default=None,
+              help="Forecasters: sample paths per series (default: the model's num_eval_samples).")
+@click.option("--samples/--no-samples", "with_samples", default=False,
+              help="Forecasters: write the sample paths too (one list per path).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Forecasters: seeds the sample paths.")
 def predict(model_dir: str, data: tuple[str, ...], out: str, output_format: str | None, format: str | None,
             batch_size: int, label_column: str | None, header: bool | None, n_features: int | None,
             zero_based: bool, on_bad_record: str, quarantine_file: str | None, vocab: str | None,
-            document: str) -> None:
-    """Predict every row of --data with the model in MODEL_DIR, streaming, in input order."""
+            document: str, quantiles: str | None, num_samples: int | None, with_samples: bool, seed: int) -> None:
+    """Predict every row of --data with the model in MODEL_DIR, streaming, in input order.
+
+    A forecaster (DeepAR) reads series (SageMaker's JSON lines) and writes one line per
+    series: the mean forecast, its quantiles and, with --samples, the sample paths."""
     from onepass.io import load_model
     from onepass.serve import predict_file
+
+    forecast: dict[str, Any] = {"seed": seed, "output_types": ["mean", "quantiles"] + (["samples"] if with_samples else [])}
+    if num_samples is not None:
+        forecast["num_samples"] = num_samples
+    if quantiles is not None:
+        try:
+            forecast["quantiles"] = [float(q) for q in quantiles.split(",") if q.strip()]
+        except ValueError:
+            raise click.BadParameter(f"{quantiles!r} must be numbers separated by commas, e.g. 0.1,0.5,0.9",
+                                     param_hint="--quantiles") from None
 
     def run() -> Any:
         model, _ = load_model(model_dir)
@@ -557,7 +577,7 @@ def predict(model_dir: str, data: tuple[str, ...], out: str, output_format: str 
             batch_size=batch_size, format=format,
             label_column=_coerce(label_column) if label_column is not None else None,
             header=header, n_features=n_features, zero_based=zero_based, on_bad_record=on_bad_record,
-            quarantine_file=quarantine_file, **_text_kwargs(vocab, document),
+            quarantine_file=quarantine_file, forecast=forecast, **_text_kwargs(vocab, document),
         )
 
     summary = _run(run)

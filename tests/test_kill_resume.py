@@ -2,9 +2,10 @@
 checkpoint write, resumes each time and ends with the same model as a run never killed,
 for every algorithm (K-Means, PCA exact, PCA sketch, Linear Learner in mini-batches and
 row by row: its weights and leaderboard; Factorization Machines; the Neural Topic Model:
-its network, optimizer moments and generator).
+its network, optimizer moments and generator; DeepAR: its network, moments, generator
+and the series it keeps).
 
-7 kills per algorithm, 49 in all. 3 through failpoints (onepass/_failpoints.py) inside
+7 kills per algorithm, 56 in all. 3 through failpoints (onepass/_failpoints.py) inside
 the checkpoint write, one of each kind: with part of the arrays written, with the
 checkpoint complete but not renamed into place, and with it renamed but LATEST not yet
 updated (the hit of each alternates between two, so across the algorithms all six
@@ -31,6 +32,7 @@ from onepass.io import latest_checkpoint, load_checkpoint, load_model
 
 N_ROWS = 100_000
 EVERY_ROWS = 5_000  # checkpoints and validations: 20 in a run, as at 400k rows every 20k
+SERIES_ROWS = 20_000  # series records (stretches of 10 points): a forecaster steps on 2 windows each
 # One failpoint of each kind per algorithm; the hit (N) alternates between algorithms.
 FAILPOINTS = [
     ("artifact.array_written:2", "artifact.array_written:9"),
@@ -63,6 +65,21 @@ def data(tmp_path_factory) -> Path:
     counts.mkdir()
     np.savetxt(counts / "part-0.csv", np.round(np.abs(X[:half])), delimiter=",", fmt="%d")
     np.savetxt(counts / "part-1.csv", np.round(np.abs(X[half:])), delimiter=",", fmt="%d")
+    # Stretches of 10 daily points of 500 series (by id), for forecasters: each record extends
+    # a series the state keeps the last points of, through the kills too.
+    series = folder / "series"
+    series.mkdir()
+    n_series, stretch = 500, 10
+    days = np.arange(SERIES_ROWS // n_series * stretch)
+    for part in range(2):
+        with open(series / f"part-{part}.jsonl", "w") as f:
+            for r in range(part * SERIES_ROWS // 2, (part + 1) * SERIES_ROWS // 2):
+                sid, k = r % n_series, r // n_series
+                t = days[k * stretch:(k + 1) * stretch]
+                y = (5 + sid % 7) * (2 + np.sin(2 * np.pi * (t + sid) / 7)) + rng.standard_normal(stretch)
+                start = str(np.datetime64("2026-01-01") + np.timedelta64(int(t[0]), "D"))
+                f.write(json.dumps({"id": f"s{sid}", "start": start, "target": y.round(3).tolist(),
+                                    "cat": [sid % 3]}) + "\n")
     return folder
 
 
@@ -84,23 +101,42 @@ ALGORITHMS = {
                                "--early-stopping-patience", "2"],
     # a network and Adam's moments (torch), held-out validation documents, the noise generator
     "ntm": ["ntm", "--num-topics", "4", "--max-validation-rows", "200", "--mini-batch-size", "512"],
+    # an LSTM and Adam's moments, the window generator, and the last points of 500 series
+    "deepar": ["deepar", "--prediction-length", "5", "--context-length", "10", "--time-freq", "D",
+               "--num-cells", "8", "--num-layers", "1", "--mini-batch-size", "256"],
 }
 LABELLED = {"linear-learner", "linear-learner-rows", "factorization-machines"}
 DOCUMENTS = {"ntm"}
+SERIES = {"deepar"}
+
+
+def n_rows(algorithm: str) -> int:
+    return SERIES_ROWS if algorithm in SERIES else N_ROWS
+
+
+def every_rows(algorithm: str) -> int:
+    """Rows between checkpoints: 20 checkpoints in every run."""
+    return n_rows(algorithm) // 20
 
 
 def assert_same_arrays(got: tuple[dict, dict], want: tuple[dict, dict], what: str) -> None:
     assert got[1].keys() == want[1].keys(), what
     for name in want[1]:
-        np.testing.assert_allclose(got[1][name], want[1][name], rtol=1e-9, atol=1e-6, err_msg=f"{what}: {name}")
+        if np.asarray(want[1][name]).dtype.kind in "USb":  # names (a forecaster's series ids), flags
+            np.testing.assert_array_equal(got[1][name], want[1][name], err_msg=f"{what}: {name}")
+        else:
+            np.testing.assert_allclose(got[1][name], want[1][name], rtol=1e-9, atol=1e-6, err_msg=f"{what}: {name}")
 
 
 def command(data: Path, work: Path, algorithm: str = "kmeans") -> list[str]:
     folder = data / "labelled" if algorithm in LABELLED else data / "counts" if algorithm in DOCUMENTS else data
+    files, every, batch = "*.csv", EVERY, "2048"
+    if algorithm in SERIES:
+        folder, files, every, batch = data / "series", "*.jsonl", str(every_rows(algorithm)), "400"
     return [
         sys.executable, "-m", "onepass.cli", "train", *ALGORITHMS[algorithm],
-        "--data", str(folder / "*.csv"), "--seed", "7", "--batch-size", "2048",
-        "--checkpoint-dir", str(work / "ckpt"), "--checkpoint-every-rows", EVERY, "--resume",
+        "--data", str(folder / files), "--seed", "7", "--batch-size", batch,
+        "--checkpoint-dir", str(work / "ckpt"), "--checkpoint-every-rows", every, "--resume",
         "--out", str(work / "model"), "--quiet",
     ]
 
@@ -135,21 +171,22 @@ def rows_checkpointed(ckpt: Path) -> int:
     raise AssertionError(f"no readable checkpoint in {ckpt}")
 
 
-def assert_last_checkpoint_loads(ckpt: Path) -> None:
+def assert_last_checkpoint_loads(ckpt: Path, n: int) -> None:
     found = latest_checkpoint(ckpt)
     if found is not None:
         state, manifest = load_checkpoint(ckpt)
         assert state.n_rows_seen_ == manifest["rows_seen"]
-        assert 0 < state.n_rows_seen_ <= N_ROWS
+        assert 0 < state.n_rows_seen_ <= n
 
 
 @pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
 def test_killed_runs_resume_to_the_same_model(data: Path, tmp_path: Path, algorithm: str) -> None:
+    n = n_rows(algorithm)
     reference = tmp_path / "reference"
     startup_seconds, run_seconds = timed_reference(command(data, reference, algorithm), reference / "ckpt")
     training_seconds = max(run_seconds - startup_seconds, 0.2)
     ref_model, ref_manifest = load_model(reference / "model")
-    assert ref_manifest["rows_seen"] == N_ROWS
+    assert ref_manifest["rows_seen"] == n
 
     work = tmp_path / "killed"
     cmd = command(data, work, algorithm)
@@ -160,8 +197,8 @@ def test_killed_runs_resume_to_the_same_model(data: Path, tmp_path: Path, algori
         env = {**os.environ, "ONEPASS_FAILPOINT": point}
         result = run_to_end(cmd, env)
         assert result.returncode == -signal.SIGKILL, f"{point}: exit {result.returncode} {result.stderr}"
-        assert_last_checkpoint_loads(work / "ckpt")
-        assert before <= rows_checkpointed(work / "ckpt") < N_ROWS, point
+        assert_last_checkpoint_loads(work / "ckpt", n)
+        assert before <= rows_checkpointed(work / "ckpt") < n, point
     # Then SIGKILL at a random instant, whatever the process is doing: once during
     # start-up, then once in each third of the rows a resumed run has left: when its
     # checkpoints have passed a row drawn in that third, at a random instant of the next
@@ -169,7 +206,7 @@ def test_killed_runs_resume_to_the_same_model(data: Path, tmp_path: Path, algori
     # by the clock, so a busy machine does not make the kills miss. A run that finishes
     # first must end with the reference model; the kills then start over from scratch.
     rng = np.random.default_rng(2024)
-    interval_seconds = training_seconds * EVERY_ROWS / N_ROWS
+    interval_seconds = training_seconds * every_rows(algorithm) / n
     planned = ["start-up"] + [f"training, third {i + 1}" for i in range(RANDOM_KILLS_WHILE_TRAINING)]
     landed = []
     for _ in range(3 * len(planned)):
@@ -182,7 +219,7 @@ def test_killed_runs_resume_to_the_same_model(data: Path, tmp_path: Path, algori
             time.sleep(rng.uniform(0.3, 0.9) * startup_seconds)
         else:
             third = len(landed) - 1
-            target = done + rng.uniform(third / 3, (third + 1) / 3) * (N_ROWS - done)
+            target = done + rng.uniform(third / 3, (third + 1) / 3) * (n - done)
             while proc.poll() is None and rows_checkpointed(work / "ckpt") < target:
                 time.sleep(0.005)
             time.sleep(rng.uniform(0, 1) * interval_seconds)
@@ -193,21 +230,21 @@ def test_killed_runs_resume_to_the_same_model(data: Path, tmp_path: Path, algori
         else:
             assert proc.returncode == 0, proc.stderr.read().decode()
             model, manifest = load_model(work / "model")
-            assert manifest["rows_seen"] == N_ROWS
+            assert manifest["rows_seen"] == n
             assert_same_arrays(model.to_arrays(), ref_model.to_arrays(), "model of a run that finished")
             shutil.rmtree(work)  # finished between kills: go again from scratch
-        assert_last_checkpoint_loads(work / "ckpt")
+        assert_last_checkpoint_loads(work / "ckpt", n)
     assert landed == planned, f"only these random kills landed: {landed}"
 
     final = run_to_end(cmd)
     assert final.returncode == 0, final.stderr
     model, manifest = load_model(work / "model")
-    assert manifest["rows_seen"] == N_ROWS
+    assert manifest["rows_seen"] == n
     assert_same_arrays(model.to_arrays(), ref_model.to_arrays(), "final model")
     assert model.to_arrays()[0].get("leaderboard") == ref_model.to_arrays()[0].get("leaderboard")
     state, _ = load_checkpoint(work / "ckpt")
     ref_state, _ = load_checkpoint(reference / "ckpt")
-    assert state.n_rows_seen_ == ref_state.n_rows_seen_ == N_ROWS
+    assert state.n_rows_seen_ == ref_state.n_rows_seen_ == n
     assert_same_arrays(state.to_arrays(), ref_state.to_arrays(), "final state")
 
 

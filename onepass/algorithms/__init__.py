@@ -4,6 +4,7 @@ Estimators (which import scikit-learn) load on first use.
 """
 
 from onepass._lazy import lazy_getattr
+from onepass.algorithms.deepar import DeepARModel, DeepARState
 from onepass.algorithms.fm import FactorizationMachinesModel, FactorizationMachinesState
 from onepass.algorithms.kmeans import KMeansModel, KMeansState
 from onepass.algorithms.linear import LinearLearnerModel, LinearLearnerState
@@ -11,6 +12,8 @@ from onepass.algorithms.ntm import NTMModel, NTMState
 from onepass.algorithms.pca import PCAModel, PCAState
 
 __all__ = [
+    "DeepARModel",
+    "DeepARState",
     "FactorizationMachinesClassifier",
     "FactorizationMachinesModel",
     "FactorizationMachinesRegressor",

@@ -472,3 +472,25 @@ NTM: dict[str, Hyper] = {
     "tolerance": Hyper("tolerance", "float"),
     "weight_decay": Hyper("weight_decay", "float"),
 }
+
+
+DEEPAR: dict[str, Hyper] = {
+    "prediction_length": Hyper("prediction_length", "int"),
+    "context_length": Hyper("context_length", "int"),
+    "time_freq": Hyper("time_freq", "str"),
+    "epochs": _EPOCHS,
+    "mini_batch_size": Hyper("mini_batch_size", "int", note="windows per gradient step"),
+    "learning_rate": Hyper("learning_rate", "float"),
+    "num_cells": Hyper("num_cells", "int"),
+    "num_layers": Hyper("num_layers", "int"),
+    "dropout_rate": Hyper("dropout_rate", "float"),
+    "likelihood": Hyper("likelihood", "str",
+                        choices=("student-T", "gaussian", "negative-binomial", "beta", "deterministic-L1")),
+    "cardinality": Hyper("cardinality", "ints", keep=("auto", "ignore")),
+    "embedding_dimension": Hyper("embedding_dimension", "int"),
+    "num_dynamic_feat": Hyper("num_dynamic_feat", "int", keep=("auto", "ignore")),
+    "early_stopping_patience": Hyper("early_stopping_patience", "int"),
+    "num_eval_samples": Hyper("num_eval_samples", "int"),
+    "test_quantiles": Hyper("test_quantiles", "str", note="a list such as [0.1, 0.5, 0.9]"),
+}
+

@@ -324,6 +324,8 @@ class App:
         return 200, response_type.encode(), out
 
     def _predict(self, body: bytes, request_type: str, response_type: str) -> tuple[bytes, int]:
+        if self.adapter.answer is not None:
+            return self.adapter.answer(self.model, body, request_type, response_type)
         X = _codec.parse(body, request_type, self.n_features)
         outputs = self.adapter.outputs(self.model, X)
         return _codec.encode(outputs, response_type, self.adapter.json_key), X.shape[0]

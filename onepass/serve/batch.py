@@ -120,6 +120,7 @@ def predict_file(
     *,
     output_format: str | None = None,
     batch_size: int = 65536,
+    forecast: dict[str, Any] | None = None,
     **source_options: Any,
 ) -> PredictSummary:
     """Predict every row of ``data`` with ``model`` and write the outputs to ``out``.
@@ -129,7 +130,20 @@ def predict_file(
     go to :func:`onepass.sources.open_source` (format, header, label_column,
     on_bad_record...). The output is written to a temporary sibling and renamed into
     place when complete, so a failed run leaves no half file behind.
+
+    A forecaster (a model with ``forecast``, DeepAR) reads series (format ``"series"``
+    unless told) and writes JSON lines, one forecast per series, with ``forecast``'s
+    settings (``num_samples``, ``quantiles``, ``output_types``, ``seed``).
     """
+    is_forecaster = hasattr(model, "forecast")
+    if is_forecaster:
+        source_options["format"] = source_options.get("format") or "series"
+        if output_format is None and str(out) != "-" and Path(out).suffix.lower() not in (".jsonl", ".json"):
+            raise InvalidParameterError(f"a forecaster writes JSON lines, one forecast per series: name the output "
+                                        f"*.jsonl, not {out}")
+        output_format = output_format or "jsonl"
+        if output_format != "jsonl":
+            raise InvalidParameterError(f"a forecaster writes JSON lines (--output-format jsonl), not {output_format}")
     if output_format is None:
         if str(out) == "-":
             raise InvalidParameterError("writing to stdout ('-') needs an output format: csv or jsonl")
@@ -162,7 +176,11 @@ def predict_file(
     try:
         with open_source(data, batch_size=batch_size, **source_options) as src:
             for batch in read_ahead(src):
-                writer.write(model.outputs(batch.X))
+                if is_forecaster:
+                    assert fh is not None
+                    fh.write("".join(json.dumps(p) + "\n" for p in model.forecast(batch.X, **(forecast or {}))).encode())
+                else:
+                    writer.write(model.outputs(batch.X))
                 summary.n_rows += batch.n_rows
             summary.n_skipped, summary.n_quarantined = src.n_skipped, src.n_quarantined
         writer.close()

@@ -59,6 +59,9 @@ def concat_chunks(parts: list[Chunk]) -> Chunk:
     if len(parts) == 1:
         return parts[0]
     X0 = parts[0].X
+    if hasattr(X0, "concat"):  # series records (onepass.sources._series.SeriesRows)
+        return Chunk(type(X0).concat([p.X for p in parts]), None, None, np.concatenate([p.ends for p in parts]),
+                     np.concatenate([p.lines for p in parts]))
     X = sp.vstack([p.X for p in parts], format="csr") if sp.issparse(X0) else np.concatenate(
         [p.X for p in parts])
     y = None if parts[0].y is None else np.concatenate([p.y for p in parts])

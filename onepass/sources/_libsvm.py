@@ -29,7 +29,7 @@ import scipy.sparse as sp
 from onepass.errors import InvalidParameterError
 from onepass.sources._bad import BadRecord
 from onepass.sources._base import Chunk, Options, Reader
-from onepass.sources._text import close_unless_stdin, numbered_blocks, open_at, split_lines
+from onepass.sources._text import data_blocks, split_lines
 from onepass.sources._transport import Entry
 
 __all__ = ["LibsvmReader"]
@@ -71,23 +71,16 @@ class LibsvmReader(Reader):
         self._inferred = False
 
     def read(self, entry: Entry, start: dict | None) -> Iterator[Chunk]:
-        f, first, offset, line = open_at(entry, start)
-        try:
-            prefix = first if start is None else b""
-            if start is None:
-                offset, line = 0, 0
-            for block, at, at_line, _, ends in numbered_blocks(f, prefix, offset, line):
-                # the compiled pass reads the reused buffer in place (its arrays are its own);
-                # the other paths keep bytes
-                fast = self._parse_block_compiled(block, at, at_line, ends)
-                if fast is None:
-                    data = bytes(block)
-                    fast = self._parse_block_vectorized(data, at, at_line, ends)
-                    yield fast if fast is not None else self._parse_block(data, at, at_line, ends)
-                else:
-                    yield fast
-        finally:
-            close_unless_stdin(entry, f)
+        for block, at, at_line, _, ends in data_blocks(entry, start):
+            # the compiled pass reads the reused buffer in place (its arrays are its own);
+            # the other paths keep bytes
+            fast = self._parse_block_compiled(block, at, at_line, ends)
+            if fast is None:
+                data = bytes(block)
+                fast = self._parse_block_vectorized(data, at, at_line, ends)
+                yield fast if fast is not None else self._parse_block(data, at, at_line, ends)
+            else:
+                yield fast
 
     def _range_reason(self, index: int) -> str:
         written = index + self._base

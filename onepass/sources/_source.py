@@ -34,7 +34,7 @@ EXTENSIONS = {
 _READERS = {"csv": "_csv.CsvReader", "jsonl": "_jsonl.JsonlReader",
             "libsvm": "_libsvm.LibsvmReader", "npy": "_npy.NpyReader",
             "parquet": "_parquet.ParquetReader", "text": "_documents.TextReader",
-            "recordio-protobuf": "_recordio.RecordioReader"}
+            "recordio-protobuf": "_recordio.RecordioReader", "series": "_series.SeriesReader"}
 
 
 def _reader_class(fmt: str) -> type[Reader]:
@@ -44,7 +44,7 @@ def _reader_class(fmt: str) -> type[Reader]:
     return getattr(importlib.import_module(f"onepass.sources.{module}"), cls)
 
 
-FORMATS = ("csv", "jsonl", "libsvm", "npy", "parquet", "recordio-protobuf", "text")
+FORMATS = ("csv", "jsonl", "libsvm", "npy", "parquet", "recordio-protobuf", "series", "text")
 
 
 def format_of(name: str) -> str | None:

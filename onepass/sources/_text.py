@@ -78,6 +78,20 @@ def numbered_blocks(f: IO[bytes], prefix: bytes, offset: int, line: int
         line += len(ends)
 
 
+def data_blocks(entry: Entry, start: dict | None
+                ) -> Iterator[tuple[memoryview, int, int, np.ndarray, np.ndarray]]:
+    """:func:`numbered_blocks` of a headerless line format (every line a record) from
+    ``start`` or the file's beginning; the file is closed when the blocks end."""
+    f, first, offset, line = open_at(entry, start)
+    try:
+        if start is None:
+            yield from numbered_blocks(f, first, 0, 0)
+        else:
+            yield from numbered_blocks(f, b"", offset, line)
+    finally:
+        close_unless_stdin(entry, f)
+
+
 def close_unless_stdin(entry: Entry, f: IO[bytes]) -> None:
     """Close a reader's file, but never the process's stdin."""
     if not entry.is_stdin:

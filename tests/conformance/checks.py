@@ -53,10 +53,21 @@ def configurations(algorithms: dict[str, Algorithm]) -> list[tuple[str, Algorith
     return out
 
 
-def data(algo: Algorithm, X: np.ndarray) -> np.ndarray:
+def data(algo: Algorithm, X: np.ndarray) -> Any:
     """``X`` as the entry's data: for ``documents`` (topic models), word counts, the
     rounded absolute values of the blobs (each blob a profile of counts; NaN and
-    infinities stay bad values)."""
+    infinities stay bad values); for ``series`` (forecasters), one daily series per row,
+    its values the row's (NaN a missing value, infinities bad values), its category the
+    row's parity."""
+    if algo.tags.get("series"):
+        from onepass.sources._series import SeriesRows
+
+        if isinstance(X, SeriesRows):
+            return X
+        n = X.shape[0]
+        return SeriesRows([None] * n, np.full(n, np.datetime64("2026-01-01T00:00:00", "s")),
+                          [row.astype(np.float32) for row in np.asarray(X)], (np.arange(n) % 2)[:, None], None,
+                          [f"row {i}" for i in range(n)])
     return np.round(np.abs(X)) if algo.tags.get("documents") else X
 
 
@@ -65,6 +76,11 @@ def rows(algo: Algorithm, X: np.ndarray) -> Any:
     ``sparse_input`` is set."""
     X = data(algo, X)
     return sp.csr_matrix(X) if algo.tags.get("sparse_input") else X
+
+
+def _bad_values(algo: Algorithm) -> tuple[float, ...]:
+    """Values a batch must not hold: NaN is a missing value of a series, not a bad one."""
+    return (np.inf, -np.inf) if algo.tags.get("series") else (np.nan, np.inf, -np.inf)
 
 
 def labels_for(state: Any, X: Any) -> np.ndarray | None:
@@ -168,7 +184,7 @@ def check_memory_flat(algo: Algorithm, n_small: int = 100_000, n_large: int = 2_
     the rows seen double, up to ``n_large`` rows (20 times as many: a state that keeps
     anything per row, per batch or per distinct value grows between two measures)."""
     n_small, n_large = algo.tags.get("memory_rows", (n_small, n_large))
-    batch = rows(algo, blobs(50_000, seed=7))
+    batch = rows(algo, blobs(algo.tags.get("memory_batch", 50_000), seed=7))
     state = new_state(algo)
     seen = 0
     sizes: dict[int, int] = {}
@@ -192,7 +208,7 @@ def check_bad_values(algo: Algorithm) -> None:
     for warm in (200, 3000):  # before and after the state has initialized itself
         state = stream(new_state(algo), rows(algo, X[:warm]))
         before = state.to_arrays()
-        for value in (np.nan, np.inf, -np.inf):
+        for value in _bad_values(algo):
             bad = X[:64].copy()
             bad[10, 2] = value
             try:
@@ -202,6 +218,8 @@ def check_bad_values(algo: Algorithm) -> None:
             else:
                 raise AssertionError(f"a batch holding {value} was accepted after {warm} rows")
             _same(before, state.to_arrays(), f"state after a rejected batch holding {value}")
+        if algo.tags.get("series"):
+            continue  # series have no width: a longer one is just longer
         try:
             wide = np.ones((10, N_FEATURES + 1), dtype=np.float32)
             state.update(Batch(rows(algo, wide), labels_for(state, wide)))

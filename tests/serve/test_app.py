@@ -5,6 +5,7 @@ server faults (so that "never a 5xx" in the other tests is a check that can fail
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from typing import Any
 
@@ -97,6 +98,18 @@ def test_every_registered_algorithm_is_served(name: str) -> None:
     """Found from the registry: a new algorithm is served, by its adapter or the default one."""
     algo = ALGORITHMS[name]
     state = algo.state(**algo.tags.get("test_params", {}), seed=0)
+    if algo.tags.get("series"):  # a forecaster: series in, SageMaker DeepAR's request and answer
+        from tests.conformance.checks import data
+
+        series = [{"start": "2026-01-01 00:00:00", "target": row.tolist(), "cat": [i % 2]}
+                  for i, row in enumerate(blobs(200, seed=1))]
+        state.update(Batch(data(algo, blobs(2000, seed=1))))
+        model = state.model()
+        r = request(loaded_app(model), "POST", "/invocations", content=json.dumps({"instances": series[:6]}),
+                    headers={"content-type": "application/json"})
+        assert r.status_code == 200, r.text
+        assert r.json()["predictions"] == model.forecast(series[:6])
+        return
     counts = (lambda X: np.round(np.abs(X))) if algo.tags.get("documents") else (lambda X: X)  # topic models
     X_train = counts(blobs(2000, seed=1))
     state.update(Batch(X_train, _labels(algo.tags.get("labels"), X_train)))

@@ -46,12 +46,17 @@ class Adapter:
         (1-D arrays for scalars, 2-D for vectors).
     n_features : callable, default ``model.n_features``
         ``model -> int``: the width every request row must have.
+    answer : callable or None, default None
+        ``(model, body, content_type, accept) -> (response body, records answered)``: for
+        kinds whose requests are not rows (a forecaster's series), the whole answer;
+        None reads rows and encodes ``outputs``.
     """
 
     kind: str
     json_key: str = "predictions"
     outputs: Callable[[Any, Any], dict[str, np.ndarray]] = _model_outputs
     n_features: Callable[[Any], int] = _model_n_features
+    answer: Callable[[Any, bytes, str, str], tuple[bytes, int]] | None = None
 
 
 DEFAULT = Adapter(kind="*")
