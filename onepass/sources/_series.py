@@ -59,6 +59,9 @@ class SeriesRows:
     cat: np.ndarray
     dynamic_feat: list[np.ndarray] | None
     where: list[str] = field(default_factory=list)
+    #: each point's time, for records read from a long table (None: the points follow one
+    #: another at the series' frequency from ``starts``); :meth:`on_grid` places them
+    times: list[np.ndarray] | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -70,7 +73,38 @@ class SeriesRows:
 
     def __getitem__(self, index: slice) -> SeriesRows:
         return SeriesRows(self.ids[index], self.starts[index], self.targets[index], self.cat[index],
-                          None if self.dynamic_feat is None else self.dynamic_feat[index], self.where[index])
+                          None if self.dynamic_feat is None else self.dynamic_feat[index], self.where[index],
+                          None if self.times is None else self.times[index])
+
+    def on_grid(self, frequency: Any) -> SeriesRows:
+        """These records with every point at a step of ``frequency`` (a
+        :class:`~onepass.algorithms.deepar._features.Frequency`) from its record's first
+        point: a missing step is a missing value (NaN, covariates 0). Records without
+        ``times`` are already on it. A point off the grid, or two at one step, is a
+        DataError naming the record."""
+        from onepass.errors import DataError
+
+        if self.times is None:
+            return self
+        targets, dyn = [], [] if self.dynamic_feat is not None else None
+        for i, t in enumerate(self.times):
+            steps = np.array([frequency.steps_between(t[0], x) for x in t]) if frequency.unit == "M" else (
+                (t - t[0]).astype("timedelta64[s]").astype(np.int64) / frequency.seconds)
+            if np.any(steps != np.round(steps)) or np.any(np.diff(steps) <= 0):
+                j = int(np.flatnonzero((steps != np.round(steps)) | np.r_[False, np.diff(steps) <= 0])[0])
+                raise DataError(f"{self.where[i]}: the point at {t[j]} is "
+                                + ("not a whole number of steps of " + frequency.text + f" after {t[0]}"
+                                   if steps[j] != round(steps[j]) else "at or before the point before it")
+                                + "; sort the table by time, with one row per series and time step")
+            at = np.round(steps).astype(np.int64)
+            values = np.full(int(at[-1]) + 1, np.nan, np.float32)
+            values[at] = self.targets[i]
+            targets.append(values)
+            if dyn is not None:
+                d = np.zeros((self.dynamic_feat[i].shape[0], len(values)), np.float32)
+                d[:, at] = self.dynamic_feat[i]
+                dyn.append(d)
+        return SeriesRows(self.ids, self.starts, targets, self.cat, dyn, self.where)
 
     @classmethod
     def concat(cls, parts: Sequence[SeriesRows]) -> SeriesRows:
@@ -80,9 +114,13 @@ class SeriesRows:
         if any(p.dynamic_feat is not None for p in parts):
             dyn = [d for p in parts for d in (p.dynamic_feat or [np.zeros((0, len(t)), np.float32)
                                                                  for t in p.targets])]
+        times = None
+        if any(p.times is not None for p in parts):
+            times = [x for p in parts for x in (p.times or [p.starts[i] + np.arange(len(t)).astype("timedelta64[s]")
+                                                             for i, t in enumerate(p.targets)])]
         return cls([i for p in parts for i in p.ids], np.concatenate([p.starts for p in parts]),
                    [t for p in parts for t in p.targets], np.concatenate(cats), dyn,
-                   [w for p in parts for w in p.where])
+                   [w for p in parts for w in p.where], times)
 
     @classmethod
     def of(cls, records: Sequence[dict[str, Any]], where: str = "instance") -> SeriesRows:

@@ -99,7 +99,7 @@ class DeepARModel:
         from onepass.sources._series import SeriesRows
 
         if isinstance(instances, SeriesRows):
-            return instances
+            return instances.on_grid(self.frequency)
         if not isinstance(instances, (list, tuple)):
             raise DataError("instances must be a list of series ({\"start\": ..., \"target\": [...]})")
         return SeriesRows.of(instances)

@@ -22,13 +22,13 @@ from onepass.state import become_copy
 __all__ = ["DeepARState"]
 
 
-def _series_rows(batch: Batch) -> Any:
+def _series_rows(batch: Batch, frequency: Any) -> Any:
     from onepass.sources._series import SeriesRows
 
     if not isinstance(batch.X, SeriesRows):
         raise DataError("DeepAR learns from time series: read them with format='series' (--format series), "
                         "SageMaker's JSON lines {\"start\": ..., \"target\": [...]}")
-    return batch.X
+    return batch.X.on_grid(frequency)
 
 
 def _parse_cardinality(value: Any) -> Any:
@@ -362,7 +362,7 @@ class DeepARState(TorchState):
 
     def update(self, batch: Batch) -> None:
         """Learn from one batch of series records, in steps of ``mini_batch_size`` windows."""
-        rows = _series_rows(batch)
+        rows = _series_rows(batch, self.frequency)
         if self.network_ is None:
             self._start(rows)
         self._check(rows)
@@ -416,7 +416,7 @@ class DeepARState(TorchState):
         last ``prediction_length`` points are forecast from the points before them."""
         from onepass.sources._series import SeriesRows
 
-        rows = _series_rows(batch)
+        rows = _series_rows(batch, self.frequency)
         if self.network_ is None:
             self._start(rows)
         self._check(rows)
