@@ -201,7 +201,7 @@ class TrainingJob:
 
         algo = get_algorithm(self.algorithm)
         train = self.channels["train"]
-        source: dict[str, Any] = {"format": train.format}
+        source: dict[str, Any] = {"format": self._format(train)}
         if train.format == "csv":
             source["header"] = False  # SageMaker's CSV channels have no header
             supervised = "labels" in algo.tags
@@ -230,6 +230,14 @@ class TrainingJob:
             **translate_hyperparameters(self.algorithm, self.hyperparameters).train_kwargs())
         return spec if epoch is None else replace(spec, epochs=epoch + 1)
 
+    def _format(self, channel: Channel) -> str | None:
+        """The source format of a channel: its content type's, but JSON lines are series for a
+        forecaster (DeepAR's channels are JSON lines of series)."""
+        from onepass.state import get_algorithm
+
+        own = get_algorithm(self.algorithm).tags.get("source_format")
+        return own if own is not None and channel.format in (None, "jsonl") else channel.format
+
     def score_test(self, opt_ml: OptML, run: TrainingRun, model: Any) -> dict[str, float]:
         """The model's scores on the ``test`` channel (read once, as the train channel is read:
         same columns), by the scorer ``onepass tune`` ranks models with."""
@@ -239,7 +247,7 @@ class TrainingJob:
         if model.kind not in SCORERS:
             raise InvalidParameterError(f"{self.algorithm} has no test score yet; drop the test channel from the job")
         test = self.channels["test"]
-        if test.format != self.channels["train"].format:
+        if self._format(test) != self._format(self.channels["train"]):
             raise InvalidParameterError(f"the test channel's ContentType differs from the train channel's; give both "
                                         f"the same ({self.channels['train'].format})")
         rows = run.data.read_as(test.data(opt_ml))

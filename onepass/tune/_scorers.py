@@ -478,3 +478,36 @@ class FactorizationMachinesScorer(LinearLearnerScorer):
     with threshold tuning; ``rmse``, ``mae``, ``r2``), from the same scores."""
 
     kind = "factorization-machines"
+
+
+@register_scorer
+class ForecastScorer(Scorer):
+    """Forecasters (DeepAR) on validation series: each series' last ``prediction_length``
+    points are forecast from the points before them, and scored as SageMaker DeepAR's
+    test channel scores them: ``mean_wQuantileLoss`` (the default), ``RMSE``, ``MASE``.
+
+    Unlike the row scorers it keeps the validation series until the end (a series'
+    MASE needs its history): validation sets of series are the size of a test channel."""
+
+    kind = "forecast"
+    metrics = {"mean_wQuantileLoss": "min", "RMSE": "min", "MASE": "min"}
+    default_metric = "mean_wQuantileLoss"
+
+    def __init__(self, models: Sequence[Any], *, seed: int = 0) -> None:
+        super().__init__(models, seed=seed)
+        self.seed = seed
+        self.parts: list[Any] = []
+
+    def update(self, batch: Batch) -> None:
+        self.parts.append(batch.X)
+        self.n_rows += batch.n_rows
+
+    def results(self) -> list[dict[str, float]]:
+        from onepass.sources._series import SeriesRows
+
+        rows = SeriesRows.concat(self.parts)
+        out = []
+        for model in self.models:
+            scores = model.evaluate(rows, seed=self.seed)
+            out.append({name: float(scores[name]) for name in self.metrics})
+        return out

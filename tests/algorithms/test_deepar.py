@@ -187,3 +187,29 @@ def test_the_cli_trains_predicts_and_the_server_answers_in_sagemakers_shape(trai
     bad = request(app, "POST", "/invocations", content=b'{"instances": [{"start": "2026-01-01", "target": "x"}]}',
                   headers={"content-type": "application/json"})
     assert bad.status_code == 400 and "instance 0" in bad.json()["message"]
+
+
+def test_the_sagemaker_container_trains_and_reports_the_test_channel(tmp_path: Path, capsys) -> None:
+    """SageMaker DeepAR's job: JSON lines channels, the test channel's series forecast over
+    their last prediction_length points, reported as SageMaker's #test_score lines; the
+    scores are onepass tune's (score_models) on the same series."""
+    from onepass.sagemaker import run_training_job
+    from onepass.tune._from_state import score_models
+
+    records = related(n=30, T=120)
+    root = tmp_path / "ml"
+    (root / "input" / "config").mkdir(parents=True)
+    hyper = {"onepass_algorithm": "deepar", "prediction_length": str(P), "context_length": "24", "time_freq": "H",
+             "epochs": "2", "num_cells": "8", "num_layers": "1", "mini_batch_size": "32"}
+    (root / "input" / "config" / "hyperparameters.json").write_text(json.dumps(hyper))
+    (root / "input" / "config" / "inputdataconfig.json").write_text(json.dumps(
+        {name: {"ContentType": "application/jsonlines", "TrainingInputMode": "File"} for name in ("train", "test")}))
+    for name, recs in (("train", [{**r, "target": r["target"][:-P]} for r in records]), ("test", records)):
+        (root / "input" / "data" / name).mkdir(parents=True)
+        write(root / "input" / "data" / name / "part.jsonl", recs)
+    assert run_training_job(root) == 0
+    printed = capsys.readouterr().out
+    model = onepass.load(root / "model")
+    want = score_models([model], str(root / "input" / "data" / "test"), format="series")[0]
+    assert f"#test_score (algo-1) : ('mean_wQuantileLoss', {want['mean_wQuantileLoss']!r})" in printed
+    assert "('RMSE'," in printed and "('MASE'," in printed
