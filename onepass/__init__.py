@@ -36,6 +36,7 @@ from onepass.training import train
 from onepass.tune import tune
 
 _LAZY = {  # estimators import scikit-learn
+    "DeepAR": "onepass.algorithms.deepar._estimator",
     "FactorizationMachinesClassifier": "onepass.algorithms.fm._estimator",
     "FactorizationMachinesRegressor": "onepass.algorithms.fm._estimator",
     "KMeans": "onepass.algorithms.kmeans._estimator",
@@ -53,6 +54,7 @@ __all__ = [
     "BadRecordError",
     "Batch",
     "DataError",
+    "DeepAR",
     "DeepARModel",
     "DeepARState",
     "FactorizationMachinesClassifier",

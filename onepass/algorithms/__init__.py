@@ -12,6 +12,7 @@ from onepass.algorithms.ntm import NTMModel, NTMState
 from onepass.algorithms.pca import PCAModel, PCAState
 
 __all__ = [
+    "DeepAR",
     "DeepARModel",
     "DeepARState",
     "FactorizationMachinesClassifier",
@@ -35,6 +36,7 @@ __all__ = [
 
 
 __getattr__ = lazy_getattr(__name__, {
+    "DeepAR": "onepass.algorithms.deepar._estimator",
     "FactorizationMachinesClassifier": "onepass.algorithms.fm._estimator",
     "FactorizationMachinesRegressor": "onepass.algorithms.fm._estimator",
     "KMeans": "onepass.algorithms.kmeans._estimator",

@@ -156,13 +156,19 @@ def parse_start(value: Any) -> np.datetime64:
 
 
 def _floats(values: Any, what: str) -> np.ndarray:
+    if isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype.kind in "iuf":  # the Python API's
+        out = values.astype(np.float64)
+        if np.isinf(out).any():
+            j = int(np.flatnonzero(np.isinf(out))[0])
+            raise _Bad(f"{what}[{j}] is {out[j]}: infinite values are not allowed (NaN marks a missing one)", what)
+        return out.astype(np.float32)
     if not isinstance(values, list):
         raise _Bad(f"{what!r} must be a list of numbers, got {type(values).__name__}", what)
     out = np.empty(len(values), np.float64)
     for j, v in enumerate(values):
         if v is None or v == "NaN" or v == "nan":
             out[j] = math.nan
-        elif type(v) in (int, float):
+        elif type(v) in (int, float) or (isinstance(v, (np.integer, np.floating)) and not isinstance(v, np.bool_)):
             out[j] = v
             if math.isinf(v):
                 raise _Bad(f"{what}[{j}] is {v}: infinite values are not allowed (null marks a missing one)", what)
@@ -186,12 +192,16 @@ def parse_series(obj: Any) -> tuple[str | None, np.datetime64, np.ndarray, list[
     cat = obj.get("cat", [])
     if isinstance(cat, int) and type(cat) is not bool:
         cat = [cat]
-    if not isinstance(cat, list) or not all(type(c) is int and c >= 0 for c in cat):
+    if isinstance(cat, np.ndarray):
+        cat = cat.tolist()
+    if not isinstance(cat, list) or not all((type(c) is int or isinstance(c, np.integer)) and c >= 0 for c in cat):
         raise _Bad(f"'cat' must be whole numbers >= 0, got {json.dumps(cat)}", "cat")
     dyn = obj.get("dynamic_feat")
     feats = None
     if dyn is not None:
-        if not isinstance(dyn, list) or not all(isinstance(d, list) for d in dyn):
+        if isinstance(dyn, np.ndarray):
+            dyn = list(dyn)
+        if not isinstance(dyn, list) or not all(isinstance(d, (list, np.ndarray)) for d in dyn):
             raise _Bad("'dynamic_feat' must be a list of lists of numbers", "dynamic_feat")
         feats = np.stack([_floats(d, "dynamic_feat") for d in dyn]) if dyn else np.zeros((0, len(target)), np.float32)
         if len({len(d) for d in dyn}) > 1:

@@ -9,15 +9,18 @@ means and quantiles with NumPy alone; ``_features.py`` holds what the network re
 are read by the source format ``"series"`` (SageMaker's JSON lines).
 """
 
+from onepass._lazy import lazy_getattr
 from onepass.algorithms import _sagemaker_names
 from onepass.algorithms.deepar._model import DeepARModel
 from onepass.algorithms.deepar._state import DeepARState
 from onepass.state import Algorithm, register
 
-__all__ = ["DeepARModel", "DeepARState"]
+__all__ = ["DeepAR", "DeepARModel", "DeepARState"]
+
+__getattr__ = lazy_getattr(__name__, {"DeepAR": "onepass.algorithms.deepar._estimator"})
 
 register(Algorithm(
-    "deepar", DeepARState, DeepARModel, "onepass.algorithms.deepar._state:DeepARState",
+    "deepar", DeepARState, DeepARModel, "onepass.algorithms.deepar._estimator:DeepAR",
     tags={
         "series": True,  # the suite's row-based checks do not apply: series in, forecasts out
         "source_format": "series",
