@@ -216,7 +216,7 @@ def plan_shards(uris: Any, *, format: str | None = None, shard_bytes: int = SHAR
     entries, fmt = _entries(uris, format)
     shards: list[dict[str, Any]] = []
     for i, entry in enumerate(entries):
-        if fmt == "csv" and not entry.is_gzip:
+        if fmt in ("csv", "series") and not entry.is_gzip:  # lines: a shard starts at a line's start
             size = int(entry.size() or 0)
             cuts = [0]
             at = shard_bytes

@@ -235,6 +235,16 @@ class DeepARState(TorchState):
     def _width_of(self, parameters: dict[str, np.ndarray]) -> int:
         return int(np.shape(parameters["param__rnn__weight_ih_l0"])[1]) - len(self.cardinality_) * self.embedding_dimension
 
+    def set_parameters(self, parameters: dict[str, np.ndarray]) -> None:
+        """Take shared parameters (a parameter server's); a fresh state reads its categories
+        from the embeddings and its covariates from the network's width."""
+        if self.network_ is None:
+            self.cardinality_ = [int(np.shape(parameters[f"param__embeddings__{j}__weight"])[0])
+                                 for j in range(sum(k.startswith("param__embeddings__") for k in parameters))]
+            self.n_dynamic_ = 0
+            self.n_dynamic_ = self._width_of(parameters) - self._n_inputs()
+        super().set_parameters(parameters)
+
     def _start(self, rows: Any) -> None:
         """Fix categories and covariates from the first series, and build the network."""
         if self.cardinality == "ignore":
