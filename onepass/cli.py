@@ -549,10 +549,13 @@ def tune_command(checkpoint: str | None, validation: str, params: tuple[str, ...
 @click.option("--samples/--no-samples", "with_samples", default=False,
               help="Forecasters: write the sample paths too (one list per path).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Forecasters: seeds the sample paths.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="Forecasters: draw the first series and their forecast bands into this PNG.")
 def predict(model_dir: str, data: tuple[str, ...], out: str, output_format: str | None, format: str | None,
             batch_size: int, label_column: str | None, header: bool | None, n_features: int | None,
             zero_based: bool, on_bad_record: str, quarantine_file: str | None, vocab: str | None,
-            document: str, quantiles: str | None, num_samples: int | None, with_samples: bool, seed: int) -> None:
+            document: str, quantiles: str | None, num_samples: int | None, with_samples: bool, seed: int,
+            plot: str | None) -> None:
     """Predict every row of --data with the model in MODEL_DIR, streaming, in input order.
 
     A forecaster (DeepAR) reads series (SageMaker's JSON lines) and writes one line per
@@ -577,7 +580,7 @@ def predict(model_dir: str, data: tuple[str, ...], out: str, output_format: str 
             batch_size=batch_size, format=format,
             label_column=_coerce(label_column) if label_column is not None else None,
             header=header, n_features=n_features, zero_based=zero_based, on_bad_record=on_bad_record,
-            quarantine_file=quarantine_file, forecast=forecast, **_text_kwargs(vocab, document),
+            quarantine_file=quarantine_file, forecast=forecast, plot=plot, **_text_kwargs(vocab, document),
         )
 
     summary = _run(run)

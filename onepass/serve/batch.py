@@ -121,6 +121,7 @@ def predict_file(
     output_format: str | None = None,
     batch_size: int = 65536,
     forecast: dict[str, Any] | None = None,
+    plot: str | os.PathLike[str] | None = None,
     **source_options: Any,
 ) -> PredictSummary:
     """Predict every row of ``data`` with ``model`` and write the outputs to ``out``.
@@ -133,9 +134,12 @@ def predict_file(
 
     A forecaster (a model with ``forecast``, DeepAR) reads series (format ``"series"``
     unless told) and writes JSON lines, one forecast per series, with ``forecast``'s
-    settings (``num_samples``, ``quantiles``, ``output_types``, ``seed``).
+    settings (``num_samples``, ``quantiles``, ``output_types``, ``seed``); ``plot`` draws
+    the first few series and their forecasts into a PNG.
     """
     is_forecaster = hasattr(model, "forecast")
+    if plot is not None and not is_forecaster:
+        raise InvalidParameterError("--plot draws forecasts; this model does not forecast")
     if is_forecaster:
         source_options["format"] = source_options.get("format") or "series"
         if output_format is None and str(out) != "-" and Path(out).suffix.lower() not in (".jsonl", ".json"):
@@ -178,7 +182,12 @@ def predict_file(
             for batch in read_ahead(src):
                 if is_forecaster:
                     assert fh is not None
-                    fh.write("".join(json.dumps(p) + "\n" for p in model.forecast(batch.X, **(forecast or {}))).encode())
+                    predictions = model.forecast(batch.X, **(forecast or {}))
+                    fh.write("".join(json.dumps(p) + "\n" for p in predictions).encode())
+                    if plot is not None and summary.n_rows == 0:  # the first series of the file
+                        from onepass.algorithms.deepar._plot import plot_forecasts
+
+                        plot_forecasts(model, batch.X.on_grid(model.frequency), predictions, plot)
                 else:
                     writer.write(model.outputs(batch.X))
                 summary.n_rows += batch.n_rows

@@ -173,8 +173,10 @@ def test_the_cli_trains_predicts_and_the_server_answers_in_sagemakers_shape(trai
     runner = CliRunner()
     out = tmp_path / "forecasts.jsonl"
     done = runner.invoke(main, ["predict", str(d / "model"), "--data", str(d / "train.jsonl"), "--out", str(out),
-                                "--quantiles", "0.1,0.5,0.9", "--num-samples", "40", "--seed", "3"])
+                                "--quantiles", "0.1,0.5,0.9", "--num-samples", "40", "--seed", "3",
+                                "--plot", str(tmp_path / "forecasts.png")])
     assert done.exit_code == 0, done.output
+    assert (tmp_path / "forecasts.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(lines) == len(records) and set(lines[0]["quantiles"]) == {"0.1", "0.5", "0.9"}
     app = loaded_app(model)
