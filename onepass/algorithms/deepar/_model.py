@@ -6,8 +6,10 @@ covariates, the log of the scale, category embeddings), then draws ``num_samples
 paths of ``prediction_length`` steps, each step's draw read back as the next step's
 lag (ancestral sampling, as DeepAR's paper and SageMaker's DeepAR do). The answer per
 series is SageMaker's: ``mean`` (of the samples), ``quantiles`` and, when asked,
-``samples``. Same model, same series, same seed: the same samples (each series draws
-from a generator seeded by the seed and the series itself).
+``samples``. Same model, same request, same seed: the same samples. Each series draws from
+a generator seeded by the seed and the series itself, so a series forecast alone or among
+others gets the same draws (its network outputs may differ in the last bits of float32:
+the products of a batch are not computed alike for every batch size).
 """
 
 from __future__ import annotations
@@ -27,27 +29,35 @@ OUTPUT_TYPES = ("mean", "quantiles", "samples")
 DEFAULT_QUANTILES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
-
-
 class _LSTM:
-    """torch.nn.LSTM's arithmetic (gates input, forget, cell, output) on NumPy arrays."""
+    """torch.nn.LSTM's arithmetic (gates input, forget, cell, output) on float32 NumPy arrays.
+
+    The four gates go through one ``tanh``: sigmoid(x) = (1 + tanh(x / 2)) / 2, so the
+    input, forget and output gates' pre-activations are halved first."""
 
     def __init__(self, arrays: dict[str, np.ndarray], num_layers: int) -> None:
-        self.layers = [(arrays[f"rnn__weight_ih_l{k}"].T.astype(np.float64),
-                        arrays[f"rnn__weight_hh_l{k}"].T.astype(np.float64),
-                        (arrays[f"rnn__bias_ih_l{k}"] + arrays[f"rnn__bias_hh_l{k}"]).astype(np.float64))
+        # per layer: [W_ih; W_hh] (inputs + cells, 4 cells) for one product with [x, h], and the biases
+        self.layers = [(np.ascontiguousarray(np.concatenate([arrays[f"rnn__weight_ih_l{k}"].T,
+                                                             arrays[f"rnn__weight_hh_l{k}"].T]), np.float32),
+                        np.asarray(arrays[f"rnn__weight_hh_l{k}"], np.float32).T,
+                        (arrays[f"rnn__bias_ih_l{k}"] + arrays[f"rnn__bias_hh_l{k}"]).astype(np.float32))
                        for k in range(num_layers)]
+        cells = self.layers[0][1].shape[0] if self.layers else 0
+        self.half = np.full(4 * cells, 0.5, np.float32)
+        self.half[2 * cells: 3 * cells] = 1.0  # the cell gate takes tanh itself
 
     def step(self, x: np.ndarray, hc: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
         """One step of every layer from states ``hc`` (updated in place); the top layer's output."""
-        for k, (w_ih, w_hh, b) in enumerate(self.layers):
+        for k, (w, _, b) in enumerate(self.layers):
             h, c = hc[k]
-            gates = x @ w_ih + h @ w_hh + b
-            i, f, g, o = np.split(gates, 4, axis=1)
-            c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
-            h = _sigmoid(o) * np.tanh(c)
+            n = h.shape[1]
+            gates = np.concatenate([x.astype(np.float32, copy=False), h], axis=1) @ w
+            gates += b
+            gates *= self.half
+            np.tanh(gates, out=gates)
+            i, f, g, o = gates[:, :n], gates[:, n:2 * n], gates[:, 2 * n:3 * n], gates[:, 3 * n:]
+            c = 0.5 * ((1.0 + f) * c + (1.0 + i) * g)
+            h = 0.5 * (1.0 + o) * np.tanh(c)
             hc[k] = (h, c)
             x = h
         return x
@@ -153,7 +163,7 @@ class DeepARModel:
         return np.concatenate(parts, axis=1) if parts else np.zeros((len(cat), 0), np.float32)
 
     def _head(self, h: np.ndarray) -> np.ndarray:
-        return h @ self.arrays["head__weight"].T.astype(np.float64) + self.arrays["head__bias"]
+        return (h @ self.arrays["head__weight"].T + self.arrays["head__bias"]).astype(np.float64)
 
     def sample_paths(self, instances: Any, num_samples: int | None = None, seed: int = 0) -> np.ndarray:
         """Sample paths (series, num_samples, prediction_length) following each series."""
@@ -168,8 +178,9 @@ class DeepARModel:
         hist, scale, cov = self.inputs(rows, P)
         static = self._static(rows.cat)
         lags = window_inputs(hist, self.lags, scale, H - C, C)
-        x = np.concatenate([lags, cov[:, :C], np.repeat(static[:, None, :], C, axis=1)], axis=2).astype(np.float64)
-        hc = [(np.zeros((n, w_hh.shape[0])), np.zeros((n, w_hh.shape[0]))) for _, w_hh, _ in self._lstm.layers]
+        x = np.concatenate([lags, cov[:, :C], np.repeat(static[:, None, :], C, axis=1)], axis=2).astype(np.float32)
+        hc = [(np.zeros((n, w_hh.shape[0]), np.float32), np.zeros((n, w_hh.shape[0]), np.float32))
+              for _, w_hh, _ in self._lstm.layers]
         for t in range(C):
             self._lstm.step(x[:, t], hc)
         # every series' state, num_samples times: paths side by side
