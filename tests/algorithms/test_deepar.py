@@ -220,3 +220,16 @@ def test_the_sagemaker_container_trains_and_reports_the_test_channel(tmp_path: P
     want = score_models([model], str(root / "input" / "data" / "test"), format="series")[0]
     assert f"#test_score (algo-1) : ('mean_wQuantileLoss', {want['mean_wQuantileLoss']!r})" in printed
     assert "('RMSE'," in printed and "('MASE'," in printed
+
+
+def test_memory_is_fixed_by_max_series_not_by_the_series_seen() -> None:
+    """Series with ids are kept (their last points) up to max_series, least recently seen
+    out first: the state's arrays are as big after 10x more series."""
+    state = DeepARState(**{**SMALL, "max_series": 40}, seed=0)
+    sizes = []
+    for part in range(10):
+        records = [{**r, "id": f"p{part}-{i}"} for i, r in enumerate(related(n=40, T=60, seed=part))]
+        state.update(Batch(SeriesRows.of(records)))
+        sizes.append(sum(a.nbytes for a in state.to_arrays()[1].values()))
+    assert len(state.tails_) == 40 and all(sid.startswith("p9-") for sid in state.tails_)
+    assert sizes[-1] == sizes[0], sizes
