@@ -265,12 +265,11 @@ class DeepARState(TorchState):
         """Categories within the cardinality and covariates as many as the network reads:
         a DataError naming the series' file and line otherwise."""
         if self.cardinality != "ignore":
-            if rows.cat.shape[1] > len(self.cardinality_) and len(rows):
-                i = int(np.flatnonzero((rows.cat[:, len(self.cardinality_):] != 0).any(axis=1))[0]) \
-                    if (rows.cat[:, len(self.cardinality_):] != 0).any() else None
-                if i is not None:
-                    raise DataError(f"{rows.where[i]}: 'cat' has {rows.cat.shape[1]} categories, the network was "
-                                    f"built for {len(self.cardinality_)} (cardinality {self.cardinality_})")
+            extra = rows.cat[:, len(self.cardinality_):]  # categories past the network's (0: none given)
+            if extra.size and (extra != 0).any():
+                i = int(np.flatnonzero((extra != 0).any(axis=1))[0])
+                raise DataError(f"{rows.where[i]}: 'cat' has {rows.cat.shape[1]} categories, the network was "
+                                f"built for {len(self.cardinality_)} (cardinality {self.cardinality_})")
             for j, c in enumerate(self.cardinality_):
                 if j < rows.cat.shape[1] and (over := np.flatnonzero(rows.cat[:, j] >= c)).size:
                     i = int(over[0])
