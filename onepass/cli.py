@@ -120,8 +120,10 @@ _SOURCE_OPTIONS = [
     click.Option(["--data", "data"], multiple=True, required=True,
                  help="Input: a file, folder, glob, '-' for stdin, or an fsspec URL (memory://, s3://...). Repeat for several."),
     click.Option(["--format", "format"], default=None,
-                 help="csv, parquet, jsonl, libsvm, npy, recordio-protobuf (.rec, .pbr) or text (default: from the file extension; csv for stdin). "
-                 "text (raw documents in, word counts out, with --vocab) is never inferred: .txt reads as csv."),
+                 help="csv, parquet, jsonl, libsvm, npy, recordio-protobuf (.rec, .pbr), series or text (default: from the file extension; csv for stdin). "
+                 "text (raw documents in, word counts out, with --vocab) is never inferred: .txt reads as csv. "
+                 "series (time series: SageMaker DeepAR's JSON lines, or a long CSV or Parquet table, see "
+                 "--series-id-column) is a forecaster's default."),
     click.Option(["--batch-size"], type=click.IntRange(min=1), default=8192, show_default=True,
                  help="Rows per mini-batch."),
     click.Option(["--label-column"], default=None,
@@ -142,6 +144,19 @@ _SOURCE_OPTIONS = [
                  help=_VOCAB_HELP),
     click.Option(["--document"], type=click.Choice(["line", "file"]), default="line", show_default=True,
                  help=_DOCUMENT_HELP),
+    click.Option(["--series-id-column"], default=None,
+                 help="Series in a long table (--format series from CSV or Parquet, one row per series and time "
+                 "step): the series id column, by name or 0-based index (default: id or item_id)."),
+    click.Option(["--timestamp-column"], default=None,
+                 help="Long table: the time of each row, ISO 8601 text or a Parquet timestamp or date "
+                 "(default: timestamp, time or date)."),
+    click.Option(["--target-column"], default=None,
+                 help="Long table: the value of each row; an empty cell is a missing value (default: target or value)."),
+    click.Option(["--dynamic-feat-columns"], default=None, metavar="A,B",
+                 help="Long table: covariate columns (dynamic_feat), known at every row, comma-separated."),
+    click.Option(["--cat-columns"], default=None, metavar="C,D",
+                 help="Long table: category columns (cat, whole numbers >= 0; a series' first row gives them), "
+                 "comma-separated."),
 ]
 
 
@@ -158,7 +173,27 @@ def _source_kwargs(opts: dict[str, Any]) -> dict[str, Any]:
         "on_bad_record": opts.pop("on_bad_record"),
         "quarantine_file": opts.pop("quarantine_file"),
         **_text_kwargs(opts.pop("vocab"), opts.pop("document")),
+        **_table_kwargs(opts),
     }
+
+
+def _table_kwargs(opts: dict[str, Any]) -> dict[str, Any]:
+    """The columns of a long table of series, only those given: one by name or index,
+    the lists comma-separated."""
+    def column(text: str) -> str | int:
+        try:
+            return int(text)
+        except ValueError:
+            return text.strip()
+
+    out: dict[str, Any] = {}
+    for name in ("series_id_column", "timestamp_column", "target_column"):
+        if (value := opts.pop(name, None)) is not None:
+            out[name] = column(value)
+    for name in ("dynamic_feat_columns", "cat_columns"):
+        if (value := opts.pop(name, None)) is not None:
+            out[name] = [column(v) for v in value.split(",") if v.strip()]
+    return out
 
 
 def _text_kwargs(vocab: str | None, document: str) -> dict[str, Any]:

@@ -29,6 +29,12 @@ class Options:
     delimiter: str | None = None
     vocabulary: list[str] | None = None
     document: str = "line"
+    # format "series" read from a long table (one row per series and time step)
+    series_id_column: str | int | None = None
+    timestamp_column: str | int | None = None
+    target_column: str | int | None = None
+    dynamic_feat_columns: list[str | int] | None = None
+    cat_columns: list[str | int] | None = None
 
 
 @dataclass
@@ -82,6 +88,9 @@ class Reader:
     can_stream = False
     #: whether a batch may gather rows of several files (each file is one row)
     spans_files = False
+    #: whether each chunk is a whole batch, cut by the reader (whose records may gather
+    #: rows from all over the chunk, so that a cursor inside it could not resume exactly)
+    chunks_are_batches = False
 
     def __init__(self, options: Options) -> None:
         self.options = options

@@ -50,7 +50,7 @@ from onepass.sources._columns import feature_indices, resolve_column
 from onepass.sources._text import close_unless_stdin, numbered_blocks, open_at, split_lines
 from onepass.sources._transport import Entry
 
-__all__ = ["CsvReader"]
+__all__ = ["CsvReader", "delimiter_of"]
 
 
 class _Bad(Exception):
@@ -89,6 +89,15 @@ class _Layout:
         return self.names[j]
 
 
+def delimiter_of(entry: Entry, delimiter: str | None) -> bytes:
+    """The field separator of ``entry``: ``delimiter``, else tab for ``.tsv``, else comma."""
+    if delimiter is not None:
+        if len(delimiter) != 1:
+            raise InvalidParameterError(f"delimiter={delimiter!r} must be a single character")
+        return delimiter.encode()
+    return b"\t" if entry.name.lower().endswith((".tsv", ".tsv.gz")) else b","
+
+
 class CsvReader(Reader):
     name = "csv"
     can_stream = True
@@ -102,10 +111,7 @@ class CsvReader(Reader):
 
     # -- per file -----------------------------------------------------------------
     def _delimiter(self, entry: Entry) -> bytes:
-        if self.delimiter is not None:
-            return self.delimiter.encode()
-        name = entry.name.lower()
-        return b"\t" if name.endswith((".tsv", ".tsv.gz")) else b","
+        return delimiter_of(entry, self.delimiter)
 
     def _layout(self, entry: Entry, first: bytes, delim: bytes) -> tuple[_Layout, bool]:
         text = first.decode("utf-8", errors="replace").rstrip("\r\n")

@@ -95,6 +95,15 @@ class ParquetReader(Reader):
                  if j not in (li, wi) and _is_numeric(schema.field(j).type)]
         label = None if li is None else names[li]
         weight = None if wi is None else names[wi]
+        columns = feats + [c for c in (label, weight) if c is not None]
+        for rb, row0 in self._record_batches(pf, entry, start, columns, is_remote):
+            yield self._convert(rb, row0, feats, label, weight)
+
+    def _record_batches(self, pf: pq.ParquetFile, entry: Entry, start: dict | None, columns: list[str],
+                        is_remote: bool) -> Iterator[tuple[pa.RecordBatch, int]]:
+        """``(record batch, its first row in the file)`` of ``columns`` from ``start`` on
+        (the rows before it dropped): what every reader of parquet files converts."""
+        o = self.options
         sizes = [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)]
         self._group_starts = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
         total = int(self._group_starts[-1])
@@ -106,7 +115,6 @@ class ParquetReader(Reader):
             return
         g0 = int(np.searchsorted(self._group_starts, first, side="right")) - 1
         pos = int(self._group_starts[g0])
-        columns = feats + [c for c in (label, weight) if c is not None]
         windows = _windows(pf, g0) if is_remote else [range(g0, pf.num_row_groups)]
         try:
             for groups in windows:
@@ -117,7 +125,7 @@ class ParquetReader(Reader):
                     n = rb.num_rows
                     a = min(n, max(0, first - pos))
                     if a < n:
-                        yield self._convert(rb.slice(a), pos + a, feats, label, weight)
+                        yield rb.slice(a), pos + a
                     pos += n
         except pa.ArrowException as e:
             raise DataError(f"{entry.name}: cannot read rows after row {pos}: {e}") from None

@@ -228,6 +228,10 @@ class Source:
                 self._commit_all(pending_bad)
                 continue
             pending_bad.extend((index, record) for record in chunk.bad)
+            if self._reader.chunks_are_batches:
+                if len(chunk):
+                    yield self._emit(index, [chunk], pending_bad)
+                continue
             i, n = 0, len(chunk)
             if n:
                 last = index
@@ -272,7 +276,9 @@ def open_source(uri: Any, *, format: str | None = None, batch_size: int = 4096,
                 on_bad_record: str = "fail", quarantine_file: Any = None,
                 cursor: dict | None = None, dtype: Any = np.float32,
                 zero_based: bool = False, delimiter: str | None = None, vocab: Any = None,
-                document: str = "line") -> Source:
+                document: str = "line", series_id_column: str | int | None = None,
+                timestamp_column: str | int | None = None, target_column: str | int | None = None,
+                dynamic_feat_columns: Any = None, cat_columns: Any = None) -> Source:
     """Open files, a folder, a glob, a URL or stdin as a stream of mini-batches.
 
     Parameters
@@ -281,14 +287,22 @@ def open_source(uri: Any, *, format: str | None = None, batch_size: int = 4096,
         A local file, a folder (every data file inside, recursively, sorted), a glob
         (``data/*.csv``, sorted), ``"-"`` for stdin (csv or jsonl), or any fsspec URL
         (``memory://...``, ``file://...``, ``s3://...`` with s3fs installed).
-    format : {"csv", "parquet", "jsonl", "libsvm", "npy", "recordio-protobuf", "text"} or None, default None
+    format : {"csv", "parquet", "jsonl", "libsvm", "npy", "recordio-protobuf", "series", "text"} or None, default None
         Inferred from the first file's extension when None (``.csv .tsv .txt``,
         ``.parquet .pq``, ``.jsonl .ndjson .json``, ``.svm .libsvm .svmlight``,
         ``.npy``, ``.rec .pbr``; a trailing ``.gz`` is decompressed); stdin defaults to csv. ``"text"``
-        (raw documents in, word counts out) is never inferred: ask for it.
+        (raw documents in, word counts out) is never inferred: ask for it. ``"series"``
+        (time series; a batch's X is a ``SeriesRows``) is asked for by a forecaster, or
+        implied by a long table's column options below: SageMaker DeepAR's JSON lines
+        (one series or stretch of one per line), or a long table (``.csv .tsv .parquet
+        .pq``, or any file when a column option is given): one row per series and time
+        step.
     batch_size : int, default 4096
         Rows per batch. Every batch holds exactly ``batch_size`` rows except the last
-        of each file: a batch never spans two files.
+        of each file: a batch never spans two files. A long table's batch holds
+        ``batch_size`` rows of the table, one record per series in them (its rows, in
+        table order): a series spread over many batches arrives in stretches, joined
+        by its id.
     label_column, weight_column : str or int or None, default None
         Column holding the label / per-row weight: a name (csv with a header, parquet,
         flat jsonl) or a 0-based index (csv, parquet, npy). Every other numeric column
@@ -296,7 +310,8 @@ def open_source(uri: Any, *, format: str | None = None, batch_size: int = 4096,
         (``label['values']``, read when present); a name picks another key of the label map.
     header : bool or None, default None
         CSV only. None detects it: the first line is a header if any field in it is
-        not a number.
+        not a number (a long table's: unless its ``timestamp_column``, given by index,
+        holds a date and time).
     n_features : int or None, default None
         Declared width of X. Checked for dense formats; for libsvm it is the matrix
         width (otherwise inferred from the first batch's largest index).
@@ -325,6 +340,20 @@ def open_source(uri: Any, *, format: str | None = None, batch_size: int = 4096,
         ``"text"`` only: what one document (one row) is, a line or a whole file. Blank
         lines and files are not documents; a document without a word of the vocabulary
         is a bad record. See :func:`onepass.text.tokenize` for the words.
+    series_id_column, timestamp_column, target_column : str or int or None, default None
+        Format ``"series"`` from a long table: the column naming each row's series, its
+        time (ISO 8601 text such as ``2026-03-01 00:00:00``, a zone read as UTC; or a
+        Parquet timestamp or date) and its value (an empty cell or null is a missing
+        value), by name or 0-based index. By default the columns named ``id`` or
+        ``item_id``, ``timestamp``, ``time`` or ``date``, and ``target`` or ``value``.
+        Each record carries its points' times (``SeriesRows.times``); a forecaster
+        places them on its frequency, a step without a row being a missing value.
+    dynamic_feat_columns, cat_columns : list of str or int, or None, default None
+        A long table's covariate columns (``dynamic_feat``, a number at every row) and
+        category columns (``cat``, whole numbers >= 0, taken from a series' first row in
+        each batch). Other columns are not read. A row with a missing id, timestamp,
+        covariate or category, or a value, covariate or category that does not parse,
+        is a bad record (``on_bad_record``).
 
     Returns
     -------
@@ -350,6 +379,21 @@ def open_source(uri: Any, *, format: str | None = None, batch_size: int = 4096,
     [[5.0, 6.0]] [1.0] 4
     >>> src.n_rows_read, src.n_features
     (3, 2)
+
+    A long table of series, rows of two stores interleaved by day, read 4 rows a batch:
+    each batch holds a stretch of each store's series.
+
+    >>> path = os.path.join(tempfile.mkdtemp(), "sales.csv")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write("store,day,sales\\n1,2026-03-01,5\\n2,2026-03-01,7\\n1,2026-03-02,\\n"
+    ...                 "2,2026-03-02,8\\n1,2026-03-03,6\\n")
+    >>> with open_source(path, batch_size=4, series_id_column="store", timestamp_column="day",
+    ...                  target_column="sales") as src:
+    ...     for batch in src:
+    ...         print([(i, str(s)[:10], t.tolist()) for i, s, t in zip(batch.X.ids, batch.X.starts,
+    ...                                                              batch.X.targets)])
+    [('1', '2026-03-01', [5.0, nan]), ('2', '2026-03-01', [7.0, 8.0])]
+    [('1', '2026-03-03', [6.0])]
     """
     if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) \
             or batch_size < 1:
@@ -367,6 +411,19 @@ def open_source(uri: Any, *, format: str | None = None, batch_size: int = 4096,
             f"format={format!r} is not one of {', '.join(FORMATS)}")
     if cursor is not None and not isinstance(cursor, dict):
         raise InvalidParameterError(f"cursor must be a dict from batch.cursor, got {cursor!r}")
+    table = {"series_id_column": series_id_column, "timestamp_column": timestamp_column,
+             "target_column": target_column, "dynamic_feat_columns": dynamic_feat_columns,
+             "cat_columns": cat_columns}
+    is_long_table = any(v is not None for v in table.values())
+    if is_long_table:
+        from onepass.sources._series_table import check_table_options
+
+        table = check_table_options(table)
+        if format not in (None, "series"):
+            given = next(k for k, v in table.items() if v is not None)
+            raise InvalidParameterError(f"{given}= names a column of a long table of series, read with "
+                                        f"format='series', not {format!r}")
+        format = "series"
     from onepass.sources._documents import DOCUMENT_UNITS
 
     if document not in DOCUMENT_UNITS:
@@ -411,13 +468,15 @@ def open_source(uri: Any, *, format: str | None = None, batch_size: int = 4096,
                         f"{entries[0].name} like {fmt}: one source reads one format; "
                         "train or predict on each format separately, or convert them")
     reader_cls = _reader_class(fmt)
+    if fmt == "series":
+        reader_cls = _series_reader(entries, is_long_table)
     if entries[0].is_stdin and not reader_cls.can_stream:
         raise InvalidParameterError(f"format {fmt!r} cannot be read from stdin; use csv or jsonl")
     options = Options(batch_size=int(batch_size), label_column=label_column,
                       weight_column=weight_column, header=header,
                       n_features=None if n_features is None else int(n_features), dtype=dt,
                       zero_based=bool(zero_based), delimiter=delimiter, vocabulary=vocabulary,
-                      document=document)
+                      document=document, **table)
     reader = reader_cls(options)
     c = cursor or {}
     try:
@@ -434,6 +493,27 @@ def open_source(uri: Any, *, format: str | None = None, batch_size: int = 4096,
     except BaseException:
         policy.close()
         raise
+
+
+def _series_reader(entries: list[Entry], is_long_table: bool) -> type[Reader]:
+    """Format "series": SageMaker's JSON lines, or long tables (CSV, Parquet) when the files
+    are ``.csv .tsv .parquet .pq`` or a column of a long table is named."""
+    from onepass.sources._series_table import SeriesTableReader, is_table
+
+    tables = [e.name for e in entries if not e.is_stdin and is_table(e.name)]
+    others = [e.name for e in entries if e.is_stdin or not is_table(e.name)]
+    if is_long_table:
+        jsonl = [name for name in others if format_of(name) == "jsonl"]
+        if jsonl:
+            raise InvalidParameterError(
+                f"{jsonl[0]} is SageMaker's JSON lines, but columns of a long table are named "
+                "(series_id_column...): those are for CSV or Parquet tables; drop them to read the JSON lines")
+        return SeriesTableReader
+    if tables and others:
+        raise InvalidParameterError(
+            f"{tables[0]} is a long table (one row per series and time step) but {others[0]} SageMaker's JSON "
+            "lines: one source reads one kind of series file; read them separately")
+    return SeriesTableReader if tables else _reader_class("series")
 
 
 def _fingerprint(words: list[str]) -> str:

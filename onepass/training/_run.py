@@ -47,6 +47,11 @@ class Data:
     quarantine_file: str | os.PathLike[str] | None = None
     vocab: Any = None
     document: str = "line"
+    series_id_column: str | int | None = None
+    timestamp_column: str | int | None = None
+    target_column: str | int | None = None
+    dynamic_feat_columns: list[str | int] | None = None
+    cat_columns: list[str | int] | None = None
 
     @classmethod
     def of(cls, data: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], **options: Any) -> Data:
