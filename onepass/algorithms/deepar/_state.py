@@ -327,10 +327,10 @@ class DeepARState(TorchState):
         if len(self.tails_) > self.max_series:
             self.tails_.popitem(last=False)
 
-    def _windows(self, rows: Any) -> dict[str, np.ndarray]:
+    def _windows(self, rows: Any) -> _Windows | None:
         """The windows drawn from ``rows``' new points (and remembered tails updated): each
-        record's history (its kept points, then its own) in one flat buffer, every window
-        one fancy index into it."""
+        record's history (its kept points, then its own) in one flat buffer, a window an
+        index into it, gathered a mini-batch at a time."""
         W, L, P = self.window, self.max_lag, self.prediction_length
         n = len(rows)
         values, covs, starts = [], [], np.empty(n, "datetime64[s]")
@@ -353,23 +353,20 @@ class DeepARState(TorchState):
         k[~usable] = 0
         rec = np.repeat(np.arange(n), k)
         if not len(rec):
-            return {}
+            return None
         ends = lo[rec] + np.floor(self.rng_.random(len(rec)) * (hi - lo + 1)[rec]).astype(np.int64)
         pad = W + L  # NaN before each history: windows may start before their series
         sizes = lengths + pad
-        offsets = np.cumsum(sizes) - sizes
         nan = np.full(pad, np.nan, np.float32)
-        buffer = np.concatenate([p for v in values for p in (nan, v)])
-        out = {"values": buffer[(offsets[rec] + ends)[:, None] + np.arange(W + L)],
-               "times": self.frequency.times(starts[rec], W, ends - W),
-               "cat": rows.cat[rec, :len(self.cardinality_)] if rows.cat.shape[1] >= len(self.cardinality_)
-               else np.pad(rows.cat, ((0, 0), (0, len(self.cardinality_) - rows.cat.shape[1])))[rec]}
+        cat = rows.cat[:, :len(self.cardinality_)]
+        if cat.shape[1] < len(self.cardinality_):
+            cat = np.pad(cat, ((0, 0), (0, len(self.cardinality_) - cat.shape[1])))
+        cbuf = None
         if self.n_dynamic_:
             zeros = np.zeros((self.n_dynamic_, pad), np.float32)
             cbuf = np.concatenate([p for c in covs for p in (zeros, c)], axis=1)
-            idx = (offsets[rec] + ends + L)[:, None] + np.arange(W)  # the W steps of each window
-            out["dynamic"] = cbuf[:, idx].transpose(1, 2, 0)
-        return out
+        return _Windows(np.concatenate([p for v in values for p in (nan, v)]), cbuf, np.cumsum(sizes) - sizes,
+                        starts, cat, rec, ends, W, L, self.frequency)
 
     # -- training ---------------------------------------------------------------------
 
@@ -382,15 +379,14 @@ class DeepARState(TorchState):
         self.n_rows_seen_ += len(rows)
         self.n_points_seen_ += int(sum(len(t) for t in rows.targets))
         windows = self._windows(rows)
-        if not windows:
+        if windows is None:
             return
-        n = len(windows["values"])
+        n = len(windows.rec)
         order = self.rng_.permutation(n)
         self.network_.train()
         losses = []
         for a in range(0, n, self.mini_batch_size):
-            take = order[a:a + self.mini_batch_size]
-            losses.append(self._learn({k: v[take] for k, v in windows.items()}))
+            losses.append(self._learn(windows.take(order[a:a + self.mini_batch_size])))
         self.n_windows_trained_ += n
         self.loss_ = float(np.mean(losses))
 
@@ -551,6 +547,29 @@ class DeepARState(TorchState):
                            cardinality=self.cardinality_, num_layers=self.num_layers, n_dynamic=self.n_dynamic_,
                            num_samples=self.num_eval_samples, quantiles=self.test_quantiles,
                            n_rows_seen=self.n_rows_seen_)
+
+
+class _Windows:
+    """The windows of one batch: the histories in a flat buffer (covariates in another),
+    each window a record and the end of its steps in that record's history."""
+
+    def __init__(self, buffer: np.ndarray, covariates: np.ndarray | None, offsets: np.ndarray, starts: np.ndarray,
+                 cat: np.ndarray, rec: np.ndarray, ends: np.ndarray, window: int, max_lag: int, frequency: Any) -> None:
+        self.buffer, self.covariates, self.offsets, self.starts = buffer, covariates, offsets, starts
+        self.cat, self.rec, self.ends = cat, rec, ends
+        self.window, self.max_lag, self.frequency = window, max_lag, frequency
+
+    def take(self, which: np.ndarray) -> dict[str, np.ndarray]:
+        """Windows ``which``: their values (with the lags' reach before them), times,
+        categories and covariates."""
+        W, L = self.window, self.max_lag
+        rec, ends = self.rec[which], self.ends[which]
+        at = self.offsets[rec] + ends  # the padded history's index of each window's first lag
+        out = {"values": self.buffer[at[:, None] + np.arange(W + L)],
+               "times": self.frequency.times(self.starts[rec], W, ends - W), "cat": self.cat[rec]}
+        if self.covariates is not None:
+            out["dynamic"] = self.covariates[:, (at + L)[:, None] + np.arange(W)].transpose(1, 2, 0)
+        return out
 
 
 def _series_arrays(prefix: str, rows: Any) -> dict[str, np.ndarray]:
