@@ -216,7 +216,8 @@ def plan_shards(uris: Any, *, format: str | None = None, shard_bytes: int = SHAR
     entries, fmt = _entries(uris, format)
     shards: list[dict[str, Any]] = []
     for i, entry in enumerate(entries):
-        if fmt in ("csv", "series") and not entry.is_gzip:  # lines: a shard starts at a line's start
+        lines = fmt == "csv" or (fmt == "series" and format_of(entry.name) == "jsonl")  # JSON lines of series
+        if lines and not entry.is_gzip:  # a shard starts at a line's start
             size = int(entry.size() or 0)
             cuts = [0]
             at = shard_bytes

@@ -65,6 +65,14 @@ class Data:
         return self.uris[0] if len(self.uris) == 1 else list(self.uris)
 
     @property
+    def is_series_table(self) -> bool:
+        """Series given as a long table (one row per series and time step), not JSON lines."""
+        named = any(getattr(self, n) is not None for n in ("series_id_column", "timestamp_column", "target_column",
+                                                            "dynamic_feat_columns", "cat_columns"))
+        tables = (".csv", ".tsv", ".parquet", ".pq", ".csv.gz", ".tsv.gz")
+        return named or (self.format == "series" and any(u.lower().endswith(tables) for u in self.uris))
+
+    @property
     def reads_stdin(self) -> bool:
         return any(u == "-" for u in self.uris)
 
@@ -205,6 +213,11 @@ class TrainingRun:
         quarantine_file: str | os.PathLike[str] | None = None,
         vocab: Any = None,
         document: str = "line",
+        series_id_column: str | int | None = None,
+        timestamp_column: str | int | None = None,
+        target_column: str | int | None = None,
+        dynamic_feat_columns: list[str | int] | None = None,
+        cat_columns: list[str | int] | None = None,
         checkpoint_dir: str | os.PathLike[str] | None = None,
         checkpoint_every_rows: int | None = None,
         checkpoint_every_seconds: float | None = None,
@@ -225,7 +238,9 @@ class TrainingRun:
         source = Data.of(data, format=format, label_column=label_column, weight_column=weight_column,
                          header=header, n_features=n_features, zero_based=zero_based,
                          on_bad_record=on_bad_record, quarantine_file=quarantine_file, vocab=vocab,
-                         document=document)
+                         document=document, series_id_column=series_id_column, timestamp_column=timestamp_column,
+                         target_column=target_column, dynamic_feat_columns=dynamic_feat_columns,
+                         cat_columns=cat_columns)
         return cls(
             algorithm=algorithm, data=source, params=dict(params or {}), finalize=dict(finalize or {}),
             seed=seed, batch_size=batch_size, epochs=epochs, max_rows=max_rows, feature_dim=feature_dim,
@@ -283,6 +298,9 @@ class TrainingRun:
             "vocab": (self.data.vocab is not None or self.data.format == "text",
                       "text and vocabularies are not read by workers yet; train without workers"),
             "on_batch": (self.reporting.on_batch is not None, "on_batch is not called with workers; use on_commit"),
+            "series_id_column": (self.data.is_series_table,
+                                 "long tables of series are not cut into shards yet; give workers SageMaker's JSON "
+                                 "lines of series, or train without workers"),
         }
         for name, (bad, why) in refused.items():
             if bad:

@@ -34,8 +34,9 @@ def train(algorithm: str, data: str | os.PathLike[str] | Sequence[str | os.PathL
         Settings for ``state.model(...)`` (e.g. ``{"n_clusters": 5}``).
     batch_size : int, default=8192
         Rows per mini-batch.
-    format, label_column, weight_column, header, n_features, zero_based, on_bad_record, quarantine_file, vocab, document
-        Passed to the source. ``vocab`` (one word per line) also names the columns of a
+    format, label_column, weight_column, header, n_features, zero_based, on_bad_record, quarantine_file, vocab, document, series_id_column, timestamp_column, target_column, dynamic_feat_columns, cat_columns
+        Passed to the source (:func:`onepass.open_source`; the last five name a long table's
+        columns of series). ``vocab`` (one word per line) also names the columns of a
         state that takes names (a topic model's top words).
     checkpoint_dir : path, optional
         Where checkpoints go; with ``checkpoint_every_rows`` and/or
