@@ -2,8 +2,8 @@
 
 ``time_freq`` (SageMaker's: ``min``, ``H``, ``D``, ``W``, ``M``, with multiples such as
 ``15min`` or ``2H``) fixes the step between points, the lags (the values the network
-reads at each step: the last seven, and around each season: a day and a week of hours,
-a week and a month of days...) and the time features (hour of day, day of week, day of
+reads at each step: the last seven, and the same season in earlier cycles, as GluonTS's
+DeepAR picks them: the hours of the last 7 days, a month of days...) and the time features (hour of day, day of week, day of
 month, day of year, week of year, month of year, as GluonTS picks them by frequency,
 each scaled to [-0.5, 0.5]).
 """
@@ -20,8 +20,8 @@ from onepass.errors import InvalidParameterError
 __all__ = ["Frequency", "parse_frequency"]
 
 _UNITS = {"min": 60, "T": 60, "H": 3600, "h": 3600, "D": 86400, "W": 7 * 86400, "M": 0}
-#: seasons (in steps of one unit) whose neighbourhood the lags cover
-_SEASONS = {"min": (60, 1440), "H": (24, 168), "D": (7, 30), "W": (4, 52), "M": (12,)}
+#: the longest lag (GluonTS's lag_ub)
+LAG_LIMIT = 1200
 #: time features per unit, as GluonTS's time_features_from_frequency_str
 _TIME_FEATURES = {
     "min": ("minute_of_hour", "hour_of_day", "day_of_week", "day_of_month", "day_of_year"),
@@ -55,14 +55,37 @@ class Frequency:
         period = {"min": 60, "H": 24, "M": 12}.get(self.unit, 1)
         return max(1, period // self.multiple) if period % self.multiple == 0 else 1
 
-    def lags(self) -> list[int]:
-        """The lags, in steps: 1 to 7 and each season's -1, 0, +1 (seasons of fewer than 8
-        steps, or not whole at this multiple, are left out)."""
-        out = set(range(1, 8))
-        for season in _SEASONS[self.unit]:
-            if season % self.multiple == 0 and (p := season // self.multiple) >= 8:
-                out |= {p - 1, p, p + 1}
-        return sorted(out)
+    def lags(self, limit: int = LAG_LIMIT) -> list[int]:
+        """The lags, in steps, as GluonTS picks them for the frequency (DeepAR's own
+        implementation): 1 to 7, then the same season (+-1, +-2 for minutes) in earlier
+        cycles: hours of the last 7 days, days of the last 4 weeks and a month, weeks of
+        the last 3 years and 4, 8, 12 weeks, months of the last 3 years; up to ``limit``."""
+        m = self.multiple
+
+        def around(middle: float, delta: int) -> list[float]:
+            return [middle + d for d in range(-delta, delta + 1)]
+
+        def minutes(n: float) -> list[float]:
+            return [x for k in range(1, 4) for x in around(k * 60 / n, 2)]
+
+        def hours(n: float) -> list[float]:
+            return [x for k in range(1, 8) for x in around(k * 24 / n, 1)]
+
+        def days(n: float) -> list[float]:
+            return [x for k in range(1, 5) for x in around(k * 7 / n, 1)] + around(30 / n, 1)
+
+        def weeks(n: float) -> list[float]:
+            return [x for k in range(1, 4) for x in around(k * 52 / n, 1)] + [4 / n, 8 / n, 12 / n]
+
+        def months(n: float) -> list[float]:
+            return [x for k in range(1, 4) for x in around(k * 12 / n, 1)]
+
+        found = {"min": lambda: minutes(m) + hours(m / 60) + days(m / 1440) + weeks(m / 10080),
+                 "H": lambda: hours(m) + days(m / 24) + weeks(m / 168),
+                 "D": lambda: days(m) + weeks(m / 7),
+                 "W": lambda: weeks(m),
+                 "M": lambda: months(m) if m < 12 else []}[self.unit]()
+        return list(range(1, 8)) + sorted({int(x) for x in found if 7 < int(x) <= limit})
 
     @property
     def time_feature_names(self) -> tuple[str, ...]:

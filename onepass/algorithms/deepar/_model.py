@@ -26,6 +26,7 @@ from onepass.errors import DataError, InvalidParameterError
 __all__ = ["DeepARModel", "OUTPUT_TYPES"]
 
 OUTPUT_TYPES = ("mean", "quantiles", "samples")
+PATHS_AT_ONCE = 20_000  # sample paths drawn side by side (series x samples), at most
 DEFAULT_QUANTILES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
@@ -172,9 +173,16 @@ class DeepARModel:
         S = self.num_samples if num_samples is None else int(num_samples)
         if S < 1:
             raise InvalidParameterError(f"num_samples={num_samples!r} must be >= 1")
-        n, C, P, H = len(rows), self.context_length, self.prediction_length, self.history_length
+        n, P = len(rows), self.prediction_length
         if n == 0:
             return np.zeros((0, S, P), np.float32)
+        # at most ~20k paths side by side: memory bounded whatever the number of series (a
+        # series' draws are its own, so chunks change nothing)
+        step = max(1, PATHS_AT_ONCE // S)
+        return np.concatenate([self._paths(rows[a:a + step], S, seed) for a in range(0, n, step)])
+
+    def _paths(self, rows: Any, S: int, seed: int) -> np.ndarray:
+        n, C, P, H = len(rows), self.context_length, self.prediction_length, self.history_length
         hist, scale, cov = self.inputs(rows, P)
         static = self._static(rows.cat)
         lags = window_inputs(hist, self.lags, scale, H - C, C)
