@@ -2,7 +2,8 @@
 
     python -m benchmarks                    # full run (~15-20 min), writes benchmarks/RESULTS.md
     python -m benchmarks --quick            # smoke test (< 1 min), writes benchmarks/data/RESULTS-quick.md
-    python -m benchmarks --only kmeans,csv  # some families (or cases: --only 'kmeans.sk_*')
+    python -m benchmarks --only kmeans,csv  # some families (or cases: --only 'kmeans.sk_*'; or
+                                            # cases by label: 'deepar.statsforecast *Naive*')
     python benchmarks/run.py ...            # the same
 
 Progress goes to stderr, the tables to stdout and to the Markdown file.
@@ -104,7 +105,9 @@ def selected(task: Task, only: list[str] | None) -> bool:
     if not only:
         return True
     fam = task.case.split(".", 1)[0]
-    return any(pat == fam or fnmatch.fnmatch(task.case, pat) for pat in only)
+    # a pattern with a space also matches the task's label: 'deepar.statsforecast *SeasonalNaive*'
+    return any(pat == fam or fnmatch.fnmatch(task.case, pat) or fnmatch.fnmatch(f"{task.case} {task.label}", pat)
+               for pat in only)
 
 
 def machine_tables(facts: dict, probes: list[tuple[str, dict]]) -> list[Table]:

@@ -2,7 +2,8 @@
 
 Each algorithm trains on one float32 ``.npy`` file (compute-bound settings: K-Means k=200
 on d=50 blobs, PCA exact and sketch at d=300, Linear Learner with 32 models at d=100, the Neural Topic
-Model with 20 topics on word counts of 500 words, its networks averaged),
+Model with 20 topics on word counts of 500 words, its networks averaged; DeepAR on the
+deepar family's 2,000 generated hourly series, JSON lines cut at line starts),
 read by the workers themselves in row-range shards. The files are large enough that one
 worker trains for about 15 s or more, so the fixed costs of a job (starting the worker
 processes, the last merge) weigh what they would on a real job, not most of it. Cases,
@@ -43,8 +44,12 @@ ALGOS = {
     "pca-sketch": ("pca", {"n_components": 10, "mode": "sketch"}, "PCA sketch, d=300"),
     "linear": ("linear-learner", {"num_models": 32}, "Linear Learner, 32 models, d=100"),
     "ntm": ("ntm", {"num_topics": 20}, "Neural Topic Model, 20 topics, 500 words"),
+    # one window per prediction length (not the default 4): a run of minutes, not of many
+    "deepar": ("deepar", {"prediction_length": 24, "context_length": 72, "time_freq": "H",
+                          "windows_per_prediction_length": 1.0}, "DeepAR, hourly series of the deepar family"),
 }
-DATA = {"kmeans": "kmeans", "pca-exact": "pca", "pca-sketch": "pca", "linear": "linear", "ntm": "counts"}
+DATA = {"kmeans": "kmeans", "pca-exact": "pca", "pca-sketch": "pca", "linear": "linear", "ntm": "counts",
+        "deepar": "series"}
 DIMS = {"kmeans": D_KMEANS, "pca": D_PCA, "linear": D_LINEAR, "counts": D_WORDS}
 
 
@@ -57,10 +62,20 @@ def _rows(cfg: Config, algo: str) -> int:
         return 100_000 if cfg.quick else 12_000_000
     if kind == "counts":
         return 30_000 if cfg.quick else 600_000
+    if kind == "series":  # series (records), the deepar family's generated ones
+        return 100 if cfg.quick else 2000
     return 60_000 if cfg.quick else 3_200_000
 
 
+def _series_params(data_dir: Path, n: int, seed: int) -> dict:
+    return {"data_dir": str(data_dir), "kind": "generated", "seed": seed, "prediction_length": 24, "n_series": n}
+
+
 def data_path(data_dir: Path, kind: str, n: int, seed: int) -> Path:
+    if kind == "series":  # the deepar family's training file (SageMaker's JSON lines)
+        from benchmarks.cases import deepar
+
+        return deepar.files(_series_params(data_dir, n, seed))["train"]
     name = {"kmeans": "blobs", "pca": "lowrank", "linear": "logistic", "counts": "lda"}[kind]
     return data_dir / f"dist_{name}_d{DIMS[kind]}_n{n}_s{seed}.npy"
 
@@ -82,6 +97,10 @@ def _setup(p: dict) -> tuple[str, dict, Path, dict]:
 
 @case("distributed.data")
 def make_data(p: dict) -> dict:
+    if p["algo"] == "series":
+        from benchmarks.cases import deepar
+
+        return deepar.make_data(_series_params(Path(p["data_dir"]), p["n"], p["seed"]))
     path = data_path(Path(p["data_dir"]), p["algo"], p["n"], p["seed"])
     if path.exists():
         return {"path": str(path), "generated": False}
