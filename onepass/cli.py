@@ -274,6 +274,9 @@ def _make_train_command(name: str) -> click.Command:
             out=opts["out"], workers=workers,
         )
         result = _run(spec.run)
+        test = opts.get("test") or ()
+        if test:
+            _report_test(result.model, spec.resolved().data.read_as(list(test)), spec, opts["metrics_file"])
         if not opts["quiet"]:
             click.echo(
                 f"trained {name} on {result.n_rows_seen:,} rows ({result.epochs} epoch(s)); "
@@ -302,6 +305,11 @@ def _make_train_command(name: str) -> click.Command:
         click.Option(["--metrics", "--metrics-file", "metrics_file"], default=None,
                      help="Append metrics as JSON lines to this file, or '-' for stdout."),
         click.Option(["--quiet", "-q"], is_flag=True, default=False, help="No progress bar, no summary."),
+        click.Option(["--test", "test"], multiple=True, default=(),
+                     help="Test data (same format and columns as --data) the model is scored on once trained, "
+                     "as SageMaker's test channel: e.g. a forecaster's series, each one's last prediction_length "
+                     "points forecast from the ones before (test:RMSE, test:mean_wQuantileLoss, test:MASE). "
+                     "Repeat for several."),
         *([click.Option(["--validation", "validation"], multiple=True, default=(),
                         help="Validation data (same format and columns as --data) every model is scored on; "
                              "repeat for several. Without it, models are judged on rows held out "
@@ -378,6 +386,22 @@ def _sagemaker_names(name: str, opts: dict[str, Any], flags: list[str], params: 
 
     hp = _run(translate)
     return hp.params, hp.finalize, hp.train
+
+
+def _report_test(model: Any, test: Any, spec: Any, metrics_file: str | None) -> None:
+    """Score ``model`` on the test data (the scorer ``onepass tune`` ranks models with) and
+    say each measure as ``test:NAME`` on stderr, and in the metrics file when there is one."""
+    from onepass.training import MetricsWriter
+    from onepass.tune._from_state import score_models
+
+    scores = _run(lambda: score_models([model], test.target, seed=spec.seed or 0, batch_size=spec.batch_size,
+                                       **test.options())[0])
+    record = {f"test:{k}": v for k, v in scores.items()}
+    for key, value in record.items():
+        click.echo(f"{key} = {value:.6g}", err=True)
+    writer = MetricsWriter(metrics_file)
+    writer.write({"event": "test", **record})
+    writer.close()
 
 
 class _FinalizeCommand(click.Command):

@@ -14,7 +14,7 @@ process killed at any instant ends with the same model as a run that was never k
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -314,12 +314,7 @@ class InProcess:
 def run(spec: TrainingRun) -> TrainResult:
     """Run ``spec`` to its model: in this process, or on Ray workers (``spec.workers``)."""
     spec.check()
-    from onepass.state import get_algorithm
-
-    own = get_algorithm(spec.algorithm).tags.get("source_format")  # e.g. a forecaster reads series
-    if own is not None and spec.data.format is None:
-        spec = replace(spec, data=replace(spec.data, format=own),
-                       validation=None if spec.validation is None else replace(spec.validation, format=own))
+    spec = spec.resolved()
     if spec.workers is None:
         engine: Engine = InProcess()
     else:

@@ -306,6 +306,17 @@ class TrainingRun:
             if bad:
                 raise InvalidParameterError(f"{name}: {why}")
 
+    def resolved(self) -> TrainingRun:
+        """This run with what its algorithm decides filled in: the source format of data
+        without one (a forecaster reads series)."""
+        from onepass.state import get_algorithm
+
+        own = get_algorithm(self.algorithm).tags.get("source_format")
+        if own is None or self.data.format is not None:
+            return self
+        return replace(self, data=replace(self.data, format=own),
+                       validation=None if self.validation is None else replace(self.validation, format=own))
+
     def run(self) -> TrainResult:
         """Run it (:func:`onepass.training.run`)."""
         from onepass.training._loop import run

@@ -233,3 +233,26 @@ def test_memory_is_fixed_by_max_series_not_by_the_series_seen() -> None:
         sizes.append(sum(a.nbytes for a in state.to_arrays()[1].values()))
     assert len(state.tails_) == 40 and all(sid.startswith("p9-") for sid in state.tails_)
     assert sizes[-1] == sizes[0], sizes
+
+
+def test_train_reports_a_test_channel(tmp_path: Path) -> None:
+    """``onepass train deepar --test series.jsonl``: each test series' last prediction_length
+    points forecast from the ones before, SageMaker's test:RMSE, test:mean_wQuantileLoss and
+    MASE, as score_models gives them on the model written."""
+    from click.testing import CliRunner
+
+    from onepass.cli import main
+    from onepass.tune._from_state import score_models
+
+    records = related(n=20, T=120)
+    train = write(tmp_path / "train.jsonl", [{**r, "target": r["target"][:-P]} for r in records])
+    test = write(tmp_path / "test.jsonl", records)
+    done = CliRunner().invoke(main, ["train", "deepar", "--data", str(train), "--test", str(test), "--prediction-length",
+                                     str(P), "--context-length", "24", "--time-freq", "H", "--num-cells", "8",
+                                     "--num-layers", "1", "--seed", "0", "--out", str(tmp_path / "m"),
+                                     "--metrics", str(tmp_path / "metrics.jsonl"), "-q"])
+    assert done.exit_code == 0, done.output
+    want = score_models([onepass.load(tmp_path / "m")], str(test), format="series", seed=0)[0]
+    record = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
+    assert record == {"event": "test", **{f"test:{k}": v for k, v in want.items()}}
+    assert f"test:RMSE = {want['RMSE']:.6g}" in done.output
