@@ -410,7 +410,15 @@ class DeepARState(TorchState):
         observed = ~np.isnan(y)
         if not observed.any():
             return math.nan
-        h = self.network_(self._tensor(x), torch.from_numpy(w["cat"].astype(np.int64)).to(self.torch_device))
+        cat = torch.from_numpy(w["cat"].astype(np.int64)).to(self.torch_device)
+        if self.dropout_rate > 0 and self.num_layers > 1:
+            # the LSTM's dropout draws from torch's global generator: seed it from the state's own
+            # (checkpointed) generator, inside a fork so torch's global state is left as it was
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(self.rng_.integers(2**62)))
+                h = self.network_(self._tensor(x), cat)
+        else:
+            h = self.network_(self._tensor(x), cat)
         nll = negative_log_likelihood(self.likelihood, h, self._tensor(np.nan_to_num(y, nan=0.0)),
                                       self._tensor(scale)[:, None])
         mask = self._tensor(observed)
