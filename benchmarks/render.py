@@ -12,6 +12,11 @@ def fmt_int(v) -> str:
     return "" if v is None else f"{int(v):,}"
 
 
+def fmt_opt(v, fmt: str = ".4f") -> str:
+    """``v`` formatted, or an empty cell when there is none."""
+    return "" if v is None else format(v, fmt)
+
+
 def fmt_rate(v: float) -> str:
     """rows/s: 1,234,567 style; short enough for a table."""
     return f"{v:,.0f}"

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks._registry import Config, Family, Result, Skip, Table, Task, case, find_result
-from benchmarks.render import fmt_int, fmt_mb, load_cells, target_cell
+from benchmarks.render import fmt_int, fmt_mb, fmt_opt, load_cells, target_cell
 
 QUANTILES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 NUM_SAMPLES = 100  # sample paths per forecast (GluonTS's num_parallel_samples default; SageMaker's num_samples)
@@ -461,10 +461,6 @@ def plan(cfg: Config) -> list[Task]:
     return tasks
 
 
-def _f(v, fmt: str = ".4f") -> str:
-    return "" if v is None else format(v, fmt)
-
-
 def render(cfg: Config, results: dict[str, Result]) -> list[Table]:
     tasks = plan(cfg)
 
@@ -491,9 +487,9 @@ def render(cfg: Config, results: dict[str, Result]) -> list[Table]:
             if r.problem:
                 rows.append([t.label, r.problem])
                 continue
-            rows.append([t.label, fmt_int(r.first("n_series")), _f(r.med("mean_wQuantileLoss")),
-                         _f(r.med("wQuantileLoss[0.5]")), _f(r.med("wQuantileLoss[0.9]")), _f(r.med("RMSE"), ",.4g"),
-                         _f(r.med("MASE"), ".3f"), _f(r.med("train_s"), ".2f"), _f(r.med("forecast_ms_per_series"), ".2f"),
+            rows.append([t.label, fmt_int(r.first("n_series")), fmt_opt(r.med("mean_wQuantileLoss")),
+                         fmt_opt(r.med("wQuantileLoss[0.5]")), fmt_opt(r.med("wQuantileLoss[0.9]")), fmt_opt(r.med("RMSE"), ",.4g"),
+                         fmt_opt(r.med("MASE"), ".3f"), fmt_opt(r.med("train_s"), ".2f"), fmt_opt(r.med("forecast_ms_per_series"), ".2f"),
                          fmt_mb(r.med("peak_train_mb"), r.med("base_rss_mb")), fmt_mb(r.med("peak_end_mb")),
                          *load_cells(r), str(len(r.ok_runs))])
         if kind == "generated":

@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks._registry import Config, Family, Result, Skip, Table, Task, case, find_result
-from benchmarks.render import fmt_int, fmt_mb, fmt_rate, fmt_spread, load_cells, target_cell
+from benchmarks.render import fmt_int, fmt_mb, fmt_opt, fmt_rate, fmt_spread, load_cells, target_cell
 
 PACKAGES = ["numpy", "scipy", "sklearn", "pandas", "torch", "sympy", "matplotlib", "networkx", "gensim", "ray",
             "sqlalchemy", "numba", "river", "setuptools", "pygments", "pydantic", "hypothesis"]
@@ -414,10 +414,6 @@ def plan(cfg: Config) -> list[Task]:
     return tasks
 
 
-def _f(v, fmt: str = ".4f") -> str:
-    return "" if v is None else format(v, fmt)
-
-
 def render(cfg: Config, results: dict[str, Result]) -> list[Table]:
     tasks = plan(cfg)
 
@@ -447,12 +443,12 @@ def render(cfg: Config, results: dict[str, Result]) -> list[Table]:
                 rows.append([t.label, r.problem])
                 continue
             if t.case == "ntm.bow":
-                rows.append([t.label, fmt_int(r.first("docs")), "", "", "", "", "", "", _f(r.med("accuracy")), "",
+                rows.append([t.label, fmt_int(r.first("docs")), "", "", "", "", "", "", fmt_opt(r.med("accuracy")), "",
                              "", "1"])
                 continue
             npmi = f"{r.med('npmi'):.4f} ({r.med('npmi_min'):.3f})"
-            ppl = _f(r.med("perplexity"), ",.0f") or "n/a"
-            last = (_f(r.med("accuracy")) if kind == "real" else
+            ppl = fmt_opt(r.med("perplexity"), ",.0f") or "n/a"
+            last = (fmt_opt(r.med("accuracy")) if kind == "real" else
                     f"{r.med('recovery_mean'):.3f} ({r.med('recovery_min'):.3f}); "
                     f"{int(r.med('recovered'))}/{r.first('n_true')}")
             rows.append([t.label, fmt_int(r.first("docs")), fmt_spread(r.values("docs_per_s"), fmt_rate),
