@@ -26,15 +26,18 @@ register(Algorithm(
         "source_format": "series",
         "test_params": {"prediction_length": 4, "context_length": 8, "time_freq": "D", "num_cells": 8,
                         "num_layers": 1, "mini_batch_size": 64, "learning_rate": 0.01,
-                        "windows_per_prediction_length": 1.0},
+                        "windows_per_prediction_length": 1.0, "embedding_dimension": 10},
         "memory_rows": (20_000, 80_000),  # 1.5 windows a row: a step per ~40 rows
         "memory_batch": 10_000,
         "merge_shards": "iid",  # merge averages networks: shards of one distribution
-        # Averaging two networks each trained on half the windows scores as either half alone,
-        # ~14% below one network stepped on all of them (measured -0.271 vs -0.237): the merge
-        # keeps what each learned but cannot add the other's steps. Distributed training syncs
-        # often for that reason (onepass.distributed, strategy "average").
-        "merge_rtol": 0.2,
+        # A merge averages two networks each stepped on half the windows: it scores as either
+        # half alone, not as one network stepped on all of them (the steps the other half took
+        # are not added). Measured on this suite's data (score = -mean_wQuantileLoss; one
+        # pass, a half, merged): lr 0.01 -0.211, -0.240, -0.251; lr 0.003 -0.245, -0.304,
+        # -0.303. Averaging itself lost more only with a 1-wide embedding (auto for 2
+        # categories): -0.26 -> -0.37. Distributed training syncs often for that reason
+        # (onepass.distributed, strategy "average").
+        "merge_rtol": 0.3,
     },
     sagemaker_names=_sagemaker_names.DEEPAR,
 ))
