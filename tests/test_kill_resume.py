@@ -32,7 +32,7 @@ from onepass.io import latest_checkpoint, load_checkpoint, load_model
 
 N_ROWS = 100_000
 EVERY_ROWS = 5_000  # checkpoints and validations: 20 in a run, as at 400k rows every 20k
-SERIES_ROWS = 20_000  # series records (stretches of 10 points): a forecaster steps on 2 windows each
+SERIES_ROWS = 10_000  # series records (stretches of 10 points): a forecaster steps on 2 windows each
 # One failpoint of each kind per algorithm; the hit (N) alternates between algorithms.
 FAILPOINTS = [
     ("artifact.array_written:2", "artifact.array_written:9"),
