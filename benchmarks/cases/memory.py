@@ -158,67 +158,63 @@ def format_train(p: dict) -> dict:
 _SIZES: dict[tuple, list[int]] = {}
 
 
-def sizes(cfg: Config) -> list[int]:
-    """The row counts to run, scaled down (with a note) if the disk cannot hold them."""
-    key = (cfg.quick, str(cfg.data_dir))
+def _fit_to_disk(cfg: Config, what: str, wanted: list[int], missing_bytes, shrink) -> list[int]:
+    """``wanted`` row counts, cut down by ``shrink(got)`` (which returns False when it can cut
+    no more) while the files still to write (``missing_bytes(got)``) do not fit on the disk;
+    a note says so. Memoized per (what, quick, data dir)."""
+    key = (what, cfg.quick, str(cfg.data_dir))
     if key in _SIZES:
         return _SIZES[key]
-    wanted = [50_000, 100_000, 200_000] if cfg.quick else [1_000_000, 4_000_000, 16_000_000]
     probe = cfg.data_dir
     while not probe.exists():
         probe = probe.parent
     free = shutil.disk_usage(probe).free
-
-    def missing_bytes(ns: list[int]) -> int:
-        return sum(n * D * 4 for n in ns if not blob_paths(cfg.data_dir, K, n, D, cfg.seed)[0].exists())
-
     got = list(wanted)
-    while missing_bytes(got) + DISK_MARGIN > free and len(got) > 1:
-        if got[-1] > got[-2] * 2:
-            got[-1] //= 2  # 16M -> 8M still shows growth against 4M
-        else:
-            got.pop()
+    while missing_bytes(got) + DISK_MARGIN > free and shrink(got):
+        pass
     if got != wanted:
         cfg.notes.append(
-            f"memory: only {free / 2**30:.1f} GiB free in {probe}; ran {', '.join(fmt_int(n) for n in got)} rows "
-            f"instead of {', '.join(fmt_int(n) for n in wanted)}"
+            f"memory: only {free / 2**30:.1f} GiB free in {probe}; {what} ran {', '.join(fmt_int(n) for n in got)} "
+            f"rows instead of {', '.join(fmt_int(n) for n in wanted)}"
         )
     _SIZES[key] = got
     return got
 
 
-_FORMAT_SIZES: dict[tuple, list[int]] = {}
+def sizes(cfg: Config) -> list[int]:
+    """The row counts to run, scaled down (with a note) if the disk cannot hold them."""
+
+    def missing_bytes(ns: list[int]) -> int:
+        return sum(n * D * 4 for n in ns if not blob_paths(cfg.data_dir, K, n, D, cfg.seed)[0].exists())
+
+    def shrink(got: list[int]) -> bool:
+        if len(got) <= 1:
+            return False
+        if got[-1] > got[-2] * 2:
+            got[-1] //= 2  # 16M -> 8M still shows growth against 4M
+        else:
+            got.pop()
+        return True
+
+    wanted = [50_000, 100_000, 200_000] if cfg.quick else [1_000_000, 4_000_000, 16_000_000]
+    return _fit_to_disk(cfg, ".npy", wanted, missing_bytes, shrink)
 
 
 def format_sizes(cfg: Config) -> list[int]:
     """The two row counts every format runs at (5M halved, with a note, while the disk cannot hold it)."""
-    key = (cfg.quick, str(cfg.data_dir))
-    if key in _FORMAT_SIZES:
-        return _FORMAT_SIZES[key]
-    wanted = [200_000, 1_000_000] if cfg.quick else [500_000, 5_000_000]
-    probe = cfg.data_dir
-    while not probe.exists():
-        probe = probe.parent
-    free = shutil.disk_usage(probe).free
 
     def missing_bytes(ns: list[int]) -> int:
-        return sum(
-            n * row_bytes
-            for fmt, (_, row_bytes) in FORMATS.items()
-            for n in ns
-            if not format_path(cfg.data_dir, fmt, n, cfg.seed).exists()
-        )
+        return sum(n * row_bytes for fmt, (_, row_bytes) in FORMATS.items() for n in ns
+                   if not format_path(cfg.data_dir, fmt, n, cfg.seed).exists())
 
-    got = list(wanted)
-    while missing_bytes(got) + DISK_MARGIN > free and got[-1] > 2 * got[0]:
+    def shrink(got: list[int]) -> bool:
+        if got[-1] <= 2 * got[0]:
+            return False
         got[-1] //= 2
-    if got != wanted:
-        cfg.notes.append(
-            f"memory: only {free / 2**30:.1f} GiB free in {probe}; every format ran {', '.join(fmt_int(n) for n in got)} "
-            f"rows instead of {', '.join(fmt_int(n) for n in wanted)}"
-        )
-    _FORMAT_SIZES[key] = got
-    return got
+        return True
+
+    wanted = [200_000, 1_000_000] if cfg.quick else [500_000, 5_000_000]
+    return _fit_to_disk(cfg, "every format", wanted, missing_bytes, shrink)
 
 
 def prepare(cfg: Config) -> list[Task]:

@@ -297,18 +297,23 @@ class DeepARState(TorchState):
                 if d is None or d.shape[0] != self.n_dynamic_:
                     raise DataError(f"{rows.where[i]}: 'dynamic_feat' has {0 if d is None else d.shape[0]} covariates, "
                                     f"the network reads {self.n_dynamic_}")
-        for i, t in enumerate(rows.targets):
-            if np.isinf(t).any():
-                raise DataError(f"{rows.where[i]}: the target holds {float(t[np.isinf(t)][0])} at point "
-                                f"{int(np.flatnonzero(np.isinf(t))[0])}: infinite values are not allowed (NaN marks a "
-                                "missing one)")
-        if self.likelihood == "negative-binomial" or self.likelihood == "beta":
-            for i, t in enumerate(rows.targets):
-                bad = (t < 0) if self.likelihood == "negative-binomial" else ((t <= 0) | (t >= 1))
-                if np.any(bad & ~np.isnan(t)):
-                    need = "counts >= 0" if self.likelihood == "negative-binomial" else "values in (0, 1)"
-                    raise DataError(f"{rows.where[i]}: the {self.likelihood} likelihood needs {need}, the target has "
-                                    f"{float(t[bad & ~np.isnan(t)][0])}")
+        if not len(rows):
+            return
+        # the batch's values checked at once; the record at fault found only when there is one
+        rules = {"negative-binomial": (lambda v: v < 0, "counts >= 0"),
+                 "beta": (lambda v: (v <= 0) | (v >= 1), "values in (0, 1)")}
+        values = np.concatenate(rows.targets)
+        outside = rules[self.likelihood][0] if self.likelihood in rules else None
+        bad = np.isinf(values) | (outside(values) & ~np.isnan(values) if outside else False)
+        if bad.any():
+            at = int(np.flatnonzero(bad)[0])
+            i = int(np.searchsorted(np.cumsum([len(t) for t in rows.targets]), at, side="right"))
+            v = float(values[at])
+            if np.isinf(v):
+                raise DataError(f"{rows.where[i]}: the target holds {v} at point {at - sum(len(t) for t in rows.targets[:i])}: "
+                                "infinite values are not allowed (NaN marks a missing one)")
+            raise DataError(f"{rows.where[i]}: the {self.likelihood} likelihood needs {rules[self.likelihood][1]}, the "
+                            f"target has {v}")
 
     # -- series ---------------------------------------------------------------------
 
@@ -612,9 +617,8 @@ def _series_from_arrays(prefix: str, arrays: dict[str, np.ndarray]) -> Any:
     lengths = np.asarray(arrays[f"{prefix}__lengths"], np.int64)
     cuts = np.cumsum(lengths)[:-1]
     values = np.split(np.asarray(arrays[f"{prefix}__values"], np.float32), cuts)
-    dynamic = np.asarray(arrays[f"{prefix}__dynamic"], np.float32)
-    dyn = np.split(dynamic, cuts, axis=1) if dynamic.size or dynamic.shape[0] else [
-        np.zeros((0, n), np.float32) for n in lengths]
+    dynamic = np.asarray(arrays[f"{prefix}__dynamic"], np.float32)  # (covariates, points), as saved
+    dyn = np.split(dynamic, cuts, axis=1)
     if len(lengths) == 0:
         values, dyn = [], []
     ids = [str(i) if h else None for i, h in zip(arrays[f"{prefix}__ids"], arrays[f"{prefix}__has_id"], strict=True)]
