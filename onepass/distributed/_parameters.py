@@ -18,7 +18,9 @@ Two schedules use it:
     which come out exactly right whatever the staleness).
 ``average``
     Periodic model averaging: a worker trains its own copy for ``sync_every_rows`` rows,
-    then pushes its change divided by the number of workers, and pulls the average.
+    then pushes the copy; the server moves ``1/(1+others)`` of the way to it (``others``:
+    pushes of other workers since the copy's start), so copies trained side by side from
+    the same parameters end as their mean and a copy trained alone is taken whole.
     Far fewer messages (one per piece instead of one per batch) and no staleness to
     tune; best on dense models with few workers and on slow networks, where pushing
     every batch would cost more than it brings. Refused for additive states (the
@@ -55,7 +57,9 @@ class ParameterState(Protocol):
     it makes the state ready to train from ``p``. It never changes the rows counted.
 
     A state may also define ``is_additive`` (True when its parameters are sums over the
-    rows, so that changes add up exactly).
+    rows, so that changes add up exactly), and ``local_arrays()``/``set_local_arrays(a)``
+    for what a worker keeps to itself from one piece to its next (a torch state's
+    optimizer moments).
 
     Examples
     --------
@@ -124,10 +128,21 @@ class ParameterServer:
         self.n_pulls += 1
         return self._out(self._params), self.version
 
-    def push(self, key: str, delta: dict[str, np.ndarray], scale: float = 1.0) -> int:
-        """Add ``scale * delta``, remembered under ``key``; returns the version after it."""
+    def push(self, key: str, delta: dict[str, np.ndarray], scale: float = 1.0, seen: int | None = None) -> int:
+        """Add ``scale * delta``, remembered under ``key``; returns the version after it.
+
+        With ``seen`` (model averaging), ``delta`` is the pusher's parameters themselves
+        and ``seen`` the version its copy started from (its last pull plus its own pushes
+        since). The server moves ``1 / (1 + others)`` of the way to them (never less than
+        ``scale``), ``others`` counting the pushes of other workers since ``seen``: a model
+        trained alone replaces the parameters, the second of two trained from the same
+        parameters makes them the mean of both, a third the mean of three.
+        """
         if delta.keys() != self._params.keys():
             raise IncompatibleStateError(f"pushed {sorted(delta)}, the server holds {sorted(self._params)}")
+        if seen is not None:
+            scale = max(scale, 1.0 / (1 + max(self.version - seen, 0)))
+            delta = {k: np.asarray(v, dtype=np.float64) - self._params[k] for k, v in delta.items()}
         if key in self._discarded:
             # a dead worker's push sent before it died may arrive after the driver's discard
             # (two callers: Ray orders calls per caller only); its piece is redone elsewhere

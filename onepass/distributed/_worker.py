@@ -75,6 +75,7 @@ class ShardWorker:
         self._uris, self._source = uris, dict(source)
         self._open: tuple[int, Any, Iterator[Batch]] | None = None  # (shard id, cursor, batches)
         self._state = None if seed is None else make_state(algorithm, params, seed)
+        self._local: dict[str, Any] | None = None  # a ParameterWorker's own arrays between pieces
 
     def pid(self) -> int:
         """This worker's process id (tests kill it)."""
@@ -157,6 +158,8 @@ class ParameterWorker(ShardWorker):
         state = make_state(self._algorithm, self._params, seed)
         params, version = ray.get(server.pull.remote())
         state.set_parameters(params)
+        if self._local is not None and hasattr(state, "set_local_arrays"):
+            state.set_local_arrays(self._local)  # this worker's optimizer moments, from its last piece
         base = state.parameters()
         own = 0  # pushes since the last pull
         pulls = 1
@@ -166,7 +169,10 @@ class ParameterWorker(ShardWorker):
         def push() -> None:
             nonlocal base, own, since, params, version, pulls
             now = state.parameters()
-            refs.append(server.push.remote(key, parameter_delta(now, base), scale))
+            if scale < 1.0:  # model averaging: the server moves towards this copy
+                refs.append(server.push.remote(key, now, scale, version + own))
+            else:
+                refs.append(server.push.remote(key, parameter_delta(now, base), scale))
             base, since = now, 0
             own += 1
             if len(refs) >= 2:  # the answer to the previous push: one push in flight, never more
@@ -189,4 +195,6 @@ class ParameterWorker(ShardWorker):
         if since:
             push()
         ray.get(refs)  # every push applied before the driver hears of the piece
+        if hasattr(state, "local_arrays"):
+            self._local = state.local_arrays()
         return self._result(shard, state, rows, last, done, started, cpu, pulls=pulls)

@@ -215,6 +215,17 @@ class TorchState:
         else:
             self._load_network(self.network_, parameters)
 
+    def local_arrays(self) -> dict[str, np.ndarray]:
+        """What a worker keeps to itself from piece to piece: the optimizer's moments (a
+        fresh Adam takes steps of about the learning rate in every weight whatever the
+        gradient, so a worker starting each piece afresh would add that noise each time)."""
+        return {} if self.network_ is None else self.optimizer_.arrays()
+
+    def set_local_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        """Take back :meth:`local_arrays` of the same worker's previous piece."""
+        if arrays and self.network_ is not None:
+            self.optimizer_.load(arrays)
+
     def _width_of(self, parameters: dict[str, np.ndarray]) -> int:  # pragma: no cover - abstract
         """The data's width, read from shared parameters (a subclass knows which array)."""
         raise NotImplementedError
