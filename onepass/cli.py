@@ -157,6 +157,24 @@ _SOURCE_OPTIONS = [
     click.Option(["--cat-columns"], default=None, metavar="C,D",
                  help="Long table: category columns (cat, whole numbers >= 0; a series' first row gives them), "
                  "comma-separated."),
+    click.Option(["--stream"], default=None,
+                 help="Redis (--data redis://HOST:PORT/DB): the stream read (or ?stream= in the URI)."),
+    click.Option(["--group"], default=None,
+                 help="Redis: the consumer group (created at the stream's start when missing; default onepass)."),
+    click.Option(["--consumer"], default=None,
+                 help="Redis: this consumer's name in the group (default: the host name and process id)."),
+    click.Option(["--query"], default=None,
+                 help="PostgreSQL (--data postgresql://USER@HOST:PORT/DB): the SELECT whose rows are read, "
+                 "streamed and never fetched whole."),
+    click.Option(["--key-column"], default=None,
+                 help="PostgreSQL: the column ordering the query's rows, for exact resume (a checkpoint keeps "
+                 "the last key) and --follow."),
+    click.Option(["--follow/--no-follow", "follow"], default=False, show_default=False,
+                 help="Redis or PostgreSQL: keep training as entries or rows arrive, until SIGTERM (which ends "
+                 "with a checkpoint, exit 0); else stop at the last one there was at the start."),
+    click.Option(["--null"], type=click.Choice(["nan", "bad"]), default="nan", show_default=True,
+                 help="Redis or PostgreSQL: a missing value (NULL, an absent field) is NaN, or makes its record "
+                 "a bad record (--on-bad-record)."),
 ]
 
 
@@ -174,7 +192,19 @@ def _source_kwargs(opts: dict[str, Any]) -> dict[str, Any]:
         "quarantine_file": opts.pop("quarantine_file"),
         **_text_kwargs(opts.pop("vocab"), opts.pop("document")),
         **_table_kwargs(opts),
+        **_transport_kwargs(opts),
     }
+
+
+def _transport_kwargs(opts: dict[str, Any]) -> dict[str, Any]:
+    """A record transport's options (redis://, postgresql://), only those given."""
+    out = {name: value for name in ("stream", "group", "consumer", "query", "key_column")
+           if (value := opts.pop(name, None)) is not None}
+    if opts.pop("follow", False):
+        out["follow"] = True
+    if (null := opts.pop("null", "nan")) != "nan":
+        out["null"] = null
+    return out
 
 
 def _table_kwargs(opts: dict[str, Any]) -> dict[str, Any]:

@@ -278,15 +278,22 @@ def open_source(uri: Any, *, format: str | None = None, batch_size: int = 4096,
                 zero_based: bool = False, delimiter: str | None = None, vocab: Any = None,
                 document: str = "line", series_id_column: str | int | None = None,
                 timestamp_column: str | int | None = None, target_column: str | int | None = None,
-                dynamic_feat_columns: Any = None, cat_columns: Any = None) -> Source:
-    """Open files, a folder, a glob, a URL or stdin as a stream of mini-batches.
+                dynamic_feat_columns: Any = None, cat_columns: Any = None, stream: str | None = None,
+                group: str | None = None, consumer: str | None = None, query: str | None = None,
+                key_column: str | None = None, follow: bool = False, null: str = "nan") -> Any:
+    """Open files, a folder, a glob, a URL, stdin, a Redis stream or a PostgreSQL query as
+    a stream of mini-batches.
 
     Parameters
     ----------
     uri : str or PathLike or list of them
         A local file, a folder (every data file inside, recursively, sorted), a glob
         (``data/*.csv``, sorted), ``"-"`` for stdin (csv or jsonl), or any fsspec URL
-        (``memory://...``, ``file://...``, ``s3://...`` with s3fs installed).
+        (``memory://...``, ``file://...``, ``s3://...`` with s3fs installed). Or a record
+        transport (:mod:`onepass.sources.transports`), read once: a Redis stream through a
+        consumer group, ``redis://HOST:PORT/DB?stream=NAME&group=GROUP&consumer=NAME``,
+        or a PostgreSQL query, ``postgresql://USER@HOST:PORT/DB`` with ``query``; these
+        return a :class:`~onepass.sources._stream_source.StreamSource`.
     format : {"csv", "parquet", "jsonl", "libsvm", "npy", "recordio-protobuf", "series", "text"} or None, default None
         Inferred from the first file's extension when None (``.csv .tsv .txt``,
         ``.parquet .pq``, ``.jsonl .ndjson .json``, ``.svm .libsvm .svmlight``,
@@ -355,9 +362,22 @@ def open_source(uri: Any, *, format: str | None = None, batch_size: int = 4096,
         covariate or category, or a value, covariate or category that does not parse,
         is a bad record (``on_bad_record``).
 
+    stream, group, consumer : str or None
+        Redis: the stream, the consumer group and this consumer's name (or in the URI's
+        query string). The group is created at the stream's start when missing.
+    query, key_column : str or None
+        PostgreSQL: the query whose rows are read (streamed, never fetched whole) and the
+        column that orders them for exact resume (keyset: a cursor keeps the last key).
+    follow : bool, default False
+        Record transports: keep reading as records arrive (new stream entries, rows past
+        the last key) until stopped; else end at the last record that existed at the start.
+    null : {"nan", "bad"}, default "nan"
+        Record transports: a missing value (NULL, an absent field) is NaN, or makes its
+        record a bad record.
+
     Returns
     -------
-    Source
+    Source, or StreamSource for a record transport
 
     Raises
     ------
@@ -424,6 +444,17 @@ def open_source(uri: Any, *, format: str | None = None, batch_size: int = 4096,
             raise InvalidParameterError(f"{given}= names a column of a long table of series, read with "
                                         f"format='series', not {format!r}")
         format = "series"
+    from onepass.sources.transports import is_record_uri
+
+    transport_kw = {"stream": stream, "group": group, "consumer": consumer, "query": query,
+                    "key_column": key_column}
+    if is_record_uri(uri):
+        return _open_stream(uri, format, batch_size, label_column, weight_column, n_features, dt, on_bad_record,
+                            quarantine_file, cursor, follow=bool(follow), null=null, **transport_kw)
+    given = [k for k, v in transport_kw.items() if v is not None] + (["follow"] if follow else [])
+    if given:
+        raise InvalidParameterError(f"{given[0]}= is for a Redis stream or a PostgreSQL query (redis://, "
+                                    f"postgresql://), not for files: {uri!r}")
     from onepass.sources._documents import DOCUMENT_UNITS
 
     if document not in DOCUMENT_UNITS:
@@ -478,20 +509,46 @@ def open_source(uri: Any, *, format: str | None = None, batch_size: int = 4096,
                       zero_based=bool(zero_based), delimiter=delimiter, vocabulary=vocabulary,
                       document=document, **table)
     reader = reader_cls(options)
-    c = cursor or {}
-    try:
-        policy = BadRecordPolicy(on_bad_record, quarantine_file,
-                                 n_skipped=int(c.get("skipped", 0)),
-                                 n_quarantined=int(c.get("quarantined", 0)),
-                                 quarantine_bytes=c.get("quarantine_bytes"))
-    except (TypeError, ValueError) as e:
-        if isinstance(e, OnePassError):
-            raise
-        raise InvalidParameterError(f"malformed cursor {cursor!r}: {e!r}") from None
+    policy = _policy_of(on_bad_record, quarantine_file, cursor)
     try:
         return Source(entries, fmt, reader, options, policy, cursor, uri)
     except BaseException:
         policy.close()
+        raise
+
+
+def _policy_of(on_bad_record: str, quarantine_file: Any, cursor: dict | None) -> BadRecordPolicy:
+    c = cursor or {}
+    try:
+        return BadRecordPolicy(on_bad_record, quarantine_file, n_skipped=int(c.get("skipped", 0)),
+                               n_quarantined=int(c.get("quarantined", 0)), quarantine_bytes=c.get("quarantine_bytes"))
+    except (TypeError, ValueError) as e:
+        if isinstance(e, OnePassError):
+            raise
+        raise InvalidParameterError(f"malformed cursor {cursor!r}: {e!r}") from None
+
+
+def _open_stream(uri: str, fmt: str | None, batch_size: int, label_column: Any, weight_column: Any,
+                 n_features: int | None, dtype: Any, on_bad_record: str, quarantine_file: Any,
+                 cursor: dict | None, **stream: Any) -> Any:
+    """A StreamSource on the record transport ``uri`` names."""
+    from onepass.sources._stream_source import StreamSource
+    from onepass.sources.transports import StreamOptions, transport_class
+
+    settings = StreamOptions(**stream)
+    settings.check()
+    cls = transport_class(uri)
+    options = Options(batch_size=int(batch_size), label_column=label_column, weight_column=weight_column,
+                      n_features=None if n_features is None else int(n_features), dtype=dtype)
+    transport = cls(uri, options, settings, fmt)
+    policy = None
+    try:
+        policy = _policy_of(on_bad_record, quarantine_file, cursor)
+        return StreamSource(transport, transport.format, options, policy, cursor)
+    except BaseException:
+        transport.close()
+        if policy is not None:
+            policy.close()
         raise
 
 

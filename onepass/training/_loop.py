@@ -13,7 +13,11 @@ process killed at any instant ends with the same model as a run that was never k
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -262,53 +266,99 @@ class InProcess:
         job.paused = not job.finished and spec.max_rows is not None and state.n_rows_seen_ >= spec.max_rows
         while not job.finished and not job.paused and job.epoch < spec.epochs:
             src = spec.data.open(spec.batch_size, self.cursor)
-            schedule.restart()
-            names = getattr(src, "feature_names", None)
-            if names is not None and hasattr(state, "name_features"):  # e.g. the words of --vocab
-                state.name_features(names)
-            with src:
-                for batch in read_ahead(src):
-                    if spec.feature_dim is not None and batch.X.shape[1] != spec.feature_dim:
-                        from onepass.algorithms._sagemaker_names import check_width
-
-                        check_width(spec.feature_dim, batch.X.shape[1], ", ".join(job.sources))
-                    state.update(batch)
-                    job.rows_this_run += batch.n_rows
-                    # The cursor's totals, not the source's: the source may be reading ahead.
-                    job.skipped = int(batch.cursor.get("skipped", job.skipped))
-                    job.quarantined = int(batch.cursor.get("quarantined", job.quarantined))
-                    assert job.bar is not None
-                    job.bar.update(batch.n_rows)
-                    if rep.on_batch is not None:
-                        rep.on_batch(state, batch.cursor)
-                    if schedule.checkpoint_due(batch.n_rows) and ck.dir is not None:
-                        path = job.save_checkpoint(batch.cursor, False)
-                        job.last_metrics = job.record("checkpoint", checkpoint=str(path))
-                    elif schedule.metrics_due():
-                        job.last_metrics = job.record("progress")
-                    if spec.max_rows is not None and state.n_rows_seen_ >= spec.max_rows:
-                        job.paused = True
-                        break
-                if not job.paused:  # the source's own totals: every record has been read
-                    job.skipped, job.quarantined = src.n_skipped, src.n_quarantined
+            try:
+                with stop_on_signal(src):
+                    self._epoch(job, src, schedule)
+            finally:
+                src.close()
             if job.paused:
-                if ck.dir is not None:
-                    job.save_checkpoint(batch.cursor, False)
-                job.last_metrics = job.record("paused", checkpoint=str(job.checkpoint) if job.checkpoint else None)
                 break
-            if state.n_rows_seen_ == 0:
-                raise EmptySourceError(f"{', '.join(job.sources)} yielded no rows; nothing to train on")
-            job.epoch += 1
-            self.cursor = None
-            end_epoch = getattr(state, "end_epoch", None)  # e.g. an early-stopping evaluation
-            if end_epoch is not None:
-                end_epoch()
-            stopped = bool(getattr(state, "is_stopped", False))
-            job.finished = job.epoch >= spec.epochs or stopped
-            job.last_metrics = job.record(
-                "epoch_end", **({"early_stopped": True} if stopped and job.epoch < spec.epochs else {}))
-            if ck.dir is not None:
-                job.save_checkpoint(None, job.finished)
+
+    def _epoch(self, job: Job, src: Any, schedule: Schedule) -> None:
+        """Read ``src`` once into the job's state; a source that follows a stream ends
+        when stopped (SIGTERM), and the run then pauses at its last batch."""
+        spec, state = job.spec, job.state
+        ck, rep = spec.checkpoints, spec.reporting
+        acknowledge = getattr(src, "acknowledge", None)  # a broker forgets what a checkpoint holds
+
+        def checkpoint(cursor: dict[str, Any] | None, done: bool) -> Path:
+            path = job.save_checkpoint(cursor, done)
+            if acknowledge is not None:
+                acknowledge(cursor if cursor is not None else last)
+            return path
+
+        schedule.restart()
+        names = getattr(src, "feature_names", None)
+        if names is not None and hasattr(state, "name_features"):  # e.g. the words of --vocab
+            state.name_features(names)
+        last: dict[str, Any] | None = None
+        for batch in read_ahead(src):
+            if spec.feature_dim is not None and batch.X.shape[1] != spec.feature_dim:
+                from onepass.algorithms._sagemaker_names import check_width
+
+                check_width(spec.feature_dim, batch.X.shape[1], ", ".join(job.sources))
+            state.update(batch)
+            last = batch.cursor
+            job.rows_this_run += batch.n_rows
+            # The cursor's totals, not the source's: the source may be reading ahead.
+            job.skipped = int(batch.cursor.get("skipped", job.skipped))
+            job.quarantined = int(batch.cursor.get("quarantined", job.quarantined))
+            assert job.bar is not None
+            job.bar.update(batch.n_rows)
+            if rep.on_batch is not None:
+                rep.on_batch(state, batch.cursor)
+            if schedule.checkpoint_due(batch.n_rows) and ck.dir is not None:
+                path = checkpoint(batch.cursor, False)
+                job.last_metrics = job.record("checkpoint", checkpoint=str(path))
+            elif schedule.metrics_due():
+                job.last_metrics = job.record("progress")
+            if spec.max_rows is not None and state.n_rows_seen_ >= spec.max_rows:
+                job.paused = True
+                break
+        # a follower ends only when stopped, and a stream's entries cannot be read again: the
+        # run pauses at its last batch, and --resume goes on with the entries that come next
+        stopped = bool(getattr(src, "follows", False)) or (hasattr(src, "transport") and not src.is_rewindable)
+        if not job.paused and not stopped:  # the source's own totals: every record has been read
+            job.skipped, job.quarantined = src.n_skipped, src.n_quarantined
+        if job.paused or stopped:
+            job.paused = True
+            if ck.dir is not None and last is not None:
+                checkpoint(last, False)
+            job.last_metrics = job.record("paused" if not stopped else "stopped",
+                                          checkpoint=str(job.checkpoint) if job.checkpoint else None)
+            return
+        if state.n_rows_seen_ == 0:
+            raise EmptySourceError(f"{', '.join(job.sources)} yielded no rows; nothing to train on")
+        job.epoch += 1
+        self.cursor = None
+        end_epoch = getattr(state, "end_epoch", None)  # e.g. an early-stopping evaluation
+        if end_epoch is not None:
+            end_epoch()
+        early = bool(getattr(state, "is_stopped", False))
+        job.finished = job.epoch >= spec.epochs or early
+        job.last_metrics = job.record(
+            "epoch_end", **({"early_stopped": True} if early and job.epoch < spec.epochs else {}))
+        if ck.dir is not None:
+            checkpoint(None, job.finished)
+
+
+@contextlib.contextmanager
+def stop_on_signal(src: Any) -> Iterator[None]:
+    """While a source that follows a stream is read: SIGTERM or SIGINT stop it at the next
+    record boundary (the loop then checkpoints and ends, exit 0), instead of killing the run."""
+    if not getattr(src, "follows", False) or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        src.stop()
+
+    before = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
 
 
 def run(spec: TrainingRun) -> TrainResult:

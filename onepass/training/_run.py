@@ -52,6 +52,14 @@ class Data:
     target_column: str | int | None = None
     dynamic_feat_columns: list[str | int] | None = None
     cat_columns: list[str | int] | None = None
+    # record transports (redis://, postgresql://)
+    stream: str | None = None
+    group: str | None = None
+    consumer: str | None = None
+    query: str | None = None
+    key_column: str | None = None
+    follow: bool = False
+    null: str = "nan"
 
     @classmethod
     def of(cls, data: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], **options: Any) -> Data:
@@ -89,8 +97,19 @@ class Data:
         """Other data read as this is (same format and columns): validation and test rows.
         Bad records in it are skipped (``fail`` still fails), never quarantined."""
         other = Data.of(data)
+        from onepass.sources.transports import is_record_uri
+
+        transport = {} if any(is_record_uri(u) for u in other.uris) else {
+            "stream": None, "group": None, "consumer": None, "query": None, "key_column": None, "follow": False}
         return replace(self, uris=other.uris, quarantine_file=None,
-                       on_bad_record="fail" if self.on_bad_record == "fail" else "skip")
+                       on_bad_record="fail" if self.on_bad_record == "fail" else "skip", **transport)
+
+    @property
+    def is_record_transport(self) -> bool:
+        """Records read once from a broker or a database (redis://, postgresql://), not files."""
+        from onepass.sources.transports import is_record_uri
+
+        return any(is_record_uri(u) for u in self.uris)
 
 
 @dataclass(frozen=True)
@@ -262,6 +281,11 @@ class TrainingRun:
             raise InvalidParameterError(
                 f"epochs={self.epochs} needs a source that can be read again; stdin ('-') is read once. "
                 "Save the stream to a file, or train with epochs=1")
+        if self.epochs > 1 and (self.data.follow or any(u.lower().startswith(("redis://", "rediss://"))
+                                                         for u in self.data.uris)):
+            raise InvalidParameterError(
+                f"epochs={self.epochs} needs a source that can be read again; a stream's entries are delivered "
+                "once (and --follow never ends). Train with epochs=1")
         if self.feature_dim is not None and not _is_int(self.feature_dim, 1):
             raise InvalidParameterError(f"feature_dim={self.feature_dim!r} must be None or an integer >= 1")
         if self.max_rows is not None and not _is_int(self.max_rows, 1):
@@ -298,6 +322,9 @@ class TrainingRun:
             "vocab": (self.data.vocab is not None or self.data.format == "text",
                       "text and vocabularies are not read by workers yet; train without workers"),
             "on_batch": (self.reporting.on_batch is not None, "on_batch is not called with workers; use on_commit"),
+            "data": (self.data.is_record_transport,
+                     "a Redis stream or a PostgreSQL query is not split among workers yet; train without workers "
+                     "(several consumers of one group, each with its own --checkpoint-dir, split a stream)"),
             "series_id_column": (self.data.is_series_table,
                                  "long tables of series are not cut into shards yet; give workers SageMaker's JSON "
                                  "lines of series, or train without workers"),
