@@ -72,7 +72,7 @@ def _check_alive(server: Server) -> None:
     assert httpx.get(server.url + "/ping", timeout=10).status_code == 200
 
 
-@settings(max_examples=2500, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@settings(max_examples=1200, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 @given(kind=st.sampled_from(KINDS), content_type=st.sampled_from(TYPES), accept=st.sampled_from(ACCEPTS), body=bodies)
 def _fuzz_invocations(clients: dict, kind: str, content_type: str, accept: str, body: bytes) -> None:
     headers = {"content-type": content_type, "accept": accept}
