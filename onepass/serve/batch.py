@@ -179,7 +179,9 @@ def predict_file(
     summary = PredictSummary(0)
     try:
         with open_source(data, batch_size=batch_size, **source_options) as src:
+            last = None
             for batch in read_ahead(src):
+                last = batch.cursor
                 if is_forecaster:
                     assert fh is not None
                     predictions = model.forecast(batch.X, **(forecast or {}))
@@ -192,11 +194,14 @@ def predict_file(
                     writer.write(model.outputs(batch.X))
                 summary.n_rows += batch.n_rows
             summary.n_skipped, summary.n_quarantined = src.n_skipped, src.n_quarantined
-        writer.close()
-        if fh is not None and not to_stdout:
-            fh.close()
-        if tmp is not None:
-            os.replace(tmp, out)
+            writer.close()
+            if fh is not None and not to_stdout:
+                fh.close()
+            if tmp is not None:
+                os.replace(tmp, out)
+            acknowledge = getattr(src, "acknowledge", None)
+            if acknowledge is not None:  # a stream's entries are forgotten once their predictions are written
+                acknowledge(last)
     except BaseException:
         if fh is not None and not to_stdout:
             fh.close()
