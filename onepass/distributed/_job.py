@@ -184,7 +184,9 @@ class RayPieces:
         d = spec.data
         self.source = {"batch_size": spec.batch_size, "label_column": d.label_column,
                        "weight_column": d.weight_column, "header": d.header, "n_features": d.n_features,
-                       "zero_based": d.zero_based, "on_bad_record": d.on_bad_record}
+                       "zero_based": d.zero_based, "on_bad_record": d.on_bad_record,
+                       "stream": {k: v for k in ("stream", "group", "consumer", "query", "key_column", "null")
+                                  if (v := getattr(d, k)) is not None}}
         self.book: ShardBook | None = None
         self.job_seed = int(spec.seed) if spec.seed is not None else int.from_bytes(os.urandom(7), "little")
         self.counters: dict[str, Any] = {"workers_lost": 0, "pieces": 0, "worker_cpu_s": 0.0,
@@ -211,7 +213,8 @@ class RayPieces:
                 per = _total_bytes(self.data_arg, self.spec.data.format) // max(1, 4 * self.pool.n)
                 shard_bytes = int(min(SHARD_BYTES, max(_MIN_AUTO_SHARD, per)))
             self.book = ShardBook(plan_shards(self.data_arg, format=self.spec.data.format, shard_bytes=shard_bytes,
-                                              shard_rows=self.pool.shard_rows))
+                                              shard_rows=self.pool.shard_rows, stream=self.source["stream"],
+                                              workers=self.pool.n))
             job.state = make_state(self.spec.algorithm, dict(self.spec.params), self.job_seed)
         job.finished = self.book.is_done
         job.epoch = 1 if job.finished else 0
@@ -278,6 +281,17 @@ class RayPieces:
         job.last_metrics = job.record("epoch_end")
         if spec.checkpoints.dir is not None:
             job.save_checkpoint(None, True)
+        self.acknowledge()
+
+    def acknowledge(self) -> None:
+        """The job's checkpoint holds every shard's cursor: a record transport's shards may
+        forget what they read up to there (a stream's consumers ack)."""
+        assert self.book is not None
+        if any(shard.get("transport") for shard in self.book.shards):
+            from onepass.distributed._shards import acknowledge_shards
+
+            acknowledge_shards(self.data_arg, self.spec.data.format, self.source["stream"], self.book.shards,
+                               [p["cursor"] for p in self.book.progress])
 
 
 def _warm_up(state: Any, pieces: RayPieces, job: Job) -> None:
@@ -520,6 +534,7 @@ def _run_pieces(ray: Any, mode: _MergeMode, pieces: RayPieces, job: Job) -> None
         if spec.checkpoints.dir is not None and schedule.checkpoint_due(result["rows"]):
             job_state = mode.snapshot()
             path = job.save_checkpoint(None, False, of=job_state)
+            pieces.acknowledge()
             job.last_metrics = job.record("checkpoint", of=job_state, checkpoint=str(path))
             _failpoints.hit("distributed.after_checkpoint")
         elif schedule.metrics_due():

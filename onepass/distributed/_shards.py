@@ -29,8 +29,9 @@ from onepass.sources._bad import BadRecordPolicy
 from onepass.sources._base import Chunk, Options, Reader
 from onepass.sources._source import CURSOR_VERSION, Source, _reader_class, format_of
 from onepass.sources._transport import Entry, resolve
+from onepass.sources.transports import is_record_uri
 
-__all__ = ["iter_shard", "open_shard", "plan_shards", "start_cursor"]
+__all__ = ["acknowledge_shards", "iter_shard", "open_shard", "plan_shards", "start_cursor"]
 
 #: Default size of a shard: small enough that two workers share a file, large enough
 #: that opening a shard costs nothing against reading it.
@@ -190,8 +191,11 @@ def _shard(index: int, entry: Entry, fmt: str, kind: str, start: int, stop: int 
 
 
 def plan_shards(uris: Any, *, format: str | None = None, shard_bytes: int = SHARD_BYTES,
-                shard_rows: int | None = None) -> list[dict[str, Any]]:
-    """Cut the files of ``uris`` into shards, reading only metadata and line ends.
+                shard_rows: int | None = None, stream: dict[str, Any] | None = None,
+                workers: int = 1) -> list[dict[str, Any]]:
+    """Cut the files of ``uris`` into shards, reading only metadata and line ends; or a
+    record transport's records into the parts its own plan gives (``stream``: its
+    :class:`~onepass.sources.transports.StreamOptions` fields; ``workers``: how many read).
 
     Parameters
     ----------
@@ -213,6 +217,8 @@ def plan_shards(uris: Any, *, format: str | None = None, shard_bytes: int = SHAR
     """
     if shard_bytes < 1 or (shard_rows is not None and shard_rows < 1):
         raise InvalidParameterError("shard_bytes and shard_rows must be >= 1")
+    if is_record_uri(uris):
+        return _plan_record_shards(uris, format, stream or {}, workers)
     entries, fmt = _entries(uris, format)
     shards: list[dict[str, Any]] = []
     for i, entry in enumerate(entries):
@@ -257,6 +263,35 @@ def plan_shards(uris: Any, *, format: str | None = None, shard_bytes: int = SHAR
     return shards
 
 
+def _plan_record_shards(uri: str, fmt: str | None, stream: dict[str, Any], workers: int) -> list[dict[str, Any]]:
+    """A record transport's parts: each shard reads the records its ``options`` (fields of
+    StreamOptions: a consumer's name, a key range) select, through an ordinary StreamSource."""
+    from onepass.sources.transports import StreamOptions, transport_class
+
+    cls = transport_class(uri)
+    parts = cls.plan_shards(uri, StreamOptions(**stream), fmt, workers)
+    return [{"id": n, "file": 0, "path": uri, "format": fmt, "unit": "records", "start": 0, "stop": None,
+             "transport": cls.kind, "options": dict(options)} for n, options in enumerate(parts)]
+
+
+def acknowledge_shards(uri: str, fmt: str | None, stream: dict[str, Any], shards: list[dict[str, Any]],
+                       cursors: list[dict[str, Any] | None]) -> None:
+    """A checkpoint holding ``cursors`` (one per shard, None: nothing read) is committed: each
+    shard's transport may forget its records up to its cursor (a stream's consumers ack)."""
+    from onepass.sources._base import Options
+    from onepass.sources.transports import StreamOptions, transport_class
+
+    for shard, cursor in zip(shards, cursors, strict=True):
+        if cursor is None or shard.get("transport") is None:
+            continue
+        cls = transport_class(uri)
+        transport = cls(uri, Options(), StreamOptions(**{**stream, **shard["options"]}), fmt)
+        try:
+            transport.acknowledge(cursor)
+        finally:
+            transport.close()
+
+
 def start_cursor(shard: dict[str, Any]) -> dict[str, Any] | None:
     """The cursor a shard starts at (None: the start of its file)."""
     if shard["start"] == 0:
@@ -278,6 +313,13 @@ def open_shard(uris: Any, shard: dict[str, Any], source: dict[str, Any],
     ``label_column``, ``on_bad_record``...). The cursors of the batches count rows,
     skipped and quarantined records from the shard's start.
     """
+    if shard.get("transport") is not None:  # a record transport's part: its own StreamSource
+        from onepass.sources import open_source
+
+        keep = ("batch_size", "label_column", "weight_column", "n_features", "on_bad_record")
+        return open_source(uris, format=shard["format"], cursor=cursor,
+                           **{k: source[k] for k in keep if k in source},
+                           **{**source.get("stream", {}), **shard["options"]})
     entries, fmt = _entries(uris, shard["format"])
     entry = entries[int(shard["file"])]
     if entry.name != shard["path"]:

@@ -324,6 +324,8 @@ class InProcess:
             job.paused = True
             if ck.dir is not None and last is not None:
                 checkpoint(last, False)
+            elif acknowledge is not None and last is not None:  # no checkpoints: the run itself holds them
+                acknowledge(last)
             job.last_metrics = job.record("paused" if not stopped else "stopped",
                                           checkpoint=str(job.checkpoint) if job.checkpoint else None)
             return

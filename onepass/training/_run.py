@@ -322,9 +322,7 @@ class TrainingRun:
             "vocab": (self.data.vocab is not None or self.data.format == "text",
                       "text and vocabularies are not read by workers yet; train without workers"),
             "on_batch": (self.reporting.on_batch is not None, "on_batch is not called with workers; use on_commit"),
-            "data": (self.data.is_record_transport,
-                     "a Redis stream or a PostgreSQL query is not split among workers yet; train without workers "
-                     "(several consumers of one group, each with its own --checkpoint-dir, split a stream)"),
+            "follow": (self.data.follow, "workers train to the end of what there is: drop --follow"),
             "series_id_column": (self.data.is_series_table,
                                  "long tables of series are not cut into shards yet; give workers SageMaker's JSON "
                                  "lines of series, or train without workers"),

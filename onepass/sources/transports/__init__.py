@@ -159,10 +159,24 @@ class RecordTransport:
         """The cursor fields of the record at position ``end`` (JSON-serializable)."""
         raise NotImplementedError
 
+    def where(self, end: Any) -> str:
+        """Where the record at ``end`` is, for messages (default: its cursor fields; a
+        transport whose cursors carry more than a place, such as a layout, says less)."""
+        return ", ".join(f"{k} {v}" for k, v in self.position(end).items())
+
     def start_of(self, cursor: dict) -> dict:  # pragma: no cover - abstract
         """The fields of ``cursor`` this transport resumes after; raises
         InvalidParameterError when the cursor is not this transport's."""
         raise NotImplementedError
+
+    @classmethod
+    def plan_shards(cls, uri: str, stream: StreamOptions, format: str | None, workers: int) -> list[dict]:
+        """How ``workers`` Ray workers split the records: one dict per shard, of
+        :class:`StreamOptions` fields that make a transport read only its part (a
+        consumer's name in one group; a key range of a query). Each part is read by an
+        ordinary transport with those options, its cursors kept in the job's checkpoint."""
+        raise InvalidParameterError(f"{cls.kind or cls.__name__} records cannot be split among workers yet; "
+                                    "train without --workers")
 
     def acknowledge(self, cursor: dict) -> None:
         """A checkpoint counting every record up to ``cursor`` is committed: a broker may
