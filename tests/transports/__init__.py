@@ -1,0 +1,1 @@
+"""Record transports (Redis Streams, PostgreSQL) against real servers on loopback, started here."""
