@@ -196,6 +196,16 @@ def _source_kwargs(opts: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _paused_why(spec: Any, result: Any) -> str:
+    """Why a run paused before the end of its data: which of --max-rows, a stop signal
+    (--follow) or the end of a stream (read once: new entries come with --resume)."""
+    if spec.max_rows is not None and result.n_rows_seen >= spec.max_rows:
+        return "paused at --max-rows"
+    if spec.data.follow:
+        return "stopped"
+    return "at the stream's end"
+
+
 def _transport_kwargs(opts: dict[str, Any]) -> dict[str, Any]:
     """A record transport's options (redis://, postgresql://), only those given."""
     out = {name: value for name in ("stream", "group", "consumer", "query", "key_column")
@@ -311,7 +321,8 @@ def _make_train_command(name: str) -> click.Command:
             click.echo(
                 f"trained {name} on {result.n_rows_seen:,} rows ({result.epochs} epoch(s)); "
                 f"skipped {result.n_skipped}, quarantined {result.n_quarantined}"
-                + (f"; paused at --max-rows, --resume goes on from {result.checkpoint}" if result.paused else "")
+                + (f"; {_paused_why(spec, result)}, --resume goes on from {result.checkpoint}"
+                   if result.paused and result.checkpoint else "")
                 + (f"; model in {result.out}" if result.out else ""), err=True,
             )
 

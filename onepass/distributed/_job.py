@@ -64,6 +64,10 @@ def _import_ray() -> Any:
 
 def _total_bytes(uris: Any, fmt: str | None) -> int:
     from onepass.distributed._shards import _entries
+    from onepass.sources.transports import is_record_uri
+
+    if is_record_uri(uris):  # records, not files: the transport plans its own parts
+        return 0
 
     entries, _ = _entries(uris, fmt)
     return sum(int(e.size() or 0) for e in entries)

@@ -141,8 +141,7 @@ class StreamSource:
             raise InvalidParameterError(f"malformed cursor {cursor!r}: {e!r}") from None
 
     def _where(self, end: Any) -> str:
-        fields = self._transport.position(end)
-        return f"{self._transport.name} (" + ", ".join(f"{k} {v}" for k, v in fields.items()) + ")"
+        return f"{self._transport.name} ({self._transport.where(end)})"
 
     def _cursor(self, end: Any) -> dict:
         cur: dict[str, Any] = {"version": CURSOR_VERSION, "format": self.format, "transport": self._transport.kind,
@@ -178,6 +177,9 @@ class StreamSource:
         pending: deque = deque()
         for chunk in self._transport.read(self._start):
             pending.extend(chunk.bad)
+            if not len(chunk) and parts:  # caught up with a followed stream: train on what came
+                yield self._emit(parts, pending)
+                parts, n_parts = [], 0
             i, n = 0, len(chunk)
             while i < n:
                 take = min(size - n_parts, n - i)

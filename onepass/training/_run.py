@@ -237,6 +237,13 @@ class TrainingRun:
         target_column: str | int | None = None,
         dynamic_feat_columns: list[str | int] | None = None,
         cat_columns: list[str | int] | None = None,
+        stream: str | None = None,
+        group: str | None = None,
+        consumer: str | None = None,
+        query: str | None = None,
+        key_column: str | None = None,
+        follow: bool = False,
+        null: str = "nan",
         checkpoint_dir: str | os.PathLike[str] | None = None,
         checkpoint_every_rows: int | None = None,
         checkpoint_every_seconds: float | None = None,
@@ -259,7 +266,8 @@ class TrainingRun:
                          on_bad_record=on_bad_record, quarantine_file=quarantine_file, vocab=vocab,
                          document=document, series_id_column=series_id_column, timestamp_column=timestamp_column,
                          target_column=target_column, dynamic_feat_columns=dynamic_feat_columns,
-                         cat_columns=cat_columns)
+                         cat_columns=cat_columns, stream=stream, group=group, consumer=consumer, query=query,
+                         key_column=key_column, follow=follow, null=null)
         return cls(
             algorithm=algorithm, data=source, params=dict(params or {}), finalize=dict(finalize or {}),
             seed=seed, batch_size=batch_size, epochs=epochs, max_rows=max_rows, feature_dim=feature_dim,

@@ -38,6 +38,10 @@ def train(algorithm: str, data: str | os.PathLike[str] | Sequence[str | os.PathL
         Passed to the source (:func:`onepass.open_source`; the last five name a long table's
         columns of series). ``vocab`` (one word per line) also names the columns of a
         state that takes names (a topic model's top words).
+    stream, group, consumer, query, key_column, follow, null
+        A record transport's options (a Redis stream read by a consumer group, a PostgreSQL
+        query; see :func:`onepass.open_source`). ``follow`` trains as records arrive
+        until SIGTERM/SIGINT, which end with a checkpoint.
     checkpoint_dir : path, optional
         Where checkpoints go; with ``checkpoint_every_rows`` and/or
         ``checkpoint_every_seconds`` they are written during the run, and one always at

@@ -317,3 +317,26 @@ def test_deepar_on_two_workers_counts_every_series_record_once(cluster, tmp_path
                                                                for q in dist.model.quantiles}} for h in history]
     baseline = forecast_metrics([np.array(r["target"][-P:]) for r in records], naive, dist.model.quantiles, history, 24)
     assert got["mean_wQuantileLoss"] < baseline["mean_wQuantileLoss"], (got, baseline)
+
+
+def test_a_postgresql_query_split_into_key_ranges_counts_every_row_once(cluster, tmp_path):
+    """A query on two Ray workers: each reads a key range of it (a real PostgreSQL server on
+    loopback), every row is learned once, and PCA's exact statistics equal one process's."""
+    from tests.transports.postgres_server import postgres_server
+
+    rng = np.random.default_rng(3)
+    X = (rng.standard_normal((20_000, 4)) * [1, 2, 3, 4]).astype(np.float32)
+    with postgres_server() as server:
+        with server.connect() as conn:
+            conn.execute("CREATE TABLE t (id bigint PRIMARY KEY, a real, b real, c real, d real)")
+            with conn.cursor().copy("COPY t FROM STDIN") as copy:
+                for i, row in enumerate(X.tolist(), start=1):
+                    copy.write_row((i, *row))
+        query = {"query": "SELECT id, a, b, c, d FROM t", "key_column": "id"}
+        dist = onepass.train("pca", server.uri, params={"n_components": 2, "mode": "exact"}, batch_size=1000,
+                             workers=onepass.training.Workers(2), **query)
+        one = onepass.train("pca", server.uri, params={"n_components": 2, "mode": "exact"}, batch_size=1000, **query)
+    assert dist.n_rows_seen == one.n_rows_seen == 20_000 and dist.metrics["shards"] == 2
+    np.testing.assert_allclose(dist.state.mean_, one.state.mean_, atol=1e-6)  # sums in another order
+    np.testing.assert_allclose(dist.model.components_ @ dist.model.components_.T, np.eye(2), atol=1e-6)
+    np.testing.assert_allclose(np.abs(dist.model.components_), np.abs(one.model.components_), atol=1e-6)

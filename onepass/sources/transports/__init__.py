@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 from onepass.errors import InvalidParameterError
 from onepass.sources._base import Chunk, Options
 
-__all__ = ["SCHEMES", "RecordTransport", "StreamOptions", "is_record_uri", "transport_class"]
+__all__ = ["SCHEMES", "RecordTransport", "StreamOptions", "caught_up", "is_record_uri", "transport_class"]
 
 #: URI scheme -> "module.Class" of this package
 SCHEMES = {
@@ -83,6 +83,14 @@ class StreamOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise InvalidParameterError(f"{name}={value!r} must be a number of seconds >= 0")
+
+
+def caught_up() -> Chunk:
+    """The empty chunk a follower yields when it has read every record there is for now:
+    the StreamSource then hands over the rows it holds as a (short) batch."""
+    import numpy as np
+
+    return Chunk(np.zeros((0, 0), np.float32), None, None, np.zeros(0, object), np.zeros(0, np.int64))
 
 
 def scheme_of(uri: Any) -> str | None:
@@ -152,7 +160,9 @@ class RecordTransport:
         position (any value :meth:`position` takes), ``chunk.lines[i]`` its 1-based
         number in this read; a bad record is a :class:`~onepass.sources._bad.BadRecord`
         whose ``end`` is its position. Ends when the records end (at the last that
-        existed when reading began, unless following) or after :meth:`stop`."""
+        existed when reading began, unless following) or after :meth:`stop`. A follower
+        yields an empty chunk when it has caught up, so the rows held are trained on
+        without waiting for a whole batch."""
         raise NotImplementedError
 
     def position(self, end: Any) -> dict:  # pragma: no cover - abstract

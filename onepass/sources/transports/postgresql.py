@@ -76,7 +76,7 @@ import numpy as np
 from onepass.errors import DataError, InvalidParameterError, OnePassError
 from onepass.sources._bad import BadRecord
 from onepass.sources._base import Chunk, Options
-from onepass.sources.transports import RecordTransport, StreamOptions
+from onepass.sources.transports import RecordTransport, StreamOptions, caught_up
 
 __all__ = ["PostgresQuery"]
 
@@ -351,6 +351,7 @@ class PostgresQuery(RecordTransport):
                 if not self.stream.follow:
                     return
                 if state["line"] == before:
+                    yield caught_up()  # the rows held so far are trained on while this waits
                     self.wake.wait(self.poll_seconds)
             except Exception as e:  # psycopg's errors, imported lazily
                 self._drop()
