@@ -1,0 +1,146 @@
+"""Exactly once at scale: a record transport read by `onepass train`, SIGKILLed at random
+instants and resumed, against one unkilled run on the same records.
+
+    python -m benchmarks.exactly_once postgresql --rows 1000000 --kills 20
+    python -m benchmarks.exactly_once redis --rows 1000000 --kills 20
+
+PostgreSQL: a table of ``--rows`` rows (d=20, an ``id`` key), read with ``--key-column id``.
+Redis: a stream that a producer thread fills while the consumer runs (``--rows`` entries in
+all, added in bursts of 10,000 as fast as Redis takes them), read by one consumer of a
+group; the unkilled run reads the same entries afterwards in a second group. Both train
+K-Means (k=10), checkpointing every ``--every`` rows; each killed run is SIGKILLed at a
+random instant between its start and a few checkpoints in, then ``--resume`` goes on.
+What is printed: the kills that landed, the rows the killed job counted against the
+records there are, the largest difference of its state from the unkilled run's, and (Redis)
+the group's pending entries at the end. Servers are started on loopback by the tests'
+server modules and stopped after. Not a speed measure: `make bench` is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+D, K = 20, 10
+
+
+def _rows_checkpointed(ckpt: Path) -> int:
+    from onepass.io import latest_checkpoint
+
+    for _ in range(100):
+        try:
+            found = latest_checkpoint(ckpt)
+            return 0 if found is None else json.loads((found / "manifest.json").read_text())["rows_seen"]
+        except (OSError, ValueError):
+            time.sleep(0.001)
+    return 0
+
+
+def _blobs(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(0, 5, (K, D))
+    return (centers[rng.integers(0, K, n)] + rng.standard_normal((n, D))).astype(np.float32)
+
+
+def _train(uri: str, work: Path, every: int, batch: int, extra: list[str]) -> list[str]:
+    return [sys.executable, "-m", "onepass.cli", "train", "kmeans", "--data", uri, *extra, "--n-clusters", str(K),
+            "--seed", "7", "--batch-size", str(batch), "--checkpoint-dir", str(work / "ckpt"),
+            "--checkpoint-every-rows", str(every), "--resume", "--out", str(work / "model"), "--quiet"]
+
+
+def _kill_and_resume(cmd: list[str], ckpt: Path, kills: int, every: int, rng: np.random.Generator,
+                     busy: threading.Event | None = None) -> tuple[int, int]:
+    """Start ``cmd`` and SIGKILL it ``kills`` times at random instants (a random number of
+    checkpoints in, then a random fraction of a second), then run it to the end (and, while
+    ``busy`` is set, again: a stream still being filled has more). Returns (kills landed, runs)."""
+    landed = runs = 0
+    while landed < kills:
+        before = _rows_checkpointed(ckpt)
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        runs += 1
+        target = before + int(rng.integers(0, 4)) * every
+        while proc.poll() is None and _rows_checkpointed(ckpt) < target:
+            time.sleep(0.005)
+        time.sleep(float(rng.uniform(0, 0.3)))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            landed += 1
+        elif proc.returncode != 0:
+            raise SystemExit(f"a run failed: {proc.stderr.read().decode()}")
+    while True:
+        still = busy is not None and busy.is_set()
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        runs += 1
+        if done.returncode != 0:
+            raise SystemExit(f"the last run failed: {done.stderr}")
+        if not still:
+            return landed, runs
+
+
+def _compare(killed: Path, clean: Path) -> tuple[int, float]:
+    from onepass.io import load_checkpoint
+
+    a, _ = load_checkpoint(killed / "ckpt")
+    b, _ = load_checkpoint(clean / "ckpt")
+    arrays_a, arrays_b = a.to_arrays()[1], b.to_arrays()[1]
+    worst = max(float(np.max(np.abs(np.asarray(arrays_a[k], float) - np.asarray(arrays_b[k], float))))
+                if np.asarray(arrays_a[k]).size else 0.0 for k in arrays_b
+                if np.asarray(arrays_b[k]).dtype.kind in "fiu")
+    return int(a.n_rows_seen_), worst
+
+
+def postgresql(n: int, kills: int, every: int, batch: int, folder: Path, rng: np.random.Generator) -> None:
+    from tests.transports.postgres_server import postgres_server
+
+    X = _blobs(n)
+    with postgres_server() as server:
+        with server.connect() as conn:
+            cols = ", ".join(f"x{j} real" for j in range(D))
+            conn.execute(f"CREATE TABLE points (id bigint PRIMARY KEY, {cols})")
+            with conn.cursor().copy("COPY points FROM STDIN") as copy:
+                for i, row in enumerate(X.tolist(), start=1):
+                    copy.write_row((i, *row))
+        extra = ["--query", "SELECT * FROM points", "--key-column", "id"]
+        started = time.perf_counter()
+        landed, runs = _kill_and_resume(_train(server.uri, folder / "killed", every, batch, extra),
+                                        folder / "killed" / "ckpt", kills, every, rng)
+        seconds = time.perf_counter() - started
+        clean = subprocess.run(_train(server.uri, folder / "clean", every, batch, extra), capture_output=True, text=True)
+        assert clean.returncode == 0, clean.stderr
+    rows, worst = _compare(folder / "killed", folder / "clean")
+    print(json.dumps({"transport": "postgresql", "rows_in_table": n, "kills_landed": landed, "runs": runs,
+                      "rows_counted": rows, "exactly_once": rows == n, "largest_state_difference": worst,
+                      "killed_job_seconds": round(seconds, 1)}))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("transport", choices=["postgresql", "redis"])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--every", type=int, default=50_000, help="rows between checkpoints")
+    parser.add_argument("--batch-size", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    rng = np.random.default_rng(args.seed)
+    with tempfile.TemporaryDirectory(prefix="onepass-once-") as tmp:
+        run = {"postgresql": postgresql, "redis": redis}[args.transport]
+        run(args.rows, args.kills, args.every, args.batch_size, Path(tmp), rng)
+
+
+def redis(n: int, kills: int, every: int, batch: int, folder: Path, rng: np.random.Generator) -> None:
+    raise SystemExit("redis: not yet")
+
+
+if __name__ == "__main__":
+    main()
