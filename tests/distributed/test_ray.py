@@ -340,3 +340,30 @@ def test_a_postgresql_query_split_into_key_ranges_counts_every_row_once(cluster,
     np.testing.assert_allclose(dist.state.mean_, one.state.mean_, atol=1e-6)  # sums in another order
     np.testing.assert_allclose(dist.model.components_ @ dist.model.components_.T, np.eye(2), atol=1e-6)
     np.testing.assert_allclose(np.abs(dist.model.components_), np.abs(one.model.components_), atol=1e-6)
+
+
+def test_a_redis_stream_read_by_two_workers_of_one_group_counts_every_entry_once(cluster, tmp_path):
+    """A stream on two Ray workers, each a consumer of one group (a real redis-server on
+    loopback): every entry learned once (PCA's exact statistics equal one process's on the
+    same entries, read by another group), and nothing is left pending."""
+    from tests.transports.redis_server import redis_server
+
+    rng = np.random.default_rng(4)
+    X = (rng.standard_normal((20_000, 4)) * [1, 2, 3, 4]).astype(np.float32)
+    with redis_server() as server:
+        client = server.client()
+        pipe = client.pipeline(transaction=False)
+        for row in X.tolist():
+            pipe.xadd("points", {f"x{j}": repr(v) for j, v in enumerate(row)})
+        pipe.execute()
+        params = {"n_components": 2, "mode": "exact"}
+        dist = onepass.train("pca", server.uri, params=params, batch_size=1000, stream="points", group="workers",
+                             workers=onepass.training.Workers(2), checkpoint_dir=tmp_path / "ck")
+        one = onepass.train("pca", server.uri, params=params, batch_size=1000, stream="points", group="one")
+        pending = int(client.xpending("points", "workers")["pending"])
+        consumers = {c["name"].decode() if isinstance(c["name"], bytes) else c["name"]: c["pending"]
+                     for c in client.xinfo_consumers("points", "workers")}
+    assert dist.n_rows_seen == one.n_rows_seen == 20_000 and dist.metrics["shards"] == 2
+    assert pending == 0, consumers
+    np.testing.assert_allclose(dist.state.mean_, one.state.mean_, atol=1e-6)  # sums in another order
+    np.testing.assert_allclose(np.abs(dist.model.components_), np.abs(one.model.components_), atol=1e-6)
