@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from onepass.sources._bad import BadRecord
 from onepass.sources._transport import Entry
 
-__all__ = ["Chunk", "Options", "Reader", "concat_chunks"]
+__all__ = ["BatchStream", "Chunk", "Options", "Reader", "concat_chunks"]
 
 
 @dataclass
@@ -113,3 +113,44 @@ class Reader:
     def start_of(self, cursor: dict) -> dict:
         """The fields of ``cursor`` this reader resumes from."""
         return {"offset": int(cursor["offset"]), "line": int(cursor["line"])}
+
+
+class BatchStream:
+    """What every source is: an iterator of batches made by its ``_batches()`` generator
+    and a context manager that closes it, counting the bad records its policy set aside.
+    :class:`~onepass.sources.Source` (files) and
+    :class:`~onepass.sources._stream_source.StreamSource` (record transports) are two."""
+
+    _gen: Iterator[Any] | None = None
+    _policy: Any
+
+    @property
+    def n_skipped(self) -> int:
+        return self._policy.n_skipped
+
+    @property
+    def n_quarantined(self) -> int:
+        return self._policy.n_quarantined
+
+    def _batches(self) -> Iterator[Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __iter__(self) -> Any:
+        return self
+
+    def __next__(self) -> Any:
+        if self._gen is None:
+            self._gen = self._batches()
+        return next(self._gen)
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop reading and close the quarantine file (and what the source holds open)."""
+        if self._gen is not None:
+            self._gen.close()
+        self._policy.close()

@@ -13,7 +13,7 @@ import numpy as np
 from onepass.batch import Batch
 from onepass.errors import DataError, EmptySourceError, FeatureCountError, InvalidParameterError, OnePassError
 from onepass.sources._bad import BadRecordPolicy
-from onepass.sources._base import Chunk, Options, Reader, concat_chunks
+from onepass.sources._base import BatchStream, Chunk, Options, Reader, concat_chunks
 from onepass.sources._transport import Entry, resolve
 
 __all__ = ["Source", "open_source", "FORMATS", "format_of"]
@@ -55,7 +55,7 @@ def format_of(name: str) -> str | None:
     return EXTENSIONS.get(os.path.splitext(base)[1])
 
 
-class Source:
+class Source(BatchStream):
     """A stream of :class:`~onepass.batch.Batch` read once from files, a URL or stdin.
 
     Create one with :func:`open_source`. A Source is an iterator and a context manager.
@@ -99,40 +99,12 @@ class Source:
 
     # -- public -----------------------------------------------------------------
     @property
-    def n_skipped(self) -> int:
-        return self._policy.n_skipped
-
-    @property
-    def n_quarantined(self) -> int:
-        return self._policy.n_quarantined
-
-    @property
     def is_rewindable(self) -> bool:
         return not any(e.is_stdin for e in self._entries)
 
     @property
     def files(self) -> list[str]:
         return [e.name for e in self._entries]
-
-    def __iter__(self) -> Source:
-        return self
-
-    def __next__(self) -> Batch:
-        if self._gen is None:
-            self._gen = self._batches()
-        return next(self._gen)
-
-    def __enter__(self) -> Source:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close open files and the quarantine file."""
-        if self._gen is not None:
-            self._gen.close()
-        self._policy.close()
 
     def __repr__(self) -> str:
         return (f"Source({self._uri!r}, format={self.format!r}, files={len(self._entries)}, "

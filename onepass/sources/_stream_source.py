@@ -17,7 +17,7 @@ from typing import Any
 from onepass.batch import Batch
 from onepass.errors import EmptySourceError, FeatureCountError, InvalidParameterError, OnePassError
 from onepass.sources._bad import BadRecordPolicy
-from onepass.sources._base import Chunk, Options, concat_chunks
+from onepass.sources._base import BatchStream, Chunk, Options, concat_chunks
 from onepass.sources.transports import RecordTransport
 
 __all__ = ["StreamSource"]
@@ -25,7 +25,7 @@ __all__ = ["StreamSource"]
 CURSOR_VERSION = 1
 
 
-class StreamSource:
+class StreamSource(BatchStream):
     """A stream of :class:`~onepass.batch.Batch` from a record transport.
 
     Create one with :func:`onepass.open_source` on a ``redis://`` or ``postgresql://``
@@ -59,14 +59,6 @@ class StreamSource:
 
     # -- public -----------------------------------------------------------------
     @property
-    def n_skipped(self) -> int:
-        return self._policy.n_skipped
-
-    @property
-    def n_quarantined(self) -> int:
-        return self._policy.n_quarantined
-
-    @property
     def feature_names(self) -> list[str] | None:
         return self._transport.feature_names
 
@@ -97,25 +89,9 @@ class StreamSource:
         ends (safe from a signal handler or another thread)."""
         self._transport.stop()
 
-    def __iter__(self) -> StreamSource:
-        return self
-
-    def __next__(self) -> Batch:
-        if self._gen is None:
-            self._gen = self._batches()
-        return next(self._gen)
-
-    def __enter__(self) -> StreamSource:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
     def close(self) -> None:
-        if self._gen is not None:
-            self._gen.close()
+        super().close()
         self._transport.close()
-        self._policy.close()
 
     def __repr__(self) -> str:
         return f"StreamSource({self._transport.name!r}, n_rows_read={self.n_rows_read})"

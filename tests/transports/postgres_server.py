@@ -20,7 +20,6 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.transports._install import apt_install, free_port
 
 __all__ = ["PostgresServer", "ServerError", "persistent_server", "postgres_server"]
 
@@ -54,12 +55,7 @@ def find_bin_dir() -> Path:
         for folder in candidates:
             if all((folder / b).exists() for b in ("initdb", "pg_ctl", "postgres")):
                 return folder
-        if attempt == 0 and os.geteuid() == 0 and shutil.which("apt-get"):
-            _say("PostgreSQL not found: running 'apt-get update' and 'apt-get install -y postgresql' ...")
-            env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-            subprocess.run(["apt-get", "update"], check=False, env=env)
-            done = subprocess.run(["apt-get", "install", "-y", "postgresql"], check=False, env=env)
-            _say(f"apt-get install -y postgresql exited with {done.returncode}")
+        if attempt == 0 and apt_install("postgresql", "postgres_server"):
             continue
         break
     raise ServerError("PostgreSQL's initdb, pg_ctl and postgres were found neither on PATH nor in "
@@ -81,12 +77,6 @@ def _server_user() -> pwd.struct_passwd | None:
         except KeyError:
             raise ServerError(f"running as root, and the user {SERVER_USER!r} to run PostgreSQL as (initdb "
                               "refuses root) does not exist and could not be created with useradd") from None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

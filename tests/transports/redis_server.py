@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.transports._install import apt_install, free_port
+
 __all__ = ["RedisServer", "ServerError", "fill_stream", "redis_server"]
 
 START_SECONDS = 30.0
@@ -47,24 +49,13 @@ def find_binary() -> str:
         (p for p in ("/usr/bin/redis-server", "/usr/local/bin/redis-server") if os.path.exists(p)), None)
     if found:
         return found
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        _say("redis-server not found: running 'apt-get update' and 'apt-get install -y redis-server' ...")
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update"], check=False, env=env)
-        done = subprocess.run(["apt-get", "install", "-y", "redis-server"], check=False, env=env)
-        _say(f"apt-get install -y redis-server exited with {done.returncode}")
+    if apt_install("redis-server", "redis_server"):
         found = shutil.which("redis-server") or (
             "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None)
         if found:
             return found
     raise ServerError("redis-server was not found on PATH (nor in /usr/bin, /usr/local/bin), and could not be "
                       "installed (apt-get needs root); install Redis >= 6.2 (Debian: apt-get install redis-server)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -1,0 +1,30 @@
+"""What the test servers' modules share: a free loopback port, and Debian's package of a
+server installed (loudly) when its programs are missing and this process may."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def apt_install(package: str, who: str) -> bool:
+    """``apt-get install -y package`` when root with apt-get, saying so on stderr as
+    ``[who]``; whether it was run and succeeded."""
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return False
+    say = lambda message: print(f"[{who}] {message}", file=sys.stderr, flush=True)  # noqa: E731
+    say(f"{package} not found: running 'apt-get update' and 'apt-get install -y {package}' ...")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update"], check=False, env=env)
+    done = subprocess.run(["apt-get", "install", "-y", package], check=False, env=env)
+    say(f"apt-get install -y {package} exited with {done.returncode}")
+    return done.returncode == 0
