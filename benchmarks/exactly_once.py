@@ -8,8 +8,8 @@ PostgreSQL: a table of ``--rows`` rows (d=20, an ``id`` key), read with ``--key-
 Redis: a stream that a producer thread fills while the consumer runs (``--rows`` entries in
 all, added in bursts of 10,000 as fast as Redis takes them), read by one consumer of a
 group; the unkilled run reads the same entries afterwards in a second group. Both train
-K-Means (k=10), checkpointing every ``--every`` rows; each killed run is SIGKILLed at a
-random instant between its start and a few checkpoints in, then ``--resume`` goes on.
+K-Means (k=10), checkpointing every ``--every`` rows; the kills land at random instants
+spread over the rows (see ``_kill_and_resume``), each followed by ``--resume``.
 What is printed: the kills that landed, the rows the killed job counted against the
 records there are, the largest difference of its state from the unkilled run's, and (Redis)
 the group's pending entries at the end. (A stream's runs end where the entries ended when
@@ -59,26 +59,31 @@ def _train(uri: str, work: Path, every: int, batch: int, extra: list[str]) -> li
             "--checkpoint-every-rows", str(every), "--resume", "--out", str(work / "model"), "--quiet"]
 
 
-def _kill_and_resume(cmd: list[str], ckpt: Path, kills: int, every: int, rng: np.random.Generator,
+def _kill_and_resume(cmd: list[str], ckpt: Path, kills: int, n: int, rng: np.random.Generator,
                      busy: threading.Event | None = None) -> tuple[int, int]:
-    """Start ``cmd`` and SIGKILL it ``kills`` times at random instants (a random number of
-    checkpoints in, then a random fraction of a second), then run it to the end (and, while
-    ``busy`` is set, again: a stream still being filled has more). Returns (kills landed, runs)."""
+    """Start ``cmd`` and SIGKILL it ``kills`` times at random instants spread over the
+    ``n`` rows (each kill once the checkpoints have passed a row drawn between the last
+    checkpoint and an even share of what is left, then a random fraction of a second on),
+    then run it to the end (and again while ``busy`` is set: a stream still being filled has
+    more). A run that reads everything before its kill ends the kills. Returns (kills
+    landed, runs)."""
     landed = runs = 0
     while landed < kills:
         before = _rows_checkpointed(ckpt)
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         runs += 1
-        target = before + int(rng.integers(0, 4)) * every
+        target = before + rng.uniform(0, 2) * (n - before) / (kills - landed + 1)
         while proc.poll() is None and _rows_checkpointed(ckpt) < target:
             time.sleep(0.005)
-        time.sleep(float(rng.uniform(0, 0.3)))
+        time.sleep(float(rng.uniform(0, 0.2)))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             landed += 1
         elif proc.returncode != 0:
             raise SystemExit(f"a run failed: {proc.stderr.read().decode()}")
+        elif _rows_checkpointed(ckpt) >= n:
+            break
     while True:
         still = busy is not None and busy.is_set()
         done = subprocess.run(cmd, capture_output=True, text=True)
@@ -115,7 +120,7 @@ def postgresql(n: int, kills: int, every: int, batch: int, folder: Path, rng: np
         extra = ["--query", "SELECT * FROM points", "--key-column", "id"]
         started = time.perf_counter()
         landed, runs = _kill_and_resume(_train(server.uri, folder / "killed", every, batch, extra),
-                                        folder / "killed" / "ckpt", kills, every, rng)
+                                        folder / "killed" / "ckpt", kills, n, rng)
         seconds = time.perf_counter() - started
         clean = subprocess.run(_train(server.uri, folder / "clean", every, batch, extra), capture_output=True, text=True)
         assert clean.returncode == 0, clean.stderr
@@ -168,10 +173,10 @@ def redis(n: int, kills: int, every: int, batch: int, folder: Path, rng: np.rand
         producer.start()
         landed, runs = _kill_and_resume(_train(server.uri, folder / "killed", every, batch,
                                                [*extra, "--group", "killed"]),
-                                        folder / "killed" / "ckpt", kills, every, rng, busy=filling)
+                                        folder / "killed" / "ckpt", kills, n, rng, busy=filling)
         producer.join()
         _kill_and_resume(_train(server.uri, folder / "killed", every, batch, [*extra, "--group", "killed"]),
-                         folder / "killed" / "ckpt", 0, every, rng)  # what came after the last run started
+                         folder / "killed" / "ckpt", 0, n, rng)  # what came after the last run started
         seconds = time.perf_counter() - started
         pending = int(client.xpending("points", "killed")["pending"])
         clean = subprocess.run(_train(server.uri, folder / "clean", every, batch, [*extra, "--group", "clean"]),
