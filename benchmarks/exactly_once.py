@@ -32,19 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.checkpoints_seen import rows_checkpointed
+
 D, K = 20, 10
-
-
-def _rows_checkpointed(ckpt: Path) -> int:
-    from onepass.io import latest_checkpoint
-
-    for _ in range(100):
-        try:
-            found = latest_checkpoint(ckpt)
-            return 0 if found is None else json.loads((found / "manifest.json").read_text())["rows_seen"]
-        except (OSError, ValueError):
-            time.sleep(0.001)
-    return 0
 
 
 def _blobs(n: int, seed: int = 0) -> np.ndarray:
@@ -72,11 +62,11 @@ def _kill_and_resume(cmd: list[str], ckpt: Path, kills: int, n: int, rng: np.ran
     landed, runs)."""
     landed = runs = 0
     while landed < kills:
-        before = _rows_checkpointed(ckpt)
+        before = rows_checkpointed(ckpt)
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         runs += 1
         target = before + rng.uniform(0, 2) * (n - before) / (kills - landed + 1)
-        while proc.poll() is None and _rows_checkpointed(ckpt) < target:
+        while proc.poll() is None and rows_checkpointed(ckpt) < target:
             time.sleep(0.005)
         time.sleep(float(rng.uniform(0, 0.2)))
         if proc.poll() is None:
@@ -85,7 +75,7 @@ def _kill_and_resume(cmd: list[str], ckpt: Path, kills: int, n: int, rng: np.ran
             landed += 1
         elif proc.returncode != 0:
             raise SystemExit(f"a run failed: {proc.stderr.read().decode()}")
-        elif _rows_checkpointed(ckpt) >= n:
+        elif rows_checkpointed(ckpt) >= n:
             break
     while True:
         still = busy is not None and busy.is_set()

@@ -34,6 +34,7 @@ import numpy as np
 import pytest
 
 from onepass.io import latest_checkpoint, load_checkpoint, load_model
+from tests.checkpoints_seen import rows_checkpointed
 
 N_ROWS = 100_000
 EVERY_ROWS = 5_000  # checkpoints and validations: 20 in a run, as at 400k rows every 20k
@@ -174,17 +175,6 @@ def timed_reference(cmd: list[str], ckpt: Path) -> tuple[float, float]:
     total = time.perf_counter() - started
     assert proc.returncode == 0, proc.stderr.read().decode()
     return (first if first is not None else total), total
-
-
-def rows_checkpointed(ckpt: Path) -> int:
-    """Rows in the newest checkpoint (0 if none); read while a run may replace it."""
-    for _ in range(100):
-        try:
-            found = latest_checkpoint(ckpt)
-            return 0 if found is None else json.loads((found / "manifest.json").read_text())["rows_seen"]
-        except (OSError, ValueError):  # pruned or replaced between the two reads
-            time.sleep(0.001)
-    raise AssertionError(f"no readable checkpoint in {ckpt}")
 
 
 def assert_last_checkpoint_loads(ckpt: Path, n: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,10 +10,11 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from onepass.errors import InvalidParameterError, OnePassError
 from onepass.sources._bad import BadRecord
 from onepass.sources._transport import Entry
 
-__all__ = ["BatchStream", "Chunk", "Options", "Reader", "concat_chunks"]
+__all__ = ["BatchStream", "Chunk", "Options", "Reader", "concat_chunks", "reading_cursor"]
 
 
 @dataclass
@@ -115,6 +117,17 @@ class Reader:
         return {"offset": int(cursor["offset"]), "line": int(cursor["line"])}
 
 
+@contextlib.contextmanager
+def reading_cursor(cursor: dict) -> Iterator[None]:
+    """Turn a cursor's missing field or wrong type into InvalidParameterError naming it."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError) as e:
+        if isinstance(e, OnePassError):
+            raise
+        raise InvalidParameterError(f"malformed cursor {cursor!r}: {e!r}") from None
+
+
 class BatchStream:
     """What every source is: an iterator of batches made by its ``_batches()`` generator
     and a context manager that closes it, counting the bad records its policy set aside.
@@ -123,6 +136,8 @@ class BatchStream:
 
     _gen: Iterator[Any] | None = None
     _policy: Any
+    n_rows_read: int
+    n_features: int | None
 
     @property
     def n_skipped(self) -> int:
@@ -134,6 +149,23 @@ class BatchStream:
 
     def _batches(self) -> Iterator[Any]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _take_counts(self, cursor: dict, reader: Any) -> None:
+        """Go on from ``cursor``'s row count and width (the width given to ``reader`` too,
+        which parses the rows), refusing a width that contradicts the declared one."""
+        self.n_rows_read = int(cursor["rows"])
+        if cursor.get("n_features") is not None:
+            if self.n_features is not None and self.n_features != cursor["n_features"]:
+                raise InvalidParameterError(
+                    f"n_features={self.n_features} but the cursor was saved with n_features={cursor['n_features']}")
+            self.n_features = int(cursor["n_features"])
+            reader.n_features = self.n_features
+
+    def _counts(self) -> dict:
+        """The cursor fields every source writes after its position: rows, bad records,
+        quarantine size, width."""
+        return {"rows": self.n_rows_read, "skipped": self._policy.n_skipped, "quarantined": self._policy.n_quarantined,
+                "quarantine_bytes": self._policy.quarantine_bytes, "n_features": self.n_features}
 
     def __iter__(self) -> Any:
         return self

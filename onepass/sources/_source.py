@@ -13,7 +13,7 @@ import numpy as np
 from onepass.batch import Batch
 from onepass.errors import DataError, EmptySourceError, FeatureCountError, InvalidParameterError, OnePassError
 from onepass.sources._bad import BadRecordPolicy
-from onepass.sources._base import BatchStream, Chunk, Options, Reader, concat_chunks
+from onepass.sources._base import BatchStream, Chunk, Options, Reader, concat_chunks, reading_cursor
 from onepass.sources._transport import Entry, resolve
 
 __all__ = ["Source", "open_source", "FORMATS", "format_of"]
@@ -116,7 +116,7 @@ class Source(BatchStream):
             raise InvalidParameterError(
                 "stdin cannot resume at a cursor: it cannot seek; save the stream to a file "
                 "to resume")
-        try:
+        with reading_cursor(cursor):
             if cursor.get("format") != self.format:
                 raise InvalidParameterError(
                     f"the cursor is for format {cursor.get('format')!r}, this source is "
@@ -134,28 +134,14 @@ class Source(BatchStream):
                     + ("another one" if self._vocabulary_id else "none") + "; resume with the same vocab")
             self._start_file = i
             self._start = self._reader.start_of(cursor)
-            self.n_rows_read = int(cursor["rows"])
-            if cursor.get("n_features") is not None:
-                if self.n_features is not None and self.n_features != cursor["n_features"]:
-                    raise InvalidParameterError(
-                        f"n_features={self.n_features} but the cursor was saved with "
-                        f"n_features={cursor['n_features']}")
-                self.n_features = int(cursor["n_features"])
-                self._reader.n_features = self.n_features
-        except (KeyError, TypeError, ValueError) as e:
-            if isinstance(e, OnePassError):
-                raise
-            raise InvalidParameterError(f"malformed cursor {cursor!r}: {e!r}") from None
+            self._take_counts(cursor, self._reader)
 
     def _cursor(self, index: int, end: int, line: int) -> dict:
         entry = self._entries[index]
         cur = {"version": CURSOR_VERSION, "format": self.format, "file": index,
                "path": entry.name}
         cur.update(self._reader.position(end, line))
-        cur.update(rows=self.n_rows_read, skipped=self._policy.n_skipped,
-                   quarantined=self._policy.n_quarantined,
-                   quarantine_bytes=self._policy.quarantine_bytes,
-                   n_features=self.n_features)
+        cur.update(self._counts())
         if self._vocabulary_id is not None:
             cur["vocabulary"] = self._vocabulary_id
         return cur

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from onepass.batch import Batch
-from onepass.errors import EmptySourceError, FeatureCountError, InvalidParameterError, OnePassError
+from onepass.errors import EmptySourceError, FeatureCountError, InvalidParameterError
 from onepass.sources._bad import BadRecordPolicy
-from onepass.sources._base import BatchStream, Chunk, Options, concat_chunks
+from onepass.sources._base import BatchStream, Chunk, Options, concat_chunks, reading_cursor
 from onepass.sources.transports import RecordTransport
 
 __all__ = ["StreamSource"]
@@ -98,23 +98,13 @@ class StreamSource(BatchStream):
 
     # -- internals --------------------------------------------------------------
     def _restore(self, cursor: dict) -> None:
-        try:
+        with reading_cursor(cursor):
             if cursor.get("transport") != self._transport.kind:
                 raise InvalidParameterError(
                     f"the cursor is for {cursor.get('transport') or cursor.get('path') or 'files'}, this source "
                     f"reads {self._transport.name}")
             self._start = self._transport.start_of(cursor)
-            self.n_rows_read = int(cursor["rows"])
-            if cursor.get("n_features") is not None:
-                if self.n_features is not None and self.n_features != cursor["n_features"]:
-                    raise InvalidParameterError(
-                        f"n_features={self.n_features} but the cursor was saved with n_features={cursor['n_features']}")
-                self.n_features = int(cursor["n_features"])
-                self._transport.n_features = self.n_features
-        except (KeyError, TypeError, ValueError) as e:
-            if isinstance(e, OnePassError):
-                raise
-            raise InvalidParameterError(f"malformed cursor {cursor!r}: {e!r}") from None
+            self._take_counts(cursor, self._transport)
 
     def _where(self, end: Any) -> str:
         return f"{self._transport.name} ({self._transport.where(end)})"
@@ -123,8 +113,7 @@ class StreamSource(BatchStream):
         cur: dict[str, Any] = {"version": CURSOR_VERSION, "format": self.format, "transport": self._transport.kind,
                                "path": self._transport.name}
         cur.update(self._transport.position(end))
-        cur.update(rows=self.n_rows_read, skipped=self._policy.n_skipped, quarantined=self._policy.n_quarantined,
-                   quarantine_bytes=self._policy.quarantine_bytes, n_features=self.n_features)
+        cur.update(self._counts())
         return cur
 
     def _commit_bad(self, pending: deque, upto: int | None) -> None:

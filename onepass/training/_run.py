@@ -105,6 +105,14 @@ class Data:
                        on_bad_record="fail" if self.on_bad_record == "fail" else "skip", **transport)
 
     @property
+    def is_rewindable(self) -> bool:
+        """Whether another epoch can read the same records (files and queries can; stdin and
+        a stream read by a consumer group deliver them once)."""
+        from onepass.sources.transports import is_record_uri, transport_class
+
+        return not self.reads_stdin and all(transport_class(u).is_rewindable for u in self.uris if is_record_uri(u))
+
+    @property
     def is_record_transport(self) -> bool:
         """Records read once from a broker or a database (redis://, postgresql://), not files."""
         from onepass.sources.transports import is_record_uri
@@ -289,8 +297,7 @@ class TrainingRun:
             raise InvalidParameterError(
                 f"epochs={self.epochs} needs a source that can be read again; stdin ('-') is read once. "
                 "Save the stream to a file, or train with epochs=1")
-        if self.epochs > 1 and (self.data.follow or any(u.lower().startswith(("redis://", "rediss://"))
-                                                         for u in self.data.uris)):
+        if self.epochs > 1 and (self.data.follow or not self.data.is_rewindable):
             raise InvalidParameterError(
                 f"epochs={self.epochs} needs a source that can be read again; a stream's entries are delivered "
                 "once (and --follow never ends). Train with epochs=1")

@@ -1,5 +1,6 @@
-"""What the test servers' modules share: a free loopback port, and Debian's package of a
-server installed (loudly) when its programs are missing and this process may."""
+"""What the test servers' modules share: a free loopback port, Debian's package of a
+server installed (loudly) when its programs are missing and this process may, and the end
+of a server's log for error messages."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -28,3 +30,12 @@ def apt_install(package: str, who: str) -> bool:
     done = subprocess.run(["apt-get", "install", "-y", package], check=False, env=env)
     say(f"apt-get install -y {package} exited with {done.returncode}")
     return done.returncode == 0
+
+
+def log_tail(log_file: Path, n: int = 30) -> str:
+    """The last ``n`` lines of a server's log, headed, for an error message ("" if none)."""
+    try:
+        lines = log_file.read_text(errors="replace").splitlines()[-n:]
+    except OSError:
+        return ""
+    return "\nserver log:\n" + "\n".join(lines) if lines else ""

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.transports._install import apt_install, free_port
+from tests.transports._install import apt_install, free_port, log_tail
 
 __all__ = ["PostgresServer", "ServerError", "persistent_server", "postgres_server"]
 
@@ -121,11 +121,7 @@ class PostgresServer:
         return done
 
     def log_tail(self, n: int = 30) -> str:
-        try:
-            lines = self.log_file.read_text(errors="replace").splitlines()[-n:]
-        except OSError:
-            return ""
-        return "\nserver log:\n" + "\n".join(lines) if lines else ""
+        return log_tail(self.log_file, n)
 
     def init(self) -> None:
         self._run("initdb", "-D", str(self.data_dir), "-U", self.user, "--auth=trust", "--encoding=UTF8",

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.transports._install import apt_install, free_port
+from tests.transports._install import apt_install, free_port, log_tail
 
 __all__ = ["RedisServer", "ServerError", "fill_stream", "redis_server"]
 
@@ -80,11 +80,7 @@ class RedisServer:
         return self.folder / "server.log"
 
     def log_tail(self, n: int = 30) -> str:
-        try:
-            lines = self.log_file.read_text(errors="replace").splitlines()[-n:]
-        except OSError:
-            return ""
-        return "\nserver log:\n" + "\n".join(lines) if lines else ""
+        return log_tail(self.log_file, n)
 
     def client(self, **kw: Any) -> Any:
         """A redis-py client (RESP2, bytes)."""

@@ -29,6 +29,7 @@ import pytest
 from onepass.errors import BadRecordError, DataError, InvalidParameterError, OnePassError
 from onepass.io import latest_checkpoint, load_checkpoint, load_model
 from onepass.sources import open_source
+from tests.checkpoints_seen import rows_checkpointed
 from tests.transports.postgres_server import PostgresServer, postgres_server
 
 N_POINTS = 30_000  # rows of the table trained on by the CLI tests
@@ -261,17 +262,6 @@ def test_server_that_stays_away_is_a_clear_error(server: PostgresServer) -> None
 # -- the CLI ---------------------------------------------------------------------------
 def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "onepass.cli", "train", *args]
-
-
-def rows_checkpointed(ckpt: Path) -> int:
-    """Rows in the newest checkpoint (0 if none); read while a run may replace it."""
-    for _ in range(100):
-        try:
-            found = latest_checkpoint(ckpt)
-            return 0 if found is None else json.loads((found / "manifest.json").read_text())["rows_seen"]
-        except (OSError, ValueError):
-            time.sleep(0.001)
-    raise AssertionError(f"no readable checkpoint in {ckpt}")
 
 
 def wait_for_rows(ckpt: Path, n: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:

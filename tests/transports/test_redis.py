@@ -24,7 +24,8 @@ import pytest
 
 from onepass import open_source
 from onepass.errors import BadRecordError, DataError, InvalidParameterError
-from onepass.io import latest_checkpoint, load_checkpoint, load_model
+from onepass.io import load_checkpoint, load_model
+from tests.checkpoints_seen import rows_checkpointed
 from tests.transports.redis_server import RedisServer, fill_stream, redis_server
 
 BATCH = 500
@@ -70,16 +71,6 @@ def is_delivered(server: RedisServer, stream: str, group: str) -> bool:
     last = r.execute_command("XREVRANGE", stream, "+", "-", "COUNT", 1)
     groups = {g["name"]: g for g in r.xinfo_groups(stream)} if last else {}
     return bool(last) and groups.get(group.encode(), {}).get("last-delivered-id") == last[0][0]
-
-
-def rows_checkpointed(ckpt: Path) -> int:
-    for _ in range(200):
-        try:
-            found = latest_checkpoint(ckpt)
-            return 0 if found is None else json.loads((found / "manifest.json").read_text())["rows_seen"]
-        except (OSError, ValueError):  # replaced while read
-            time.sleep(0.005)
-    raise AssertionError(f"no readable checkpoint in {ckpt}")
 
 
 def wait_for(what: str, condition, timeout: float = 60.0) -> None:
