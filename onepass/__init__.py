@@ -7,43 +7,33 @@ many models.
 
 from onepass._lazy import lazy_getattr
 from onepass._version import __version__
-from onepass.algorithms import (
-    DeepARModel,
-    DeepARState,
-    FactorizationMachinesModel,
-    FactorizationMachinesState,
-    KMeansModel,
-    KMeansState,
-    LinearLearnerModel,
-    LinearLearnerState,
-    NTMModel,
-    NTMState,
-    PCAModel,
-    PCAState,
-)
-from onepass.algorithms._sagemaker_names import translate_hyperparameters
-from onepass.batch import Batch
 from onepass.errors import (
     BadRecordError,
     DataError,
     InvalidParameterError,
     OnePassError,
 )
-from onepass.io import load, load_checkpoint, save_checkpoint, save_model
-from onepass.sources import open_source
-from onepass.text import build_vocabulary
-from onepass.training import train
-from onepass.tune import tune
+from onepass.tune import tune  # light; a name the onepass.tune package would otherwise shadow
 
-_LAZY = {  # estimators import scikit-learn
-    "DeepAR": "onepass.algorithms.deepar._estimator",
-    "FactorizationMachinesClassifier": "onepass.algorithms.fm._estimator",
-    "FactorizationMachinesRegressor": "onepass.algorithms.fm._estimator",
-    "KMeans": "onepass.algorithms.kmeans._estimator",
-    "LinearLearnerClassifier": "onepass.algorithms.linear._estimator",
-    "LinearLearnerRegressor": "onepass.algorithms.linear._estimator",
-    "NTM": "onepass.algorithms.ntm._estimator",
-    "PCA": "onepass.algorithms.pca._estimator",
+# Every other name is imported on first use: ``import onepass`` (and the CLI's start)
+# pays for NumPy, SciPy, pyarrow, scikit-learn or PyTorch only when a name needs them.
+_ALGORITHM_CLASSES = (
+    "DeepAR", "DeepARModel", "DeepARState", "FactorizationMachinesClassifier", "FactorizationMachinesModel",
+    "FactorizationMachinesRegressor", "FactorizationMachinesState", "KMeans", "KMeansModel", "KMeansState",
+    "LinearLearnerClassifier", "LinearLearnerModel", "LinearLearnerRegressor", "LinearLearnerState", "NTM",
+    "NTMModel", "NTMState", "PCA", "PCAModel", "PCAState",
+)
+_LAZY = {
+    **dict.fromkeys(_ALGORITHM_CLASSES, "onepass.algorithms"),
+    "Batch": "onepass.batch",
+    "build_vocabulary": "onepass.text",
+    "load": "onepass.io",
+    "load_checkpoint": "onepass.io",
+    "open_source": "onepass.sources",
+    "save_checkpoint": "onepass.io",
+    "save_model": "onepass.io",
+    "train": "onepass.training",
+    "translate_hyperparameters": "onepass.algorithms._sagemaker_names",
 }
 
 

@@ -251,19 +251,37 @@ class _TrainGroup(click.Group):
     """Lists and builds one ``train`` subcommand per registered algorithm."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        import onepass.algorithms  # noqa: F401  (importing fills the registry)
-        from onepass.state import ALGORITHMS
+        from onepass.algorithms import PACKAGES  # names only: no algorithm is imported
 
-        return sorted(ALGORITHMS)
+        return sorted(PACKAGES)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        import onepass.algorithms  # noqa: F401
-        from onepass.state import ALGORITHMS
+        from onepass.algorithms import PACKAGES
 
-        if cmd_name.replace("_", "-") not in ALGORITHMS and cmd_name not in ALGORITHMS:
+        name = cmd_name if cmd_name in PACKAGES else cmd_name.replace("_", "-")
+        if name not in PACKAGES:
             return None
-        return _make_train_command(cmd_name if cmd_name in ALGORITHMS else cmd_name.replace("_", "-"))
+        return _make_train_command(name)
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The algorithms with a line each, from their packages' docstrings (read, not imported)."""
+        from onepass.algorithms import PACKAGES
+
+        rows = [(name, _package_summary(package)) for name, (package, _) in sorted(PACKAGES.items())]
+        with formatter.section("Algorithms"):
+            formatter.write_dl(rows)
+
+
+def _package_summary(package: str) -> str:
+    """The first line of a package's docstring, read from its source without importing it."""
+    import ast
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        return ""
+    doc = ast.get_docstring(ast.parse(Path(spec.origin).read_text())) or ""
+    return doc.split("\n")[0]
 
 
 @main.group(cls=_TrainGroup, epilog=_ALGO_EPILOG)
@@ -471,9 +489,10 @@ class _FinalizeCommand(click.Command):
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """Each algorithm's finalize settings, with their help, from its ``model`` method."""
-        import onepass.algorithms  # noqa: F401  (fills the registry)
+        from onepass.algorithms import load_all
         from onepass.state import ALGORITHMS
 
+        load_all()
         for name in sorted(ALGORITHMS):
             model = ALGORITHMS[name].state.model
             docs = _doc_params(model)

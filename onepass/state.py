@@ -103,20 +103,28 @@ def register(algorithm: Algorithm) -> Algorithm:
 
 
 def get_algorithm(name: str) -> Algorithm:
-    """The registry entry called ``name``, or a clear error listing the known ones."""
-    import onepass.algorithms  # noqa: F401  (importing registers the algorithms)
+    """The registry entry called ``name`` (its package imported, no other), or a clear
+    error listing the known ones."""
+    from onepass.algorithms import PACKAGES, package_of
 
-    try:
+    package = package_of(name=name)
+    if package is not None:
+        importlib.import_module(package)
+    if name in ALGORITHMS:
         return ALGORITHMS[name]
-    except KeyError:
-        known = ", ".join(sorted(ALGORITHMS))
-        raise InvalidParameterError(f"unknown algorithm {name!r}; choose one of: {known}") from None
+    known = ", ".join(sorted(PACKAGES))
+    raise InvalidParameterError(f"unknown algorithm {name!r}; choose one of: {known}")
 
 
 def algorithm_of_kind(kind: str, role: str) -> type:
     """The state or model class (``role``) whose ``kind`` attribute is ``kind``."""
-    import onepass.algorithms  # noqa: F401
+    from onepass.algorithms import load_all, package_of
 
+    package = package_of(kind=kind)
+    if package is not None:
+        importlib.import_module(package)
+    else:
+        load_all()  # an algorithm registered from outside onepass.algorithms
     for algo in ALGORITHMS.values():
         cls = getattr(algo, role)
         if cls.kind == kind:

@@ -57,8 +57,10 @@ class ShardWorker:
 
     def __init__(self, algorithm: str, params: dict[str, Any], uris: Any, source: dict[str, Any],
                  seed: int | None = None, inline_blocks: bool = True) -> None:
-        import onepass.algorithms  # noqa: F401  (registers the algorithms in this process)
+        from onepass.state import get_algorithm
         from onepass.training import make_state
+
+        get_algorithm(algorithm)  # registers the algorithm in this process
 
         self._blas_limit: Any = None
         if inline_blocks:

@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from onepass.tune._leaderboard import Leaderboard
-from onepass.tune._space import Dimension, parse_param
+from onepass._lazy import lazy_getattr
+
+if TYPE_CHECKING:
+    from onepass.tune._leaderboard import Leaderboard
+    from onepass.tune._space import Dimension
 
 __all__ = ["Dimension", "Leaderboard", "parse_param", "tune", "tune_from_state", "tune_search"]
+
+# light to import (``onepass.tune`` is imported by ``import onepass``): the rest on first use
+__getattr__ = lazy_getattr(__name__, {"Dimension": "onepass.tune._space", "Leaderboard": "onepass.tune._leaderboard",
+                                      "parse_param": "onepass.tune._space"})
 
 
 def tune_from_state(*args: Any, **kwargs: Any) -> Leaderboard:

@@ -35,8 +35,9 @@ def parse_params(params: Sequence[str | Dimension] | dict[str, Any]) -> list[Dim
 
 
 def _algorithm_of(state: State) -> Any:
-    import onepass.algorithms  # noqa: F401
+    from onepass.algorithms import load_all
 
+    load_all()
     return next(a for a in ALGORITHMS.values() if a.state.kind == state.kind)
 
 

@@ -166,7 +166,6 @@ def tune_search(
     validation_source: dict[str, Any] | None = None,
 ) -> Leaderboard:
     """Successive-halving search over settings that change training; see the module doc."""
-    import onepass.algorithms  # noqa: F401
     from onepass.state import get_algorithm
     from onepass.training import make_state, state_parameters
     from onepass.tune._from_state import parse_params

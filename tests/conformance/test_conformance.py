@@ -8,9 +8,11 @@ import warnings
 import pytest
 from sklearn.utils.estimator_checks import check_estimator
 
-import onepass.algorithms  # noqa: F401  (fills the registry)
+from onepass.algorithms import load_all
 from onepass.state import ALGORITHMS
 from tests.conformance.checks import STATE_CHECKS, configurations
+
+load_all()  # fills the registry
 
 ALGOS = sorted(ALGORITHMS)
 CONFIGURATIONS = dict(configurations(ALGORITHMS))  # each algorithm and the variants its tags declare

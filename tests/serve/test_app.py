@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
-import onepass.algorithms  # noqa: F401  (fills the registry)
+from onepass.algorithms import load_all
 from onepass.batch import Batch
 from onepass.errors import BadRecordError, EmptyBodyError, http_status
 from onepass.serve import create_app
@@ -21,6 +21,8 @@ from onepass.serve._app import App, accept_of, content_type_of
 from onepass.serve.adapters import DEFAULT, Adapter, adapter_for, adapters
 from onepass.state import ALGORITHMS
 from tests.serve.conftest import blobs, make_model
+
+load_all()  # fills the registry
 
 
 def request(app: App, method: str, path: str, **kwargs: Any) -> httpx.Response:
