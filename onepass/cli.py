@@ -25,28 +25,43 @@ from onepass.tune._space import parse_value as _coerce  # "3" -> 3, "none" -> No
 _ALGO_EPILOG = "Run 'onepass train ALGO --help' for the options of one algorithm."
 
 
+def _plain(text: str) -> str:
+    """Docstring text as help: Sphinx roles and literals without their markup."""
+    return re.sub(r":\w+:`~?([^`]*)`", r"\1", text).replace("``", "")
+
+
 def _doc_params(obj: Any) -> dict[str, str]:
-    """Parameter descriptions from a numpydoc ``Parameters`` section: "text [type]"."""
+    """Parameter descriptions from a numpydoc ``Parameters`` section, as plain text."""
     doc = inspect.getdoc(obj) or ""
     match = re.search(r"Parameters\n-+\n(.*?)(?:\n\n[A-Z][a-z]+\n-+\n|\Z)", doc, re.S)
     if not match:
         return {}
-    kinds: dict[str, str] = {}
     texts: dict[str, list[str]] = {}
     name = None
     for line in match.group(1).splitlines():
         head = re.match(r"^(\w+) :(.*)$", line)
         if head:
             name = head.group(1)
-            kinds[name] = head.group(2).strip()
             texts[name] = []
         elif name and line.strip():
             texts[name].append(line.strip())
-    return {n: " ".join(texts[n]) + (f" [{kinds[n]}]" if kinds[n] else "") for n in kinds}
+    return {n: _plain(" ".join(words)) for n, words in texts.items()}
+
+
+def _with_default(text: str, param: inspect.Parameter, none: str = "none") -> str:
+    """``text`` ending with the parameter's default (``none`` says what None means),
+    unless it already says it."""
+    if param.default is inspect.Parameter.empty:
+        return f"{text} (required)".strip()
+    if re.search(r"\(default\b|\bdefaults? (?:to|is)\b|\bdefault:", text, re.I):
+        return text
+    shown = none if param.default is None else param.default
+    return f"{text} (default: {shown})".strip()
 
 
 def _param_options(func: Callable[..., Any], skip: tuple[str, ...], doc_source: Any) -> list[click.Option]:
-    """One ``--name`` option per keyword parameter of ``func``, typed by its default."""
+    """One ``--name`` option per keyword parameter of ``func``, typed by its default, its
+    help the docstring's with the default."""
     docs = _doc_params(doc_source)
     options = []
     for name, param in inspect.signature(func).parameters.items():
@@ -63,8 +78,7 @@ def _param_options(func: Callable[..., Any], skip: tuple[str, ...], doc_source: 
             ptype = str
         options.append(click.Option(
             [f"--{name.replace('_', '-')}", name], type=ptype, default=None,
-            help=docs.get(name, "").replace("``", "") or (
-                "" if default is inspect.Parameter.empty else f"(default: {default})"),
+            help=_with_default(docs.get(name, ""), param),
         ))
     return options
 
@@ -303,8 +317,8 @@ def _make_train_command(name: str) -> click.Command:
 
         opts.setdefault("validation", ())
         if opts["out"] is None and opts["checkpoint_dir"] is None:
-            click.echo("onepass: warning: no --out DIR: the model will be trained and not kept (give --out DIR "
-                       "to save it, or --checkpoint-dir DIR to keep the state)", err=True)
+            raise click.UsageError("nothing would be kept: give --out DIR for the model (and its state), or "
+                                   "--checkpoint-dir DIR for the state alone")
         # SageMaker's names onepass uses too reach the translation as given ("auto", "None")
         shared = {n: v for n in sagemaker_shared if (v := opts.pop(n)) is not None}
         params = _collect(opts, hyper)
@@ -402,6 +416,7 @@ def _make_train_command(name: str) -> click.Command:
     sagemaker_shared = [n for n in algo.sagemaker_names if n in hyper or n in extra_finalize]
     for option in params:
         if option.name in sagemaker_shared:  # converted by the SageMaker declaration, from its strings
+            option.metavar = option.type.name.upper()
             option.type = click.STRING
     params += [_sagemaker_option(n, algo.sagemaker_names[n]) for n in sagemaker_flags]
     package = sys.modules[algo.state.__module__.rpartition(".")[0]]
@@ -498,12 +513,9 @@ class _FinalizeCommand(click.Command):
             docs = _doc_params(model)
             rows = []
             for setting, param in inspect.signature(model).parameters.items():
-                if setting == "self":
-                    continue
-                text = re.sub(r":\w+:`([^`]*)`", r"\1", docs.get(setting, "")).replace("``", "")
-                if "default" not in text and param.default is not inspect.Parameter.empty:
-                    text += f" (default: {param.default})"
-                rows.append((f"--{setting.replace('_', '-')}", text))
+                if setting != "self":
+                    rows.append((f"--{setting.replace('_', '-')}",
+                                 _with_default(docs.get(setting, ""), param, none="as trained")))
             if rows:
                 with formatter.section(f"Finalize settings of {name}"):
                     formatter.write_dl(rows)

@@ -77,9 +77,9 @@ def manifest(path: Path) -> dict:
 @pytest.mark.parametrize("args, message", [
     (["train", "kmeans", "--data", "{csv}", "--no-such-option", "1"], "No such option"),
     (["train", "kmeans", "--n-clusters", "3"], "Missing option '--data'"),
-    (["train", "kmeans", "--data", "-", "--epochs", "2"], "stdin"),
-    (["train", "kmeans", "--data", "{csv}", "--checkpoint-every-rows", "100"], "--checkpoint-dir"),
-    (["train", "kmeans", "--data", "{csv}", "--n-clusters", "0"], "n_clusters=0"),
+    (["train", "kmeans", "--data", "-", "--epochs", "2", "--out", "{tmp}/m"], "stdin"),
+    (["train", "kmeans", "--data", "{csv}", "--checkpoint-every-rows", "100", "--out", "{tmp}/m"], "--checkpoint-dir"),
+    (["train", "kmeans", "--data", "{csv}", "--n-clusters", "0", "--out", "{tmp}/m"], "n_clusters=0"),
     (["train", "no-such-algorithm", "--data", "{csv}"], "No such command"),
     (["predict", "{model}", "--out", "{tmp}/p.csv"], "Missing option '--data'"),
     (["finalize", "{model}", "--n-clusters", "2"], "Missing option '--out'"),
@@ -123,7 +123,7 @@ def test_bad_record_exit_3_names_file_line_and_column(tmp_path):
 
 def test_bad_column_count_exit_3_names_line_and_counts(tmp_path):
     (tmp_path / "short.csv").write_text("a,b\n1,2\n3,4\n7\n")
-    result = invoke("train", "kmeans", "--data", str(tmp_path / "short.csv"), "--n-clusters", "1")
+    result = invoke("train", "kmeans", "--data", str(tmp_path / "short.csv"), "--n-clusters", "1", "--out", str(tmp_path / "m"))
     assert result.exit_code == 3
     assert "line 4 of" in result.stderr and "short.csv" in result.stderr
     assert "expected 2 columns, got 1" in result.stderr
@@ -141,7 +141,7 @@ def test_empty_csv_exit_3_with_clear_message(tmp_path, content):
 
 
 def test_missing_data_file_exit_3(tmp_path):
-    result = invoke("train", "kmeans", "--data", str(tmp_path / "nope-*.csv"), "--n-clusters", "2")
+    result = invoke("train", "kmeans", "--data", str(tmp_path / "nope-*.csv"), "--n-clusters", "2", "--out", str(tmp_path / "m"))
     assert result.exit_code == 3
     assert "nope-*.csv" in result.stderr
     assert "matches no file" in result.stderr
@@ -295,7 +295,8 @@ def test_bad_records_counted_in_metrics_and_manifest(tmp_path, mode):
 
 def test_quarantine_needs_a_file(tmp_path):
     (tmp_path / "bad.csv").write_text(BAD_CSV)
-    result = invoke("train", "kmeans", "--data", str(tmp_path / "bad.csv"), "--on-bad-record", "quarantine")
+    result = invoke("train", "kmeans", "--data", str(tmp_path / "bad.csv"), "--on-bad-record", "quarantine",
+                    "--out", str(tmp_path / "m"))
     assert result.exit_code == 2
     assert "--quarantine-file" in result.stderr
 
@@ -457,12 +458,15 @@ def test_finalize_a_finalized_model_is_refused(trained, tmp_path):
     assert not (tmp_path / "k1").exists()
 
 
-def test_train_without_out_warns_that_nothing_is_kept(data_csv: Path, tmp_path: Path) -> None:
+def test_train_without_out_refuses_before_reading(data_csv: Path, tmp_path: Path) -> None:
     bare = invoke("train", "kmeans", "--data", str(data_csv), "--n-clusters", "3", "-q")
-    assert bare.exit_code == 0
-    assert "no --out DIR: the model will be trained and not kept" in bare.stderr
+    assert bare.exit_code == 2
+    assert "nothing would be kept: give --out DIR" in bare.stderr
     kept = invoke("train", "kmeans", "--data", str(data_csv), "--n-clusters", "3", "-q", "--out", str(tmp_path / "m"))
     assert kept.exit_code == 0 and "warning" not in kept.stderr
+    state_only = invoke("train", "kmeans", "--data", str(data_csv), "--n-clusters", "3", "-q",
+                        "--checkpoint-dir", str(tmp_path / "ck"))
+    assert state_only.exit_code == 0 and any((tmp_path / "ck").iterdir())
 
 
 def test_finalize_help_lists_every_algorithms_settings_with_defaults() -> None:
@@ -471,5 +475,5 @@ def test_finalize_help_lists_every_algorithms_settings_with_defaults() -> None:
                              ("linear-learner", "--rank"), ("factorization-machines",
                                                             "--binary-classifier-model-selection-criteria")):
         assert f"Finalize settings of {section}" in text and setting in text, (section, setting)
-    assert "default=0" in text  # --rank's default is shown
+    assert "(default: 0)" in text  # --rank's default is shown
     assert ":func:" not in text and "``" not in text  # no Sphinx markup

@@ -82,5 +82,5 @@ def test_text_options_are_offered(command):
 
 
 def test_train_on_text_without_vocab_says_so(docs):
-    result = invoke("train", "kmeans", "--data", str(docs), "--format", "text", "-q")
+    result = invoke("train", "kmeans", "--data", str(docs), "--format", "text", "-q", "--out", str(docs.parent / "m"))
     assert result.exit_code == 2 and "format 'text' needs a vocabulary" in result.stderr

@@ -139,7 +139,7 @@ def test_bad_values_name_the_hyperparameter(algorithm: str, given: dict, words: 
 
 
 def test_contradictions_and_bad_widths_are_usage_errors(data: Path, tmp_path: Path) -> None:
-    common = ("--data", str(data), "--label-column", "0", "-q")
+    common = ("--data", str(data), "--label-column", "0", "-q", "--out", str(tmp_path / "m"))
     both = invoke("train", "kmeans", *common, "--k", "5", "--n-clusters", "6")
     assert both.exit_code == 2 and "k='5'" in both.output and "n_clusters=6" in both.output
     width = invoke("train", "kmeans", *common, "--k", "3", "--feature-dim", "5")

@@ -61,9 +61,9 @@ def test_what_workers_cannot_do_is_refused_from_the_description(change: dict, na
         spec.run()
 
 
-def test_the_cli_refuses_the_same_with_the_same_words(blobs: Path) -> None:
+def test_the_cli_refuses_the_same_with_the_same_words(blobs: Path, tmp_path: Path) -> None:
     done = subprocess.run([*CLI, "train", "kmeans", "--data", str(blobs), "--k", "3", "--workers", "2",
-                           "--epochs", "2", "-q"], capture_output=True, text=True)
+                           "--epochs", "2", "-q", "--out", str(tmp_path / "m")], capture_output=True, text=True)
     assert done.returncode != 0 and "epochs" in done.stderr and "Traceback" not in done.stderr
 
 

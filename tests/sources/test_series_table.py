@@ -299,5 +299,6 @@ def test_the_cli_flags_name_the_columns(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     state, _ = onepass.load_checkpoint(tmp_path / "m" / "state")
     assert set(state.tails_) == {"s0", "s1", "s2"} and state.n_dynamic_ == 1 and state.cardinality_ == [3]
-    result = CliRunner().invoke(main, ["train", "deepar", "--data", str(path), "--quiet", *params])
+    result = CliRunner().invoke(main, ["train", "deepar", "--data", str(path), "--quiet", *params,
+                                       "--out", str(tmp_path / "m2")])
     assert result.exit_code == 2 and "--series-id-column" in result.output
