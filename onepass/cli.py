@@ -705,17 +705,27 @@ def predict(model_dir: str, data: tuple[str, ...], out: str, output_format: str 
                                      param_hint="--quantiles") from None
 
     def run() -> Any:
-        model, _ = load_model(model_dir)
-        return predict_file(
-            model, list(data) if len(data) > 1 else data[0], out, output_format=output_format,
-            batch_size=batch_size, format=format,
-            label_column=_coerce(label_column) if label_column is not None else None,
-            header=header, n_features=n_features, zero_based=zero_based, on_bad_record=on_bad_record,
-            quarantine_file=quarantine_file, forecast=forecast, plot=plot, **_text_kwargs(vocab, document),
-        )
+        from onepass.errors import FeatureCountError
+        from onepass.schema import InputSchema
+
+        model, manifest = load_model(model_dir)
+        schema = InputSchema.of(manifest)
+        label = _coerce(label_column) if label_column is not None else None
+        try:
+            return predict_file(
+                model, list(data) if len(data) > 1 else data[0], out, output_format=output_format,
+                batch_size=batch_size, format=format, header=header, n_features=n_features, zero_based=zero_based,
+                on_bad_record=on_bad_record, quarantine_file=quarantine_file, forecast=forecast, plot=plot,
+                **schema.source_options(label_column=label), **_text_kwargs(vocab, document),
+            )
+        except FeatureCountError as exc:
+            raise FeatureCountError(schema.explain(str(exc), label_given=label is not None)) from None
 
     summary = _run(run)
     where = "stdout" if out == "-" else out
+    if summary.unused_columns:
+        click.echo("onepass: left out column(s) the model was not trained on: "
+                   + ", ".join(summary.unused_columns), err=True)
     message = f"{summary.n_rows:,} predictions written to {where}"
     if summary.n_skipped or summary.n_quarantined:
         message += (f"; skipped {summary.n_skipped}, quarantined {summary.n_quarantined} bad input records "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -111,6 +111,9 @@ class PredictSummary:
     n_rows: int
     n_skipped: int = 0
     n_quarantined: int = 0
+    #: columns of the input left out of the features: those the model was not trained on
+    #: (its label among them) when it matched the input's columns by name
+    unused_columns: list[str] = field(default_factory=list)
 
 
 def predict_file(
@@ -194,6 +197,7 @@ def predict_file(
                     writer.write(model.outputs(batch.X))
                 summary.n_rows += batch.n_rows
             summary.n_skipped, summary.n_quarantined = src.n_skipped, src.n_quarantined
+            summary.unused_columns = list(getattr(src, "unused_columns", []))
             writer.close()
             if fh is not None and not to_stdout:
                 fh.close()

@@ -37,6 +37,8 @@ class Options:
     target_column: str | int | None = None
     dynamic_feat_columns: list[str | int] | None = None
     cat_columns: list[str | int] | None = None
+    # the columns of X by name, in order (a model's schema): others are left out
+    feature_columns: list[str] | None = None
 
 
 @dataclass
@@ -97,6 +99,11 @@ class Reader:
     def __init__(self, options: Options) -> None:
         self.options = options
         self.n_features: int | None = options.n_features
+        #: the names of X's columns, from the header of the last file laid out (None
+        #: without a header, or for a format without column names)
+        self.feature_columns: list[str] | None = None
+        #: the columns of that file left out of X that are neither label nor weight
+        self.unused_columns: list[str] = []
 
     def read(self, entry: Entry, start: dict | None) -> Iterator[Chunk]:  # pragma: no cover
         raise NotImplementedError

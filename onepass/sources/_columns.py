@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from onepass.errors import InvalidParameterError
+from onepass.errors import FeatureCountError, InvalidParameterError
 
 
 def resolve_column(spec: str | int | None, names: list[str] | None, n_cols: int,
@@ -34,3 +34,21 @@ def feature_indices(n_cols: int, label: int | None, weight: int | None,
         raise InvalidParameterError(
             f"label_column and weight_column are the same column ({label})")
     return [j for j in range(n_cols) if j != label and j != weight]
+
+
+def select_features(names: list[str] | None, default: list[int], wanted: list[str] | None,
+                    where: str) -> list[int]:
+    """The indices of X's columns in a file with these column ``names``: ``default``
+    (every column but label and weight), or, when ``wanted`` names the columns a model
+    was trained on, those columns matched by name, in that order (other columns are left
+    out). A file without a header cannot be matched: ``default`` then."""
+    if wanted is None or names is None:
+        return default
+    missing = [c for c in wanted if c not in names]
+    if missing:
+        shown = ", ".join(map(repr, missing[:10])) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        has = ", ".join(map(repr, names[:20])) + (" ..." if len(names) > 20 else "")
+        raise FeatureCountError(
+            f"{where} lacks the column(s) {shown} the model was trained on (its columns are {has}); "
+            "give data with the model's columns (their order does not matter)")
+    return [names.index(c) for c in wanted]

@@ -46,7 +46,7 @@ import pyarrow.csv as pacsv
 from onepass.errors import BadRecordError, InvalidParameterError
 from onepass.sources._bad import BadRecord
 from onepass.sources._base import Chunk, Options, Reader
-from onepass.sources._columns import feature_indices, resolve_column
+from onepass.sources._columns import feature_indices, resolve_column, select_features
 from onepass.sources._text import close_unless_stdin, numbered_blocks, open_at, split_lines
 from onepass.sources._transport import Entry
 
@@ -74,10 +74,11 @@ class _Layout:
     """The columns of one file: which is the label, the weight, the features."""
 
     def __init__(self, n_cols: int, names: list[str] | None, label: int | None,
-                 weight: int | None) -> None:
+                 weight: int | None, wanted: list[str] | None = None, where: str = "") -> None:
         self.n_cols, self.names, self.label, self.weight = n_cols, names, label, weight
-        self.features = feature_indices(n_cols, label, weight)
-        self.role = {j: "feature" for j in self.features}
+        self.features = select_features(names, feature_indices(n_cols, label, weight), wanted, where)
+        self.role = {j: "unused column" for j in range(n_cols)}
+        self.role.update({j: "feature" for j in self.features})
         if label is not None:
             self.role[label] = "label"
         if weight is not None:
@@ -124,7 +125,11 @@ class CsvReader(Reader):
         label = resolve_column(o.label_column, names, len(fields), "label_column", entry.name)
         weight = resolve_column(o.weight_column, names, len(fields), "weight_column",
                                 entry.name)
-        return _Layout(len(fields), names, label, weight), has_header
+        layout = _Layout(len(fields), names, label, weight, o.feature_columns, entry.name)
+        if names is not None:
+            self.feature_columns = [names[j] for j in layout.features]
+            self.unused_columns = [names[j] for j, role in layout.role.items() if role == "unused column"]
+        return layout, has_header
 
     def read(self, entry: Entry, start: dict | None) -> Iterator[Chunk]:
         f, first, offset, line = open_at(entry, start)

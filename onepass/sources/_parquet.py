@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from onepass.errors import DataError, InvalidParameterError
 from onepass.sources._bad import BadRecord
 from onepass.sources._base import Chunk, Options, Reader
-from onepass.sources._columns import resolve_column
+from onepass.sources._columns import resolve_column, select_features
 from onepass.sources._transport import Entry
 
 __all__ = ["ParquetReader"]
@@ -91,8 +91,10 @@ class ParquetReader(Reader):
                     "not a number")
         if li is not None and li == wi:
             raise InvalidParameterError("label_column and weight_column are the same column")
-        feats = [names[j] for j in range(len(names))
-                 if j not in (li, wi) and _is_numeric(schema.field(j).type)]
+        numeric = [j for j in range(len(names)) if j not in (li, wi) and _is_numeric(schema.field(j).type)]
+        feats = [names[j] for j in select_features(names, numeric, o.feature_columns, entry.name)]
+        self.feature_columns = feats
+        self.unused_columns = [n for j, n in enumerate(names) if n not in feats and j not in (li, wi)]
         label = None if li is None else names[li]
         weight = None if wi is None else names[wi]
         columns = feats + [c for c in (label, weight) if c is not None]

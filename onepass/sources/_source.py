@@ -106,6 +106,18 @@ class Source(BatchStream):
     def files(self) -> list[str]:
         return [e.name for e in self._entries]
 
+    @property
+    def feature_columns(self) -> list[str] | None:
+        """The names of X's columns, from the header of the file being read (None without
+        one): what a model remembers of its input, to match columns by name later."""
+        return self._reader.feature_columns
+
+    @property
+    def unused_columns(self) -> list[str]:
+        """Columns of the file being read left out of X, neither label nor weight (with
+        ``feature_columns``, those a model was not trained on)."""
+        return self._reader.unused_columns
+
     def __repr__(self) -> str:
         return (f"Source({self._uri!r}, format={self.format!r}, files={len(self._entries)}, "
                 f"n_rows_read={self.n_rows_read})")
@@ -238,7 +250,8 @@ def open_source(uri: Any, *, format: str | None = None, batch_size: int = 4096,
                 timestamp_column: str | int | None = None, target_column: str | int | None = None,
                 dynamic_feat_columns: Any = None, cat_columns: Any = None, stream: str | None = None,
                 group: str | None = None, consumer: str | None = None, query: str | None = None,
-                key_column: str | None = None, follow: bool = False, null: str = "nan") -> Any:
+                key_column: str | None = None, follow: bool = False, null: str = "nan",
+                feature_columns: list[str] | None = None) -> Any:
     """Open files, a folder, a glob, a URL, stdin, a Redis stream or a PostgreSQL query as
     a stream of mini-batches.
 
@@ -332,6 +345,11 @@ def open_source(uri: Any, *, format: str | None = None, batch_size: int = 4096,
     null : {"nan", "bad"}, default "nan"
         Record transports: a missing value (NULL, an absent field) is NaN, or makes its
         record a bad record.
+    feature_columns : list of str or None, default None
+        The columns of X by name, in this order (the columns a model was trained on, from
+        its schema): a file with a header may hold them in any order and hold others, left
+        out (see ``Source.unused_columns``); one that lacks any is an error naming them.
+        Files without a header are read as they are.
 
     Returns
     -------
@@ -465,7 +483,8 @@ def open_source(uri: Any, *, format: str | None = None, batch_size: int = 4096,
                       weight_column=weight_column, header=header,
                       n_features=None if n_features is None else int(n_features), dtype=dt,
                       zero_based=bool(zero_based), delimiter=delimiter, vocabulary=vocabulary,
-                      document=document, **table)
+                      document=document, feature_columns=None if feature_columns is None else list(feature_columns),
+                      **table)
     reader = reader_cls(options)
     policy = _policy_of(on_bad_record, quarantine_file, cursor)
     try:

@@ -110,6 +110,8 @@ class Job:
         self.checkpoint: Path | None = None
         self.last_metrics: dict[str, Any] = {}
         self.sources = list(spec.data.uris)
+        self.feature_columns: list[str] | None = None  # from the data's header, when it has one
+        self.source_format: str | None = spec.data.format
         manifest = None
         ck = spec.checkpoints
         if ck.resume and ck.dir is not None and (found := latest_checkpoint(ck.dir)) is not None:
@@ -120,6 +122,14 @@ class Job:
         self._writer: MetricsWriter | None = None
         self.bar: Progress | None = None
         self._start = time.perf_counter()
+
+    def schema(self) -> dict[str, Any]:
+        """What the model remembers of its input: the features by name and order (when the
+        data had a header), their number, the label and weight columns and the format,
+        so that predict, evaluate and serve can match other data to it."""
+        data = self.spec.data
+        return {"feature_names": self.feature_columns, "n_features": _n_features(self.state),
+                "label_column": data.label_column, "weight_column": data.weight_column, "format": self.source_format}
 
     @property
     def rows(self) -> int:
@@ -211,6 +221,7 @@ class Job:
                     "quarantined": self.quarantined,
                     "sources": self.sources,
                     "metrics": self.last_metrics,
+                    "schema": self.schema(),
                     "onepass_version": __version__,
                     **self.engine.model_fields(),
                 })
@@ -315,6 +326,8 @@ class InProcess:
             if spec.max_rows is not None and state.n_rows_seen_ >= spec.max_rows:
                 job.paused = True
                 break
+        job.feature_columns = getattr(src, "feature_columns", None) or job.feature_columns
+        job.source_format = getattr(src, "format", None) or job.source_format
         # a follower ends only when stopped, and a stream's entries cannot be read again: the
         # run pauses at its last batch, and --resume goes on with the entries that come next
         stopped = bool(getattr(src, "follows", False)) or (hasattr(src, "transport") and not src.is_rewindable)
@@ -374,3 +387,12 @@ def run(spec: TrainingRun) -> TrainResult:
 
         engine = RayPieces(spec)
     return Job(spec, engine).run()
+
+
+def _n_features(state: State) -> int | None:
+    """The width of the rows ``state`` was trained on, as its fields say."""
+    for name in ("n_features_in_", "n_features_", "n_features", "d_"):
+        value = getattr(state, name, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+    return None

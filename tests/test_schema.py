@@ -1,0 +1,79 @@
+"""Models remember their input schema (issue 21, item 2): predict matches columns by
+name, leaves the label out when the data still holds it, and says what differs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from onepass.cli import main
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("schema")
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(3000, 4))
+    y = (X @ [1.0, -2.0, 0.5, 1.0] + rng.normal(size=3000) > 0).astype(int)
+    paths = {"train": d / "train.csv", "reordered": d / "reordered.csv", "features": d / "features.csv",
+             "headerless": d / "headerless.csv", "short": d / "short.csv"}
+    np.savetxt(paths["train"], np.c_[X, y], delimiter=",", header="f1,f2,f3,f4,label", comments="", fmt="%.5f")
+    np.savetxt(paths["reordered"], np.c_[y, X[:, [3, 1, 0, 2]]], delimiter=",", header="label,f4,f2,f1,f3",
+               comments="", fmt="%.5f")
+    np.savetxt(paths["features"], X, delimiter=",", header="f1,f2,f3,f4", comments="", fmt="%.5f")
+    np.savetxt(paths["headerless"], np.c_[X, y], delimiter=",", fmt="%.5f")
+    np.savetxt(paths["short"], X[:, :3], delimiter=",", header="f1,f2,f3", comments="", fmt="%.5f")
+    model = d / "model"
+    done = invoke("train", "linear-learner", "--data", str(paths["train"]), "--label-column", "label",
+                  "--predictor-type", "binary_classifier", "--seed", "0", "--out", str(model), "-q")
+    assert done.exit_code == 0, done.output
+    paths["model"] = model
+    return paths
+
+
+def predictions(path: Path) -> np.ndarray:
+    return np.loadtxt(path, delimiter=",", skiprows=1)
+
+
+def test_the_model_keeps_its_schema(labelled: dict[str, Path]) -> None:
+    schema = json.loads((labelled["model"] / "manifest.json").read_text())["schema"]
+    assert schema["feature_names"] == ["f1", "f2", "f3", "f4"]
+    assert schema["label_column"] == "label" and schema["n_features"] == 4 and schema["format"] == "csv"
+
+
+def test_predict_leaves_the_label_out_and_matches_columns_by_name(labelled: dict[str, Path], tmp_path: Path) -> None:
+    outs = {}
+    for name in ("train", "reordered", "features"):
+        result = invoke("predict", str(labelled["model"]), "--data", str(labelled[name]),
+                        "--out", str(tmp_path / f"{name}.csv"))
+        assert result.exit_code == 0, result.output
+        outs[name] = predictions(tmp_path / f"{name}.csv")
+        if name != "features":
+            assert "left out column(s) the model was not trained on: label" in result.stderr
+    np.testing.assert_array_equal(outs["train"], outs["features"])
+    np.testing.assert_array_equal(outs["reordered"], outs["features"])  # not scored with f4 as f1
+
+
+def test_a_missing_column_is_named(labelled: dict[str, Path], tmp_path: Path) -> None:
+    result = invoke("predict", str(labelled["model"]), "--data", str(labelled["short"]), "--out", str(tmp_path / "p.csv"))
+    assert result.exit_code == 3
+    assert "lacks the column(s) 'f4' the model was trained on" in result.stderr and "Traceback" not in result.output
+
+
+def test_headerless_data_with_the_label_says_how_to_fix_it(labelled: dict[str, Path], tmp_path: Path) -> None:
+    result = invoke("predict", str(labelled["model"]), "--data", str(labelled["headerless"]),
+                    "--out", str(tmp_path / "p.csv"))
+    assert result.exit_code == 3
+    assert "trained on 4 features" in result.stderr and "give --label-column label" in result.stderr
+    fixed = invoke("predict", str(labelled["model"]), "--data", str(labelled["headerless"]), "--label-column", "4",
+                   "--out", str(tmp_path / "p.csv"))
+    assert fixed.exit_code == 0, fixed.output
+    np.testing.assert_array_equal(predictions(tmp_path / "p.csv").shape[0], 3000)
