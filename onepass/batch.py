@@ -28,6 +28,10 @@ class Batch:
     cursor : dict
         JSON-able position right after the last row of this batch. Opening the same
         source at this cursor resumes with the next row: none read twice, none skipped.
+    lines : ndarray of shape (n_rows,) or None
+        The 1-based line (or record) number of each row in the file the cursor names
+        (``cursor["path"]``), when the source knows it: for messages that name a row by
+        where it is in its file. Not part of the data.
 
     Examples
     --------
@@ -41,6 +45,7 @@ class Batch:
     y: np.ndarray | None = None
     w: np.ndarray | None = None
     cursor: dict[str, Any] = field(default_factory=dict)
+    lines: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def n_rows(self) -> int:

@@ -15,9 +15,20 @@ from onepass.errors import BadRecordError, DataError, FeatureCountError
 __all__ = ["Rows", "checked_rows", "take", "where"]
 
 
+def line_of(batch: Batch, row: int) -> tuple[str, int] | None:
+    """``(file, line)`` of row ``row`` of a batch, when its source told (``batch.lines``)."""
+    cur = batch.cursor or {}
+    if batch.lines is None or "path" not in cur or len(batch.lines) != batch.n_rows:
+        return None
+    return str(cur["path"]), int(batch.lines[row])
+
+
 def where(batch: Batch, row: int) -> str:
     """Where row ``row`` of a batch is, as well as the batch's cursor tells."""
     cur = batch.cursor or {}
+    at = line_of(batch, row)
+    if at is not None:
+        return f"line {at[1]} of {at[0]}"
     if "path" in cur and "rows" in cur:
         first = int(cur["rows"]) - batch.n_rows
         return f"row {first + row + 1} of the stream (the batch ending at line {cur.get('line', '?')} of {cur['path']})"
@@ -61,8 +72,9 @@ def checked_rows(batch: Batch, *, name: str, n_features: int, predictor_type: st
         what = f"an integer in 0..{num_classes - 1} (num_classes={num_classes})"  # type: ignore[operator]
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
+        source, line = line_of(batch, row) or (where(batch, row), None)
         raise BadRecordError(f"label {float(y[row])!r} is outside the declared classes: it must be {what}",
-                             source=where(batch, row), column="label")
+                             source=source, line=line, column="label")
     if batch.w is None:
         w = np.ones(X.shape[0], dtype=np.float32)
     else:

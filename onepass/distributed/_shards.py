@@ -223,7 +223,7 @@ def plan_shards(uris: Any, *, format: str | None = None, shard_bytes: int = SHAR
     shards: list[dict[str, Any]] = []
     for i, entry in enumerate(entries):
         lines = fmt == "csv" or (fmt == "series" and format_of(entry.name) == "jsonl")  # JSON lines of series
-        if lines and not entry.is_gzip:  # a shard starts at a line's start
+        if lines and entry.compression is None:  # a shard starts at a line's start (compressed: one shard)
             size = int(entry.size() or 0)
             cuts = [0]
             at = shard_bytes

@@ -47,6 +47,8 @@ from onepass.errors import BadRecordError, InvalidParameterError
 from onepass.sources._bad import BadRecord
 from onepass.sources._base import Chunk, Options, Reader
 from onepass.sources._columns import feature_indices, resolve_column, select_features
+from onepass.sources._compression import strip_codec
+from onepass.sources._numbers import parse_float
 from onepass.sources._text import close_unless_stdin, numbered_blocks, open_at, split_lines
 from onepass.sources._transport import Entry
 
@@ -96,7 +98,7 @@ def delimiter_of(entry: Entry, delimiter: str | None) -> bytes:
         if len(delimiter) != 1:
             raise InvalidParameterError(f"delimiter={delimiter!r} must be a single character")
         return delimiter.encode()
-    return b"\t" if entry.name.lower().endswith((".tsv", ".tsv.gz")) else b","
+    return b"\t" if strip_codec(entry.name).lower().endswith(".tsv") else b","
 
 
 class CsvReader(Reader):
@@ -224,13 +226,13 @@ class CsvReader(Reader):
         if len(fields) != layout.n_cols:
             raise _Bad(f"expected {layout.n_cols} columns, got {len(fields)}")
         try:
-            return [float(x) for x in fields]
+            return [parse_float(x) for x in fields]
         except ValueError:
             pass
         values = []
         for j, x in enumerate(fields):
             try:
-                values.append(float(x))
+                values.append(parse_float(x))
             except ValueError:
                 text = x.decode("utf-8", errors="replace").strip()
                 role = layout.role.get(j)

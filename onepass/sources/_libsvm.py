@@ -6,6 +6,12 @@ otherwise it is inferred from the largest index among the first ``batch_size`` r
 the first block read (and stored in every cursor, so a resumed run keeps it). Any later
 index beyond the width is a bad record whose message says to pass ``n_features``.
 
+An inferred width is at most :data:`MAX_INFERRED_FEATURES` (2**24, 16.7 million columns):
+a state is O(width) per center, component or model, so a width inferred from one stray
+index (``0 3000000000:1``) would ask for tens of GB before the first update. An index past
+it without ``n_features`` is a bad record (``on_bad_record`` applies), named by file and
+line, whose message says to pass ``--n-features N``; a declared width may be larger.
+
 A clean block is parsed by one compiled pass over its bytes (``_libsvm_kernel``); if the
 compiled parser declines it, with no Python loop over its lines: separators become newlines,
 one multithreaded pyarrow parse reads every number, and the byte after each token tells
@@ -29,10 +35,16 @@ import scipy.sparse as sp
 from onepass.errors import InvalidParameterError
 from onepass.sources._bad import BadRecord
 from onepass.sources._base import Chunk, Options, Reader
+from onepass.sources._numbers import parse_float, parse_int
 from onepass.sources._text import data_blocks, split_lines
 from onepass.sources._transport import Entry
 
-__all__ = ["LibsvmReader"]
+__all__ = ["LibsvmReader", "MAX_INFERRED_FEATURES"]
+
+#: the widest a libsvm source infers its width to without n_features (2**24 columns)
+MAX_INFERRED_FEATURES = 1 << 24
+#: the widest width at all: CSR column indices are int32
+_MAX_FEATURES = np.iinfo(np.int32).max
 
 
 def _parse_numbers(text: bytes) -> np.ndarray:
@@ -67,6 +79,10 @@ class LibsvmReader(Reader):
             if getattr(options, what) is not None:
                 raise InvalidParameterError(
                     f"{what} does not apply to libsvm files: the label is the first field")
+        if options.n_features is not None and options.n_features > _MAX_FEATURES:
+            raise InvalidParameterError(
+                f"n_features={options.n_features} is more than the {_MAX_FEATURES} columns a sparse batch "
+                "indexes (int32)")
         self._base = 0 if options.zero_based else 1
         self._inferred = False
 
@@ -88,6 +104,10 @@ class LibsvmReader(Reader):
             return f"feature index {written} is below {self._base}" + (
                 "" if self._base == 0 else "; indices are 1-based, pass zero_based=True "
                 "for 0-based files")
+        if self._inferred and index >= MAX_INFERRED_FEATURES:
+            return (f"feature index {written} is past {MAX_INFERRED_FEATURES}, the widest a libsvm source infers "
+                    "without a declared width (a state that wide may not fit in memory); pass --n-features N "
+                    "(n_features=N) to declare the full width")
         msg = f"feature index {written} is out of range for n_features={self.n_features}"
         if self._inferred:
             msg += (" (inferred from the first batch); pass n_features (--n-features) to "
@@ -99,7 +119,7 @@ class LibsvmReader(Reader):
         if b":" in toks[0]:
             raise _Bad("label missing (the line starts with idx:val)")
         try:
-            label = float(toks[0])
+            label = parse_float(toks[0])
         except ValueError:
             raise _Bad(f"label {toks[0].decode(errors='replace')!r} is not a number") from None
         if not math.isfinite(label):
@@ -114,11 +134,11 @@ class LibsvmReader(Reader):
             if len(parts) != 2:
                 raise _Bad(f"{text!r} is not idx:value")
             try:
-                i = int(parts[0])
+                i = parse_int(parts[0])
             except ValueError:
                 raise _Bad(f"index in {text!r} is not an integer") from None
             try:
-                v = float(parts[1])
+                v = parse_float(parts[1])
             except ValueError:
                 raise _Bad(f"{parts[1].decode(errors='replace')!r} is not a number",
                            i) from None
@@ -135,7 +155,8 @@ class LibsvmReader(Reader):
         """Whether every index of a clean block is inside the width, the width inferred
         first (from the ``head`` indices of the first batch's rows) when undeclared."""
         if self.n_features is None:
-            self.n_features, self._inferred = (int(ind[:head].max()) + 1 if head else 1), True
+            inside = ind[:head][ind[:head] < MAX_INFERRED_FEATURES]
+            self.n_features, self._inferred = (int(inside.max()) + 1 if len(inside) else 1), True
         return not (len(ind) and int(ind.max()) >= self.n_features)
 
     def _parse_block_compiled(self, data: bytes | memoryview, offset: int, line: int, ends: np.ndarray) -> Chunk | None:
@@ -203,7 +224,7 @@ class LibsvmReader(Reader):
         if not (np.isfinite(y).all() and np.isfinite(fval).all() and (fidx == np.floor(fidx)).all()
                 and (fidx >= self._base).all()):
             return None
-        ind = fidx.astype(np.int64) - self._base
+        ind = np.minimum(fidx, _MAX_FEATURES + self._base).astype(np.int64) - self._base
         nnz = (counts - 1) // 2
         if not self._fits(ind, int(nnz[:min(n_lines, self.options.batch_size)].sum())):
             return None
@@ -233,7 +254,9 @@ class LibsvmReader(Reader):
         cnt = np.array(counts, dtype=np.int64)
         good = np.ones(n, dtype=bool)
         try:
-            y = np.array(labels).astype(np.float64) if n else np.zeros(0)
+            y = _parse_numbers(b"\n".join(labels)) if n else np.zeros(0)  # strictly, as pyarrow reads
+            if len(y) != n:
+                raise ValueError("short parse")
             joined = b"\n".join(toks)
             arr = np.frombuffer(joined, np.uint8)
             if toks:
@@ -249,10 +272,10 @@ class LibsvmReader(Reader):
             tok_row = np.repeat(np.arange(n), cnt)
             good &= np.isfinite(y)
             tok_ok = np.isfinite(fval) & (fidx == np.floor(fidx)) & (fidx >= self._base)
-            ind = np.where(tok_ok, fidx, self._base).astype(np.int64) - self._base
+            ind = np.where(tok_ok, np.minimum(fidx, _MAX_FEATURES + self._base), self._base).astype(np.int64) - self._base
             if self.n_features is None and n:
                 first = min(n, self.options.batch_size)
-                head_tok = tok_row < first
+                head_tok = (tok_row < first) & (ind < MAX_INFERRED_FEATURES)
                 head_ok = np.bincount(tok_row[~tok_ok], minlength=n)[:first] == 0
                 ok_head = head_tok & head_ok[np.minimum(tok_row, max(first - 1, 0))] \
                     if first else head_tok
@@ -313,6 +336,7 @@ class LibsvmReader(Reader):
                 _, idx, _ = self._parse_line(lines[i])
             except _Bad:
                 continue
+            idx = idx[idx < MAX_INFERRED_FEATURES]
             if len(idx):
                 top = max(top, int(idx.max()))
         if top >= 0 or any(len(_tokens(lines[i])) for i in rows):

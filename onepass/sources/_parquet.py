@@ -63,6 +63,9 @@ class ParquetReader(Reader):
         return {"row": int(cursor["row"])}
 
     def read(self, entry: Entry, start: dict | None) -> Iterator[Chunk]:
+        if entry.compression is not None:
+            raise DataError(f"{entry.name} is {entry.compression}-compressed, but a Parquet file is read by "
+                            "seeking into it (and compresses its own columns): decompress it first")
         handle = entry.open() if entry.local_path is None else None
         try:
             try:

@@ -69,6 +69,7 @@ from onepass.errors import InvalidParameterError
 from onepass.sources._bad import BadRecord
 from onepass.sources._base import Chunk, Options, Reader, concat_chunks
 from onepass.sources._columns import resolve_column
+from onepass.sources._compression import strip_codec
 from onepass.sources._csv import delimiter_of
 from onepass.sources._parquet import ParquetReader
 from onepass.sources._series import SeriesRows
@@ -83,7 +84,7 @@ _DEFAULT_NAMES = {"series_id_column": ("id", "item_id"), "timestamp_column": ("t
 _WHAT = {"series_id_column": "series id", "timestamp_column": "timestamp", "target_column": "target"}
 
 _PARQUET = (".parquet", ".pq")
-_CSV = (".csv", ".tsv", ".csv.gz", ".tsv.gz")
+_CSV = (".csv", ".tsv")
 #: what pyarrow reads as null by default ("", "NA", "nan", "null"...): a missing value
 _NULLS = pa.array(pacsv.ConvertOptions().null_values, pa.string())
 _F64 = pa.float64()
@@ -93,7 +94,7 @@ _TIME_HELP = "ISO 8601, e.g. 2026-03-01 00:00:00"
 
 def is_table(name: str) -> bool:
     """Whether a file of format ``"series"`` is a long table (by its extension)."""
-    return name.lower().endswith(_PARQUET + _CSV)
+    return strip_codec(name).lower().endswith(_PARQUET + _CSV)
 
 
 def _is_parquet(name: str) -> bool:

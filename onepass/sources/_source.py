@@ -14,6 +14,7 @@ from onepass.batch import Batch
 from onepass.errors import DataError, EmptySourceError, FeatureCountError, InvalidParameterError, OnePassError
 from onepass.sources._bad import BadRecordPolicy
 from onepass.sources._base import BatchStream, Chunk, Options, Reader, concat_chunks, reading_cursor
+from onepass.sources._compression import strip_codec
 from onepass.sources._transport import Entry, resolve
 
 __all__ = ["Source", "open_source", "FORMATS", "format_of"]
@@ -48,11 +49,9 @@ FORMATS = ("csv", "jsonl", "libsvm", "npy", "parquet", "recordio-protobuf", "ser
 
 
 def format_of(name: str) -> str | None:
-    """Format inferred from a file name's extension (``.gz`` looked through), or None."""
-    base = name.lower()
-    if base.endswith(".gz"):
-        base = base[:-3]
-    return EXTENSIONS.get(os.path.splitext(base)[1])
+    """Format inferred from a file name's extension (a compression ending, ``.gz .bz2 .xz
+    .zst``, looked through), or None."""
+    return EXTENSIONS.get(os.path.splitext(strip_codec(name).lower())[1])
 
 
 class Source(BatchStream):
@@ -179,7 +178,9 @@ class Source(BatchStream):
                 f"{name} has {width} feature columns, expected {self.n_features} "
                 "(as in the first batch or declared with n_features)")
         self.n_rows_read += len(chunk)
-        return Batch(chunk.X, chunk.y, chunk.w, self._cursor(index, end, line))
+        # the rows' lines name them in messages (a batch of rows of several files has none)
+        return Batch(chunk.X, chunk.y, chunk.w, self._cursor(index, end, line),
+                     lines=None if self._reader.spans_files else chunk.lines)
 
     def _batches(self) -> Iterator[Batch]:
         size = self._options.batch_size
@@ -268,7 +269,8 @@ def open_source(uri: Any, *, format: str | None = None, batch_size: int = 4096,
     format : {"csv", "parquet", "jsonl", "libsvm", "npy", "recordio-protobuf", "series", "text"} or None, default None
         Inferred from the first file's extension when None (``.csv .tsv .txt``,
         ``.parquet .pq``, ``.jsonl .ndjson .json``, ``.svm .libsvm .svmlight``,
-        ``.npy``, ``.rec .pbr``; a trailing ``.gz`` is decompressed); stdin defaults to csv. ``"text"``
+        ``.npy``, ``.rec .pbr``; a compressed file, ``.gz .bz2 .xz .zst`` or known by its
+        first bytes, is decompressed as it is read); stdin defaults to csv. ``"text"``
         (raw documents in, word counts out) is never inferred: ask for it. ``"series"``
         (time series; a batch's X is a ``SeriesRows``) is asked for by a forecaster, or
         implied by a long table's column options below: SageMaker DeepAR's JSON lines
@@ -310,7 +312,7 @@ def open_source(uri: Any, *, format: str | None = None, batch_size: int = 4096,
         CSV only: field separator; default ``","`` (tab for ``.tsv``).
     vocab : str or PathLike or list of str or None, default None
         The vocabulary: a file of one word per line (UTF-8, as SageMaker NTM's
-        ``vocab.txt``; any URI a source reads, ``.gz`` too) or a list of words. Required
+        ``vocab.txt``; any URI a source reads, compressed too) or a list of words. Required
         by ``"text"``, whose columns are its words; for any other format it names the
         columns, and its length must be the data's width. Exposed as
         ``Source.feature_names``.

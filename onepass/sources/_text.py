@@ -9,6 +9,7 @@ from typing import IO
 import numpy as np
 
 from onepass.errors import DataError
+from onepass.sources._compression import looks_like
 from onepass.sources._transport import Entry
 
 __all__ = ["BLOCK_BYTES", "iter_blocks", "line_bounds", "open_at", "split_lines"]
@@ -106,6 +107,20 @@ def split_lines(block: bytes) -> list[bytes]:
     return lines
 
 
+#: bytes of a file's first line looked at before the rest of it is read
+_SNIFF_LINE_BYTES = 1 << 16
+
+
+def check_text(entry: Entry, head: bytes) -> None:
+    """Refuse a file whose first bytes ``head`` are not text (a NUL byte, or the magic number
+    of a binary format), saying what it looks like, never showing its bytes."""
+    kind = looks_like(head)
+    if kind is None and b"\x00" not in head:
+        return
+    what, fix = kind or ("its first line holds NUL bytes", "give the format it holds (--format), or convert it to text")
+    raise DataError(f"{entry.name} looks binary, not text ({what}); {fix}")
+
+
 def open_at(entry: Entry, start: dict | None) -> tuple[IO[bytes], bytes, int, int]:
     """Open ``entry`` and position it where data reading starts.
 
@@ -117,7 +132,13 @@ def open_at(entry: Entry, start: dict | None) -> tuple[IO[bytes], bytes, int, in
     """
     f = entry.open()
     try:
-        first = f.readline()
+        try:
+            first = f.readline(_SNIFF_LINE_BYTES)
+        except TypeError:  # fsspec's buffered files take no limit
+            first = f.readline()
+        check_text(entry, first[:_SNIFF_LINE_BYTES])
+        if len(first) == _SNIFF_LINE_BYTES and not first.endswith(b"\n"):
+            first += f.readline()
         if start is None:
             return f, first, len(first), 1
         offset, line = int(start["offset"]), int(start["line"])

@@ -3,27 +3,29 @@
 Formats never see where bytes come from; they get a :class:`Entry` and call
 ``entry.open()``. Supported: local paths, folders (every data file inside, recursively,
 sorted), globs (sorted), ``-`` for stdin, and any fsspec URL (``memory://``,
-``file://``, ``s3://`` when s3fs is installed, ...). Files ending in ``.gz`` are
-decompressed on the fly (text formats only; offsets in cursors then count
-decompressed bytes and resume must re-read the prefix).
+``file://``, ``s3://`` when s3fs is installed, ...). Compressed files (gzip, bzip2, xz,
+zstd; by their name's ending or their first bytes) are decompressed on the fly: see
+:mod:`onepass.sources._compression` (offsets in cursors then count decompressed bytes, and
+resume decompresses the prefix again).
 """
 
 from __future__ import annotations
 
 import glob
-import gzip
 import os
 import stat
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 from onepass.errors import SourceNotFoundError
+from onepass.sources._compression import SNIFF_BYTES, codec_of_head, codec_of_name, open_decompressed
 
 __all__ = ["STDIN", "Entry", "resolve"]
 
 STDIN = "-"
 _MAGIC = ("*", "?", "[")
+_UNKNOWN = "?"  # compression not looked at yet
 
 
 @dataclass
@@ -45,37 +47,57 @@ class Entry:
     path: str
     fs: Any = None
     is_stdin: bool = False
+    _codec: str | None = field(default=_UNKNOWN, init=False, repr=False, compare=False)
 
     @property
-    def is_gzip(self) -> bool:
-        return self.name.lower().endswith(".gz")
+    def compression(self) -> str | None:
+        """``"gzip"``, ``"bz2"``, ``"xz"``, ``"zstd"`` or None: by the name's ending, else by
+        the file's first bytes (stdin and named pipes: by their first bytes when opened)."""
+        if self._codec == _UNKNOWN:
+            self._codec = codec_of_name(self.name)
+            if self._codec is None and not self.is_stdin and not (self.fs is None and _is_pipe(self.path)):
+                with self._open_raw() as raw:
+                    self._codec = codec_of_head(raw.read(SNIFF_BYTES))
+        return self._codec
 
     @property
     def local_path(self) -> str | None:
         """Local filesystem path when the file can be memory-mapped, else None."""
-        if self.is_stdin:
+        if self.is_stdin or self.fs is not None or self.compression is not None:
             return None
-        if self.fs is None:
-            return self.path
-        return None
+        return self.path
 
-    def open(self) -> IO[bytes]:
-        """Open for binary reading (decompressing ``.gz``)."""
+    def _open_raw(self) -> IO[bytes]:
         if self.is_stdin:
             return sys.stdin.buffer
         raw: IO[bytes] = open(self.path, "rb") if self.fs is None else self.fs.open(self.path, "rb")
         if self.fs is None and _is_pipe(self.path):
             raw = _ForwardOnly(raw)  # type: ignore[assignment]
-        if self.is_gzip:
-            return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
         return raw
+
+    def open(self) -> IO[bytes]:
+        """Open for binary reading, decompressing a compressed file."""
+        if self._codec == _UNKNOWN and (self.is_stdin or (self.fs is None and _is_pipe(self.path))):
+            # read once: the first bytes are looked at where they wait (the pipe's buffer)
+            self._codec = codec_of_name(self.name)
+            raw = self._open_raw()
+            if self._codec is None:
+                self._codec = codec_of_head(raw.peek(SNIFF_BYTES)[:SNIFF_BYTES])  # type: ignore[attr-defined]
+            if self._codec is None:
+                return raw
+            return open_decompressed(self.name, self._codec, lambda: raw,  # type: ignore[return-value]
+                                     closes_raw=not self.is_stdin)
+        if self.compression is None:
+            return self._open_raw()
+        return open_decompressed(self.name, self.compression, self._open_raw,  # type: ignore[return-value]
+                                 closes_raw=not self.is_stdin)
 
     def size(self) -> int | None:
         """Size in bytes of the (decompressed) content, when cheap to know."""
-        if self.is_stdin or self.is_gzip:
+        if self.is_stdin or (self.fs is None and _is_pipe(self.path)) or self.compression is not None:
             return None
         if self.fs is None:
-            return None if _is_pipe(self.path) else os.path.getsize(self.path)
+            return os.path.getsize(self.path)
         return int(self.fs.size(self.path))
 
 
@@ -106,22 +128,51 @@ def _resolve_one(uri: str, keep) -> list[Entry]:
 class _ForwardOnly:
     """A named pipe read from its start, which can "seek" forward by reading and dropping
     bytes: a SageMaker Pipe-mode job started again gets its channel from the start again,
-    and resumes at its checkpoint's offset so."""
+    and resumes at its checkpoint's offset so. Its first bytes can be looked at (``peek``)
+    before they are read: a compressed stream is told by them."""
 
     def __init__(self, raw: IO[bytes]) -> None:
         self._raw, self._pos = raw, 0
+        self._ahead = b""  # peeked, not yet read
+
+    def peek(self, n: int = 1) -> bytes:
+        while len(self._ahead) < n:
+            data = self._raw.read(n - len(self._ahead))
+            if not data:
+                break
+            self._ahead += data
+        return self._ahead
+
+    def _take_ahead(self, n: int) -> bytes:
+        data = self._ahead if n < 0 else self._ahead[:n]
+        self._ahead = self._ahead[len(data):]
+        return data
 
     def read(self, n: int = -1) -> bytes:
-        data = self._raw.read(n)
+        data = self._take_ahead(n) if self._ahead else b""
+        if n < 0 or len(data) < n:
+            data += self._raw.read(-1 if n < 0 else n - len(data))
         self._pos += len(data)
         return data
 
     def readline(self, limit: int = -1) -> bytes:
+        if self._ahead:
+            cut = self._ahead.find(b"\n") + 1
+            head = self._take_ahead(cut if cut and (limit < 0 or cut <= limit) else
+                                    (limit if limit >= 0 else -1))
+            self._pos += len(head)
+            if head.endswith(b"\n") or (limit >= 0 and len(head) >= limit):
+                return head
+            return head + self.readline(-1 if limit < 0 else limit - len(head))
         data = self._raw.readline(limit)
         self._pos += len(data)
         return data
 
     def readinto(self, buf: Any) -> int:
+        if self._ahead:
+            data = self.read(len(buf))
+            memoryview(buf).cast("B")[:len(data)] = data
+            return len(data)
         n = self._raw.readinto(buf) or 0
         self._pos += n
         return n

@@ -400,4 +400,4 @@ def test_cli_train_validation_inspect_and_bad_label(tmp_path) -> None:
     (tmp_path / "bad.csv").write_text("\n".join(bad) + "\n")
     failed = subprocess.run([*base, "--data", str(tmp_path / "bad.csv")], capture_output=True, text=True)
     assert failed.returncode == 3
-    assert "row 101 of the stream" in failed.stderr and "bad.csv" in failed.stderr and "label 3.0" in failed.stderr
+    assert f"line 102 of {tmp_path / 'bad.csv'}" in failed.stderr and "label 3.0" in failed.stderr  # the file's line
