@@ -5,18 +5,27 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.demo-installed
 BENCH_STAMP := $(VENV)/.bench-installed
 
 .PHONY: demo test bench lint clean
 
-$(STAMP): pyproject.toml
+# the demo needs the runtime dependencies and matplotlib; the tests, the developer extra
+$(VENV)/.python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "needs $(PYTHON) on PATH (or make PYTHON=python3)"; exit 2; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $@
 
-demo: $(STAMP)
+$(DEMO_STAMP): pyproject.toml $(VENV)/.python
+	$(PY) -m pip install --quiet -e '.[plot]'
+	touch $(DEMO_STAMP)
+
+$(STAMP): pyproject.toml $(VENV)/.python
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP) $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	$(PY) examples/demo.py --workdir demo-output
 
 test: $(STAMP)

@@ -92,6 +92,7 @@ class Source(BatchStream):
         self._vocabulary_id = None if options.vocabulary is None else _fingerprint(options.vocabulary)
         self._start_file = 0
         self._start: dict | None = None
+        self._fraction: Any = None
         if cursor is not None:
             self._restore(cursor)
         self._gen: Iterator[Batch] | None = None
@@ -104,6 +105,15 @@ class Source(BatchStream):
     @property
     def files(self) -> list[str]:
         return [e.name for e in self._entries]
+
+    def fraction_read(self, cursor: dict) -> float | None:
+        """The share of the source's files read up to ``cursor`` (a batch's), or None
+        when it cannot be known (stdin, compressed files): for a progress bar's total."""
+        if self._fraction is None:
+            from onepass.sources._progress import ReadFraction
+
+            self._fraction = ReadFraction(self._entries, self.format)
+        return self._fraction(cursor)
 
     @property
     def feature_columns(self) -> list[str] | None:

@@ -202,7 +202,7 @@ class Job:
         spec = self.spec
         n_validation = self._read_validation()
         self._writer = MetricsWriter(spec.reporting.metrics)
-        self.bar = Progress(spec.reporting.progress, initial=self.rows)
+        self.bar = Progress(spec.reporting.progress, initial=self.rows, epochs=spec.epochs)
         self._start = time.perf_counter()
         try:
             self.last_metrics = self.record("start", resumed_from=str(self.checkpoint) if self.checkpoint else None,
@@ -303,6 +303,7 @@ class InProcess:
         if names is not None and hasattr(state, "name_features"):  # e.g. the words of --vocab
             state.name_features(names)
         last: dict[str, Any] | None = None
+        fraction_read = getattr(src, "fraction_read", None)  # a bar's total, when the source knows its size
         for batch in read_ahead(src):
             if spec.feature_dim is not None and batch.X.shape[1] != spec.feature_dim:
                 from onepass.algorithms._sagemaker_names import check_width
@@ -315,7 +316,8 @@ class InProcess:
             job.skipped = int(batch.cursor.get("skipped", job.skipped))
             job.quarantined = int(batch.cursor.get("quarantined", job.quarantined))
             assert job.bar is not None
-            job.bar.update(batch.n_rows)
+            job.bar.update(batch.n_rows, fraction_read(batch.cursor) if fraction_read else None,
+                           batch.cursor.get("rows"))
             if rep.on_batch is not None:
                 rep.on_batch(state, batch.cursor)
             if schedule.checkpoint_due(batch.n_rows) and ck.dir is not None:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["MetricsWriter", "Progress", "Schedule"]
+__all__ = ["MetricsWriter", "Progress", "Schedule", "total_rows"]
 
 
 class MetricsWriter:
@@ -41,25 +41,43 @@ class MetricsWriter:
 
 
 class Progress:
-    """A progress bar on stderr (rows, rows/s, elapsed) when stderr is a terminal."""
+    """A progress bar on stderr when stderr is a terminal: rows, rows/s and elapsed time,
+    and, when the source knows how much of it has been read, the total rows it holds (an
+    estimate, refined as it goes), the percentage and the time left."""
 
-    def __init__(self, enabled: bool | None, initial: int) -> None:
+    def __init__(self, enabled: bool | None, initial: int, epochs: int = 1) -> None:
         if enabled is None:
             enabled = sys.stderr.isatty()
         self._bar = None
+        self._epochs = epochs
         if enabled:
             from tqdm import tqdm
 
             self._bar = tqdm(total=None, initial=initial, unit=" rows", unit_scale=True,
                              file=sys.stderr, dynamic_ncols=True, desc="train")
 
-    def update(self, n: int) -> None:
-        if self._bar is not None:
-            self._bar.update(n)
+    def update(self, n: int, fraction: float | None = None, rows_read: int | None = None) -> None:
+        """``n`` more rows; ``fraction`` of the source read so far this epoch, when known,
+        with the ``rows_read`` from its start, gives the bar its total."""
+        if self._bar is None:
+            return
+        self._bar.update(n)
+        if fraction is not None and rows_read and fraction > 0:
+            total = max(total_rows(rows_read, fraction, self._epochs), self._bar.n)
+            moved = self._bar.total is None or abs(total - self._bar.total) > 0.001 * self._bar.total
+            self._bar.total = total
+            if moved:
+                self._bar.refresh()
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
+
+
+def total_rows(rows_read: int, fraction: float, epochs: int = 1) -> int:
+    """The rows a run will read in all: ``rows_read`` of the source are ``fraction`` of it,
+    read ``epochs`` times."""
+    return int(round(rows_read / fraction)) * epochs
 
 
 class Schedule:

@@ -1,0 +1,86 @@
+"""How far through its data a source is: the share of its files read, from a cursor.
+
+A progress bar turns it into a total, a percentage and the time left. The share is the
+files before the cursor's, plus the part of the cursor's file read: bytes for the
+formats whose cursor is a byte offset, rows for those counted in rows (Parquet, .npy).
+It is unknown (None) for stdin, compressed files (their cursor counts bytes of the
+decompressed text) and files whose size cannot be had.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+__all__ = ["ReadFraction"]
+
+_PACKED = (".gz", ".bz2", ".xz", ".zst")
+
+
+class ReadFraction:
+    """``fraction(cursor)``: the share of ``entries`` read when ``cursor`` was written."""
+
+    def __init__(self, entries: list[Any], fmt: str) -> None:
+        self._entries, self._format = entries, fmt
+        self._sizes: list[int | None] | None = None
+        self._rows: dict[int, int | None] = {}
+
+    def __call__(self, cursor: dict[str, Any]) -> float | None:
+        sizes = self._file_sizes()
+        if sizes is None or not isinstance(cursor.get("file"), int):
+            return None
+        i = cursor["file"]
+        total = sum(sizes)  # type: ignore[arg-type]
+        if not 0 <= i < len(sizes) or total <= 0:
+            return None
+        share = self._share_of_file(i, cursor)
+        if share is None:
+            return None
+        return min(1.0, (sum(sizes[:i]) + share * sizes[i]) / total)  # type: ignore[arg-type,operator]
+
+    def _file_sizes(self) -> list[int | None] | None:
+        if self._sizes is None:
+            self._sizes = [_size(e) for e in self._entries]
+        return None if any(s is None for s in self._sizes) else self._sizes
+
+    def _share_of_file(self, i: int, cursor: dict[str, Any]) -> float | None:
+        size = self._sizes[i]  # type: ignore[index]
+        if "offset" in cursor:
+            return min(1.0, int(cursor["offset"]) / size) if size else 1.0
+        if "row" in cursor:
+            if i not in self._rows:
+                self._rows[i] = _rows_in(self._entries[i], self._format)
+            rows = self._rows[i]
+            return None if not rows else min(1.0, int(cursor["row"]) / rows)
+        return None
+
+
+def _size(entry: Any) -> int | None:
+    """The bytes of ``entry``'s file; None for stdin, a compressed file, or no size."""
+    if entry.is_stdin or entry.name.lower().endswith(_PACKED) or getattr(entry, "compression", None) is not None:
+        return None
+    try:
+        if entry.fs is None:
+            return os.stat(entry.path).st_size
+        return int(entry.fs.size(entry.path))
+    except (OSError, TypeError, ValueError):
+        return None
+
+
+def _rows_in(entry: Any, fmt: str) -> int | None:
+    """The rows of a Parquet or .npy file, from its footer or header."""
+    try:
+        if fmt == "parquet" or (fmt == "series" and entry.name.lower().endswith((".parquet", ".pq"))):
+            import pyarrow.parquet as pq
+
+            if entry.fs is None:
+                return int(pq.read_metadata(entry.path).num_rows)
+            with entry.fs.open(entry.path, "rb") as fh:
+                return int(pq.read_metadata(fh).num_rows)
+        if fmt == "npy" and entry.fs is None:
+            import numpy as np
+
+            return int(np.load(entry.path, mmap_mode="r", allow_pickle=False).shape[0])
+    except Exception:  # noqa: BLE001  (a bar without a total, never a failed run)
+        return None
+    return None
