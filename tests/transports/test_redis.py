@@ -158,8 +158,9 @@ def test_bad_records_fail_skip_quarantine(server: RedisServer, tmp_path: Path) -
 
 
 def test_line_breaks_in_values_and_deleted_entries(server: RedisServer) -> None:
-    """Replies the vectorized decoder does not take (a value holding a line break and what
-    looks like more fields; entries deleted while pending) are decoded one by one."""
+    """A value holding a line break and what looks like more fields (walked by its length,
+    read carefully: a bad record), entries deleted while pending (a reply the compiled
+    decoder refuses, decoded one by one)."""
     r = server.client()
     good = rows(0, 6)
     fill_stream(server, "crlf", good[:3], names=["a", "b", "c"])
@@ -177,6 +178,93 @@ def test_line_breaks_in_values_and_deleted_entries(server: RedisServer) -> None:
     np.testing.assert_array_equal(X, np.delete(rows(0, 10), [1, 6], axis=0).astype(np.float32))
     src.acknowledge(cursors[-1])
     assert n_pending(server, "deleted", "onepass") == 0
+
+
+def _reply(entries: list[tuple[bytes, list[bytes] | None]]) -> tuple[bytes, int]:
+    """An XREADGROUP reply (RESP2) of ``entries`` (ID, flat fields or None: deleted), and
+    where its entries begin."""
+    def bulk(x: bytes) -> bytes:
+        return b"$%d\r\n%s\r\n" % (len(x), x)
+
+    head = b"*1\r\n*2\r\n" + bulk(b"s") + b"*%d\r\n" % len(entries)
+    body = b"".join(b"*2\r\n" + bulk(i) + (b"*-1\r\n" if f is None else b"*%d\r\n" % len(f) + b"".join(map(bulk, f)))
+                    for i, f in entries)
+    return head + body, len(head)
+
+
+NUMBERS = ["1", "-0", "+1.5", ".5", "5.", "1e5", "1E-5", "-2.5e+3", "1e22", "1e23", "1e-22", "1e-23", "0.1",
+           "0001.083745", "-0000.000001", "123456789012345678", "1234567890123456789", "9007199254740992",
+           "9007199254740993", "3.4028235e38", "0.30000000000000004", "nan", "inf", "-inf", " 1", "1 ", "1_0", "",
+           "-", "+", ".", "e5", "1e", "1e+", "1.2.3", "1,2", "0x10", "١", "1\r\n"]
+
+
+def _float_or_none(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+@pytest.mark.parametrize("mode", ["fields", "csv"])
+def test_compiled_decoder_reads_numbers_as_float_does(mode: str) -> None:
+    """Every value the compiled pass reads is float(text) rounded to float32, bit for bit;
+    every other is flagged for the careful path (which says what is wrong)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from onepass.sources.transports._redis_kernel import decode
+
+    def check(texts: list[str]) -> None:
+        if mode == "fields":
+            entries = [(b"1-%d" % i, [b"x", t.encode()]) for i, t in enumerate(texts)]
+        else:
+            entries = [(b"1-%d" % i, [b"data", t.encode() + b",2"]) for i, t in enumerate(texts)]
+        data, first = _reply(entries)
+        got = decode(data, first, len(texts), mode, 1 if mode == "fields" else 2, [b"x"], b"data", True, np.float32)
+        assert got is not None
+        ids, values, problem, _ = got
+        assert [x.decode() for x in ids] == [f"1-{i}" for i in range(len(texts))]
+        for i, t in enumerate(texts):
+            want = _float_or_none(t)
+            if problem[i]:
+                continue  # the careful path reads it with float()
+            assert want is not None, t
+            assert np.float32(want).tobytes() == values[i, 0].tobytes(), t
+            if mode == "csv":
+                assert values[i, 1] == 2
+        simple = [t for t in texts if t.strip() == t and t.isascii() and (_float_or_none(t) or 0) != 0
+                  and "_" not in t and abs(_float_or_none(t) or 0) < 1e15 and len(t.lstrip("+-").replace(".", "")) <= 15
+                  and "e" not in t.lower() and t.lstrip("+-")[:1] not in ("n", "i")]
+        assert not any(problem[texts.index(t)] for t in simple), "plain decimals are read by the compiled pass"
+
+    check(NUMBERS)
+    decimals = st.builds(lambda s, i, f, e: f"{s}{i}{'.' + f if f is not None else ''}{e}",
+                         st.sampled_from(["", "-", "+"]), st.integers(0, 10**12), st.one_of(st.none(), st.text(
+                             "0123456789", max_size=12)), st.sampled_from(["", "e-7", "E3", "e+21", "e-30"]))
+    settings(max_examples=300, deadline=None)(given(st.lists(decimals | st.text(max_size=6), min_size=1,
+                                                             max_size=20))(check))()
+
+
+def test_compiled_decoder_refuses_what_is_not_a_plain_reply() -> None:
+    from onepass.sources.transports._redis_kernel import decode
+
+    data, first = _reply([(b"1-0", [b"a", b"1"]), (b"1-1", None)])
+    assert decode(data, first, 2, "fields", 1, [b"a"], b"data", True, np.float32) is None  # deleted entry
+    data, first = _reply([(b"1-0", [b"a", b"1"]), (b"1-1", [b"a", b"2"])])
+    assert decode(data, first, 3, "fields", 1, [b"a"], b"data", True, np.float32) is None  # fewer than said
+    assert decode(data[:-1], first, 2, "fields", 1, [b"a"], b"data", True, np.float32) is None  # cut short
+    assert decode(data + b"+OK\r\n", first, 2, "fields", 1, [b"a"], b"data", True, np.float32) is None
+    # other fields, another order, a CSV row of another width: flagged, not refused
+    data, first = _reply([(b"1-0", [b"a", b"1", b"b", b"2"]), (b"1-1", [b"b", b"2", b"a", b"1"]),
+                          (b"1-2", [b"a", b"1"]), (b"1-3", [b"a", b"1", b"b", b"2\r\n$1"])])
+    _, values, problem, _ = decode(data, first, 4, "fields", 2, [b"a", b"b"], b"data", True, np.float64)
+    assert problem.tolist() == [False, True, True, True] and values[0].tolist() == [1, 2]
+    data, first = _reply([(b"1-0", [b"data", b"1,2"]), (b"1-1", [b"data", b"1,2,3"]), (b"1-2", [b"row", b"1,2"]),
+                          (b"1-3", [b"m", b"x", b"data", b"3,4"]), (b"1-4", [b"data", b"1,2\r\n"])])
+    _, values, problem, _ = decode(data, first, 5, "csv", 2, [], b"data", True, np.float32)
+    assert problem.tolist() == [False, True, False, False, True] and values[3].tolist() == [3, 4]
+    _, _, problem, _ = decode(data, first, 5, "csv", 2, [], b"data", False, np.float32)
+    assert problem.tolist() == [False, True, True, False, True]  # ?field=data: the only field is not taken
 
 
 def test_null_nan_or_bad(server: RedisServer) -> None:

@@ -103,20 +103,19 @@ it; the run ends with its last checkpoint, which resumes.
 
 Speed
 -----
-Replies are read as raw bytes and decoded by NumPy, not by a RESP parser building one
-Python object per field: line ends found by one vectorized search, the structure and
-every declared length checked vectorized (a reply that does not fit the regular shape,
-such as a value holding a line break, entries with other fields or deleted ones, goes to
-hiredis when installed, else a small Python parser), the values gathered into one
-comma-separated buffer parsed by ``pyarrow.csv`` (~55 ns a value here, against ~200 for
-``float()``). Measured on this 2-core machine, redis-server 7.0 sharing its cores
-(``make bench``, ``benchmarks/cases/redis.py``, 1M entries of 20 values, into K-Means):
-a field per value ~120k entries/s (the server alone spends ~5 us an entry in
-``XREADGROUP``: 42 strings written, and the pending-list insert; the client ~6 us),
-one field holding a CSV row ~195k entries/s (server ~2.8 us, client ~3 us); reading
-alone, ~145k and ~280k. hiredis decodes an entry of 20 fields in ~8 us, which is why
-it is not used on this path. The consumer's peak RSS is flat: 188 MB at 500k entries,
-192 MB at 5M.
+Replies are read as raw bytes and decoded by one compiled pass (Numba,
+``_redis_kernel``), not by a RESP parser building one Python object per field: the
+entries walked by their declared lengths, each value parsed as a number where it lies,
+into the batch's array (~30 ns a value here). An entry that does not fit (other fields,
+a value that is not a plain decimal) is read again by the careful path, which says what
+is wrong; a reply holding a deleted entry goes to hiredis when installed, else a small
+Python parser. Where the time goes, measured on this 2-core machine with redis-server 7.0
+sharing its cores (``benchmarks/cases/redis.py``, 1M entries of 20 values): the server
+spends ~1.7-2.2 us an entry in ``XREADGROUP`` with a CSV row in one field (~0.7 writing
+the reply, the rest the pending-list insert and its XCLAIM propagation record), ~3.7-4.5
+with a field per value (42 strings written an entry); the client ~0.6 us (CSV) and ~1.1
+(fields) decoding, plus a fixed ~1 s loading Numba and the cached kernel once a process.
+The consumer's peak RSS is flat: 188 MB at 500k entries, 192 MB at 5M.
 """
 
 from __future__ import annotations
@@ -300,167 +299,58 @@ class _ServerReplyError(Exception):
 
 @dataclass
 class _Entries:
-    """One reply's entries, in order: ``ids``; either the regular layout (``lines``: the
-    byte spans of every line of every entry, each entry ``4 + 4k`` lines: ``*2``, ``$n``,
-    the ID, ``*2k``, then ``$n``, field, ``$n``, value k times) or, for an irregular reply,
-    ``items``: each entry's flat ``[field, value, ...]`` (None when it was deleted)."""
+    """One reply's entries, in order: ``ids``; either decoded by the compiled pass
+    (``values``, ``problem``: the rows it could not read, ``starts``: each entry's offset
+    in ``data``) or, for a reply it refused, ``items``: each entry's flat
+    ``[field, value, ...]`` (None when it was deleted)."""
 
-    ids: list[bytes]
+    ids: Any  # an array of bytes (S41) when decoded, else a list
     data: bytes = b""
-    a: np.ndarray | None = None
-    S: np.ndarray | None = None
-    E: np.ndarray | None = None
-    k: int = 0
+    starts: np.ndarray | None = None
+    values: np.ndarray | None = None
+    problem: np.ndarray | None = None
     items: list[list[bytes] | None] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    @property
-    def is_regular(self) -> bool:
-        return self.S is not None
-
     def flat(self, i: int) -> list[bytes] | None:
         """Entry ``i``'s ``[field, value, ...]``."""
         if self.items is not None:
             return self.items[i]
-        assert self.S is not None
-        d, s, e = self.data, self.S[i], self.E[i]  # type: ignore[index]
-        return [d[s[c]:e[c]] for c in range(5, 4 + 4 * self.k, 2)]
+        assert self.starts is not None
+        return _resp(self.data, int(self.starts[i]))[0][1]
 
     def cut(self, n: int) -> _Entries:
         """The first ``n`` entries."""
         if self.items is not None:
             return _Entries(self.ids[:n], items=self.items[:n])
-        return _Entries(self.ids[:n], self.data, self.a, self.S[:n], self.E[:n], self.k)  # type: ignore[index]
+        return _Entries(self.ids[:n], self.data, self.starts[:n], self.values[:n],  # type: ignore[index]
+                        self.problem[:n])  # type: ignore[index]
 
 
-def _declared_lengths(a: np.ndarray, starts: np.ndarray, widths: np.ndarray) -> np.ndarray | None:
-    """The lengths written in ``$n`` lines (digits at ``starts``, ``widths`` long), or None
-    when one is not a number."""
-    if widths.size == 0:
-        return np.zeros(widths.shape, np.int64)
-    wmax, wmin = int(widths.max()), int(widths.min())
-    if wmin < 1 or wmax > 9:
-        return None
-    out = a[starts] - np.uint8(48)  # digits wrap around to >= 10 when they are not digits
-    if (out > 9).any():
-        return None
-    out = out.astype(np.int64)
-    for i in range(1, wmax):  # lengths of 10 bytes or more
-        inside = widths > i
-        d = a[np.where(inside, starts + i, 0)] - np.uint8(48)
-        if (d[inside] > 9).any():
-            return None
-        out = np.where(inside, out * 10 + d, out)
-    return out
-
-
-def _regular(data: bytes, a: np.ndarray, S: np.ndarray, E: np.ndarray, first: int, n: int) -> _Entries | None:
-    """The entries of lines ``first...`` (``n`` of them) if they have the regular layout."""
-    if n == 0:
-        return _Entries([], data, a, S[first:first].reshape(0, 4), E[first:first].reshape(0, 4), 0)
-    h = first + 3
-    if len(S) <= h or a[S[h]] != 42:
-        return None
-    try:
-        k2 = int(data[S[h] + 1:E[h]])
-    except ValueError:
-        return None
-    per = 4 + 2 * k2
-    if k2 < 0 or k2 % 2 or len(S) - first != n * per:
-        return None
-    Sm, Em = S[first:].reshape(n, per), E[first:].reshape(n, per)
-    fc = a[Sm]
-    if not ((fc[:, 0] == 42).all() and (fc[:, 3] == 42).all() and (fc[:, 1] == 36).all()
-            and (fc[:, 4::2] == 36).all()):
-        return None
-    if not ((Em[:, 0] - Sm[:, 0] == 2).all() and (a[Sm[:, 0] + 1] == 50).all()):  # "*2"
-        return None
-    w3 = Em[:, 3] - Sm[:, 3]
-    if not (w3 == w3[0]).all() or not all((a[Sm[:, 3] + i] == a[Sm[0, 3] + i]).all() for i in range(1, int(w3[0]))):
-        return None
-    for head, body in ((slice(1, 2), slice(2, 3)), (slice(4, per, 2), slice(5, per, 2))):  # "$n" lines
-        hs = Sm[:, head] + 1
-        declared = _declared_lengths(a, hs, Em[:, head] - hs)
-        if declared is None or not (declared == Em[:, body] - Sm[:, body]).all():
-            return None
-    ids = [data[s:e] for s, e in zip(Sm[:, 2].tolist(), Em[:, 2].tolist(), strict=True)]
-    return _Entries(ids, data, a, Sm, Em, k2 // 2)
-
-
-def _entries_of(data: bytes) -> _Entries:
-    """The entries of an ``XREADGROUP`` reply (of one stream), decoded."""
+def _reply_start(data: bytes) -> tuple[int, int] | None:
+    """Where the entries of an ``XREADGROUP`` reply (of one stream) begin and how many
+    there are; (0, 0) for none; None when the reply is not of that shape. An error reply
+    raises."""
     if data[:1] == b"-":
         message = data[1:].split(b"\r\n", 1)[0].decode(errors="replace")
         if message.startswith(TRANSIENT):
             raise _Lost(message)
         raise _ServerReplyError(message)
     if data.startswith(b"*-1\r\n") or data.startswith(b"*0\r\n"):
-        return _Entries([])
-    a = np.frombuffer(data, np.uint8)
-    nl = np.flatnonzero(a == 10)
-    if len(nl) >= 5 and nl[-1] == len(a) - 1 and data.startswith(b"*1\r\n*2\r\n"):
-        E = nl - 1
-        if (a[E] == 13).all():
-            S = np.empty_like(nl)
-            S[0] = 0
-            S[1:] = nl[:-1] + 1
-            name_len = _declared_lengths(a, S[2:3] + 1, E[2:3] - S[2:3] - 1)
-            if name_len is not None and int(name_len[0]) == E[3] - S[3] and a[S[4]] == 42:
-                n = int(data[S[4] + 1:E[4]])
-                found = _regular(data, a, S, E, 5, n)
-                if found is not None:
-                    return found
-    reply = _parse_any(data)
-    if reply is None:
-        return _Entries([])
-    entries = reply[0][1] or []
-    return _Entries([e[0] for e in entries], items=[e[1] for e in entries])
-
-
-def _gather(data: bytes, a: np.ndarray, vs: np.ndarray, ve: np.ndarray, per_row: int) -> Any:
-    """The byte spans ``[vs, ve)`` (row-major, ``per_row`` a row) of ``data`` (``a`` its
-    bytes as an array) as one CSV buffer: each followed by ``,``, the last of a row by a
-    newline. Each span is followed in ``a`` by its line's ``\\r``, which becomes the
-    separator. One span a row (a CSV row) is joined as bytes (faster for long spans)."""
-    if per_row == 1:
-        view = memoryview(data)
-        return b"\n".join([view[s:e] for s, e in zip(vs.ravel().tolist(), ve.ravel().tolist(), strict=True)]) + b"\n"
-    index = np.int32 if len(a) < 2**31 else np.int64
-    vs, ve = vs.ravel().astype(index), ve.ravel().astype(index)
-    lens = ve - vs + 1
-    dst = np.cumsum(lens, dtype=index) - lens
-    step = np.ones(int(dst[-1] + lens[-1]), index)
-    step[0] = vs[0]
-    step[dst[1:]] = vs[1:] - ve[:-1]
-    out = a[np.cumsum(step, dtype=index)]
-    seps = dst + lens - 1
-    out[seps] = 44
-    out[seps[per_row - 1::per_row]] = 10
-    return out
-
-
-def _parse_csv_buffer(buf: Any, n_cols: int, n_rows: int, dtype: Any) -> list[Any] | None:
-    """The columns of a CSV buffer of numbers (empty cells: NaN, with their masks), or
-    None when pyarrow refuses it or finds another shape."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    names = [str(j) for j in range(n_cols)]
+        return 0, 0
+    if not data.startswith(b"*1\r\n*2\r\n$"):
+        return None
     try:
-        table = pacsv.read_csv(
-            pa.py_buffer(buf),
-            read_options=pacsv.ReadOptions(column_names=names, use_threads=False, block_size=max(1 << 20, len(buf) + 1)),
-            parse_options=pacsv.ParseOptions(delimiter=",", quote_char=False, double_quote=False, escape_char=False,
-                                             newlines_in_values=False, ignore_empty_lines=False),
-            convert_options=pacsv.ConvertOptions(column_types={c: pa.from_numpy_dtype(dtype) for c in names},
-                                                 null_values=[""], strings_can_be_null=False))
-    except (pa.ArrowException, ValueError):
+        at = data.index(b"\r\n", 9)
+        at += 2 + int(data[9:at])  # the line end after the stream's name
+        if data[at:at + 3] != b"\r\n*":
+            return None
+        end = data.index(b"\r\n", at + 3)
+        return end + 2, int(data[at + 3:end])
+    except ValueError:
         return None
-    if table.num_rows != n_rows or table.num_columns != n_cols:
-        return None
-    return [table.column(j) for j in range(n_cols)]
 
 
 # -- the layout of a row ------------------------------------------------------------------
@@ -933,7 +823,7 @@ class RedisStreams(RecordTransport):
             wire = self._open_wire()
             wire.send(_command("XREADGROUP", "GROUP", self.group, consumer, "COUNT", self.options.batch_size,
                                "STREAMS", self.stream_name, pos))
-            entries = _entries_of(wire.receive())
+            entries = self._entries(wire.receive())
             if not len(entries):
                 return
             chunk = self._chunk(entries, seg)
@@ -966,7 +856,7 @@ class RedisStreams(RecordTransport):
                 wire.send(_command("XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", count,
                                    "STREAMS", self.stream_name, ">"))
                 in_flight += 1
-            entries = _entries_of(wire.receive())
+            entries = self._entries(wire.receive())
             in_flight -= 1
             full = len(entries) == count
             if done:  # a read sent ahead before the end was seen: past the end, left pending
@@ -1034,8 +924,10 @@ class RedisStreams(RecordTransport):
             self._layout = _Layout.of(int(columns), None, self.options, self.name)
         self.feature_names = self._layout.feature_names
 
-    def _tokens(self, ids: list[bytes], seg: int | None) -> np.ndarray:
+    def _tokens(self, ids: Any, seg: int | None) -> np.ndarray:
         """The positions (``ends``) of entries ``ids``: see :meth:`position`."""
+        if seg is None and not self._segments and isinstance(ids, np.ndarray):
+            return ids
         out = np.empty(len(ids), dtype=object)
         if seg is not None:
             main = self._main_pos + b" %d " % seg
@@ -1044,8 +936,40 @@ class RedisStreams(RecordTransport):
             tail = b" %d" % len(self._segments)
             out[:] = [x + tail for x in ids]
         else:
-            out[:] = ids
+            out[:] = list(ids)
         return out
+
+    def _entries(self, data: bytes) -> _Entries:
+        """The entries of an ``XREADGROUP`` reply (of one stream), decoded: by the
+        compiled pass (``_redis_kernel``) once the columns are known, else (a reply it
+        refuses, such as one holding a deleted entry) one Python object per field."""
+        start = _reply_start(data)
+        if start is not None:
+            first, n = start
+            if n == 0:
+                return _Entries([])
+            if self._layout is None:
+                try:
+                    head = _resp(data, first)[0]
+                except (ValueError, IndexError):
+                    head = None
+                if isinstance(head, list) and len(head) == 2 and isinstance(head[1], list):
+                    self._first_layout(head[1], head[0])
+            layout = self._layout
+            if layout is not None:
+                from onepass.sources.transports._redis_kernel import decode
+
+                mode = "walk" if self.format == "jsonl" else self.format
+                decoded = decode(data, first, n, mode, layout.n_cols, layout.names_b, self.row_field or ROW_FIELDS[0],
+                                 self.row_field is None, self.options.dtype)
+                if decoded is not None:
+                    ids, values, problem, starts = decoded
+                    return _Entries(ids, data, starts, values, problem)
+        reply = _parse_any(data)
+        if reply is None:
+            return _Entries([])
+        entries = reply[0][1] or []
+        return _Entries([e[0] for e in entries], items=[e[1] for e in entries])
 
     def _chunk(self, entries: _Entries, seg: int | None) -> Chunk | None:
         """Entries parsed into a chunk of rows and bad records (deleted ones acknowledged)."""
@@ -1056,23 +980,22 @@ class RedisStreams(RecordTransport):
             keep = [i for i, f in enumerate(entries.items) if f is not None]
             entries = _Entries([ids[i] for i in keep], items=[entries.items[i] for i in keep])
             ids = entries.ids
-        if not ids:
+        if not len(ids):
             return None
         if self._layout is None:
-            self._first_layout(entries)
+            self._first_layout(entries.flat(0) or [], ids[0])
         layout = self._layout
         assert layout is not None
         n = len(ids)
         lines = self._n_records + 1 + np.arange(n, dtype=np.int64)
         self._n_records += n
         tokens = self._tokens(ids, seg)
-        rows = self._fast(entries, layout)
         dt = self.options.dtype
         bad: list[BadRecord] = []
-        if rows is None:
+        if entries.values is None or entries.problem is None:
             values, problem = np.zeros((n, layout.n_cols), dtype=dt), np.ones(n, dtype=bool)
         else:
-            values, problem = rows
+            values, problem = entries.values, entries.problem
         good = ~problem
         for i in np.flatnonzero(problem):
             flat = entries.flat(int(i))
@@ -1105,16 +1028,15 @@ class RedisStreams(RecordTransport):
         raise _Bad(f"no field {names[0].decode()!r} holding the row (the entry has "
                    f"{', '.join(repr(flat[i].decode(errors='replace')) for i in range(0, len(flat), 2))})")
 
-    def _first_layout(self, entries: _Entries) -> None:
+    def _first_layout(self, flat: list[bytes], entry_id: bytes) -> None:
         """The columns, from the first entry read."""
-        flat = entries.flat(0) or []
         if self.format == "fields":
             self._set_layout([flat[i].decode(errors="replace") for i in range(0, len(flat), 2)])
             return
         try:
             row = self._row_value(flat)
         except _Bad as e:
-            raise DataError(f"{self.name}: the first entry read ({entries.ids[0].decode()}) tells the columns, "
+            raise DataError(f"{self.name}: the first entry read ({entry_id.decode(errors='replace')}) tells the columns, "
                             f"but it has {e.reason}") from None
         if self.format == "csv":
             self._set_layout(len(row.rstrip(b"\r\n").split(b",")))
@@ -1122,76 +1044,15 @@ class RedisStreams(RecordTransport):
         try:
             value = json.loads(row)
         except ValueError:
-            raise DataError(f"{self.name}: the first entry read ({entries.ids[0].decode()}) tells the columns, but "
+            raise DataError(f"{self.name}: the first entry read ({entry_id.decode(errors='replace')}) tells the columns, but "
                             f"its row is not JSON: {row[:80]!r}") from None
         if isinstance(value, dict):
             self._set_layout([str(k) for k in value])
         elif isinstance(value, list):
             self._set_layout(len(value))
         else:
-            raise DataError(f"{self.name}: the first entry read ({entries.ids[0].decode()}) holds {row[:80]!r}, "
+            raise DataError(f"{self.name}: the first entry read ({entry_id.decode(errors='replace')}) holds {row[:80]!r}, "
                             "neither a JSON array nor an object of numbers")
-
-    def _fast(self, entries: _Entries, layout: _Layout) -> tuple[np.ndarray, np.ndarray] | None:
-        """Every value of a regular reply parsed at once: (values, rows needing a careful look)."""
-        if not entries.is_regular or self.format == "jsonl":
-            return None
-        a, S, E, n = entries.a, entries.S, entries.E, len(entries)
-        assert a is not None and S is not None and E is not None
-        if self.format == "fields":
-            if entries.k != layout.n_cols or not self._names_match(a, S[:, 5::4], E[:, 5::4], layout):
-                return None
-            vs, ve, per_row = S[:, 7::4], E[:, 7::4], layout.n_cols
-        else:
-            if entries.k == 1 and self.row_field is None:
-                c = 7
-            else:
-                names = (self.row_field,) if self.row_field is not None else ROW_FIELDS
-                c = None
-                for j in range(entries.k):
-                    nm = entries.data[S[0, 5 + 4 * j]:E[0, 5 + 4 * j]]
-                    if nm in names:
-                        c = 5 + 4 * j
-                        break
-                if c is None:
-                    return None
-                if not (E[:, c] - S[:, c] == len(nm)).all() or not all(
-                        (a[S[:, c] + i] == ch).all() for i, ch in enumerate(nm)):
-                    return None
-                c += 2
-            vs, ve, per_row = S[:, c:c + 1], E[:, c:c + 1], 1
-        buf = _gather(entries.data, a, vs, ve, per_row)
-        columns = _parse_csv_buffer(buf, layout.n_cols, n, self.options.dtype)
-        if columns is None:
-            return None
-        values_T = np.empty((layout.n_cols, n), dtype=self.options.dtype)
-        problem = np.zeros(n, dtype=bool)
-        for j, col in enumerate(columns):
-            if col.null_count:
-                nulls = col.is_null().to_numpy(zero_copy_only=False)
-                if layout.role[j] != "feature" or self.stream.null == "bad":
-                    problem |= nulls
-            values_T[j] = col.to_numpy(zero_copy_only=False)
-        finite = np.isfinite(values_T)
-        if not finite.all():
-            problem |= ~finite.all(axis=0)  # NaN from a null (null="nan") is rechecked carefully, and kept
-        return np.ascontiguousarray(values_T.T), problem
-
-    @staticmethod
-    def _names_match(a: np.ndarray, starts: np.ndarray, ends: np.ndarray, layout: _Layout) -> bool:
-        """Whether every entry's fields (spans ``starts``/``ends``, one column a field) are
-        the layout's, in its order."""
-        lengths = np.array([len(x) for x in layout.names_b])
-        if not (ends - starts == lengths).all():
-            return False
-        table = np.zeros((int(lengths.max()), len(lengths)), dtype=np.uint8)
-        for j, name in enumerate(layout.names_b):
-            table[:len(name), j] = np.frombuffer(name, np.uint8)
-        for i in range(len(table)):
-            inside = lengths > i
-            if not (a[np.where(inside, starts + i, 0)] == table[i])[:, inside].all():
-                return False
-        return True
 
     def _careful(self, flat: list[bytes], layout: _Layout) -> list[float]:
         """One entry's values, or _Bad saying why not."""
