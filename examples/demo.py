@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1)) as pool:
         list(pool.map(lambda k: onepass("finalize", str(model_dir), "--n-clusters", str(k),
                                         "--out", str(model_dirs[k])), ks))
-        manifests = dict(zip(ks, pool.map(lambda k: json.loads(onepass("inspect", str(model_dirs[k])).stdout),
+        manifests = dict(zip(ks, pool.map(lambda k: json.loads(onepass("inspect", str(model_dirs[k]), "--json").stdout),
                                           ks), strict=True))
     inertias = [float(manifests[k]["meta"]["inertia"]) for k in ks]
 

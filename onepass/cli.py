@@ -711,13 +711,15 @@ def predict(model_dir: str, data: tuple[str, ...], out: str, output_format: str 
         model, manifest = load_model(model_dir)
         schema = InputSchema.of(manifest)
         label = _coerce(label_column) if label_column is not None else None
+        target = list(data) if len(data) > 1 else data[0]
+        options = dict(format=format, header=header, n_features=n_features, zero_based=zero_based,
+                       on_bad_record=on_bad_record, quarantine_file=quarantine_file, **_text_kwargs(vocab, document))
+        if label is None and not hasattr(model, "forecast") and (found := schema.label_in(target, **options)) is not None:
+            label = found  # rows without a header still holding the label, where training had it
+            click.echo(f"onepass: left out column {found}, the model's label ({schema.label_column})", err=True)
         try:
-            return predict_file(
-                model, list(data) if len(data) > 1 else data[0], out, output_format=output_format,
-                batch_size=batch_size, format=format, header=header, n_features=n_features, zero_based=zero_based,
-                on_bad_record=on_bad_record, quarantine_file=quarantine_file, forecast=forecast, plot=plot,
-                **schema.source_options(label_column=label), **_text_kwargs(vocab, document),
-            )
+            return predict_file(model, target, out, output_format=output_format, batch_size=batch_size,
+                                forecast=forecast, plot=plot, **options, **schema.source_options(label_column=label))
         except FeatureCountError as exc:
             raise FeatureCountError(schema.explain(str(exc), label_given=label is not None)) from None
 

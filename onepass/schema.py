@@ -21,6 +21,7 @@ class InputSchema:
     before schemas, or written by :func:`onepass.save_model` from a state)."""
 
     feature_names: list[str] | None = None
+    columns: list[str] | None = None  # every column of the training data's header, in order
     n_features: int | None = None
     label_column: str | int | None = None
     weight_column: str | int | None = None
@@ -32,10 +33,9 @@ class InputSchema:
         raw = manifest.get("schema")
         if not isinstance(raw, dict):
             return cls()
-        names = raw.get("feature_names")
-        names = [str(n) for n in names] if isinstance(names, list) else None
+        names, columns = (_names(raw.get(key)) for key in ("feature_names", "columns"))
         width = raw.get("n_features")
-        return cls(feature_names=names, n_features=width if isinstance(width, int) else None,
+        return cls(feature_names=names, columns=columns, n_features=width if isinstance(width, int) else None,
                    label_column=_column(raw.get("label_column")), weight_column=_column(raw.get("weight_column")),
                    format=raw.get("format") if isinstance(raw.get("format"), str) else None)
 
@@ -54,6 +54,37 @@ class InputSchema:
             out["weight_column"] = weight_column
         return out
 
+    def label_index(self, width: int) -> int | None:
+        """Where the label column is in rows of ``width`` values laid out as the training
+        data was (rows without a header: a request's), when they hold the features and the
+        label and nothing else; None otherwise."""
+        if self.n_features is None or width != self.n_features + 1 or self.weight_column is not None:
+            return None
+        if isinstance(self.label_column, int):
+            return self.label_column % width if -width <= self.label_column < width else None
+        if isinstance(self.label_column, str) and self.columns is not None and len(self.columns) == width:
+            return self.columns.index(self.label_column) if self.label_column in self.columns else None
+        return None
+
+    def label_in(self, data: Any, **options: Any) -> int | None:
+        """The index of the model's label column in ``data`` when its files have no header
+        and their rows are one value wider than the features, the label where the
+        training data had it (read from the first row); None otherwise, and for data
+        that cannot be read twice (stdin, a stream)."""
+        from onepass.sources import open_source
+        from onepass.sources.transports import is_record_uri
+
+        uris = data if isinstance(data, list) else [data]
+        if self.label_column is None or self.n_features is None or any(
+                str(u) == "-" or is_record_uri(str(u)) for u in uris):
+            return None
+        options = {k: v for k, v in options.items() if k not in ("feature_columns", "quarantine_file")}
+        with open_source(data, batch_size=1, **{**options, "on_bad_record": "skip"}) as src:
+            batch = next(iter(src), None)
+            if batch is None or src.columns is not None or getattr(batch.X, "ndim", 0) != 2:
+                return None
+            return self.label_index(int(batch.X.shape[1]))
+
     def explain(self, message: str, *, label_given: bool) -> str:
         """``message`` (a width that does not fit) with what the model was trained on and
         the fix."""
@@ -70,6 +101,10 @@ class InputSchema:
         elif self.feature_names is not None:
             hint = "; data with a header naming those columns is matched by name"
         return f"{message} ({trained}{hint})"
+
+
+def _names(value: Any) -> list[str] | None:
+    return [str(n) for n in value] if isinstance(value, list) else None
 
 
 def _column(value: Any) -> str | int | None:

@@ -373,7 +373,7 @@ def test_checkpoints_every_rows_and_inspect(tmp_path, data_csv):
     assert result.exit_code == 0, result.stderr
     lines = read_jsonl((tmp_path / "metrics.jsonl").read_text())
     assert [line["rows"] for line in lines if line["event"] == "checkpoint"] == [200, 400, 600]
-    inspected = invoke("inspect", str(ckpt))
+    inspected = invoke("inspect", str(ckpt), "--json")
     assert inspected.exit_code == 0, inspected.stderr
     latest = json.loads(inspected.stdout)
     assert latest["rows_seen"] == N_ROWS and latest["finished"] is True
@@ -389,7 +389,7 @@ def test_finalize_many_models_from_one_state(trained, tmp_path):
     for k in (1, 3, 6):
         result = invoke("finalize", str(trained), "--n-clusters", str(k), "--out", str(tmp_path / f"k{k}"))
         assert result.exit_code == 0, result.stderr
-        shown = json.loads(invoke("inspect", str(tmp_path / f"k{k}")).stdout)
+        shown = json.loads(invoke("inspect", str(tmp_path / f"k{k}"), "--json").stdout)
         assert shown["arrays"]["cluster_centers"]["shape"] == [k, 2]
         assert shown["rows_seen"] == N_ROWS
         inertias[k] = shown["meta"]["inertia"]

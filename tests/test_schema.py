@@ -46,6 +46,7 @@ def predictions(path: Path) -> np.ndarray:
 def test_the_model_keeps_its_schema(labelled: dict[str, Path]) -> None:
     schema = json.loads((labelled["model"] / "manifest.json").read_text())["schema"]
     assert schema["feature_names"] == ["f1", "f2", "f3", "f4"]
+    assert schema["columns"] == ["f1", "f2", "f3", "f4", "label"]
     assert schema["label_column"] == "label" and schema["n_features"] == 4 and schema["format"] == "csv"
 
 
@@ -68,12 +69,25 @@ def test_a_missing_column_is_named(labelled: dict[str, Path], tmp_path: Path) ->
     assert "lacks the column(s) 'f4' the model was trained on" in result.stderr and "Traceback" not in result.output
 
 
-def test_headerless_data_with_the_label_says_how_to_fix_it(labelled: dict[str, Path], tmp_path: Path) -> None:
+def test_headerless_rows_holding_the_label_have_it_left_out(labelled: dict[str, Path], tmp_path: Path) -> None:
     result = invoke("predict", str(labelled["model"]), "--data", str(labelled["headerless"]),
                     "--out", str(tmp_path / "p.csv"))
-    assert result.exit_code == 3
-    assert "trained on 4 features" in result.stderr and "give --label-column label" in result.stderr
-    fixed = invoke("predict", str(labelled["model"]), "--data", str(labelled["headerless"]), "--label-column", "4",
-                   "--out", str(tmp_path / "p.csv"))
-    assert fixed.exit_code == 0, fixed.output
-    np.testing.assert_array_equal(predictions(tmp_path / "p.csv").shape[0], 3000)
+    assert result.exit_code == 0, result.output
+    assert "left out column 4, the model's label (label)" in result.stderr
+    np.testing.assert_array_equal(predictions(tmp_path / "p.csv"), predictions_of(labelled, "features", tmp_path))
+
+
+def test_a_width_that_does_not_fit_says_what_the_model_was_trained_on(labelled: dict[str, Path],
+                                                                      tmp_path: Path) -> None:
+    wide = tmp_path / "wide.csv"
+    np.savetxt(wide, np.random.default_rng(0).normal(size=(10, 6)), delimiter=",", fmt="%.4f")
+    result = invoke("predict", str(labelled["model"]), "--data", str(wide), "--out", str(tmp_path / "p.csv"))
+    assert result.exit_code == 3 and "Traceback" not in result.output
+    assert "trained on 4 features named 'f1', 'f2', 'f3', 'f4'" in result.stderr
+    assert "give --label-column label (or its 0-based index" in result.stderr
+
+
+def predictions_of(labelled: dict[str, Path], name: str, tmp_path: Path) -> np.ndarray:
+    out = tmp_path / f"{name}-ref.csv"
+    assert invoke("predict", str(labelled["model"]), "--data", str(labelled[name]), "--out", str(out)).exit_code == 0
+    return predictions(out)

@@ -79,7 +79,7 @@ def test_bad_settings_name_the_valid_range(tmp_path):
         tune(state, validation=data / "val.npy", params=["n_clusters=9:2"])
     with pytest.raises(InvalidParameterError, match="not a finalize setting of kmeans; from a state, tune: n_clusters"):
         tune(state, validation=data / "val.npy", params=["speed=1:2"])
-    with pytest.raises(InvalidParameterError, match="offers bic, inertia, silhouette"):
+    with pytest.raises(InvalidParameterError, match="offers bic, inertia, inertia_per_row, silhouette"):
         tune(state, validation=data / "val.npy", params=["n_clusters=2:4"], metric="auc")
     with pytest.raises(InvalidParameterError, match="not a setting of kmeans training; tunable: n_clusters"):
         tune(search="kmeans", data=data / "train.npy", validation=data / "val.npy", params=["nope=1:2"],
@@ -233,7 +233,9 @@ def test_linear_learner_threshold_is_tuned_on_validation(tmp_path):
     state = train("linear-learner", train_path, label_column="y", params={"num_models": 4}, seed=0).state
     board = tune(state, validation=val_path, params=["rank=0:3"], label_column="y", metric="f1", out=tmp_path / "m")
     model = onepass.load(tmp_path / "m")
-    assert model.threshold_ == pytest.approx(board.chosen["threshold_f1"])
+    # the leaderboard shows the threshold as the probability predict writes; the model keeps its logit
+    assert 0 < board.chosen["threshold_f1"] < 1
+    assert 1 / (1 + np.exp(-model.threshold_)) == pytest.approx(board.chosen["threshold_f1"], rel=1e-9)
     pred = model.predict(Xv)
     tp = float(((pred == 1) & (yv == 1)).sum())
     f1 = 2 * tp / (2 * tp + float(((pred == 1) & (yv == 0)).sum()) + float(((pred == 0) & (yv == 1)).sum()))
@@ -262,7 +264,10 @@ def test_kmeans_scores_match_a_direct_computation():
     for model, rec, rec_sparse, counts in zip(models, got, got_sparse, dense.counts, strict=True):
         d2 = ((X[:, None, :].astype(np.float64) - model.cluster_centers_[None]) ** 2).sum(axis=2)
         labels = d2.argmin(axis=1)
-        assert rec["inertia"] == pytest.approx(d2.min(axis=1).mean(), rel=1e-5)
+        # one definition with the model's: inertia is the total, inertia_per_row the mean
+        assert rec["inertia"] == pytest.approx(d2.min(axis=1).sum(), rel=1e-5)
+        assert rec["inertia"] == pytest.approx(model.inertia(X), rel=1e-5)
+        assert rec["inertia_per_row"] == pytest.approx(d2.min(axis=1).mean(), rel=1e-5)
         assert counts.sum() == len(X) and np.abs(counts - np.bincount(labels, minlength=model.n_clusters)).max() <= 2
         # Sparse rows take each model's own sparse product (float32 products of rows far from 0).
         assert rec_sparse["inertia"] == pytest.approx(rec["inertia"], rel=1e-4)

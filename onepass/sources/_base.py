@@ -104,6 +104,8 @@ class Reader:
         self.feature_columns: list[str] | None = None
         #: the columns of that file left out of X that are neither label nor weight
         self.unused_columns: list[str] = []
+        #: every column of that file by name, in order
+        self.columns: list[str] | None = None
 
     def read(self, entry: Entry, start: dict | None) -> Iterator[Chunk]:  # pragma: no cover
         raise NotImplementedError

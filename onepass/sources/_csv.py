@@ -129,6 +129,7 @@ class CsvReader(Reader):
                                 entry.name)
         layout = _Layout(len(fields), names, label, weight, o.feature_columns, entry.name)
         if names is not None:
+            self.columns = names
             self.feature_columns = [names[j] for j in layout.features]
             self.unused_columns = [names[j] for j, role in layout.role.items() if role == "unused column"]
         return layout, has_header

@@ -96,7 +96,7 @@ class ParquetReader(Reader):
             raise InvalidParameterError("label_column and weight_column are the same column")
         numeric = [j for j in range(len(names)) if j not in (li, wi) and _is_numeric(schema.field(j).type)]
         feats = [names[j] for j in select_features(names, numeric, o.feature_columns, entry.name)]
-        self.feature_columns = feats
+        self.feature_columns, self.columns = feats, list(names)
         self.unused_columns = [n for j, n in enumerate(names) if n not in feats and j not in (li, wi)]
         label = None if li is None else names[li]
         weight = None if wi is None else names[wi]

@@ -122,6 +122,11 @@ class Source(BatchStream):
         return self._reader.feature_columns
 
     @property
+    def columns(self) -> list[str] | None:
+        """Every column of the file being read by name, in order (None without a header)."""
+        return self._reader.columns
+
+    @property
     def unused_columns(self) -> list[str]:
         """Columns of the file being read left out of X, neither label nor weight (with
         ``feature_columns``, those a model was not trained on)."""

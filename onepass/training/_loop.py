@@ -111,6 +111,7 @@ class Job:
         self.last_metrics: dict[str, Any] = {}
         self.sources = list(spec.data.uris)
         self.feature_columns: list[str] | None = None  # from the data's header, when it has one
+        self.columns: list[str] | None = None
         self.source_format: str | None = spec.data.format
         manifest = None
         ck = spec.checkpoints
@@ -128,7 +129,7 @@ class Job:
         data had a header), their number, the label and weight columns and the format,
         so that predict, evaluate and serve can match other data to it."""
         data = self.spec.data
-        return {"feature_names": self.feature_columns, "n_features": _n_features(self.state),
+        return {"feature_names": self.feature_columns, "columns": self.columns, "n_features": _n_features(self.state),
                 "label_column": data.label_column, "weight_column": data.weight_column, "format": self.source_format}
 
     @property
@@ -329,6 +330,7 @@ class InProcess:
                 job.paused = True
                 break
         job.feature_columns = getattr(src, "feature_columns", None) or job.feature_columns
+        job.columns = getattr(src, "columns", None) or job.columns
         job.source_format = getattr(src, "format", None) or job.source_format
         # a follower ends only when stopped, and a stream's entries cannot be read again: the
         # run pauses at its last batch, and --resume goes on with the entries that come next

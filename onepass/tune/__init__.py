@@ -71,8 +71,9 @@ def tune(
     if state is None:
         raise _error("give a state (or a checkpoint or model directory) to tune from, or search=ALGO")
     if isinstance(state, (str, os.PathLike)):
-        from onepass.tune._from_state import load_tunable_state
+        from onepass.tune._from_state import load_tunable_state, tunable_schema
 
+        options.setdefault("schema", tunable_schema(state))  # the tuned model reads data as the original
         state = load_tunable_state(state)
     return tune_from_state(state, validation, params, metric=metric, **options)
 

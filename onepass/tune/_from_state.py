@@ -14,10 +14,10 @@ from onepass.errors import InvalidParameterError
 from onepass.sources import open_source
 from onepass.state import ALGORITHMS, State
 from onepass.tune._leaderboard import Leaderboard, choose
-from onepass.tune._scorers import scorer_for
+from onepass.tune._scorers import Scorer, scorer_for
 from onepass.tune._space import Dimension, parse_param
 
-__all__ = ["parse_params", "score_models", "tune_from_state"]
+__all__ = ["parse_params", "run_scorer", "score_models", "tune_from_state"]
 
 
 def parse_params(params: Sequence[str | Dimension] | dict[str, Any]) -> list[Dimension]:
@@ -44,21 +44,36 @@ def _algorithm_of(state: State) -> Any:
 def score_models(models: Sequence[Any], validation: Any, *, seed: int = 0, batch_size: int = 8192,
                  **source_kwargs: Any) -> list[dict[str, float]]:
     """Every metric of the models' kind for each of ``models``, reading ``validation`` once."""
-    scorer = scorer_for(models[0].kind)(models, seed=seed)
+    scorer, _ = run_scorer(models, validation, seed=seed, batch_size=batch_size, **source_kwargs)
+    return scorer.results()
+
+
+def run_scorer(models: Sequence[Any], data: Any, *, seed: int = 0, batch_size: int = 8192, detailed: bool = False,
+               check: Any = None, **source_kwargs: Any) -> tuple[Scorer, dict[str, int]]:
+    """The scorer of the models' kind after one read of ``data``, and the source's counts
+    (``rows``, ``skipped``, ``quarantined``). ``check(batch)``, when given, sees each
+    batch first (and may raise a clearer error than the scorer would)."""
+    scorer = scorer_for(models[0].kind)(models, seed=seed, detailed=detailed)
     # Many small products, on two row blocks in parallel: BLAS threads would only compete.
-    with blas_single_thread(), open_source(validation, batch_size=batch_size, **source_kwargs) as src:
+    with blas_single_thread(), open_source(data, batch_size=batch_size, **source_kwargs) as src:
         for batch in src:
+            if check is not None:
+                check(batch)
             scorer.update(batch)
         if scorer.n_rows == 0:
-            raise InvalidParameterError(f"the validation source {validation} yielded no rows")
-        return scorer.results()
+            raise InvalidParameterError(f"the validation source {data} yielded no rows")
+        return scorer, {"rows": scorer.n_rows, "skipped": src.n_skipped, "quarantined": src.n_quarantined}
 
 
 def tune_from_state(state: State, validation: Any, params: Sequence[str | Dimension] | dict[str, Any], *,
                     metric: str | None = None, select: str = "best", target: float | None = None,
                     batch_size: int = 8192, seed: int = 0, out: str | os.PathLike[str] | None = None,
-                    plot: str | os.PathLike[str] | None = None, **source_kwargs: Any) -> Leaderboard:
-    """Finalize ``state`` once per setting, score each on ``validation``, rank them."""
+                    plot: str | os.PathLike[str] | None = None, schema: dict[str, Any] | None = None,
+                    **source_kwargs: Any) -> Leaderboard:
+    """Finalize ``state`` once per setting, score each on ``validation``, rank them.
+
+    ``schema`` (the input schema of the model the state came with) is written with the
+    chosen model, so that it reads data as the original did."""
     algo = _algorithm_of(state)
     dims = parse_params(params)
     for dim in dims:
@@ -89,12 +104,25 @@ def tune_from_state(state: State, validation: Any, params: Sequence[str | Dimens
 
         best = scorer_cls.adjust(models[records.index(board.chosen)], board.chosen, metric)
         save_model(out, best, extra={"algorithm": algo.name, "finalize": {k: board.chosen[k] for k in board.params},
-                                     "rows_seen": state.n_rows_seen_, "tune": board.to_json()})
+                                     "rows_seen": state.n_rows_seen_, "tune": board.to_json(),
+                                     **({"schema": schema} if schema else {})})
     if plot is not None:
         from onepass.tune._plot import plot_leaderboard
 
         plot_leaderboard(board, plot)
     return board
+
+
+def tunable_schema(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The input schema recorded beside a tunable state: a model directory's (its state
+    is in ``state/``), or None (a checkpoint records none)."""
+    from onepass.io._artifact import read_manifest
+
+    target = Path(path)
+    if not (target / "state" / "manifest.json").is_file():
+        return None
+    schema = read_manifest(target).get("schema")
+    return schema if isinstance(schema, dict) else None
 
 
 def load_tunable_state(path: str | os.PathLike[str]) -> State:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from onepass.errors import InvalidParameterError
+from onepass.evaluation._text import format_table
 
 __all__ = ["SELECT_RULES", "Leaderboard", "choose"]
 
@@ -47,23 +48,15 @@ class Leaderboard(list):
             return "(empty)"
         hidden = ("place", "chosen", "history", *self.params)
         keys = ["place", *self.params] + [k for k in self[0] if k not in hidden]
-        rows = sorted(self, key=lambda r: r["place"])
-        cells = [[_fmt(r.get(k)) for k in keys] + (["<- chosen"] if r.get("chosen") else [""]) for r in rows]
-        widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
-        lines = ["  ".join(k.rjust(w) for k, w in zip(keys, widths, strict=True))]
-        lines += ["  ".join(c.rjust(w) for c, w in zip(row[:-1], widths, strict=True)) + ("  " + row[-1] if row[-1] else "")
-                  for row in cells]
-        return "\n".join(lines)
+        rows = [{**{k: r.get(k) for k in keys}, "": "<- chosen" if r.get("chosen") else ""}
+                for r in sorted(self, key=lambda r: r["place"])]
+        return format_table(rows)
 
     def to_json(self) -> dict[str, Any]:
+        # threshold_unit: thresholds are shown as predict's score (a probability for logistic
+        # loss); records written before it held raw scores
         return {"metric": self.metric, "direction": self.direction, "select": self.select, "target": self.target,
-                "params": self.params, "records": [_jsonable(r) for r in self]}
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return "nan" if math.isnan(v) else f"{v:.6g}"
-    return str(v)
+                "params": self.params, "threshold_unit": "score", "records": [_jsonable(r) for r in self]}
 
 
 def _jsonable(rec: dict[str, Any]) -> dict[str, Any]:

@@ -386,12 +386,16 @@ def test_cli_train_validation_inspect_and_bad_label(tmp_path) -> None:
     done = subprocess.run([*base, "--data", str(train_csv), "--validation", str(val_csv), "--out",
                            str(tmp_path / "m")], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    shown = subprocess.run([sys.executable, "-m", "onepass.cli", "inspect", str(tmp_path / "m")],
+    shown = subprocess.run([sys.executable, "-m", "onepass.cli", "inspect", str(tmp_path / "m"), "--json"],
                            capture_output=True, text=True)
     manifest = json.loads(shown.stdout)
     board = manifest["meta"]["leaderboard"]
-    assert shown.stderr.splitlines()[0].split()[:2] == ["rank", "model"]  # and a table for people
-    assert len(shown.stderr.splitlines()) == 5
+    summary = subprocess.run([sys.executable, "-m", "onepass.cli", "inspect", str(tmp_path / "m")],
+                             capture_output=True, text=True).stdout.splitlines()
+    table = summary[summary.index("leaderboard (validation scores; thresholds on predict's score)") + 1:]
+    table = table[1:] if table[0].startswith("  same for every model") else table
+    assert table[0].split()[:2] == ["rank", "model"]  # and a table for people, on stdout
+    assert table[5] == ""  # a header and the 4 models
     assert len(board) == 4 and board[0]["scored_on"] == "validation"
     assert load(tmp_path / "m").chosen_ == board[0]
 

@@ -22,7 +22,10 @@ class KMeansModel:
     cluster_weights_ : ndarray of shape (n_clusters,)
         Rows (weighted) of the training stream in each cluster, as estimated at finalize.
     inertia_ : float
-        Estimated sum of squared distances of the training rows to their closest center.
+        Estimated sum of squared distances of the training rows to their closest center
+        (weighted): a total, as :meth:`inertia` and ``onepass tune``'s ``inertia`` are;
+        over the total weight (``cluster_weights_.sum()``) it is the ``inertia_per_row``
+        ``onepass inspect`` shows.
     """
 
     kind: ClassVar[str] = "kmeans"
@@ -107,7 +110,12 @@ class KMeansModel:
         return float(d2.sum() if sample_weight is None else d2 @ sample_weight)
 
     def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        meta = {"inertia": self.inertia_, "n_iter": self.n_iter_, "n_rows_seen": self.n_rows_seen_}
+        total = float(self.cluster_weights_.sum())
+        # headline numbers for 'onepass inspect', which reads only the manifest (from_arrays
+        # ignores them: the arrays are the model)
+        meta = {"inertia": self.inertia_, "inertia_per_row": self.inertia_ / total if total > 0 else None,
+                "cluster_sizes": [float(w) for w in self.cluster_weights_],
+                "n_iter": self.n_iter_, "n_rows_seen": self.n_rows_seen_}
         return meta, {"cluster_centers": self.cluster_centers_, "cluster_weights": self.cluster_weights_}
 
     @classmethod

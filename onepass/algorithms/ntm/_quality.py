@@ -16,7 +16,8 @@ import scipy.sparse as sp
 
 from onepass.errors import DataError, InvalidParameterError
 
-__all__ = ["match_topics", "npmi_coherence", "top_words", "topic_uniqueness"]
+__all__ = ["co_document_counts", "match_topics", "npmi_coherence", "npmi_from_counts", "top_word_columns", "top_words",
+           "topic_uniqueness"]
 
 
 def _topic_word(topic_word, name: str = "topic_word") -> np.ndarray:
@@ -124,21 +125,42 @@ def npmi_coherence(topic_word, X_docs, n: int = 10) -> np.ndarray:
     if n_docs == 0:
         raise DataError("X_docs holds no documents; NPMI needs at least one")
 
-    top = top_words(tw, n)
-    words, where = np.unique(top, return_inverse=True)
-    where = where.reshape(top.shape)
-    if sp.issparse(X):
-        B = X[:, words].tocsr()
+    words, where = top_word_columns(tw, n)
+    return npmi_from_counts(co_document_counts(X, words), n_docs, where)
+
+
+def top_word_columns(topic_word, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """The columns NPMI reads: ``words``, the distinct columns among the topics' top
+    ``n``, sorted, and ``where``, shape (n_topics, n), each top word's position in
+    ``words``. Only these columns' co-document counts are needed, so a stream of
+    documents can be counted batch by batch (:func:`co_document_counts`) in memory
+    O((n_topics n)^2) and scored once (:func:`npmi_from_counts`)."""
+    tw = _topic_word(topic_word)
+    n = _check_n(n, tw.shape[1], least=2)
+    words, where = np.unique(top_words(tw, n), return_inverse=True)
+    return words, where.reshape(tw.shape[0], n)
+
+
+def co_document_counts(X_docs, words: np.ndarray) -> np.ndarray:
+    """``(len(words), len(words))`` float64: in how many documents of ``X_docs`` each pair
+    of the columns ``words`` both occur (count above 0); the diagonal is each word's
+    document frequency. Counts of two sets of documents add up."""
+    if sp.issparse(X_docs):
+        B = sp.csr_array(X_docs)[:, words].tocsr()
         B.data = (B.data > 0).astype(np.float64)
         B.eliminate_zeros()
-        co = (B.T @ B).toarray()
-    else:
-        Bd = (X[:, words] > 0).astype(np.float64)
-        co = Bd.T @ Bd
+        return np.asarray((B.T @ B).toarray(), dtype=np.float64)
+    Bd = (np.asarray(X_docs)[:, words] > 0).astype(np.float64)
+    return Bd.T @ Bd
+
+
+def npmi_from_counts(co: np.ndarray, n_docs: int, where: np.ndarray) -> np.ndarray:
+    """Each topic's mean NPMI over its top-word pairs (:func:`npmi_coherence`), from the
+    co-document counts ``co`` of ``n_docs`` documents and the positions ``where``
+    (:func:`top_word_columns`)."""
     # float64 counts are exact up to 2^53 documents
     df = np.diag(co)
-
-    i, j = np.triu_indices(n, k=1)
+    i, j = np.triu_indices(where.shape[1], k=1)
     a, b = where[:, i], where[:, j]  # (n_topics, n_pairs) positions in `words`
     joint = co[a, b] / n_docs
     pa, pb = df[a] / n_docs, df[b] / n_docs

@@ -89,7 +89,9 @@ class PCAModel:
         return -float(self.reconstruction_errors(X).mean())
 
     def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        return {"n_rows_seen": self.n_rows_seen_}, {
+        # the headline numbers for 'onepass inspect', which reads only the manifest
+        ratios = [float(r) if np.isfinite(r) else None for r in self.explained_variance_ratio_]
+        return {"n_rows_seen": self.n_rows_seen_, "explained_variance_ratio": ratios}, {
             "components": self.components_,
             "explained_variance": self.explained_variance_,
             "explained_variance_ratio": self.explained_variance_ratio_,
