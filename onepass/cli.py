@@ -812,8 +812,21 @@ def _env_number(name: str, default: int) -> int:
                    "(default: $SAGEMAKER_MAX_PAYLOAD_IN_MB, else 6, as SageMaker).")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
               default="info", show_default=True, help="Server log level (requests are not logged; see /metrics).")
+@click.option("--request-timeout", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
+              help="Seconds a request has to arrive whole (headers and body) from its first byte; a slower one "
+                   "gets 408 and its connection is closed.")
+@click.option("--timeout-keep-alive", type=click.IntRange(min=1), default=65, show_default=True,
+              help="Seconds an idle connection is kept open (longer than load balancers' 60 s idle timeout).")
+@click.option("--api-key-file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A file of API keys, one a line (16+ characters): every request but GET /ping must send "
+                   "'Authorization: Bearer KEY', else 401.")
+@click.option("--ssl-certfile", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Serve HTTPS with this certificate (PEM; with --ssl-keyfile).")
+@click.option("--ssl-keyfile", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="The private key of --ssl-certfile (PEM).")
 def serve(model_dir: str, host: str, port: int | None, workers: int, max_payload_mb: float | None,
-          log_level: str) -> None:
+          log_level: str, request_timeout: float, timeout_keep_alive: int, api_key_file: str | None,
+          ssl_certfile: str | None, ssl_keyfile: str | None) -> None:
     """Serve the model in MODEL_DIR over HTTP, as a SageMaker inference container does.
 
     \b
@@ -823,6 +836,10 @@ def serve(model_dir: str, host: str, port: int | None, workers: int, max_payload
     GET  /metrics        Prometheus text: requests, latency, rows predicted, model
     GET  /openapi.json   the OpenAPI description
     SIGTERM lets in-flight requests finish, then stops.
+
+    \b
+    It listens on 127.0.0.1 unless told otherwise. Beyond this machine, guard it:
+    --api-key-file (bearer tokens) and --ssl-certfile/--ssl-keyfile (HTTPS).
 
     \b
     Example:
@@ -836,12 +853,21 @@ def serve(model_dir: str, host: str, port: int | None, workers: int, max_payload
                    "pip install 'onepass[serve]'", err=True)
         sys.exit(1)
 
+    from onepass.serve._guard import exposure_warning
+
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        raise click.UsageError("--ssl-certfile and --ssl-keyfile go together: give both to serve HTTPS")
     if port is None:
         port = _env_number("SAGEMAKER_BIND_TO_PORT", 8080)
     if max_payload_mb is None:
         max_payload_mb = _env_number("SAGEMAKER_MAX_PAYLOAD_IN_MB", 6)
+    warning = exposure_warning(host, port, has_keys=api_key_file is not None, has_tls=ssl_certfile is not None)
+    if warning:
+        click.echo(f"onepass serve: warning: {warning}", err=True)
     _run(lambda: run_server(model_dir, host=host, port=port, workers=workers,
-                            max_payload_bytes=int(max_payload_mb * 1024 * 1024), log_level=log_level))
+                            max_payload_bytes=int(max_payload_mb * 1024 * 1024), log_level=log_level,
+                            request_timeout=request_timeout, timeout_keep_alive=timeout_keep_alive,
+                            api_key_file=api_key_file, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile))
 
 
 @main.command("inspect")

@@ -334,3 +334,27 @@ def test_the_threshold_shown_is_the_probability_predict_uses(binary, tmp_path: P
 
     summary = invoke("inspect", str(tmp_path / "tuned")).stdout
     assert f"decision threshold: {format_number(shown, 4)} (on the probability" in summary
+
+
+def test_what_a_report_keeps_is_fixed_by_the_model_not_the_rows() -> None:
+    from onepass.algorithms.linear import LinearLearnerModel
+    from onepass.batch import Batch
+    from onepass.tune._scorers import scorer_for
+
+    rng = np.random.default_rng(0)
+    sizes = []
+    for predictor_type in ("regressor", "binary_classifier"):
+        model = LinearLearnerModel(rng.normal(size=(3, 1)).astype(np.float32), np.zeros(1, np.float32),
+                                   predictor_type=predictor_type, loss="logistic")
+        scorer = scorer_for(model.kind)([model], detailed=True)
+        for _ in range(6):
+            X = rng.normal(size=(1000, 3)).astype(np.float32)
+            scorer.update(Batch(X, (rng.random(1000) < 0.5).astype(np.float32)))
+            kept = [scorer.hist, scorer.pairs.array(), *(c for c in scorer.confusion if c is not None)]
+            sizes.append(sum(a.nbytes for a in kept))
+        report = scorer.report(0)
+        if predictor_type == "regressor":
+            assert len(report["curves"]["predicted"]) == 2000  # a uniform sample of the 6,000 rows
+        else:
+            assert np.array(report["details"]["confusion_matrix"]).sum() == 6000
+    assert sizes[2] == sizes[5] and sizes[8] == sizes[11]  # flat once the sample is full

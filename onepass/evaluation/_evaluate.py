@@ -41,6 +41,7 @@ MEASURE_NOTES = {
     "topic_uniqueness": "how little top words repeat across topics (1/topics..1)",
     "mean_wQuantileLoss": "weighted quantile loss, mean over the quantiles",
     "RMSE": "root mean squared error of the mean forecast",
+    "MSE": "mean squared error of the mean forecast",
     "MASE": "mean absolute error of the median / seasonal naive error",
     "ND": "absolute error of the median / sum |actual|",
 }
@@ -75,9 +76,21 @@ def _describe(about: dict[str, Any]) -> str:
         if key == "threshold":
             parts.append(f"decision threshold {format_number(value, 4)} (on the {about.get('score', 'score')} "
                          "predict writes: rows at or above are labelled 1)")
+        elif key == "prediction_length":
+            parts.append(f"forecasts {format_number(value)} steps")
         elif key != "score":
             parts.append(f"{format_number(value)} {key.removeprefix('n_').removeprefix('num_').replace('_', ' ')}")
     return ", ".join(parts)
+
+
+#: what a row is, by task (a forecaster reads series, a topic model documents)
+_ROWS = {"forecast": "series", "topics": "documents"}
+
+
+def _in_table(name: str) -> bool:
+    """Whether the table shows a measure (the sums behind a forecaster's measures are in --json only)."""
+    return not name.startswith("QuantileLoss[") and name not in ("abs_error", "abs_target_sum", "n_series",
+                                                                  "n_points")
 
 
 def _jsonable(value: Any) -> Any:
@@ -138,13 +151,14 @@ class Evaluation:
 
     def table(self) -> str:
         """The measures as aligned text, then the details that apply."""
-        head = f"{self.algorithm} ({self.task.replace('_', ' ')}) on {self.n_rows:,} rows of {self.data}"
+        head = (f"{self.algorithm} ({self.task.replace('_', ' ')}) on {self.n_rows:,} {_ROWS.get(self.task, 'rows')} "
+                f"of {self.data}")
         bad = [f"{n:,} {what}" for n, what in ((self.n_skipped, "skipped"), (self.n_quarantined, "quarantined")) if n]
         if bad:
             head += f" ({', '.join(bad)}: not measured)"
         lines = [head] + ([f"model: {_describe(self.model)}"] if self.model else []) + [""]
         lines.append(format_table([{"measure": k, "value": v, "meaning": MEASURE_NOTES.get(k, "")}
-                                   for k, v in self.measures.items()]))
+                                   for k, v in self.measures.items() if _in_table(k)]))
         matrix = self.details.get("confusion_matrix")
         if matrix:
             lines += ["", "confusion matrix (rows: actual label, columns: predicted label)"]

@@ -10,14 +10,14 @@ from onepass.errors import InvalidParameterError
 
 __all__ = ["PLOTTED_TASKS", "check_plot", "plot_evaluation"]
 
-#: the tasks --plot draws, and what
+#: the tasks --plot draws: what, and for which models
 PLOTTED_TASKS = {
-    "binary_classifier": "ROC and calibration curves",
-    "multiclass_classifier": "the confusion matrix",
-    "regressor": "residuals against predictions",
-    "clustering": "cluster sizes",
-    "components": "explained variance per component",
-    "topics": "NPMI per topic",
+    "binary_classifier": ("ROC and calibration curves", "binary classifiers"),
+    "multiclass_classifier": ("the confusion matrix", "multiclass classifiers"),
+    "regressor": ("residuals against predictions", "regressors"),
+    "clustering": ("cluster sizes", "K-Means"),
+    "components": ("explained variance per component", "PCA"),
+    "topics": ("NPMI per topic", "topic models"),
 }
 
 
@@ -38,7 +38,7 @@ def check_plot(task: str) -> None:
     if task not in PLOTTED_TASKS:
         raise InvalidParameterError(
             f"--plot draws nothing for a {task} model; it draws "
-            + "; ".join(f"{what} for {t.replace('_', ' ')}s" for t, what in PLOTTED_TASKS.items())
+            + "; ".join(f"{what} for {models}" for what, models in PLOTTED_TASKS.values())
             + (" (onepass predict --plot draws a forecaster's forecasts)" if task == "forecast" else ""))
     _pyplot()
 
@@ -82,7 +82,9 @@ def plot_evaluation(evaluation: Any, path: str | os.PathLike[str]) -> Path:
             for (i, j), v in np.ndenumerate(matrix):
                 ax.text(j, i, f"{int(v):,}", ha="center", va="center", fontsize=8,
                         color="white" if shares[i, j] > 0.5 else "black")
-        ax.set(xlabel="predicted class", ylabel="actual class", title=f"confusion matrix (accuracy {m['accuracy']:.4f})")
+        ticks = range(matrix.shape[0]) if matrix.shape[0] <= 20 else range(0, matrix.shape[0], matrix.shape[0] // 10)
+        ax.set(xlabel="predicted class", ylabel="actual class", xticks=list(ticks), yticks=list(ticks),
+               title=f"confusion matrix (accuracy {m['accuracy']:.4f})")
     elif task == "regressor":
         import numpy as np
 
@@ -117,6 +119,10 @@ def plot_evaluation(evaluation: Any, path: str | os.PathLike[str]) -> Path:
         ax.bar(range(len(topics)), [t["npmi"] for t in topics])
         ax.axhline(0, color="grey", lw=1)
         ax.set(xlabel="topic", ylabel="NPMI of the top words", title=f"topic coherence (mean {m.get('npmi', 0):.3f})")
+    if task in ("clustering", "components", "topics"):  # bars: one per cluster, component, topic
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     out = Path(path)

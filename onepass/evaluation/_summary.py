@@ -276,7 +276,10 @@ def _tuned(tune: dict[str, Any]) -> list[str]:
             row.update({k: shown_threshold(v) for k, v in row.items() if k.startswith("threshold_")})
         row[""] = "<- chosen" if rec.get("chosen") else ""
         rows.append(row)
-    return lines + format_table(rows, indent="  ").splitlines() + (
+    first = ["place", *params]
+    columns = [c for c in first if any(c in r for r in rows)] + [c for c in dict.fromkeys(k for r in rows for k in r)
+                                                                 if c not in first]
+    return lines + format_table(rows, columns, digits=4, indent="  ").splitlines() + (
         [f"  ... {len(records) - 10} more (--json shows them all)"] if len(records) > 10 else [])
 
 

@@ -31,6 +31,8 @@ __all__ = [
     "ARROW_MIN_BYTES",
     "REQUEST_TYPES",
     "RESPONSE_TYPES",
+    "check_finite_json",
+    "check_outputs_finite",
     "encode",
     "parse",
 ]
@@ -354,12 +356,62 @@ def _csv_cells(column: np.ndarray) -> list[bytes]:
     return text[2:-2].split(b"],[") if column.size else []
 
 
+def check_outputs_finite(outputs: dict[str, np.ndarray]) -> None:
+    """Raise a BadRecordError naming the first row (from 1) whose output is NaN or infinite.
+
+    JSON has no NaN or infinity (orjson writes ``null``), so such an answer would reach the
+    client as a 200 with nulls in it. Rows are checked finite on the way in; an output can
+    still overflow the model's float32 arithmetic when the features are near float32's limit.
+    """
+    for name, values in outputs.items():
+        arr = np.asarray(values)
+        if arr.dtype.kind not in "fc" or arr.size == 0:
+            continue
+        finite = np.isfinite(arr)
+        if finite.all():
+            continue
+        row = int(np.argwhere(~finite)[0][0])
+        value = arr.reshape(arr.shape[0], -1)[row][~finite.reshape(arr.shape[0], -1)[row]][0]
+        what = "NaN" if np.isnan(value) else "infinite"
+        raise _bad(f"the model's {name} for this row is {what}: its features are too large for the model's "
+                   "float32 arithmetic (it overflows); scale the features down", row + 1)
+
+
+def check_finite_json(value: Any, where: str) -> None:
+    """Raise a BadRecordError when ``value`` (lists, dicts, numbers, arrays of a JSON answer)
+    holds a NaN or infinity, naming ``where`` (e.g. ``instance 3``) and the key path."""
+    path = _nonfinite_path(value)
+    if path is not None:
+        raise _bad(f"{where}'s answer{path} is not finite (NaN or infinity): the model's arithmetic overflowed "
+                   "on this input; scale it down")
+
+
+def _nonfinite_path(value: Any) -> str | None:
+    if isinstance(value, float):
+        return None if math.isfinite(value) else ""
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind in "fc" and not np.isfinite(value).all():
+            return f"[{int(np.argwhere(~np.isfinite(value))[0][0])}]" if value.ndim else ""
+        return None
+    if isinstance(value, np.floating):
+        return None if np.isfinite(value) else ""
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, (list, tuple)) else ()
+    for key, item in items:
+        inner = _nonfinite_path(item)
+        if inner is not None:
+            return f"[{key!r}]{inner}" if isinstance(key, str) else f"[{key}]{inner}"
+    return None
+
+
 def encode(outputs: dict[str, np.ndarray], accept: str, json_key: str) -> bytes:
     """Response body for model ``outputs`` in the ``accept`` type (one of :data:`RESPONSE_TYPES`).
 
     JSON: ``{json_key: [{name: value, ...}, ...]}``; JSON Lines: one ``{name: value}`` per
     row; CSV: one line per row, the outputs in order (vectors spread over columns), no header.
+    An output that is not finite is a BadRecordError naming its row (see
+    :func:`check_outputs_finite`), never a ``null``.
     """
+    check_outputs_finite(outputs)
     if accept == "application/json":
         return orjson.dumps({json_key: _records(outputs)}, option=_NUMPY)
     if accept == "application/jsonlines":

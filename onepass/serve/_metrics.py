@@ -19,7 +19,7 @@ __all__ = ["BUCKETS", "STATUSES", "Metrics"]
 
 # Seconds; the upper bounds of the latency histogram's buckets (+Inf is implicit).
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-STATUSES = (200, 400, 404, 405, 406, 413, 415, 499, 500, 503)  # 499: the client left first
+STATUSES = (200, 400, 401, 404, 405, 406, 413, 415, 499, 500, 503)  # 499: the client left first
 _COUNT, _SUM, _FIRST_BUCKET = 0, 1, 2
 _WIDTH = _FIRST_BUCKET + len(BUCKETS) + 1
 

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from onepass.errors import BadRecordError, EmptyBodyError, NotAcceptableError, UnsupportedMediaTypeError
+from onepass.serve._codec import check_finite_json
 from onepass.serve.adapters import Adapter
 
 _JSON, _JSONLINES = "application/json", "application/jsonlines"
@@ -70,6 +71,8 @@ def answer(model: Any, body: bytes, content_type: str, accept: str) -> tuple[byt
         raise UnsupportedMediaTypeError(f"a forecaster reads series as {_JSON} (SageMaker DeepAR's "
                                         f"{{\"instances\": [...]}}) or {_JSONLINES}, not {content_type}")
     predictions = model.forecast(instances, **config)
+    for i, prediction in enumerate(predictions, 1):  # JSON would carry NaN or infinity as null
+        check_finite_json(prediction, f"instance {i}")
     if accept == _JSONLINES:
         return b"".join(orjson.dumps(p) + b"\n" for p in predictions), len(predictions)
     return orjson.dumps({"predictions": predictions}), len(predictions)
