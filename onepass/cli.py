@@ -735,6 +735,81 @@ def predict(model_dir: str, data: tuple[str, ...], out: str, output_format: str 
     click.echo(message, err=True)
 
 
+@main.command("evaluate")
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--data", "data", multiple=True, required=True,
+              help="Rows to measure the model on: file, folder, glob, '-' for stdin, or fsspec URL. Repeat for several.")
+@click.option("--label-column", default=None,
+              help="The labels' column, by name or 0-based index (default: the one the model was trained with, "
+                   "when its manifest records it). Needed by classifiers and regressors, unless the format carries "
+                   "labels (libsvm, RecordIO-protobuf); other models leave it out of the features.")
+@click.option("--format", "format", default=None,
+              help="Input format: csv, parquet, jsonl, libsvm, npy, recordio-protobuf, series or text "
+                   "(default: from the extension; series for a forecaster).")
+@click.option("--header/--no-header", "header", default=None, help="Whether CSV input has a header line.")
+@click.option("--n-features", type=int, default=None, help="Width of sparse (libsvm) input.")
+@click.option("--zero-based/--one-based", "zero_based", default=False,
+              help="Whether libsvm feature indices start at 0 (default: at 1, as libsvm writes them).")
+@click.option("--on-bad-record", type=click.Choice(["fail", "skip", "quarantine"]), default="fail",
+              show_default=True, help="What a malformed input record does (skipped ones are not measured, and counted).")
+@click.option("--quarantine-file", default=None, help="Where quarantined input records go.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8192, show_default=True,
+              help="Rows measured at a time (memory is one batch and the measures' fixed sums).")
+@click.option("--vocab", default=None, help=_VOCAB_HELP)
+@click.option("--document", type=click.Choice(["line", "file"]), default="line", show_default=True,
+              help=_DOCUMENT_HELP)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seeds the silhouette's row sample and a forecaster's sample paths.")
+@click.option("--json", "as_json", is_flag=True, default=False,
+              help="Print one JSON object (measures, details, counts) instead of the table.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="Draw into this PNG: ROC and calibration curves (binary classifiers), the confusion matrix "
+                   "(multiclass), residuals (regressors), explained variance per component (PCA), cluster sizes "
+                   "(K-Means), NPMI per topic (NTM). Needs the 'plot' extra.")
+def evaluate_command(model_dir: str, data: tuple[str, ...], label_column: str | None, format: str | None,
+                     header: bool | None, n_features: int | None, zero_based: bool, on_bad_record: str,
+                     quarantine_file: str | None, batch_size: int, vocab: str | None, document: str, seed: int,
+                     as_json: bool, plot: str | None) -> None:
+    """Measure the model in MODEL_DIR on --data, read once, with its algorithm's own measures.
+
+    \b
+    Classifiers: AUC, log loss (cross_entropy), and at the model's decision threshold
+    accuracy, F1, precision, recall and the confusion matrix. Regressors: RMSE, MAE, R2.
+    K-Means: inertia in total and per row, BIC, silhouette, cluster sizes. PCA: the
+    explained variance ratio of these rows, per component and in all, reconstruction
+    error. NTM: perplexity, loss, NPMI, topic uniqueness. DeepAR: each series' last
+    prediction_length points forecast from the ones before: mean_wQuantileLoss, RMSE,
+    MASE, ND. The same measures 'onepass tune' ranks models by.
+
+    \b
+    Example:
+      onepass evaluate model/ --data test.csv --label-column label --plot roc.png
+    """
+    from onepass.evaluation._evaluate import evaluate
+    from onepass.io import load_model
+
+    def run() -> Any:
+        model, manifest = load_model(model_dir)
+        if plot is not None:  # before reading any data: matplotlib, and something to draw
+            from onepass.evaluation._evaluate import _task
+            from onepass.evaluation._plot import check_plot
+
+            check_plot(_task(model))
+        result = evaluate(
+            model, list(data) if len(data) > 1 else data[0], manifest=manifest,
+            label_column=_coerce(label_column) if label_column is not None else None, format=format,
+            header=header, n_features=n_features, zero_based=zero_based, on_bad_record=on_bad_record,
+            quarantine_file=quarantine_file, batch_size=batch_size, seed=seed, **_text_kwargs(vocab, document))
+        if plot is not None:
+            result.plot(plot)
+        return result
+
+    result = _run(run)
+    click.echo(json.dumps(result.to_json(), indent=1) if as_json else result.table())
+    if plot is not None:
+        click.echo(f"plot written to {plot}", err=True)
+
+
 @main.command("vocab")
 @click.option("--data", "data", multiple=True, required=True,
               help="Text documents: a file, folder, glob, '-' for stdin, or fsspec URL. Repeat for several.")
@@ -872,46 +947,38 @@ def serve(model_dir: str, host: str, port: int | None, workers: int, max_payload
 
 @main.command("inspect")
 @click.argument("path", type=click.Path(exists=True, file_okay=False))
-def inspect_command(path: str) -> None:
-    """Print the manifest of a model, checkpoint or checkpoint directory as JSON."""
+@click.option("--json", "as_json", is_flag=True, default=False,
+              help="Print the whole manifest as one JSON object (for tools) instead of the summary.")
+def inspect_command(path: str, as_json: bool) -> None:
+    """Say what a model, checkpoint or checkpoint directory holds, reading only its manifest.
+
+    \b
+    The summary: the algorithm, what it was trained on, its hyperparameters, what it
+    learned (K-Means inertia in total and per row and the cluster sizes, PCA's explained
+    variance per component, the chosen linear model and its leaderboard, a topic
+    model's top words, a forecaster's settings), the last training metrics and the
+    arrays. Thresholds are shown as the probability predict writes. To measure a model
+    on data: onepass evaluate MODEL --data FILE.
+    """
     from onepass.io._artifact import read_manifest
     from onepass.io._checkpoints import is_checkpoint_dir, latest_checkpoint
 
-    def run() -> dict[str, Any]:
+    def run() -> tuple[Path, dict[str, Any]]:
         target = Path(path)
         if not (target / "manifest.json").exists() and is_checkpoint_dir(target):
             found = latest_checkpoint(target)
             if found is None:
                 raise ArtifactError(f"{target}: no complete checkpoint in this checkpoint directory")
             target = found
-        manifest = read_manifest(target)
-        manifest["path"] = str(target)
-        return manifest
+        return target, read_manifest(target)
 
-    manifest = _run(run)
-    click.echo(json.dumps(manifest, indent=2, sort_keys=True))
-    board = manifest.get("meta", {}).get("leaderboard")
-    if isinstance(board, list) and board and isinstance(board[0], dict):
-        click.echo(_table(board), err=True)  # stdout stays one JSON document
-    topics = manifest.get("meta", {}).get("topics")  # a topic model's top words
-    if isinstance(topics, list) and topics and isinstance(topics[0], list):
-        click.echo(_table([{"topic": k, "top words": " ".join(map(str, words))} for k, words in enumerate(topics)]),
-                   err=True)
+    target, manifest = _run(run)
+    if as_json:
+        click.echo(json.dumps({**manifest, "path": str(target)}, indent=2, sort_keys=True))
+        return
+    from onepass.evaluation._summary import summarize
 
-
-def _table(records: list[dict[str, Any]]) -> str:
-    """Records as an aligned text table (a model's leaderboard, for people)."""
-    first = [c for c in ("rank", "model") if c in records[0]]
-    columns = first + [c for c in records[0] if c not in first]
-
-    def cell(v: Any) -> str:
-        if isinstance(v, float):
-            return f"{v:.4g}"
-        return "" if v is None else str(v)
-
-    rows = [columns] + [[cell(r.get(c)) for c in columns] for r in records]
-    widths = [max(len(row[j]) for row in rows) for j in range(len(columns))]
-    return "\n".join("  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)) for row in rows)
+    click.echo(summarize(manifest, path=target, has_state=(target / "state" / "manifest.json").is_file()))
 
 
 @main.group("sagemaker")
