@@ -402,6 +402,7 @@ def test_cli_train_validation_inspect_and_bad_label(tmp_path) -> None:
     bad = train_csv.read_text().splitlines()
     bad[101] = "3" + bad[101][bad[101].index(","):]
     (tmp_path / "bad.csv").write_text("\n".join(bad) + "\n")
-    failed = subprocess.run([*base, "--data", str(tmp_path / "bad.csv")], capture_output=True, text=True)
+    failed = subprocess.run([*base, "--data", str(tmp_path / "bad.csv"), "--out", str(tmp_path / "bad-model")],
+                            capture_output=True, text=True)
     assert failed.returncode == 3
     assert f"line 102 of {tmp_path / 'bad.csv'}" in failed.stderr and "label 3.0" in failed.stderr  # the file's line

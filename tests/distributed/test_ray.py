@@ -155,7 +155,8 @@ def test_without_workers_ray_is_not_imported(data, tmp_path):
             "assert not any(m == 'ray' or m.startswith('ray.') for m in sys.modules), 'ray imported'\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
     result = subprocess.run([sys.executable, "-m", "onepass.cli", "train", "kmeans", "--data", data["npy"],
-                             "--n-clusters", "3", "--ray-address", "auto", "--quiet"], capture_output=True, text=True)
+                             "--n-clusters", "3", "--ray-address", "auto", "--quiet", "--out", str(tmp_path / "m")],
+                            capture_output=True, text=True)
     assert result.returncode == 2 and "--workers" in result.stderr
     assert Path(data["npy"]).exists()
 
