@@ -350,13 +350,7 @@ def _make_train_command(name: str) -> click.Command:
         if test:
             _report_test(result.model, spec.resolved().data.read_as(list(test)), spec, opts["metrics_file"])
         if not opts["quiet"]:
-            click.echo(
-                f"trained {name} on {result.n_rows_seen:,} rows ({result.epochs} epoch(s)); "
-                f"skipped {result.n_skipped}, quarantined {result.n_quarantined}"
-                + (f"; {_paused_why(spec, result)}, --resume goes on from {result.checkpoint}"
-                   if result.paused and result.checkpoint else "")
-                + (f"; model in {result.out}" if result.out else ""), err=True,
-            )
+            click.echo(_train_summary(name, spec, result), err=True)
 
     params = [
         *_SOURCE_OPTIONS,
@@ -425,6 +419,35 @@ def _make_train_command(name: str) -> click.Command:
                          context_settings={"max_content_width": 100})
 
 
+
+
+def _train_summary(name: str, spec: Any, result: Any) -> str:
+    """What ``onepass train`` says when it ends: rows, time, rows/s, what the model
+    learned (the headline numbers ``inspect`` shows first) and where it went."""
+    from onepass.evaluation import headline
+
+    metrics = result.metrics or {}
+    elapsed, rate = metrics.get("elapsed_s"), metrics.get("rows_per_s")
+    lines = [f"trained {name} on {result.n_rows_seen:,} rows"
+             + (f" in {elapsed:.1f} s ({rate:,.0f} rows/s this run)" if elapsed is not None and rate else "")
+             + f", {result.epochs} epoch(s); skipped {result.n_skipped}, quarantined {result.n_quarantined}"
+             + (f"; {_paused_why(spec, result)}, --resume goes on from {result.checkpoint}"
+                if result.paused and result.checkpoint else "")]
+    if result.out is not None:
+        from onepass.io._artifact import read_manifest
+
+        manifest = read_manifest(result.out)
+    else:
+        meta, _ = result.model.to_arrays()
+        manifest = {"kind": result.model.kind, "meta": meta}
+    lines += ["what it learned", *headline(manifest)]
+    if result.out is not None:
+        lines.append(f"model in {result.out} (its state in {Path(result.out) / 'state'}); "
+                     f"'onepass inspect {result.out}' tells more, 'onepass evaluate {result.out} --data ...' "
+                     "measures it")
+    elif result.checkpoint is not None:
+        lines.append(f"state in {result.checkpoint}; 'onepass finalize {result.checkpoint} --out DIR' makes the model")
+    return "\n".join(lines)
 
 
 def _sagemaker_option(name: str, spec: Any) -> click.Option:

@@ -60,3 +60,22 @@ def test_the_bar_shows_total_percentage_and_time_left(files, tmp_path: Path, cap
     last = err.replace("\r", "\n").strip().splitlines()[-1]
     assert re.search(r"100%.*6\.00k/6\.00k", last), last
     assert "<" in err  # tqdm's "elapsed<remaining"
+
+
+def test_train_ends_saying_what_it_learned_and_where_it_went(files, tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from onepass.cli import main
+
+    out = tmp_path / "m"
+    result = CliRunner().invoke(main, ["train", "kmeans", "--data", *[str(p) for p in files["csv"]][:1],
+                                       "--n-clusters", "2", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    said = result.stderr
+    assert re.search(r"trained kmeans on 2,000 rows in [\d.]+ s \([\d,]+ rows/s this run\), 1 epoch", said), said
+    inertia = json.loads((out / "manifest.json").read_text())["meta"]["inertia"]
+    shown = re.search(r"inertia\s+([\d,.]+)\n", said)
+    assert shown and abs(float(shown.group(1).replace(",", "")) - inertia) <= 1e-3 * inertia, said
+    assert f"model in {out}" in said

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from onepass.evaluation._evaluate import Evaluation
 
-__all__ = ["Evaluation", "evaluate", "summarize"]
+__all__ = ["Evaluation", "evaluate", "headline", "summarize"]
 
 
 def evaluate(model: Any, data: Any, **options: Any) -> Evaluation:
@@ -32,6 +32,13 @@ def summarize(manifest: dict[str, Any], **options: Any) -> str:
     from onepass.evaluation._summary import summarize as run
 
     return run(manifest, **options)
+
+
+def headline(manifest: dict[str, Any]) -> list[str]:
+    """A model's headline numbers; see :func:`onepass.evaluation._summary.headline`."""
+    from onepass.evaluation._summary import headline as run
+
+    return run(manifest)
 
 
 def __getattr__(name: str) -> Any:

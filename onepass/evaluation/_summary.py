@@ -291,6 +291,13 @@ def _metrics(manifest: dict[str, Any]) -> list[str]:
     return ["", "last training metrics", *_grid(shown)]
 
 
+def headline(manifest: dict[str, Any]) -> list[str]:
+    """A model's headline numbers (the first block of what ``inspect`` says it learned,
+    without tables): what ``onepass train`` says when it ends."""
+    lines = HEADLINES.get(manifest.get("kind", ""), _scalars)(manifest.get("meta") or {}, manifest)
+    return lines[:lines.index("")] if "" in lines else lines
+
+
 def summarize(manifest: dict[str, Any], *, path: Any = None, has_state: bool = False) -> str:
     """The manifest of a model, state or checkpoint for people (``onepass inspect``):
     read from ``path``; ``has_state`` when a model directory keeps its state beside it.
