@@ -37,7 +37,7 @@ def imported(*args: str) -> list[str]:
 
 
 @pytest.mark.parametrize("args", [("--help",), ("train", "--help"), ("predict", "--help"), ("serve", "--help"),
-                                  ("inspect", "--help"),
+                                  ("inspect", "--help"), ("evaluate", "--help"),
                                   ("--version",)])
 def test_help_imports_no_heavy_module(args: tuple[str, ...]) -> None:
     assert imported(*args) == []
