@@ -317,6 +317,44 @@ def test_resume_from_a_cursor_reads_what_it_does_not_count(server: RedisServer) 
     assert n_pending(server, "cur", "onepass") == 0
 
 
+@pytest.mark.parametrize("recreate_from", [1, 10**9])
+def test_the_only_consumer_acknowledges_all_at_once(server: RedisServer, monkeypatch: pytest.MonkeyPatch,
+                                                    recreate_from: int) -> None:
+    """Acknowledging everything the group's only consumer holds (the group recreated where
+    it was, or the consumer deleted) leaves the same group: nothing pending, the same last
+    delivered ID and entries read, and a next read gets the new entries only, once. With
+    another consumer in the group, or entries held past the cursor, only what the cursor
+    counts is acknowledged."""
+    from onepass.sources.transports import redis_streams
+
+    monkeypatch.setattr(redis_streams, "RECREATE_FROM", recreate_from)
+    stream = f"alone-{recreate_from}"
+    ids = fill_stream(server, stream, rows(0, 300))
+    r = server.client()
+
+    def group() -> dict:
+        return next(g for g in r.xinfo_groups(stream) if g["name"] == b"onepass")
+
+    X, _, cursors, src = read_all(server.uri + f"?stream={stream}&consumer=c", batch_size=100)
+    before = group()
+    src.acknowledge(cursors[-1])
+    after = group()
+    assert after["pending"] == 0 and after["last-delivered-id"] == ids[-1] == before["last-delivered-id"]
+    assert after.get("entries-read") == before.get("entries-read") and after.get("lag") == before.get("lag")
+    ids += fill_stream(server, stream, rows(300, 200))
+    r.execute_command("XREADGROUP", "GROUP", "onepass", "other", "COUNT", 50, "STREAMS", stream, ">")
+    X, _, cursors, src = read_all(server.uri + f"?stream={stream}&consumer=c", batch_size=100)
+    np.testing.assert_array_equal(X, rows(350, 150).astype(np.float32))  # 300-349 went to the other consumer
+    src.acknowledge(cursors[-1])
+    assert group()["pending"] == 50 and group()["consumers"] == 1  # the other's 50 left alone; c deleted
+    ids += fill_stream(server, stream, rows(500, 100))
+    with open_source(server.uri + f"?stream={stream}&consumer=c", batch_size=40) as src:
+        first, _ = next(src), next(src)  # 80 or more delivered, 40 counted
+        held = group()["pending"] - 50
+        src.acknowledge(first.cursor)
+    assert held >= 80 and group()["pending"] == 50 + held - 40
+
+
 def test_a_live_consumer_waiting_on_training_is_not_taken_over(server: RedisServer) -> None:
     """A consumer whose reading waits (training is slower) for several claim_idle_seconds
     keeps its entries: its heartbeat shows it alive to a consumer that starts meanwhile."""
