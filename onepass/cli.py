@@ -328,11 +328,11 @@ def _make_train_command(name: str) -> click.Command:
         opts.update(loop)
         workers = None
         if opts["workers"] is not None:
-            pool = {k: opts[k] for k in ("ray_address", "strategy", "sync_every_rows", "max_staleness")
+            pool = {k: opts[k] for k in ("ray_address", "strategy", "sync_every_rows", "max_staleness", "stall_timeout")
                     if opts[k] is not None}
             workers = Workers(opts["workers"], **pool)
         else:
-            for flag in ("ray_address", "strategy", "sync_every_rows", "max_staleness"):
+            for flag in ("ray_address", "strategy", "sync_every_rows", "max_staleness", "stall_timeout"):
                 if opts[flag] is not None:
                     raise click.UsageError(f"--{flag.replace('_', '-')} needs --workers N")
         validation = opts.get("validation") or ()
@@ -398,6 +398,9 @@ def _make_train_command(name: str) -> click.Command:
                      "(default 1,000,000)."),
         click.Option(["--max-staleness"], type=click.IntRange(min=0), default=None,
                      help="With --strategy parameter-server: pushes a worker's weights may lag behind (default 4)."),
+        click.Option(["--stall-timeout"], type=click.FloatRange(min=0, min_open=True), default=None,
+                     help="With --workers: seconds without a piece back or a batch learned before the job "
+                     "checkpoints and stops with an error, instead of waiting on a lost cluster (default 600)."),
         *_param_options(algo.state.__init__, ("self", "seed"), algo.state),
         *_param_options(algo.state.model, ("self", *hyper), algo.state.model),
         click.Option(["--hyperparameters", "hyperparameters"], type=click.Path(dir_okay=False), default=None,

@@ -16,7 +16,12 @@ One loop, in the calling process:
 5. write job checkpoints (the base state merged with every worker's snapshot, plus every
    shard's cursor, atomically, with :func:`onepass.io.save_checkpoint`) every
    ``checkpoint_every_rows`` rows or seconds and at the end; ``resume=True`` goes on
-   from the newest one.
+   from the newest one;
+6. watch the cluster: workers tell a heartbeat actor of every batch they learn (at most
+   once a second); when neither a piece comes back nor a batch is learned for
+   ``stall_timeout`` seconds (a node or a Ray system process lost, a worker hung), the
+   job checkpoints what it has committed and stops with an error saying how to resume,
+   instead of waiting forever.
 
 Rows are counted once by construction: the base state and the workers' snapshots hold
 exactly the pieces committed, and each shard's cursor is the end of its last committed
@@ -40,7 +45,7 @@ from onepass import _failpoints
 from onepass.distributed._parameters import ParameterServer, check_parameter_state
 from onepass.distributed._queue import ShardBook
 from onepass.distributed._shards import SHARD_BYTES, plan_shards
-from onepass.distributed._worker import ParameterWorker, ShardWorker, piece_seed, worker_seed
+from onepass.distributed._worker import Heartbeats, ParameterWorker, ShardWorker, piece_seed, worker_seed
 from onepass.errors import EmptySourceError, IncompatibleStateError, InvalidParameterError, OnePassError
 from onepass.state import get_algorithm
 from onepass.training import TrainingRun, TrainResult
@@ -48,9 +53,11 @@ from onepass.training._loop import Job
 from onepass.training._report import Schedule
 from onepass.training._states import make_state
 
-__all__ = ["RayPieces", "train_distributed"]
+__all__ = ["DEFAULT_STALL_TIMEOUT", "RayPieces", "train_distributed"]
 
 _MIN_AUTO_SHARD = 4 << 20
+#: seconds without a piece back or a batch learned before a job is taken for stalled
+DEFAULT_STALL_TIMEOUT = 600.0
 
 
 def _import_ray() -> Any:
@@ -118,6 +125,7 @@ def train_distributed(
     max_worker_restarts: int | None = None,
     worker_env: dict[str, str] | None = None,
     on_commit: Callable[[dict[str, Any]], None] | None = None,
+    stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
     **kwargs: Any,
 ) -> TrainResult:
     """Train ``algorithm`` on ``data`` with ``workers`` Ray workers; one pass, rows counted once.
@@ -154,6 +162,11 @@ def train_distributed(
     on_commit : callable, optional
         Called with a dict (shard, rows, cursor, done, worker pids) after each piece is
         merged (tests and hooks).
+    stall_timeout : float or None, default 600
+        Seconds the cluster may go without a piece coming back or a worker learning a
+        batch; then the job checkpoints what it committed (with ``checkpoint_dir``) and
+        raises :class:`~onepass.errors.OnePassError` saying how to resume. None waits
+        forever. Raise it where workers wait long for nodes (an autoscaling cluster).
 
     Returns
     -------
@@ -173,7 +186,8 @@ def train_distributed(
 
     pool = Workers(workers, ray_address=ray_address, strategy=strategy, sync_every_rows=sync_every_rows,
                    max_staleness=max_staleness, shard_bytes=shard_bytes, shard_rows=shard_rows,
-                   max_restarts=max_worker_restarts, env=worker_env, on_commit=on_commit)
+                   max_restarts=max_worker_restarts, env=worker_env, on_commit=on_commit,
+                   stall_timeout=stall_timeout)
     return TrainingRun.of(algorithm, data, workers=pool, **kwargs).run()
 
 
@@ -270,7 +284,7 @@ class RayPieces:
             else:
                 mode = _ServerMode(cluster.ray, job.state, pool.sync_every_rows, workers=pool.n,
                                    strategy=pool.strategy, max_staleness=pool.max_staleness,
-                                   batch_size=spec.batch_size)
+                                   batch_size=spec.batch_size, timeout=pool.stall_timeout)
             _run_pieces(cluster.ray, mode, self, job)
             job.state = mode.state
             if isinstance(mode, _ServerMode):
@@ -395,9 +409,10 @@ class _ServerMode(_MergeMode):
     actor = ParameterWorker
 
     def __init__(self, ray: Any, state: Any, sync_every_rows: int, *, workers: int, strategy: str,
-                 max_staleness: int, batch_size: int) -> None:
+                 max_staleness: int, batch_size: int, timeout: float | None = None) -> None:
         super().__init__(state, sync_every_rows, 0)
         self.ray = ray
+        self.timeout = timeout  # a server that does not answer in this long is taken for lost
         self.server = ray.remote(num_cpus=0)(ParameterServer).remote(state.parameters())
         if strategy == "average":
             self.push_every, self.scale = sync_every_rows, 1.0 / workers
@@ -425,13 +440,78 @@ class _ServerMode(_MergeMode):
         return self.state
 
     def settle(self) -> None:
-        self.state.set_parameters(self.ray.get(self.server.committed.remote()))
+        self.state.set_parameters(self.ray.get(self.server.committed.remote(), timeout=self.timeout))
 
     def stats(self) -> dict[str, int]:
-        return self.ray.get(self.server.stats.remote())
+        return self.ray.get(self.server.stats.remote(), timeout=self.timeout)
 
     def close(self) -> None:
         self.ray.kill(self.server, no_restart=True)
+
+
+class _Stalled(Exception):
+    """The cluster made no progress for the watchdog's time."""
+
+
+class _Watchdog:
+    """Whether the cluster makes progress: a piece back, an actor answering, or a batch learned
+    (counted by the :class:`~onepass.distributed._worker.Heartbeats` actor the workers tell).
+    :meth:`check` raises :class:`_Stalled` once none was seen for ``seconds``."""
+
+    def __init__(self, ray: Any, seconds: float | None, heartbeat: Any) -> None:
+        self.ray, self.seconds, self.heartbeat = ray, seconds, heartbeat
+        #: how long one wait for a piece lasts before the heartbeats are looked at
+        self.poll = None if seconds is None else max(0.05, min(5.0, seconds / 4))
+        self._last = time.monotonic()
+        self._count = 0
+        self._asked: Any = None  # a count asked of the heartbeat actor, not answered yet
+
+    def progressed(self) -> None:
+        self._last = time.monotonic()
+
+    def check(self) -> None:
+        if self.seconds is None:
+            return
+        if self._asked is None:
+            self._asked = self.heartbeat.count.remote()
+        ready, _ = self.ray.wait([self._asked], timeout=0)
+        if ready:  # an actor that does not answer is no sign of life: its count is not awaited
+            count, self._asked = self.ray.get(ready[0]), None
+            if count != self._count:
+                self._count = count
+                self.progressed()
+        if time.monotonic() - self._last > self.seconds:
+            raise _Stalled
+
+    def get(self, ref: Any) -> Any:
+        """``ray.get(ref)``, watched: :class:`_Stalled` if the cluster stops meanwhile."""
+        while not self.ray.wait([ref], timeout=self.poll)[0]:
+            self.check()
+        self.progressed()
+        return self.ray.get(ref)
+
+
+def _stop_stalled(mode: _MergeMode, pieces: RayPieces, job: Job, in_flight: int, seconds: float) -> OnePassError:
+    """The error of a stalled job, after checkpointing what it committed (when it can)."""
+    spec, book = pieces.spec, pieces.book
+    assert book is not None
+    where = (f"the cluster made no progress for {seconds:g} s (stall_timeout, --stall-timeout): no piece came back "
+             f"and no worker learned a batch ({in_flight} pieces out on {pieces.pool.n} workers); a Ray node or "
+             "system process may be lost, or a worker hung. The job stops")
+    if spec.checkpoints.dir is None:
+        return OnePassError(f"{where}; without a checkpoint directory nothing of it is kept: give --checkpoint-dir "
+                            "to make a run that stops resumable")
+    try:
+        job_state = mode.snapshot()  # a parameter server's weights: asked with a timeout
+    except Exception as exc:  # noqa: BLE001 - the server is part of what stalled
+        return OnePassError(f"{where}; its parameter server did not answer either ({type(exc).__name__}), so no new "
+                            f"checkpoint could be written: the newest one in {spec.checkpoints.dir}, if any, resumes "
+                            "it (--resume)")
+    path = job.save_checkpoint(None, False, of=job_state)
+    pieces.acknowledge()
+    job.last_metrics = job.record("stalled", of=job_state, checkpoint=str(path))
+    return OnePassError(f"{where}. The {book.n_rows:,} rows it committed are checkpointed in {path}: run it again "
+                        "with --resume (resume=True) to go on from there, none counted twice")
 
 
 def _run_pieces(ray: Any, mode: _MergeMode, pieces: RayPieces, job: Job) -> None:
@@ -446,6 +526,8 @@ def _run_pieces(ray: Any, mode: _MergeMode, pieces: RayPieces, job: Job) -> None
     schedule = Schedule(spec.checkpoints.every_rows, spec.checkpoints.every_seconds, spec.reporting.every_seconds)
     max_restarts = 2 * pool.n if pool.max_restarts is None else pool.max_restarts
     params = dict(spec.params)
+    heartbeat = ray.remote(num_cpus=0)(Heartbeats).remote()
+    watchdog = _Watchdog(ray, pool.stall_timeout, heartbeat)
 
     actors: dict[int, Any] = {}
     pids: dict[int, int] = {}
@@ -454,7 +536,8 @@ def _run_pieces(ray: Any, mode: _MergeMode, pieces: RayPieces, job: Job) -> None
     def start_actor() -> int:
         nonlocal next_slot
         slot, next_slot = next_slot, next_slot + 1
-        actors[slot] = actor_cls.remote(spec.algorithm, params, pieces.data_arg, pieces.source, *mode.actor_args(slot))
+        actors[slot] = actor_cls.remote(spec.algorithm, params, pieces.data_arg, pieces.source, *mode.actor_args(slot),
+                                        heartbeat=heartbeat)
         return slot
 
     last_end: dict[int, float] = {}  # worker slot -> when its last piece ended (its own clock)
@@ -477,72 +560,83 @@ def _run_pieces(ray: Any, mode: _MergeMode, pieces: RayPieces, job: Job) -> None
             p = book.progress[sid]
             send(slot, sid, p["cursor"], p["pieces"])
 
-    for _ in range(pool.n):
-        start_actor()
-    started = time.perf_counter()
-    pid_refs = {slot: actor.pid.remote() for slot, actor in actors.items()}
-    for slot, ref in pid_refs.items():
-        try:
-            pids[slot] = ray.get(ref)
-        except lost_errors:
-            pass
-    counters["workers_ready_s"] = round(time.perf_counter() - started, 3)
-    for slot in list(actors):
-        feed(slot)
-    while inflight:
-        ready, _ = ray.wait(list(inflight), num_returns=1)
-        ref = ready[0]
-        slot, sid, key = inflight.pop(ref)
-        try:
-            result = ray.get(ref)
-        except lost_errors:
-            counters["workers_lost"] += 1
-            if counters["workers_lost"] > max_restarts:
-                raise OnePassError(
-                    f"{counters['workers_lost']} workers were lost (more than max_worker_restarts={max_restarts}); "
-                    "the job stops. Its last checkpoint resumes it.") from None
-            mode.lost(slot, key)
-            book.give_back(sid)
-            actors.pop(slot, None)
-            pids.pop(slot, None)
-            new = start_actor()
+    try:
+        for _ in range(pool.n):
+            start_actor()
+        started = time.perf_counter()
+        pid_refs = {slot: actor.pid.remote() for slot, actor in actors.items()}
+        for slot, ref in pid_refs.items():
             try:
-                pids[new] = ray.get(actors[new].pid.remote())
+                pids[slot] = watchdog.get(ref)
             except lost_errors:
                 pass
-            feed(new)
-            job.record("worker_lost", of=mode.snapshot(), shard=sid, workers_lost=counters["workers_lost"])
-            continue
-        except ray.exceptions.RayTaskError as exc:
-            _raise_task_error(exc)
-        # the worker's next piece goes out before the merge, so it never waits for the driver
-        if result["done"]:
+        counters["workers_ready_s"] = round(time.perf_counter() - started, 3)
+        for slot in list(actors):
             feed(slot)
-        else:
-            send(slot, sid, result["cursor"], book.progress[sid]["pieces"] + 1)
-        mode.commit(slot, result, key)
-        book.commit(sid, result["cursor"], result["rows"], result["done"])
-        pieces.count(job)
-        job.rows_this_run += result["rows"]
-        counters["pieces"] += 1
-        counters["worker_cpu_s"] += result["cpu_s"]
-        counters["worker_wall_s"] += result["seconds"]
-        if slot in last_end:  # the worker's wait between its previous piece and this one
-            counters["worker_idle_s"] += max(0.0, result["began"] - last_end[slot])
-        last_end[slot] = result["ended"]
-        pieces.worker_rows[result["pid"]] = pieces.worker_rows.get(result["pid"], 0) + result["rows"]
-        job.bar.update(result["rows"])
-        if pool.on_commit is not None:
-            pool.on_commit({"shard": sid, "rows": result["rows"], "cursor": result["cursor"], "done": result["done"],
-                            "pid": result["pid"], "pids": dict(pids), "n_rows": book.n_rows})
-        if spec.checkpoints.dir is not None and schedule.checkpoint_due(result["rows"]):
-            job_state = mode.snapshot()
-            path = job.save_checkpoint(None, False, of=job_state)
-            pieces.acknowledge()
-            job.last_metrics = job.record("checkpoint", of=job_state, checkpoint=str(path))
-            _failpoints.hit("distributed.after_checkpoint")
-        elif schedule.metrics_due():
-            job.record("progress", of=mode.snapshot())
-    for actor in actors.values():
-        ray.kill(actor, no_restart=True)
+        while inflight:
+            ready, _ = ray.wait(list(inflight), num_returns=1, timeout=watchdog.poll)
+            if not ready:
+                watchdog.check()
+                continue
+            watchdog.progressed()
+            ref = ready[0]
+            slot, sid, key = inflight.pop(ref)
+            try:
+                result = ray.get(ref)
+            except lost_errors:
+                counters["workers_lost"] += 1
+                if counters["workers_lost"] > max_restarts:
+                    raise OnePassError(
+                        f"{counters['workers_lost']} workers were lost (more than max_worker_restarts={max_restarts}); "
+                        "the job stops. Its last checkpoint resumes it.") from None
+                mode.lost(slot, key)
+                book.give_back(sid)
+                actors.pop(slot, None)
+                pids.pop(slot, None)
+                new = start_actor()
+                try:
+                    pids[new] = watchdog.get(actors[new].pid.remote())
+                except lost_errors:
+                    pass
+                feed(new)
+                job.record("worker_lost", of=mode.snapshot(), shard=sid, workers_lost=counters["workers_lost"])
+                continue
+            except ray.exceptions.RayTaskError as exc:
+                _raise_task_error(exc)
+            # the worker's next piece goes out before the merge, so it never waits for the driver
+            if result["done"]:
+                feed(slot)
+            else:
+                send(slot, sid, result["cursor"], book.progress[sid]["pieces"] + 1)
+            mode.commit(slot, result, key)
+            book.commit(sid, result["cursor"], result["rows"], result["done"])
+            pieces.count(job)
+            job.rows_this_run += result["rows"]
+            counters["pieces"] += 1
+            counters["worker_cpu_s"] += result["cpu_s"]
+            counters["worker_wall_s"] += result["seconds"]
+            if slot in last_end:  # the worker's wait between its previous piece and this one
+                counters["worker_idle_s"] += max(0.0, result["began"] - last_end[slot])
+            last_end[slot] = result["ended"]
+            pieces.worker_rows[result["pid"]] = pieces.worker_rows.get(result["pid"], 0) + result["rows"]
+            job.bar.update(result["rows"])
+            if pool.on_commit is not None:
+                pool.on_commit({"shard": sid, "rows": result["rows"], "cursor": result["cursor"],
+                                "done": result["done"], "pid": result["pid"], "pids": dict(pids),
+                                "n_rows": book.n_rows})
+            if spec.checkpoints.dir is not None and schedule.checkpoint_due(result["rows"]):
+                job_state = mode.snapshot()
+                path = job.save_checkpoint(None, False, of=job_state)
+                pieces.acknowledge()
+                job.last_metrics = job.record("checkpoint", of=job_state, checkpoint=str(path))
+                _failpoints.hit("distributed.after_checkpoint")
+            elif schedule.metrics_due():
+                job.record("progress", of=mode.snapshot())
+    except _Stalled:
+        assert pool.stall_timeout is not None
+        raise _stop_stalled(mode, pieces, job, len(inflight), pool.stall_timeout) from None
+    finally:  # no worker outlives the job (one that hangs is killed too)
+        for actor in actors.values():
+            ray.kill(actor, no_restart=True)
+        ray.kill(heartbeat, no_restart=True)
     mode.settle()

@@ -34,7 +34,24 @@ from onepass._readahead import read_ahead
 from onepass.batch import Batch
 from onepass.distributed._shards import iter_shard
 
-__all__ = ["ParameterWorker", "ShardWorker", "piece_seed", "worker_seed"]
+__all__ = ["HEARTBEAT_SECONDS", "Heartbeats", "ParameterWorker", "ShardWorker", "piece_seed", "worker_seed"]
+
+#: how often, at most, a worker tells the driver's watchdog it is learning
+HEARTBEAT_SECONDS = 1.0
+
+
+class Heartbeats:
+    """The batches the job's workers have learned, counted (a Ray actor using no CPU): the
+    driver's watchdog sees the cluster making progress while pieces are long."""
+
+    def __init__(self) -> None:
+        self.n_batches = 0
+
+    def beat(self, n_batches: int) -> None:
+        self.n_batches += int(n_batches)
+
+    def count(self) -> int:
+        return self.n_batches
 
 
 def piece_seed(job_seed: int, shard_id: int, piece: int) -> int:
@@ -56,7 +73,7 @@ class ShardWorker:
     """
 
     def __init__(self, algorithm: str, params: dict[str, Any], uris: Any, source: dict[str, Any],
-                 seed: int | None = None, inline_blocks: bool = True) -> None:
+                 seed: int | None = None, inline_blocks: bool = True, heartbeat: Any = None) -> None:
         from onepass.state import get_algorithm
         from onepass.training import make_state
 
@@ -78,6 +95,9 @@ class ShardWorker:
         self._open: tuple[int, Any, Iterator[Batch]] | None = None  # (shard id, cursor, batches)
         self._state = None if seed is None else make_state(algorithm, params, seed)
         self._local: dict[str, Any] | None = None  # a ParameterWorker's own arrays between pieces
+        self._heartbeat = heartbeat  # a Heartbeats actor told of the batches learned (the driver's watchdog)
+        self._beaten = 0.0  # when it was last told
+        self._unbeaten = 0  # batches learned since
 
     def pid(self) -> int:
         """This worker's process id (tests kill it)."""
@@ -122,11 +142,22 @@ class ShardWorker:
             state.update(batch)
             rows += batch.n_rows
             last = batch.cursor
+            self._beat()
             _failpoints.hit("distributed.piece_batch")
             if after_batch is not None:
                 after_batch(batch.n_rows)
         self._open = None if done else (shard["id"], last, batches)
         return rows, last, done
+
+    def _beat(self) -> None:
+        """Tell the heartbeat actor of the batches learned, at most once a second (no reply awaited)."""
+        if self._heartbeat is None:
+            return
+        self._unbeaten += 1
+        now = time.monotonic()
+        if now - self._beaten >= HEARTBEAT_SECONDS:
+            self._heartbeat.beat.remote(self._unbeaten)
+            self._beaten, self._unbeaten = now, 0
 
     @staticmethod
     def _result(shard: dict[str, Any], state: Any, rows: int, last: Any, done: bool, started: float, cpu: float,

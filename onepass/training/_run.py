@@ -157,7 +157,9 @@ class Workers:
     averaged). ``max_staleness``: pushes a parameter-server worker's copy may lag.
     ``shard_bytes``/``shard_rows``: shard size. ``max_restarts``: workers replaced
     before the job gives up (default ``2 * n``). ``env``: environment variables of the
-    worker processes. ``on_commit``: called with a dict after each piece is merged."""
+    worker processes. ``on_commit``: called with a dict after each piece is merged.
+    ``stall_timeout``: seconds without a piece back or a batch learned before the job
+    checkpoints and stops with an error (None: wait forever)."""
 
     n: int
     ray_address: str | None = None
@@ -169,6 +171,7 @@ class Workers:
     max_restarts: int | None = None
     env: Mapping[str, str] | None = None
     on_commit: Callable[[dict[str, Any]], None] | None = None
+    stall_timeout: float | None = 600.0
 
 
 @dataclass(frozen=True)
@@ -323,6 +326,8 @@ class TrainingRun:
             raise InvalidParameterError(f"sync_every_rows={w.sync_every_rows!r} must be an integer >= 1")
         if not _is_int(w.max_staleness, 0):
             raise InvalidParameterError(f"max_staleness={w.max_staleness!r} must be an integer >= 0")
+        if w.stall_timeout is not None and not (isinstance(w.stall_timeout, (int, float)) and w.stall_timeout > 0):
+            raise InvalidParameterError(f"stall_timeout={w.stall_timeout!r} must be a number of seconds > 0, or None")
         refused = {
             "epochs": (self.epochs != 1, "workers train one epoch to the end: drop epochs (--epochs)"),
             "max_rows": (self.max_rows is not None, "workers train to the end: drop max_rows (--max-rows)"),

@@ -149,6 +149,43 @@ def test_a_killed_driver_resumes_to_the_same_result(cluster, data, tmp_path):
     assert_same_components(model, single.model)
 
 
+def test_a_stalled_cluster_stops_with_an_error_and_a_resumable_checkpoint(cluster, data, tmp_path):
+    """Every worker frozen (SIGSTOP, as a lost node or a hung worker leaves them) after the
+    first piece: the driver does not wait forever, it checkpoints what it committed and says
+    how to resume; resumed, the job ends with every row counted once."""
+    from onepass.errors import OnePassError
+
+    params = {"n_components": 3, "mode": "exact"}
+    frozen = []
+
+    def freeze(info):
+        if not frozen:
+            frozen.extend(info["pids"].values())
+            for pid in frozen:
+                os.kill(pid, signal.SIGSTOP)
+
+    kw = {"workers": 2, "params": params, "seed": 0, "batch_size": 1000, "sync_every_rows": 3000,
+          "shard_rows": 12_000, "checkpoint_dir": tmp_path / "ckpt", "checkpoint_every_rows": 10**9}
+    try:
+        with pytest.raises(OnePassError) as info:
+            train_distributed("pca", data["npy"], on_commit=freeze, stall_timeout=8, **kw)
+    finally:
+        for pid in frozen:  # killed with the job's actors already; a survivor must not stay stopped
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+    message = str(info.value)
+    assert frozen and "no progress for 8 s" in message and "--stall-timeout" in message and "--resume" in message
+    _, manifest = load_checkpoint(latest_checkpoint(tmp_path / "ckpt"))
+    assert not manifest["finished"] and str(latest_checkpoint(tmp_path / "ckpt")) in message
+    committed = sum(p["rows"] for p in manifest["distributed"]["progress"])
+    assert 0 < committed < N_ROWS
+    resumed = train_distributed("pca", data["npy"], resume=True, **kw)
+    assert resumed.n_rows_seen == N_ROWS
+    assert_pca_equal(resumed.state, onepass.train("pca", data["npy"], params=params, seed=0).state)
+
+
 def test_without_workers_ray_is_not_imported(data, tmp_path):
     code = ("import sys, onepass, onepass.cli, onepass.distributed\n"
             f"onepass.train('kmeans', {data['npy']!r}, params={{'n_clusters': 3}})\n"
