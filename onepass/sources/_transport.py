@@ -56,7 +56,9 @@ class Entry:
         if self._codec == _UNKNOWN:
             self._codec = codec_of_name(self.name)
             if self._codec is None and not self.is_stdin and not (self.fs is None and _is_pipe(self.path)):
-                with self._open_raw() as raw:
+                # a small block: an object store's file would fetch megabytes ahead otherwise
+                with (open(self.path, "rb") if self.fs is None else
+                      self.fs.open(self.path, "rb", block_size=4096)) as raw:
                     self._codec = codec_of_head(raw.read(SNIFF_BYTES))
         return self._codec
 
