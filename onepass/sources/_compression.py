@@ -143,8 +143,9 @@ class _Zstd:
         self._in_frame = False
 
     def read(self, n: int = -1) -> bytes:
-        want = _SKIP_BYTES if n is None or n < 0 else n
-        while len(self._out) < want:
+        if n is None or n < 0:
+            return b"".join(iter(lambda: self.read(_SKIP_BYTES), b""))
+        while len(self._out) < n:
             data = self._input or self._raw.read(_ZSTD_INPUT_BYTES)
             self._input = b""
             if not data:
@@ -157,10 +158,6 @@ class _Zstd:
                 self._input = self._decoder.unused_data
                 self._decoder = self._zstandard.ZstdDecompressor().decompressobj()
                 self._in_frame = False
-        if n is None or n < 0:
-            rest = bytes(self._out) + (self.read(-1) if self._out else b"")
-            self._out.clear()
-            return rest
         out = bytes(self._out[:n])
         del self._out[:n]
         return out
@@ -197,9 +194,10 @@ class Decompressed:
     ``readinto``, ``readline``, ``tell`` and ``seek`` count decompressed bytes. Seeking forward
     decompresses and drops; seeking back starts again from the file's start."""
 
-    def __init__(self, name: str, codec: str, open_raw: Callable[[], IO[bytes]], *, closes_raw: bool = True) -> None:
+    def __init__(self, name: str, codec: str, open_raw: Callable[[], IO[bytes]], *, closes_raw: bool = True,
+                 rewindable: bool = True) -> None:
         self.name, self.codec = name, codec
-        self._open_raw, self._closes_raw = open_raw, closes_raw
+        self._open_raw, self._closes_raw, self._rewindable = open_raw, closes_raw, rewindable
         self._raw: IO[bytes] | None = None
         self._stream: Any = None
         self._pos = 0
@@ -290,6 +288,9 @@ class Decompressed:
         elif whence != os.SEEK_SET:
             raise OSError(f"{self.name} is {self.codec}-compressed: it can be read forward, not from its end")
         if offset < self._pos:
+            if not self._rewindable:
+                raise OSError(f"{self.name} is read once (stdin, a pipe): cannot go back from byte {self._pos} "
+                              f"to {offset}")
             self._start()
         while self._pos < offset:
             if not self.read(min(offset - self._pos, _SKIP_BYTES)):
@@ -323,7 +324,8 @@ _TEST_COMMAND = {"gzip": "gzip -t", "bz2": "bzip2 -t", "xz": "xz -t", "zstd": "z
 
 
 def open_decompressed(name: str, codec: str, open_raw: Callable[[], IO[bytes]], *,
-                      closes_raw: bool = True) -> Decompressed:
+                      closes_raw: bool = True, rewindable: bool = True) -> Decompressed:
     """The decompressed bytes of the file ``open_raw()`` opens (closed with them unless
-    ``closes_raw`` is False: stdin)."""
-    return Decompressed(name, codec, open_raw, closes_raw=closes_raw)
+    ``closes_raw`` is False: stdin; opened again to seek back unless ``rewindable`` is False:
+    stdin and pipes, read once)."""
+    return Decompressed(name, codec, open_raw, closes_raw=closes_raw, rewindable=rewindable)

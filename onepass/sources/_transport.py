@@ -88,11 +88,12 @@ class Entry:
             if self._codec is None:
                 return raw
             return open_decompressed(self.name, self._codec, lambda: raw,  # type: ignore[return-value]
-                                     closes_raw=not self.is_stdin)
+                                     closes_raw=not self.is_stdin, rewindable=False)
         if self.compression is None:
             return self._open_raw()
+        read_once = self.is_stdin or (self.fs is None and _is_pipe(self.path))
         return open_decompressed(self.name, self.compression, self._open_raw,  # type: ignore[return-value]
-                                 closes_raw=not self.is_stdin)
+                                 closes_raw=not self.is_stdin, rewindable=not read_once)
 
     def size(self) -> int | None:
         """Size in bytes of the (decompressed) content, when cheap to know."""
