@@ -84,13 +84,16 @@ cursor in the job's checkpoint.
 Follow, stop, backpressure
 --------------------------
 Without ``follow`` the read ends at the last entry that existed when it began (read by
-``XREVRANGE ... COUNT 1``); a reply may deliver up to one read's worth of entries past it,
-which stay pending for the consumer's next run. With ``follow`` it waits for new entries
-(``XREADGROUP ... BLOCK poll_seconds``) until :meth:`stop`, which ends the read within
-``poll_seconds``; when it has caught up it hands over the rows it holds as a short batch
-(:func:`~onepass.sources.transports.caught_up`). Each read asks for about one batch (``COUNT batch_size``); while a
-backlog lasts one more read is in flight (the server writes the next reply while this one
-is parsed), so at most two batches are held here.
+``XREVRANGE ... COUNT 1``); the reads in flight when it is seen may deliver up to two
+reads' worth of entries past it, which stay pending for the consumer's next run. With
+``follow`` it waits for new entries (``XREADGROUP ... BLOCK poll_seconds``) until
+:meth:`stop`, which ends the read within ``poll_seconds``; when it has caught up it hands
+over the rows it holds as a short batch (:func:`~onepass.sources.transports.caught_up`).
+Each read asks for about one batch (``COUNT batch_size``); while a backlog lasts, two more
+reads are asked for as soon as a full reply has arrived, before it is decoded, so the
+server always has a reply to write (it is the slower side: see Speed) even while the
+reading thread waits for the GIL; one reply is held here at a time, two more are on their
+way or in the server's output buffer.
 
 The server gone
 ---------------
@@ -879,12 +882,17 @@ class RedisStreams(RecordTransport):
                                    *(("BLOCK", max(1, int(self.poll_seconds * 1000))) if block else ()),  # 0: forever
                                    "STREAMS", self.stream_name, ">"))
                 in_flight += 1
-            if full and in_flight < 2 and not done and not self.stopped and not claim_due:
+            data = wire.receive()
+            in_flight -= 1
+            head = _reply_start(data)
+            while head is not None and head[1] == count and in_flight < 2 and not done and not self.stopped \
+                    and not claim_due:
+                # a full reply: two more reads are asked for before this one is decoded, so the
+                # server always has one to write (while these rows wait for the GIL, the queue)
                 wire.send(_command("XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", count,
                                    "STREAMS", self.stream_name, ">"))
                 in_flight += 1
-            entries = self._entries(wire.receive())
-            in_flight -= 1
+            entries = self._entries(data, head)
             full = len(entries) == count
             if done:  # a read sent ahead before the end was seen: past the end, left pending
                 continue
@@ -966,11 +974,12 @@ class RedisStreams(RecordTransport):
             out[:] = list(ids)
         return out
 
-    def _entries(self, data: bytes) -> _Entries:
-        """The entries of an ``XREADGROUP`` reply (of one stream), decoded: by the
-        compiled pass (``_redis_kernel``) once the columns are known, else (a reply it
-        refuses, such as one holding a deleted entry) one Python object per field."""
-        start = _reply_start(data)
+    def _entries(self, data: bytes, start: tuple[int, int] | None = None) -> _Entries:
+        """The entries of an ``XREADGROUP`` reply (of one stream; ``start``: its
+        :func:`_reply_start` when known), decoded: by the compiled pass (``_redis_kernel``)
+        once the columns are known, else (a reply it refuses, such as one holding a
+        deleted entry) one Python object per field."""
+        start = start or _reply_start(data)
         if start is not None:
             first, n = start
             if n == 0:
