@@ -113,11 +113,16 @@ into the batch's array (~30 ns a value here). An entry that does not fit (other 
 a value that is not a plain decimal) is read again by the careful path, which says what
 is wrong; a reply holding a deleted entry goes to hiredis when installed, else a small
 Python parser. Where the time goes, measured on this 2-core machine with redis-server 7.0
-sharing its cores (``benchmarks/cases/redis.py``, 1M entries of 20 values): the server
-spends ~1.7-2.2 us an entry in ``XREADGROUP`` with a CSV row in one field (~0.7 writing
-the reply, the rest the pending-list insert and its XCLAIM propagation record), ~3.7-4.5
-with a field per value (42 strings written an entry); the client ~0.6 us (CSV) and ~1.1
-(fields) decoding, plus a fixed ~1 s loading Numba and the cached kernel once a process.
+sharing its cores (``make bench``, ``benchmarks/cases/redis.py``: 1M entries of 20
+values into K-Means, no other load): with a CSV row in one field ~300k entries/s (5 runs:
+251k-358k), the server spending ~2.0-2.7 us of CPU an entry in ``XREADGROUP`` (~0.7 writing
+the reply, the rest inserting each entry in the pending lists and building its XCLAIM
+propagation record, which NOACK would skip but exactly once needs), the client ~2.1-2.7
+(~0.6 decoding, K-Means, and ~0.5 s of loading Numba once a process, while the server
+waits); with a field per value ~145-180k (the server ~4.3-6 us: 42 strings an entry, ~3.4
+of it writing the reply alone, so never 300k here). Reading is bound by the server: a
+client that discards the replies unread (the same reads, two in flight) drains the same
+stream at ~450-500k entries/s (CSV; server ~1.9-2.0 us) and ~200-220k (fields; ~4.2-4.8).
 The consumer's peak RSS is flat: 188 MB at 500k entries, 192 MB at 5M.
 """
 
