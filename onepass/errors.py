@@ -11,7 +11,9 @@
     │   ├── FeatureCountError                a batch's width differs from the state's
     │   └── EmptyBodyError                   an HTTP request body holds no rows      HTTP 400
     ├── ArtifactError                        a checkpoint or model file cannot be used  exit 1
-    │   ├── CheckpointCorruptError           damaged or truncated (checksum, missing file)
+    │   ├── CheckpointCorruptError           damaged, truncated or forged: a checksum, a  exit 3
+    │   │                                    missing file, a manifest or an array not of
+    │   │                                    the shape onepass writes (of a model too)
     │   └── ForeignFormatError               not a onepass artifact, or a newer format
     ├── IncompatibleStateError               merge/resume of states that do not match
     ├── RequestError                         an HTTP request the server cannot take as sent
@@ -19,6 +21,8 @@
     │   ├── NotAcceptableError               no Accept type the server can answer   HTTP 406
     │   └── PayloadTooLargeError             body over the server's limit           HTTP 413
     └── NotFittedError (ValueError)          a model asked for before any data was seen
+
+``CheckpointSkippedWarning`` (a UserWarning) says which damaged checkpoint a resume skipped.
 
 Every message names the quantity, the value received, where, and the fix.
 Exit codes for the CLI are mapped in one place, :data:`EXIT_CODES`, and HTTP statuses of
@@ -34,6 +38,7 @@ __all__ = [
     "ArtifactError",
     "BadRecordError",
     "CheckpointCorruptError",
+    "CheckpointSkippedWarning",
     "DataError",
     "EmptyBodyError",
     "EmptySourceError",
@@ -113,6 +118,10 @@ class CheckpointCorruptError(ArtifactError):
     """An artifact is damaged or truncated: a file is missing or fails its checksum."""
 
 
+class CheckpointSkippedWarning(UserWarning):
+    """A damaged checkpoint was skipped for an older one that verifies (resume, finalize)."""
+
+
 class ForeignFormatError(ArtifactError):
     """A directory is not a onepass artifact, or was written by a newer format."""
 
@@ -148,6 +157,7 @@ class PayloadTooLargeError(RequestError):
 EXIT_CODES: dict[type[BaseException], int] = {
     InvalidParameterError: 2,
     DataError: 3,
+    CheckpointCorruptError: 3,  # a damaged or forged checkpoint or model is bad input, like bad data
     OnePassError: 1,
 }
 

@@ -19,7 +19,7 @@ import numpy as np
 from onepass.batch import Batch
 from onepass.errors import InvalidParameterError
 
-__all__ = ["ALGORITHMS", "Algorithm", "Model", "State", "become_copy", "get_algorithm", "register"]
+__all__ = ["ALGORITHMS", "Algorithm", "ArraySpec", "Model", "State", "become_copy", "get_algorithm", "register"]
 
 
 @runtime_checkable
@@ -62,6 +62,34 @@ class Model(Protocol):
 
     @classmethod
     def from_arrays(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Model: ...
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    """What one array of a state or model must be, checked when a checkpoint or model is
+    loaded (the directory is untrusted input). A class declares its arrays in a class
+    attribute ``ARRAY_SPECS``: array name -> ``ArraySpec``; a name ending in ``*`` declares
+    every array whose name starts with what precedes it (a network's parameters).
+
+    Parameters
+    ----------
+    dtypes : tuple of str
+        The dtypes the array may have, as kind and size in bytes (``"f4"``, ``"i8"``,
+        ``"b1"``) or a kind alone for any size (``"U"``: strings of any length).
+    shape : tuple or None, default None
+        One entry per dimension: an int (that size), a str (a size every array naming the
+        same letter shares, e.g. the clusters of centers and weights), None (any size);
+        None for any number of dimensions.
+    finite : bool, default False
+        NaN and infinities are refused (what the model cannot hold).
+    required : bool, default True
+        The artifact must hold the array (False: the class writes it only when not empty).
+    """
+
+    dtypes: tuple[str, ...]
+    shape: tuple[int | str | None, ...] | None = None
+    finite: bool = False
+    required: bool = True
 
 
 @dataclass(frozen=True)

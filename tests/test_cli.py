@@ -170,33 +170,35 @@ def _empty_directory(model: Path) -> str:
     return "manifest.json"
 
 
-@pytest.mark.parametrize("damage", [_corrupt_array, _truncate_manifest, _delete_array, _empty_directory])
-def test_damaged_model_directory_exit_1(trained, data_csv, tmp_path, damage):
+@pytest.mark.parametrize(("damage", "code"), [(_corrupt_array, 3), (_truncate_manifest, 3), (_delete_array, 3),
+                                            (_empty_directory, 1)])
+def test_damaged_model_directory_exit_3(trained, data_csv, tmp_path, damage, code):
+    """A damaged model is bad input (exit 3); a directory that is no model at all, exit 1."""
     import shutil
 
     model = tmp_path / "model"
     shutil.copytree(trained, model)
     culprit = damage(model)
     result = invoke("predict", str(model), "--data", str(data_csv), "--out", str(tmp_path / "p.csv"))
-    assert result.exit_code == 1
+    assert result.exit_code == code
     assert culprit in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "p.csv").exists()
 
 
-def test_damaged_state_exit_1_for_finalize_and_inspect(trained, tmp_path):
+def test_damaged_state_exit_3_for_finalize_and_inspect(trained, tmp_path):
     import shutil
 
     model = tmp_path / "model"
     shutil.copytree(trained, model)
     (model / "state" / "centers.npy").write_bytes(b"garbage")
     result = invoke("finalize", str(model), "--n-clusters", "2", "--out", str(tmp_path / "k2"))
-    assert result.exit_code == 1
-    assert "centers.npy" in result.stderr and "checksum" in result.stderr
+    assert result.exit_code == 3
+    assert "centers.npy" in result.stderr and "damaged" in result.stderr
     assert not (tmp_path / "k2").exists()
     _truncate_manifest(model)
     inspected = invoke("inspect", str(model))
-    assert inspected.exit_code == 1
+    assert inspected.exit_code == 3
     assert "manifest.json" in inspected.stderr
 
 

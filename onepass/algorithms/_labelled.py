@@ -135,6 +135,18 @@ class Rows:
                     f"{prefix}_indptr": X.indptr.astype(np.int64), **yw}
         return {f"{prefix}_X": self.X, **yw}
 
+    @staticmethod
+    def array_specs(prefix: str) -> dict[str, Any]:
+        """What :meth:`to_arrays` writes under ``prefix`` (each array only when not empty)."""
+        from onepass.state import ArraySpec
+
+        rows, nnz = f"{prefix} rows", f"{prefix} entries"
+        return {f"{prefix}_yw": ArraySpec(("f4",), (rows, 2), required=False),
+                f"{prefix}_X": ArraySpec(("f4",), (rows, None), required=False),
+                f"{prefix}_data": ArraySpec(("f4",), (nnz,), required=False),
+                f"{prefix}_indices": ArraySpec(("i8",), (nnz,), required=False),
+                f"{prefix}_indptr": ArraySpec(("i8",), (None,), required=False)}
+
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str, is_sparse: bool, n_features: int) -> Rows:
         if f"{prefix}_yw" not in arrays:
@@ -147,6 +159,7 @@ class Rows:
                                np.array(arrays.get(f"{prefix}_indices", empty)),
                                np.array(arrays.get(f"{prefix}_indptr", np.zeros(y.shape[0] + 1, dtype=np.int64)))),
                               shape=(y.shape[0], n_features))
+            X.check_format(full_check=True)  # every index in range: compiled loops read by them unchecked
             return cls(X, y, w)
         if f"{prefix}_X" not in arrays:  # rows of zero features
             return cls(np.zeros((y.shape[0], n_features), dtype=np.float32), y, w)

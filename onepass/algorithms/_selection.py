@@ -344,6 +344,18 @@ class ModelSelection:
 
     # -- arrays -------------------------------------------------------------------------------
 
+    @staticmethod
+    def array_specs() -> dict[str, Any]:
+        """What :meth:`to_arrays` writes (the owning state leaves out empty arrays)."""
+        from onepass.algorithms._labelled import Rows
+        from onepass.state import ArraySpec
+
+        return {"selection_per_model": ArraySpec(("f8",), ("models", None)),
+                "recent_scores": ArraySpec(("f4",), ("recent", "models"), required=False),
+                "recent_predicted": ArraySpec(("i4",), ("recent", "models"), required=False),
+                "recent_yw": ArraySpec(("f4",), ("recent", 2), required=False),
+                **Rows.array_specs("validation")}
+
     def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         meta = {"recent_next": self.recent_next_, "n_rows_held_out": self.n_rows_held_out_,
                 "rows_since_scoring": self.rows_since_scoring_, "n_scorings": self.n_scorings_,

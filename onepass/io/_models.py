@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from onepass.errors import ForeignFormatError
-from onepass.io._artifact import read_artifact, resolve, write_artifact
+from onepass.errors import CheckpointCorruptError, ForeignFormatError
+from onepass.io._artifact import MANIFEST, instantiate, read_artifact, resolve, write_artifact
 from onepass.io._checkpoints import is_checkpoint_dir, load_checkpoint
-from onepass.state import Model, State, algorithm_of_kind
+from onepass.state import Model, State
 
 STATE_SUBDIR = "state"
 
@@ -29,7 +29,7 @@ def save_state(path: str | os.PathLike[str], state: State, *, extra: dict[str, A
 def load_model(path: str | os.PathLike[str]) -> tuple[Model, dict[str, Any]]:
     """Load a model artifact: the model and its manifest."""
     target = resolve(path)
-    if not (target / "manifest.json").is_file() and is_checkpoint_dir(target):
+    if not os.path.lexists(target / MANIFEST) and is_checkpoint_dir(target):
         raise ForeignFormatError(
             f"{path}: holds checkpoints, not a model; finalize one first (onepass finalize {path} --out MODEL_DIR)"
         )
@@ -38,8 +38,7 @@ def load_model(path: str | os.PathLike[str]) -> tuple[Model, dict[str, Any]]:
         raise ForeignFormatError(
             f"{path}: holds a {manifest['role']}, not a model; finalize it first (onepass finalize)"
         )
-    cls = algorithm_of_kind(manifest["kind"], "model")
-    return cls.from_arrays(manifest["meta"], arrays), manifest
+    return instantiate(target, manifest, arrays, "model"), manifest
 
 
 def load(path: str | os.PathLike[str]) -> Model | State:
@@ -47,14 +46,13 @@ def load(path: str | os.PathLike[str]) -> Model | State:
 
     ``path`` may be a model directory (``--out``), a checkpoint, a checkpoint directory
     (its newest complete checkpoint is loaded) or a state directory. Loading checks the
-    format version and every array's checksum, and never runs code.
+    format version, every array's checksum and what its algorithm declares of it, and
+    never runs code; the directory is untrusted (:func:`onepass.io.read_artifact`).
     """
     target = resolve(path)
-    if (target / "manifest.json").is_file():
+    if os.path.lexists(target / MANIFEST):
         manifest, arrays = read_artifact(target)
-        role = "model" if manifest["role"] == "model" else "state"
-        cls = algorithm_of_kind(manifest["kind"], role)
-        return cls.from_arrays(manifest["meta"], arrays)
+        return instantiate(target, manifest, arrays, "model" if manifest["role"] == "model" else "state")
     if is_checkpoint_dir(target):
         return load_checkpoint(target)[0]
     return load_model(target)[0]  # raises the clear "not a onepass directory" error
@@ -64,6 +62,9 @@ def load_state(path: str | os.PathLike[str]) -> tuple[State, dict[str, Any]]:
     """Load a state from a checkpoint, a checkpoint directory, a state directory or a
     model directory written by ``onepass train --out`` (its ``state/``)."""
     target = resolve(path)
-    if (target / STATE_SUBDIR / "manifest.json").is_file():
+    if os.path.lexists(target / STATE_SUBDIR / MANIFEST):
+        if (target / STATE_SUBDIR).is_symlink():  # the directory is untrusted: a link could lead out of it
+            raise CheckpointCorruptError(f"{target / STATE_SUBDIR}: is a symbolic link; a onepass directory holds "
+                                         "plain files and directories, and links are never followed")
         target = target / STATE_SUBDIR
     return load_checkpoint(target)

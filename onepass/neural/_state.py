@@ -178,6 +178,16 @@ class TorchState:
                 *((array_key("buffer", n), b) for n, b in self.network_.named_buffers()),
                 *self.optimizer_.named_moments()]
 
+    @staticmethod
+    def network_array_specs() -> dict[str, Any]:
+        """What :meth:`network_arrays` writes: parameters and optimizer moments (float32),
+        buffers (float32, or int64 counts); which ones the network's shape decides, and
+        loading checks every one is there."""
+        from onepass.state import ArraySpec
+
+        return {"param__*": ArraySpec(("f4",), finite=True), "opt__*": ArraySpec(("f4",)),
+                "buffer__*": ArraySpec(("f4", "i8"))}
+
     def network_arrays(self) -> dict[str, np.ndarray]:
         """Parameters, buffers and optimizer moments as named arrays (empty before the
         first batch)."""

@@ -22,13 +22,13 @@ import os
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import orjson
 
 from onepass._version import __version__
 from onepass.errors import (
+    ArtifactError,
     BadRecordError,
     NotAcceptableError,
     OnePassError,
@@ -153,12 +153,10 @@ def _error_body(exc: BaseException, status: int) -> bytes:
     return orjson.dumps(body)
 
 
-def _model_version(model_dir: Path) -> str:
-    """A short content hash of the model's manifest (which holds every array's sha256)."""
-    try:
-        return hashlib.sha256((model_dir / "manifest.json").read_bytes()).hexdigest()[:12]
-    except OSError:
-        return "unknown"
+def _model_version(manifest: dict[str, Any]) -> str:
+    """A short content hash of the model's manifest (which holds every array's sha256), as
+    the loader read it (never the file again: it could have become a link since)."""
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:12]
 
 
 class App:
@@ -211,6 +209,9 @@ class App:
             model, _ = self._load()
             self.n_features = int(self.adapter.n_features(model))
             self.model = model
+        except ArtifactError as exc:  # damaged, forged or newer: the message says which file and why
+            log.error("loading the model failed: %s", exc)
+            self.load_error = f"{type(exc).__name__}: {exc}"
         except Exception as exc:  # the server stays up and says why in /ping and /invocations
             log.exception("loading the model failed")
             self.load_error = f"{type(exc).__name__}: {exc}"
@@ -351,17 +352,29 @@ def create_app(model_dir: str | os.PathLike[str], *, max_payload_bytes: int = DE
                metrics_dir: str | os.PathLike[str] | None = None) -> App:
     """The app serving the model artifact in ``model_dir`` (loaded when the server starts).
 
-    The manifest is read now, so a directory that is not a model fails here, before any
-    port is bound; the arrays are loaded and checked at startup.
+    The manifest is read now, so a directory that is not a onepass directory, or holds no
+    model, fails here, before any port is bound; the arrays are loaded and checked at
+    startup. A model directory that cannot be loaded (damaged, forged, or of a newer
+    format) leaves the server up, ``/ping`` answering 503 with why, and a line in the log.
     """
-    from onepass.errors import ForeignFormatError
+    from onepass.errors import ArtifactError, ForeignFormatError
     from onepass.io import load_model
-    from onepass.io._artifact import read_manifest
+    from onepass.io._artifact import MANIFEST, read_manifest, resolve
 
-    manifest = read_manifest(model_dir)
+    try:
+        manifest = read_manifest(model_dir)
+    except ArtifactError as exc:
+        if not os.path.lexists(resolve(model_dir) / MANIFEST):
+            raise  # not a onepass directory at all: said at once
+        error = exc
+
+        def refuse() -> tuple[Any, dict[str, Any]]:
+            raise error
+
+        return App(refuse, kind="unknown", max_payload_bytes=max_payload_bytes, metrics_dir=metrics_dir)
     if manifest["role"] != "model":
         raise ForeignFormatError(f"{model_dir}: holds a {manifest['role']}, not a model; finalize it first (onepass finalize)")
-    return App(lambda: load_model(model_dir), kind=manifest["kind"], version=_model_version(Path(model_dir)),
+    return App(lambda: load_model(model_dir), kind=manifest["kind"], version=_model_version(manifest),
                max_payload_bytes=max_payload_bytes, metrics_dir=metrics_dir)
 
 

@@ -79,10 +79,11 @@ def _run_job(job: _Job) -> dict[str, Any]:
         if done.exists():
             return json.loads(done.read_text())
         from onepass.io import latest_checkpoint
+        from onepass.io._artifact import read_manifest
 
         # Only the manifest's row count: train() loads (and verifies) the state itself.
         last = latest_checkpoint(trial_dir / "checkpoints") if (trial_dir / "checkpoints").exists() else None
-        resumed_from = int(json.loads((last / "manifest.json").read_text()).get("rows_seen", 0)) if last else 0
+        resumed_from = int(read_manifest(last).get("rows_seen", 0)) if last else 0
         params = dict(job.params)
         batch_size = int(params.pop("batch_size", cfg["batch_size"]))
         result = train(

@@ -23,6 +23,7 @@ import numpy as np
 from onepass.algorithms.deepar._features import Frequency, mean_scale, parse_frequency, window_inputs
 from onepass.algorithms.deepar._likelihoods import sample
 from onepass.errors import DataError, InvalidParameterError
+from onepass.state import ArraySpec
 
 __all__ = ["DeepARModel", "OUTPUT_TYPES"]
 
@@ -82,6 +83,12 @@ class DeepARModel:
     """
 
     kind: ClassVar[str] = "forecast"
+    ARRAY_SPECS: ClassVar[dict[str, ArraySpec]] = {  # the network's parameters; the layers' count is num_layers
+        "rnn__*": ArraySpec(("f4",), finite=True),
+        "embeddings__*": ArraySpec(("f4",), (None, None), finite=True),
+        "head__weight": ArraySpec(("f4",), ("outputs", None), finite=True),
+        "head__bias": ArraySpec(("f4",), ("outputs",), finite=True),
+    }
 
     def __init__(self, arrays: dict[str, np.ndarray], *, context_length: int, prediction_length: int,
                  time_freq: str, likelihood: str, lags: Sequence[int], cardinality: Sequence[int],

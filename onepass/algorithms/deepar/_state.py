@@ -17,7 +17,7 @@ from onepass.batch import Batch
 from onepass.errors import DataError, IncompatibleStateError, InvalidParameterError
 from onepass.neural import EarlyStopping, TorchState
 from onepass.neural._optimizers import OPTIMIZERS
-from onepass.state import become_copy
+from onepass.state import ArraySpec, become_copy
 
 __all__ = ["DeepARState"]
 
@@ -129,6 +129,16 @@ class DeepARState(TorchState):
     """
 
     kind: ClassVar[str] = "forecast"
+    ARRAY_SPECS: ClassVar[dict[str, ArraySpec]] = {
+        **TorchState.network_array_specs(),
+        **{f"{kept}__{name}": ArraySpec(dtypes, tuple(f"{kept} {d}" if d else d for d in dims),
+                                        required=kept == "tails")
+           for kept in ("tails", "validation")
+           for name, dtypes, dims in (("ids", ("U",), ("series",)), ("has_id", ("b1",), ("series",)),
+                                      ("starts", ("i8",), ("series",)), ("lengths", ("i8",), ("series",)),
+                                      ("cat", ("i8",), ("series", None)), ("values", ("f4",), ("points",)),
+                                      ("dynamic", ("f4",), (None, "points")))},
+    }
 
     def __init__(self, prediction_length: int = 24, *, context_length: int | None = None, time_freq: str = "H",
                  num_cells: int = 40, num_layers: int = 2, dropout_rate: float = 0.1,

@@ -10,6 +10,7 @@ import scipy.sparse as sp
 from onepass.algorithms._losses import sigmoid
 from onepass.algorithms._supervised_model import SupervisedModel
 from onepass.errors import FeatureCountError
+from onepass.state import ArraySpec
 
 __all__ = ["FactorizationMachinesModel"]
 
@@ -35,6 +36,10 @@ class FactorizationMachinesModel(SupervisedModel):
 
     display_name: ClassVar[str] = "Factorization Machines"
     kind: ClassVar[str] = "factorization-machines"
+    ARRAY_SPECS: ClassVar[dict[str, ArraySpec]] = {
+        "coef": ArraySpec(("f4",), ("d",), finite=True),
+        "factors": ArraySpec(("f4",), ("d", None), finite=True),
+    }
 
     def __init__(self, intercept: float, coef: np.ndarray, factors: np.ndarray, *, predictor_type: str,
                  threshold: float = 0.0, leaderboard: list[dict[str, Any]] | None = None,

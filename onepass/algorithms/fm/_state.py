@@ -19,7 +19,7 @@ from onepass.algorithms._selection import ModelSelection, check_selection_parame
 from onepass.algorithms.fm._model import FactorizationMachinesModel
 from onepass.batch import Batch
 from onepass.errors import FeatureCountError, IncompatibleStateError, InvalidParameterError, NotFittedError
-from onepass.state import become_copy
+from onepass.state import ArraySpec, become_copy
 
 __all__ = ["FactorizationMachinesState", "PREDICTOR_TYPES"]
 
@@ -158,6 +158,11 @@ class FactorizationMachinesState:
     """
 
     kind: ClassVar[str] = "factorization-machines"
+    ARRAY_SPECS: ClassVar[dict[str, ArraySpec]] = {  # empty ones left out (params before the first row)
+        "params": ArraySpec(("f4",), ("models", None, "slots", None), required=False),
+        "bias": ArraySpec(("f4",), ("models", "slots"), required=False),
+        **ModelSelection.array_specs(),
+    }
 
     def __init__(
         self,

@@ -9,6 +9,7 @@ import scipy.sparse as sp
 
 from onepass.algorithms.kmeans._weighted import squared_distances
 from onepass.errors import FeatureCountError
+from onepass.state import ArraySpec
 
 __all__ = ["KMeansModel"]
 
@@ -29,6 +30,11 @@ class KMeansModel:
     """
 
     kind: ClassVar[str] = "kmeans"
+
+    ARRAY_SPECS: ClassVar[dict[str, ArraySpec]] = {
+        "cluster_centers": ArraySpec(("f4",), ("k", "d"), finite=True),
+        "cluster_weights": ArraySpec(("f8",), ("k",), finite=True),
+    }
 
     def __init__(self, cluster_centers: np.ndarray, *, cluster_weights: np.ndarray,
                  inertia: float, n_iter: int = 0, n_rows_seen: int = 0) -> None:

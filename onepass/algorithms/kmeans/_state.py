@@ -20,6 +20,7 @@ from onepass.errors import (
     InvalidParameterError,
     NotFittedError,
 )
+from onepass.state import ArraySpec
 
 __all__ = ["KMeansState", "resolve_n_centers"]
 
@@ -126,6 +127,16 @@ class KMeansState:
     """
 
     kind: ClassVar[str] = "kmeans"
+
+    ARRAY_SPECS: ClassVar[dict[str, ArraySpec]] = {  # m centers kept, b rows buffered
+        "centers": ArraySpec(("f8",), ("m", None), finite=True),
+        "weights": ArraySpec(("f8",), ("m",), finite=True),
+        "sse": ArraySpec(("f8",), ("m",), finite=True),
+        "ages": ArraySpec(("f8",), ("m",), finite=True),
+        "origin": ArraySpec(("f8",), (None,), finite=True),
+        "buffer": ArraySpec(("f4",), ("b", None), finite=True),
+        "buffer_weights": ArraySpec(("f8",), ("b",), finite=True),
+    }
 
     def __init__(self, n_clusters: int = 8, *, extra_center_factor: float | str = "auto",
                  half_life: float | None = None, init_size: int | str = "auto",

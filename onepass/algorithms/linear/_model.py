@@ -10,6 +10,7 @@ import scipy.sparse as sp
 from onepass.algorithms._losses import sigmoid, softmax
 from onepass.algorithms._supervised_model import SupervisedModel
 from onepass.errors import FeatureCountError
+from onepass.state import ArraySpec
 
 __all__ = ["LinearLearnerModel"]
 
@@ -35,6 +36,10 @@ class LinearLearnerModel(SupervisedModel):
 
     display_name: ClassVar[str] = "Linear Learner"
     kind: ClassVar[str] = "linear-learner"
+    ARRAY_SPECS: ClassVar[dict[str, ArraySpec]] = {
+        "coef": ArraySpec(("f4",), ("d", "k"), finite=True),
+        "intercept": ArraySpec(("f4",), ("k",), finite=True),
+    }
 
     def __init__(self, coef: np.ndarray, intercept: np.ndarray, *, predictor_type: str, loss: str,
                  threshold: float = 0.0, leaderboard: list[dict[str, Any]] | None = None,

@@ -25,7 +25,7 @@ from onepass.algorithms._selection import ModelSelection, check_selection_parame
 from onepass.algorithms.linear._model import LinearLearnerModel
 from onepass.batch import Batch
 from onepass.errors import IncompatibleStateError, InvalidParameterError, NotFittedError
-from onepass.state import become_copy
+from onepass.state import ArraySpec, become_copy
 
 __all__ = ["LinearLearnerState", "PREDICTOR_TYPES"]
 
@@ -227,6 +227,16 @@ class LinearLearnerState:
     """
 
     kind: ClassVar[str] = "linear-learner"
+    ARRAY_SPECS: ClassVar[dict[str, ArraySpec]] = {  # d features, k columns (models x classes); empty ones left out
+        "coef": ArraySpec(("f4",), ("d", "k"), required=False),
+        "moment1": ArraySpec(("f4",), ("d", "k"), required=False),
+        "moment2": ArraySpec(("f4",), ("d", "k"), required=False),
+        "bias": ArraySpec(("f4",), (3, "k")),
+        "per_model": ArraySpec(("f8",), ("models", 3)),
+        "scaler": ArraySpec(("f4",), (2, "d"), required=False),
+        **Rows.array_specs("buffer"),
+        **ModelSelection.array_specs(),
+    }
 
     def __init__(
         self,

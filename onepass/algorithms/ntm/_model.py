@@ -8,6 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from onepass.errors import DataError, FeatureCountError
+from onepass.state import ArraySpec
 
 __all__ = ["NTMModel"]
 
@@ -69,6 +70,20 @@ class NTMModel:
     """
 
     kind: ClassVar[str] = "ntm"
+    ARRAY_SPECS: ClassVar[dict[str, ArraySpec]] = {  # d words, k topics, e the width of the first layer
+        "words": ArraySpec(("f4",), ("d", "e"), finite=True),
+        "words_bias": ArraySpec(("f4",), ("e",), finite=True),
+        "topics": ArraySpec(("f4",), ("k", "d"), finite=True),
+        "background": ArraySpec(("f4",), ("d",), finite=True),
+        "encoder__*": ArraySpec(("f4",), finite=True),
+        "mean__weight": ArraySpec(("f4",), ("k", None), finite=True),
+        "mean__bias": ArraySpec(("f4",), ("k",), finite=True),
+        "log_var__weight": ArraySpec(("f4",), ("k", None), finite=True),
+        "log_var__bias": ArraySpec(("f4",), ("k",), finite=True),
+        "mean_norm__*": ArraySpec(("f4",), ("k",), finite=True),  # batch norm's running statistics
+        "log_var_norm__*": ArraySpec(("f4",), ("k",), finite=True),
+        "vocabulary": ArraySpec(("U",), (None,), required=False),
+    }
 
     def __init__(self, arrays: dict[str, np.ndarray], *, num_topics: int, n_layers: int, activation: str,
                  batch_norm: bool, decoder: str, prior_variance: float = 1.0, vocabulary: np.ndarray | None = None,

@@ -14,7 +14,7 @@ from onepass.batch import Batch
 from onepass.errors import DataError, FeatureCountError, IncompatibleStateError, InvalidParameterError
 from onepass.neural import EarlyStopping, TorchState
 from onepass.neural._optimizers import OPTIMIZERS
-from onepass.state import become_copy
+from onepass.state import ArraySpec, become_copy
 
 __all__ = ["NTMState"]
 
@@ -163,6 +163,14 @@ class NTMState(TorchState):
     """
 
     kind: ClassVar[str] = "ntm"
+    ARRAY_SPECS: ClassVar[dict[str, ArraySpec]] = {
+        **TorchState.network_array_specs(),
+        "validation_data": ArraySpec(("f4",), ("nnz",)),
+        "validation_indices": ArraySpec(("i4",), ("nnz",)),
+        "validation_indptr": ArraySpec(("i8",), (None,)),
+        "validation_shape": ArraySpec(("i8",), (2,)),
+        "vocabulary": ArraySpec(("U",), (None,), required=False),
+    }
 
     def __init__(self, num_topics: int = 10, *, feature_dim: int | None = None, encoder_layers: Any = "auto",
                  encoder_layers_activation: str = "sigmoid", optimizer: str = "adam",

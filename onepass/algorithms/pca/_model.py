@@ -8,6 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from onepass.errors import FeatureCountError
+from onepass.state import ArraySpec
 
 __all__ = ["PCAModel"]
 
@@ -32,6 +33,13 @@ class PCAModel:
     """
 
     kind: ClassVar[str] = "pca"
+    ARRAY_SPECS: ClassVar[dict[str, ArraySpec]] = {
+        "components": ArraySpec(("f8",), ("k", "d"), finite=True),
+        "explained_variance": ArraySpec(("f8",), ("k",), finite=True),
+        "explained_variance_ratio": ArraySpec(("f8",), ("k",)),  # NaN for data of no variance
+        "singular_values": ArraySpec(("f8",), ("k",), finite=True),
+        "mean": ArraySpec(("f8",), ("d",), finite=True),
+    }
 
     def __init__(self, components: np.ndarray, *, explained_variance: np.ndarray,
                  explained_variance_ratio: np.ndarray, singular_values: np.ndarray,

@@ -19,6 +19,7 @@ from onepass.errors import (
     InvalidParameterError,
     NotFittedError,
 )
+from onepass.state import ArraySpec
 
 __all__ = ["PCAState", "resolve_extra_components"]
 
@@ -423,6 +424,17 @@ class PCAState:
     """
 
     kind: ClassVar[str] = "pca"
+
+    ARRAY_SPECS: ClassVar[dict[str, ArraySpec]] = {  # d features (0 before any row)
+        "mean": ArraySpec(("f8",), ("d",), finite=True),
+        "scatter": ArraySpec(("f8",), (None, None), finite=True),  # (d, d) in exact mode, else empty
+        "scatter_diag": ArraySpec(("f8",), ("d",), finite=True),
+        "sketch": ArraySpec(("f8",), (None, None), finite=True),  # (sketch_size, d) in sketch mode, else empty
+        "buffer_data": ArraySpec(("f8",), ("nnz",), finite=True, required=False),
+        "buffer_indices": ArraySpec(("i8",), ("nnz",), required=False),
+        "buffer_indptr": ArraySpec(("i8",), (None,), required=False),
+        "buffer_weights": ArraySpec(("f8",), (None,), finite=True, required=False),
+    }
 
     def __init__(self, n_components: int | None = None, *, mode: str = "exact",
                  extra_components: int | str = "auto", subtract_mean: bool = True,
