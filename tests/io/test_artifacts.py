@@ -111,15 +111,16 @@ def test_pickled_npy_is_refused(tmp_path: Path, state: KMeansState) -> None:
 
 
 def test_checkpoint_dir_keeps_the_newest_and_latest_falls_back(tmp_path: Path, state: KMeansState) -> None:
-    paths = [save_checkpoint(tmp_path, state, extra={"i": i}) for i in range(4)]
+    paths = [save_checkpoint(tmp_path, state, extra={"i": i}) for i in range(5)]
     kept = sorted(p.name for p in tmp_path.glob("ckpt-*"))
-    assert kept == [paths[-2].name, paths[-1].name]
+    assert kept == [p.name for p in paths[-3:]], "three are kept by default"
     assert (tmp_path / "LATEST").read_text().strip() == paths[-1].name
     # Damage the newest: the one before is used.
     (paths[-1] / "manifest.json").write_text("{")
     assert latest_checkpoint(tmp_path) == paths[-2]
-    _, manifest = load_checkpoint(tmp_path)
-    assert manifest["i"] == 2
+    with pytest.warns(UserWarning, match=f"skipped {paths[-1].name}"):
+        _, manifest = load_checkpoint(tmp_path)
+    assert manifest["i"] == 3
 
 
 def test_leftovers_of_killed_writers_are_ignored_and_cleaned(tmp_path: Path, state: KMeansState) -> None:
