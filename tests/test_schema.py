@@ -91,3 +91,29 @@ def predictions_of(labelled: dict[str, Path], name: str, tmp_path: Path) -> np.n
     out = tmp_path / f"{name}-ref.csv"
     assert invoke("predict", str(labelled["model"]), "--data", str(labelled[name]), "--out", str(out)).exit_code == 0
     return predictions(out)
+
+
+def test_the_server_leaves_the_label_out_of_rows_that_hold_it(labelled: dict[str, Path]) -> None:
+    import asyncio
+
+    import httpx
+
+    from onepass.serve import create_app
+
+    app = create_app(labelled["model"])
+    app.load_now()
+
+    def post(body: str) -> httpx.Response:
+        async def go() -> httpx.Response:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+                return await client.post("/invocations", content=body, headers={"Content-Type": "text/csv",
+                                                                                  "Accept": "text/csv"})
+        return asyncio.run(go())
+
+    rows = labelled["train"].read_text().splitlines()[1:4]  # f1,f2,f3,f4,label
+    features = "\n".join(",".join(r.split(",")[:4]) for r in rows)
+    plain, labelled_rows = post(features), post("\n".join(rows))
+    assert plain.status_code == 200 and labelled_rows.status_code == 200, labelled_rows.text
+    assert labelled_rows.text == plain.text
+    wrong = post("\n".join(r + ",1,2" for r in rows))  # neither the features nor features and label
+    assert wrong.status_code == 400 and "expected 4 features" in wrong.text and "got 7" in wrong.text

@@ -24,6 +24,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import numpy as np
 import orjson
 
 from onepass._version import __version__
@@ -187,6 +188,7 @@ class App:
         self.max_payload_bytes = int(max_payload_bytes)
         self.model: Any = None
         self.n_features = 0
+        self.label_index: int | None = None  # where rows one value wider hold the label
         self.load_error: str | None = None
         self.metrics = Metrics(model_kind=kind, model_version=version, onepass_version=__version__, routes=ROUTES,
                                directory=metrics_dir)
@@ -206,8 +208,9 @@ class App:
     def load_now(self) -> None:
         """Load the model (the server does it in a thread at startup; tests may call it)."""
         try:
-            model, _ = self._load()
+            model, manifest = self._load()
             self.n_features = int(self.adapter.n_features(model))
+            self.label_index = _label_index(manifest, self.n_features)
             self.model = model
         except ArtifactError as exc:  # damaged, forged or newer: the message says which file and why
             log.error("loading the model failed: %s", exc)
@@ -327,9 +330,26 @@ class App:
     def _predict(self, body: bytes, request_type: str, response_type: str) -> tuple[bytes, int]:
         if self.adapter.answer is not None:
             return self.adapter.answer(self.model, body, request_type, response_type)
-        X = _codec.parse(body, request_type, self.n_features)
+        try:
+            X = _codec.parse(body, request_type, self.n_features)
+        except BadRecordError:
+            if self.label_index is None:
+                raise
+            X = self._without_label(body, request_type)
         outputs = self.adapter.outputs(self.model, X)
         return _codec.encode(outputs, response_type, self.adapter.json_key), X.shape[0]
+
+    def _without_label(self, body: bytes, request_type: str) -> Any:
+        """Rows one value wider than the features, read with the model's label column left
+        out (a client sending the labelled rows the model was trained on); the first error
+        stands when they are not."""
+        try:
+            X = _codec.parse(body, request_type, self.n_features + 1)
+        except BadRecordError:
+            return _codec.parse(body, request_type, self.n_features)  # raises the first error again
+        if not isinstance(X, np.ndarray):
+            return _codec.parse(body, request_type, self.n_features)
+        return np.delete(X, self.label_index, axis=1)
 
     async def _metrics(self, scope: dict[str, Any], receive: Callable[..., Any]) -> tuple[int, bytes, bytes]:
         return 200, b"text/plain; version=0.0.4; charset=utf-8", self.metrics.render()
@@ -384,3 +404,11 @@ def app_from_env() -> App:
     config = json.loads(os.environ[ENV_CONFIG])
     return create_app(config["model_dir"], max_payload_bytes=config["max_payload_bytes"],
                       metrics_dir=config.get("metrics_dir"))
+
+
+def _label_index(manifest: dict[str, Any], n_features: int) -> int | None:
+    """Where the model's label column sits in rows laid out as its training data was (see
+    :class:`onepass.schema.InputSchema`), or None when the manifest does not say."""
+    from onepass.schema import InputSchema
+
+    return InputSchema.of(manifest).label_index(n_features + 1)
