@@ -88,6 +88,8 @@ class InputSchema:
     def explain(self, message: str, *, label_given: bool) -> str:
         """``message`` (a width that does not fit) with what the model was trained on and
         the fix."""
+        if "the model was trained on" in message:  # a missing column: it says so already
+            return message
         trained = (f"the model was trained on {self.n_features} features" if self.n_features is not None
                    else "the model was trained on other columns")
         if self.feature_names is not None:

@@ -162,3 +162,21 @@ def test_lloyd_runs_advance_together_exactly_as_each_alone() -> None:
         alone = _weighted.lloyd(points, weights, starts[r], max_iter=50)
         assert np.array_equal(centers[r], alone[0]) and np.array_equal(labels[r], alone[1])
         assert (inertia[r], n_iter[r]) == (alone[2], alone[3])
+
+
+def test_rows_near_float32s_limit_get_their_true_distance() -> None:
+    """Their float32 squared distances overflow: the model assigns them again in float64
+    (onepass predict wrote inf and the server null before)."""
+    from onepass.algorithms.kmeans import KMeansState
+    from onepass.batch import Batch
+
+    state = KMeansState(n_clusters=2, seed=0)
+    state.update(Batch(np.random.default_rng(0).normal(size=(500, 3)).astype(np.float32)))
+    model = state.model()
+    X = np.array([[3.4e38, -3.4e38, 3.4e38], [1.0, 2.0, 3.0]], dtype=np.float32)
+    out = model.outputs(X)
+    truth = np.linalg.norm(X[0].astype(np.float64) - model.cluster_centers_.astype(np.float64), axis=1)
+    assert np.all(np.isfinite(out["distance_to_cluster"]))
+    assert out["closest_cluster"][0] == int(np.argmin(truth))
+    assert abs(out["distance_to_cluster"][0] - truth.min()) <= 1e-6 * truth.min()
+    assert out["closest_cluster"][1] == model.predict(X[1:])[0]

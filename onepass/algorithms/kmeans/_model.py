@@ -84,14 +84,41 @@ class KMeansModel:
         """(closest cluster, Euclidean distance to it) for each row of ``X``.
 
         The distance to the chosen center is recomputed from the difference itself,
-        exact to float32 rounding wherever the data lies.
+        exact to float32 rounding wherever the data lies. A row whose squared distances
+        overflow float32 (features near its limit, ``3.4e38,-3.4e38,3.4e38``) is assigned
+        again in float64, where they fit; the distances are then float64 when float32
+        cannot hold one of them.
         """
-        d2 = self.squared_distances(X)
-        labels = np.argmin(d2, axis=1)
-        if sp.issparse(X):
-            return labels, np.sqrt(d2[np.arange(d2.shape[0]), labels])
-        diff = np.asarray(X, dtype=np.float32) - self.cluster_centers_[labels]
-        return labels, np.sqrt(np.einsum("ij,ij->i", diff, diff))
+        with np.errstate(over="ignore", invalid="ignore"):  # overflowing rows are redone below
+            d2 = self.squared_distances(X)
+            labels = np.argmin(d2, axis=1)
+            if sp.issparse(X):
+                distances = np.sqrt(d2[np.arange(d2.shape[0]), labels])
+            else:
+                diff = np.asarray(X, dtype=np.float32) - self.cluster_centers_[labels]
+                distances = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+        overflowed = np.flatnonzero(~np.isfinite(distances))
+        if len(overflowed):
+            labels, distances = self._assign_wide(X, labels, distances, overflowed)
+        return labels, distances
+
+    def _assign_wide(self, X: Any, labels: np.ndarray, distances: np.ndarray,
+                     rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Closest center and distance of ``rows`` computed in float64, row by row (a
+        (clusters, features) difference at a time, however many rows overflowed)."""
+        X_rows = X[rows]
+        X_rows = np.asarray(X_rows.toarray() if sp.issparse(X_rows) else X_rows, dtype=np.float64)
+        centers = np.asarray(self.cluster_centers_, dtype=np.float64)
+        labels, wide = labels.copy(), np.empty(len(rows))
+        for k, x in enumerate(X_rows):
+            diff = centers - x
+            d2 = np.einsum("ij,ij->i", diff, diff)
+            labels[rows[k]] = int(np.argmin(d2))
+            wide[k] = np.sqrt(d2[labels[rows[k]]])
+        fits = bool(np.all(np.abs(wide) <= np.finfo(np.float32).max))
+        out = distances.astype(distances.dtype if fits else np.float64)
+        out[rows] = wide
+        return labels, out
 
     def predict(self, X: Any) -> np.ndarray:
         """Index of the closest center for each row."""
