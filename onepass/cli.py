@@ -341,7 +341,7 @@ def _make_train_command(name: str) -> click.Command:
             epochs=opts["epochs"], max_rows=opts["max_rows"], feature_dim=loop.get("feature_dim"),
             validation=data.read_as(list(validation)) if validation else None,
             checkpoints=Checkpoints(opts["checkpoint_dir"], opts["checkpoint_every_rows"],
-                                    opts["checkpoint_every_seconds"], opts["resume"]),
+                                    opts["checkpoint_every_seconds"], opts["resume"], opts["keep_checkpoints"]),
             reporting=Reporting(opts["metrics_file"], progress=False if opts["quiet"] else None),
             out=opts["out"], workers=workers,
         )
@@ -358,12 +358,16 @@ def _make_train_command(name: str) -> click.Command:
                      help="Directory for the finalized model (the final state goes in OUT/state)."),
         click.Option(["--checkpoint-dir"], type=click.Path(file_okay=False), default=None,
                      help="Directory for checkpoints (numbered, with a LATEST pointer; written atomically)."),
+        click.Option(["--keep-checkpoints"], type=click.IntRange(min=1), default=3, show_default=True,
+                     help="Checkpoints kept in --checkpoint-dir, newest first: --resume falls back to an older one "
+                          "when the newest is damaged."),
         click.Option(["--checkpoint-every-rows"], type=click.IntRange(min=1), default=None,
                      help="Checkpoint after this many rows."),
         click.Option(["--checkpoint-every-seconds"], type=click.FloatRange(min=0, min_open=True), default=None,
                      help="Checkpoint after this many seconds."),
         click.Option(["--resume"], is_flag=True, default=False,
-                     help="Continue from the newest checkpoint in --checkpoint-dir if there is one; start fresh otherwise."),
+                     help="Continue from the newest checkpoint in --checkpoint-dir that verifies (a damaged newer one is "
+                          "skipped, with a warning) if there is one; start fresh otherwise."),
         click.Option(["--epochs"], type=click.IntRange(min=1), default=1, show_default=True,
                      help="Passes over a persistent source (not stdin)."),
         click.Option(["--max-rows"], type=click.IntRange(min=1), default=None,

@@ -14,9 +14,11 @@ process killed at any instant ends with the same model as a run that was never k
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +26,15 @@ from typing import Any, Protocol
 
 from onepass._readahead import read_ahead
 from onepass._version import __version__
-from onepass.errors import EmptySourceError, IncompatibleStateError, InvalidParameterError
-from onepass.io import latest_checkpoint, load_checkpoint, save_checkpoint, save_model
+from onepass.errors import (
+    CheckpointCorruptError,
+    CheckpointSkippedWarning,
+    EmptySourceError,
+    IncompatibleStateError,
+    InvalidParameterError,
+)
+from onepass.io import save_checkpoint, save_model
+from onepass.io._checkpoints import Resumed, load_latest_checkpoint, skipped_message
 from onepass.io._models import STATE_SUBDIR, save_state
 from onepass.state import Model, State
 from onepass.training._report import MetricsWriter, Progress, Schedule
@@ -113,12 +122,12 @@ class Job:
         self.feature_columns: list[str] | None = None  # from the data's header, when it has one
         self.columns: list[str] | None = None
         self.source_format: str | None = spec.data.format
+        self.skipped_checkpoints: list[dict[str, str]] = []
         manifest = None
         ck = spec.checkpoints
-        if ck.resume and ck.dir is not None and (found := latest_checkpoint(ck.dir)) is not None:
-            loaded, manifest = load_checkpoint(found)
-            check_resume(manifest, spec.algorithm, self.state)
-            self.state, self.checkpoint = loaded, found
+        if ck.resume and ck.dir is not None and (resumed := self._resume(ck.dir)) is not None:
+            check_resume(resumed.manifest, spec.algorithm, self.state)
+            self.state, manifest, self.checkpoint = resumed.state, resumed.manifest, resumed.path
         engine.start(self, manifest)
         self._writer: MetricsWriter | None = None
         self.bar: Progress | None = None
@@ -131,6 +140,24 @@ class Job:
         data = self.spec.data
         return {"feature_names": self.feature_columns, "columns": self.columns, "n_features": _n_features(self.state),
                 "label_column": data.label_column, "weight_column": data.weight_column, "format": self.source_format}
+
+    def _resume(self, directory: str | os.PathLike[str]) -> Resumed | None:
+        """The newest checkpoint that verifies; a damaged newer one is skipped, saying so,
+        when the rows since the older one can be read again (not from a stream that
+        delivered them once and forgot them at the newer one's commit)."""
+        resumed = load_latest_checkpoint(directory)
+        if resumed is None or not resumed.skipped:
+            return resumed
+        if not self.spec.data.is_rewindable:
+            newest, why = resumed.skipped[0]
+            raise CheckpointCorruptError(
+                f"{why}. {resumed.path.name} verifies, but {', '.join(self.spec.data.uris)} delivers its records once: "
+                f"those acknowledged at {newest.name} cannot be read again, and resuming from {resumed.path.name} "
+                f"would skip them. Move {newest} aside to resume from {resumed.path.name} all the same")
+        self.skipped_checkpoints = [{"checkpoint": str(path), "reason": why} for path, why in resumed.skipped]
+        warnings.warn(f"{skipped_message(resumed)}; the rows since it are read again", CheckpointSkippedWarning,
+                      stacklevel=3)
+        return resumed
 
     @property
     def rows(self) -> int:
@@ -165,7 +192,7 @@ class Job:
         (in-process) and the engine's own."""
         assert self.spec.checkpoints.dir is not None
         state = self.state if of is None else of
-        self.checkpoint = save_checkpoint(self.spec.checkpoints.dir, state, extra={
+        self.checkpoint = save_checkpoint(self.spec.checkpoints.dir, state, keep=self.spec.checkpoints.keep, extra={
             "algorithm": self.spec.algorithm,
             "epoch": self.epoch,
             "cursor": cursor,
@@ -207,6 +234,8 @@ class Job:
         self._start = time.perf_counter()
         try:
             self.last_metrics = self.record("start", resumed_from=str(self.checkpoint) if self.checkpoint else None,
+                                            **({"skipped_checkpoints": self.skipped_checkpoints}
+                                               if self.skipped_checkpoints else {}),
                                             **({"validation_rows": n_validation} if spec.validation else {}))
             self.engine.train(self)
             model = self.state.model(**dict(spec.finalize))

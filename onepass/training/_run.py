@@ -125,13 +125,17 @@ class Checkpoints:
     """Where the state is kept while the run goes on, and how often.
 
     A checkpoint is written every ``every_rows`` rows or ``every_seconds`` seconds
-    (whichever comes first), at the end of each epoch and where ``max_rows`` pauses.
-    ``resume`` goes on from the newest one in ``dir`` when there is one."""
+    (whichever comes first), at the end of each epoch and where ``max_rows`` pauses; the
+    newest ``keep`` are kept (an older one is removed only once a newer is committed).
+    ``resume`` goes on from the newest one in ``dir`` that verifies, when there is one: a
+    damaged newer one is skipped, with a warning saying which and why, and the rows since
+    the older one are read again (for a source that can read them again)."""
 
     dir: str | os.PathLike[str] | None = None
     every_rows: int | None = None
     every_seconds: float | None = None
     resume: bool = False
+    keep: int = 3
 
 
 @dataclass(frozen=True)
@@ -259,6 +263,7 @@ class TrainingRun:
         checkpoint_every_rows: int | None = None,
         checkpoint_every_seconds: float | None = None,
         resume: bool = False,
+        keep_checkpoints: int = 3,
         epochs: int = 1,
         max_rows: int | None = None,
         seed: int | None = None,
@@ -283,7 +288,8 @@ class TrainingRun:
             algorithm=algorithm, data=source, params=dict(params or {}), finalize=dict(finalize or {}),
             seed=seed, batch_size=batch_size, epochs=epochs, max_rows=max_rows, feature_dim=feature_dim,
             validation=None if validation is None else source.read_as(validation),
-            checkpoints=Checkpoints(checkpoint_dir, checkpoint_every_rows, checkpoint_every_seconds, resume),
+            checkpoints=Checkpoints(checkpoint_dir, checkpoint_every_rows, checkpoint_every_seconds, resume,
+                                    keep_checkpoints),
             reporting=Reporting(metrics, metrics_every_seconds, progress, on_batch),
             out=out, workers=workers,
         )
@@ -314,6 +320,8 @@ class TrainingRun:
         for name, value in (("checkpoint_every_rows", ck.every_rows), ("checkpoint_every_seconds", ck.every_seconds)):
             if value is not None and not value > 0:
                 raise InvalidParameterError(f"{name}={value!r} must be > 0")
+        if not _is_int(ck.keep, 1):
+            raise InvalidParameterError(f"keep_checkpoints={ck.keep!r} must be an integer >= 1 (--keep-checkpoints)")
         if self.workers is not None:
             self._check_workers(self.workers)
 

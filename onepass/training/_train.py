@@ -47,8 +47,12 @@ def train(algorithm: str, data: str | os.PathLike[str] | Sequence[str | os.PathL
         ``checkpoint_every_seconds`` they are written during the run, and one always at
         the end of each epoch.
     resume : bool, default=False
-        Continue from the newest checkpoint in ``checkpoint_dir`` when there is one;
-        start fresh when there is none.
+        Continue from the newest checkpoint in ``checkpoint_dir`` that verifies when there
+        is one (a damaged newer one is skipped with a ``CheckpointSkippedWarning`` and the
+        rows since are read again); start fresh when there is none.
+    keep_checkpoints : int, default=3
+        Checkpoints kept in ``checkpoint_dir``, newest first (so that a resume can fall
+        back when the newest is damaged).
     epochs : int, default=1
         Passes over a persistent source, each continuing from the state of the last.
     max_rows : int, optional
