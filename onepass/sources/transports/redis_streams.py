@@ -114,13 +114,13 @@ a value that is not a plain decimal) is read again by the careful path, which sa
 is wrong; a reply holding a deleted entry goes to hiredis when installed, else a small
 Python parser. Where the time goes, measured on this 2-core machine with redis-server 7.0
 sharing its cores (``make bench``, ``benchmarks/cases/redis.py``: 1M entries of 20
-values into K-Means, no other load): with a CSV row in one field ~300k entries/s (5 runs:
-251k-358k), the server spending ~2.0-2.7 us of CPU an entry in ``XREADGROUP`` (~0.7 writing
-the reply, the rest inserting each entry in the pending lists and building its XCLAIM
-propagation record, which NOACK would skip but exactly once needs), the client ~2.1-2.7
-(~0.6 decoding, K-Means, and ~0.5 s of loading Numba once a process, while the server
-waits); with a field per value ~145-180k (the server ~4.3-6 us: 42 strings an entry, ~3.4
-of it writing the reply alone, so never 300k here). Reading is bound by the server: a
+values into K-Means, no other load): with a CSV row in one field ~310k entries/s (10 runs:
+223k-368k, as the machine's speed varied), the server spending ~1.6-3.2 us of CPU an entry
+in ``XREADGROUP`` (~0.7 writing the reply, the rest inserting each entry in the pending
+lists and building its XCLAIM propagation record, which NOACK would skip but exactly once
+needs), the client ~2.0-3.0 (~0.6 decoding, K-Means, and ~0.5 s of loading Numba once a
+process, while the server waits); with a field per value ~180k (146k-235k; the server
+~3.5-5.4 us: 42 strings an entry, ~3.4 of it writing the reply alone, so never 300k here). Reading is bound by the server: a
 client that discards the replies unread (the same reads, two in flight) drains the same
 stream at ~450-500k entries/s (CSV; server ~1.9-2.0 us) and ~200-220k (fields; ~4.2-4.8).
 The consumer's peak RSS is flat: 188 MB at 500k entries, 192 MB at 5M.
