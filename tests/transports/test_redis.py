@@ -609,3 +609,16 @@ def test_server_gone_ends_with_a_clear_error_and_resumes(own_server: RedisServer
     with pytest.raises(DataError, match="unreachable"):
         own_server.kill()
         read_all(own_server.uri + "?stream=gone&retry_seconds=0.5")
+
+
+def test_numbers_are_read_as_strictly_as_from_files(server: RedisServer) -> None:
+    """1_000 and other scripts' digits are bad values here too, as in the file readers."""
+    r = server.client()
+    good = rows(0, 4)
+    fill_stream(server, "strict", good[:2], names=["a", "b", "c"])
+    r.xadd("strict", {"a": "1_000", "b": "2", "c": "3"})
+    r.xadd("strict", {"a": "1", "b": "\u0661\u0662", "c": "3"})
+    fill_stream(server, "strict", good[2:], names=["a", "b", "c"])
+    X, _, _, src = read_all(server.uri + "?stream=strict&group=g", on_bad_record="skip")
+    np.testing.assert_array_equal(X, good.astype(np.float32))
+    assert src.n_skipped == 2
