@@ -7,9 +7,15 @@ JSON-able metadata, extra information (cursor, rows seen, metrics...) and the sh
 shape of every array file. Writes go to a temporary sibling, are fsynced and then
 renamed into place, so a reader sees the old directory or the new one, never half.
 
+Loading treats a directory as untrusted input (:func:`read_artifact`): the manifest is
+checked against its schema, an array is only the plain file ``<name>.npy`` opened without
+following links, its header is checked against the manifest and the file's size before
+anything is allocated, and every array against what its class declares (``ARRAY_SPECS``).
+Any failure is :class:`~onepass.errors.CheckpointCorruptError`, naming the file and why.
+
 A *checkpoint directory* (``--checkpoint-dir``) holds numbered checkpoints
 ``ckpt-000001/``... and a ``LATEST`` file naming the newest complete one; the last
-``keep`` are kept.
+``keep`` (3) are kept, and a resume takes the newest that verifies.
 """
 
 from onepass.io._artifact import (
