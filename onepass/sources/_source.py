@@ -193,9 +193,10 @@ class Source(BatchStream):
                 f"{name} has {width} feature columns, expected {self.n_features} "
                 "(as in the first batch or declared with n_features)")
         self.n_rows_read += len(chunk)
-        # the rows' lines name them in messages (a batch of rows of several files has none)
-        return Batch(chunk.X, chunk.y, chunk.w, self._cursor(index, end, line),
-                     lines=None if self._reader.spans_files else chunk.lines)
+        # the rows' lines name a row whose label is refused (a batch of rows of several files
+        # has none; rows without labels need none: predict holds no more than the rows)
+        lines = None if self._reader.spans_files or chunk.y is None else _own(chunk.lines)
+        return Batch(chunk.X, chunk.y, chunk.w, self._cursor(index, end, line), lines=lines)
 
     def _batches(self) -> Iterator[Batch]:
         size = self._options.batch_size
@@ -574,3 +575,9 @@ def _fingerprint(words: list[str]) -> str:
 
 # keep DataError importable from here for readers' convenience
 _ = DataError
+
+
+def _own(lines: np.ndarray) -> np.ndarray:
+    """``lines`` in an array of its own: a slice of a reader's block would keep the whole
+    block's line numbers alive for as long as the batch lives."""
+    return lines if lines.base is None else lines.copy()
