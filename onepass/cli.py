@@ -121,6 +121,19 @@ def main() -> None:
       onepass serve model/ --port 8080
       onepass inspect model/
     """
+    import warnings
+
+    from onepass.errors import OnePassWarning
+
+    plain = warnings.showwarning
+
+    def show(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+        if issubclass(category, OnePassWarning):  # said to people, not as a Python warning with its source line
+            click.echo(f"onepass: warning: {message}", err=True)
+        else:
+            plain(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
 
 
 _VOCAB_HELP = ("Vocabulary file, one word per line (UTF-8, as SageMaker NTM's vocab.txt): the words --format text "

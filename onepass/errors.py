@@ -48,6 +48,7 @@ __all__ = [
     "InvalidParameterError",
     "NotAcceptableError",
     "NotFittedError",
+    "OnePassWarning",
     "OnePassError",
     "PayloadTooLargeError",
     "RequestError",
@@ -118,7 +119,11 @@ class CheckpointCorruptError(ArtifactError):
     """An artifact is damaged or truncated: a file is missing or fails its checksum."""
 
 
-class CheckpointSkippedWarning(UserWarning):
+class OnePassWarning(UserWarning):
+    """Base of onepass's warnings: the command line says them as ``onepass: warning: ...``."""
+
+
+class CheckpointSkippedWarning(OnePassWarning):
     """A damaged checkpoint was skipped for an older one that verifies (resume, finalize)."""
 
 

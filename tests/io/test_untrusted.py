@@ -837,3 +837,16 @@ def test_fuzz_metadata_values_are_refused_or_load(zone: Path, changes: list[tupl
         assert not outside, f"{name}: read outside the directory: {outside}"
         if not isinstance(loaded, ArtifactError):
             check_declared(type(loaded), "model" if "model" in name else "state", loaded.to_arrays()[1], Path("."))
+
+
+def test_4_the_command_line_says_which_checkpoint_it_skipped(tmp_path: Path, blobs_csv: Path) -> None:
+    """As a line for people (``onepass: warning: ...``), not a Python warning with its source."""
+    ckpt = tmp_path / "ckpt"
+    _train(blobs_csv, ckpt, max_rows=1000)
+    newest = sorted(ckpt.glob("ckpt-*"))[-1]
+    _flip_a_byte(newest)
+    result = CliRunner().invoke(main, ["train", "kmeans", "--data", str(blobs_csv), "--n-clusters", "4",
+                                       "--checkpoint-dir", str(ckpt), "--resume", "-q"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "onepass: warning: " in result.stderr and newest.name in result.stderr
+    assert "warnings.warn" not in result.stderr and "Warning:" not in result.stderr
