@@ -77,8 +77,10 @@ class Data:
         """Series given as a long table (one row per series and time step), not JSON lines."""
         named = any(getattr(self, n) is not None for n in ("series_id_column", "timestamp_column", "target_column",
                                                             "dynamic_feat_columns", "cat_columns"))
-        tables = (".csv", ".tsv", ".parquet", ".pq", ".csv.gz", ".tsv.gz")
-        return named or (self.format == "series" and any(u.lower().endswith(tables) for u in self.uris))
+        from onepass.sources._compression import strip_codec
+
+        tables = (".csv", ".tsv", ".parquet", ".pq")  # compressed too: .csv.gz, .tsv.zst...
+        return named or (self.format == "series" and any(strip_codec(u).lower().endswith(tables) for u in self.uris))
 
     @property
     def reads_stdin(self) -> bool:
