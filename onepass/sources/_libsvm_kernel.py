@@ -5,9 +5,9 @@ A block of clean lines (``label idx:val idx:val ...``, spaces or tabs between pa
 building strings or calling a parser per number: 5-10x the NumPy-and-pyarrow path.
 Anything else (a comment, ``qid``, a blank line, ``nan``, an exponent past 1e22, a
 malformed token) stops the loop and returns ``ok=False``: the reader then takes its
-other paths, which say what is wrong and where. Numbers are read as a decimal mantissa
-of up to 18 digits scaled by an exact power of ten (within one float64 rounding of the
-correctly rounded value, the same float32 but for ties).
+other paths, which say what is wrong and where. Numbers are read by
+:func:`onepass.sources._decimal_kernel.decimal`, keeping 18 significant digits (within one
+float64 rounding of the correctly rounded value, the same float32 but for ties).
 
 Compiled with Numba on first use and cached on disk; imported only when a libsvm block
 is read.
@@ -18,67 +18,11 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from onepass.sources._decimal_kernel import POW10, decimal
+
 __all__ = ["parse"]
 
-_POW10 = np.array([10.0**k for k in range(23)])
-_SPACE, _TAB, _NL, _CR, _COLON, _DOT, _PLUS, _MINUS = 32, 9, 10, 13, 58, 46, 43, 45
-_ZERO, _NINE, _E, _e = 48, 57, 69, 101
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _number(buf, i, n, pow10):  # pragma: no cover - compiled
-    """(value, index after it, ok) of the decimal number starting at ``buf[i]``."""
-    negative = False
-    if i < n and (buf[i] == _MINUS or buf[i] == _PLUS):
-        negative = buf[i] == _MINUS
-        i += 1
-    mantissa = 0
-    digits = 0
-    exponent = 0
-    seen = False
-    while i < n and _ZERO <= buf[i] <= _NINE:
-        seen = True
-        if digits < 18:
-            mantissa = mantissa * 10 + (buf[i] - _ZERO)
-            if mantissa:
-                digits += 1
-        else:
-            exponent += 1
-        i += 1
-    if i < n and buf[i] == _DOT:
-        i += 1
-        while i < n and _ZERO <= buf[i] <= _NINE:
-            seen = True
-            if digits < 18:
-                mantissa = mantissa * 10 + (buf[i] - _ZERO)
-                exponent -= 1
-                if mantissa:
-                    digits += 1
-            i += 1
-    if not seen:
-        return 0.0, i, False
-    if i < n and (buf[i] == _E or buf[i] == _e):
-        i += 1
-        sign = 1
-        if i < n and (buf[i] == _MINUS or buf[i] == _PLUS):
-            sign = -1 if buf[i] == _MINUS else 1
-            i += 1
-        e = 0
-        any_e = False
-        while i < n and _ZERO <= buf[i] <= _NINE:
-            any_e = True
-            if e < 1000:
-                e = e * 10 + (buf[i] - _ZERO)
-            i += 1
-        if not any_e:
-            return 0.0, i, False
-        exponent += sign * e
-    if mantissa == 0:
-        return -0.0 if negative else 0.0, i, True
-    if exponent > 22 or exponent < -22:
-        return 0.0, i, False
-    value = float(mantissa) * pow10[exponent] if exponent >= 0 else float(mantissa) / pow10[-exponent]
-    return -value if negative else value, i, True
+_SPACE, _TAB, _NL, _CR, _COLON, _ZERO, _NINE = 32, 9, 10, 13, 58, 48, 57
 
 
 @numba.njit(cache=True, nogil=True)
@@ -93,7 +37,7 @@ def _parse(buf, base, labels, indptr, indices, values, pow10):  # pragma: no cov
             i += 1
         if i >= n or buf[i] == _NL or buf[i] == _CR:
             return row, nnz, False  # a blank line
-        label, i, ok = _number(buf, i, n, pow10)
+        label, i, ok = decimal(buf, i, n, pow10, False)
         if not ok or row >= labels.shape[0]:
             return row, nnz, False
         labels[row] = label
@@ -116,7 +60,7 @@ def _parse(buf, base, labels, indptr, indices, values, pow10):  # pragma: no cov
                 i += 1
             if i == start or i >= n or buf[i] != _COLON or index < base or nnz >= indices.shape[0]:
                 return row, nnz, False
-            value, i, ok = _number(buf, i + 1, n, pow10)
+            value, i, ok = decimal(buf, i + 1, n, pow10, False)
             if not ok:
                 return row, nnz, False
             indices[nnz] = index - base
@@ -139,7 +83,7 @@ def parse(data: bytes | memoryview, base: int, n_lines: int
     cap = int(np.count_nonzero(buf == _COLON))  # one per pair
     indices = np.empty(cap, dtype=np.int32)
     values = np.empty(cap, dtype=np.float32)
-    rows, nnz, ok = _parse(buf, base, labels, indptr, indices, values, _POW10)
+    rows, nnz, ok = _parse(buf, base, labels, indptr, indices, values, POW10)
     if not ok or rows != n_lines:
         return None
     return labels, indptr, indices[:nnz], values[:nnz]

@@ -10,11 +10,10 @@ again with its careful path, which says what is wrong. A reply that is not well-
 RESP, or holds a deleted entry (``*-1`` fields), is refused as a whole (the transport
 then parses it the slow way).
 
-Numbers: ``[+-]digits[.digits][(e|E)[+-]digits]``, a mantissa below 2**53 scaled by an
-exact power of ten up to 1e22: one IEEE multiply or divide, so the float64 is the
-correctly rounded one, the very value ``float(text)`` gives (and the float32 stored,
-that value rounded, as the careful path stores it). Anything else (``nan``, ``inf``,
-``1_0``, spaces, more digits) is left to ``float()`` on the careful path.
+Numbers are read exactly (:func:`onepass.sources._decimal_kernel.decimal` with ``exact``):
+the very value ``float(text)`` gives (and the float32 stored, that value rounded, as the
+careful path stores it); anything else (``nan``, ``inf``, ``1_0``, spaces, more digits) is
+left to the careful path.
 
 Compiled with Numba on first use and cached on disk; imported only when a stream is read.
 """
@@ -24,64 +23,15 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from onepass.sources._decimal_kernel import POW10, decimal
+
 __all__ = ["ID_WIDTH", "MODES", "decode"]
 
 #: the longest entry ID: two 64-bit numbers in decimal and a dash
 ID_WIDTH = 41
 #: what decode() does with an entry's fields
 MODES = {"fields": 0, "csv": 1, "walk": 2}
-_POW10 = np.array([10.0**k for k in range(23)])
-_MAX_MANTISSA = 2**53
-_CR, _NL, _STAR, _DOLLAR, _COMMA, _DOT, _PLUS, _MINUS = 13, 10, 42, 36, 44, 46, 43, 45
-_ZERO, _NINE, _E, _e = 48, 57, 69, 101
-
-
-@numba.njit(cache=True, nogil=True, inline="always", error_model="numpy")
-def _number(buf, i, end, pow10):  # pragma: no cover - compiled
-    """(value, index after it, ok) of the decimal number at ``buf[i]`` (reading no
-    further than ``end``); not ok when there is none there, or not one read exactly."""
-    negative = False
-    if i < end and (buf[i] == _MINUS or buf[i] == _PLUS):
-        negative = buf[i] == _MINUS
-        i += 1
-    mantissa = 0
-    exponent = 0
-    start = i
-    while i < end and _ZERO <= buf[i] <= _NINE:
-        mantissa = mantissa * 10 + (buf[i] - _ZERO)
-        i += 1
-    n_digits = i - start
-    if i < end and buf[i] == _DOT:
-        i += 1
-        dot = i
-        while i < end and _ZERO <= buf[i] <= _NINE:
-            mantissa = mantissa * 10 + (buf[i] - _ZERO)
-            i += 1
-        exponent = dot - i
-        n_digits += i - dot
-    if n_digits == 0 or n_digits > 18:  # none, or past what int64 holds (leading zeros count: rare)
-        return 0.0, i, False
-    if i < end and (buf[i] == _E or buf[i] == _e):
-        i += 1
-        sign = 1
-        if i < end and (buf[i] == _MINUS or buf[i] == _PLUS):
-            sign = -1 if buf[i] == _MINUS else 1
-            i += 1
-        e = 0
-        e_start = i
-        while i < end and _ZERO <= buf[i] <= _NINE:
-            if e < 1000:
-                e = e * 10 + (buf[i] - _ZERO)
-            i += 1
-        if i == e_start:
-            return 0.0, i, False
-        exponent += sign * e
-    if mantissa == 0:
-        return -0.0 if negative else 0.0, i, True
-    if exponent > 22 or exponent < -22 or mantissa >= _MAX_MANTISSA:
-        return 0.0, i, False
-    value = float(mantissa) * pow10[exponent] if exponent >= 0 else float(mantissa) / pow10[-exponent]
-    return -value if negative else value, i, True
+_CR, _NL, _STAR, _DOLLAR, _COMMA, _ZERO, _NINE = 13, 10, 42, 36, 44, 48, 57
 
 
 @numba.njit(cache=True, nogil=True, inline="always", error_model="numpy")
@@ -126,7 +76,7 @@ def _csv_row(buf, s, e, values, r, pow10):  # pragma: no cover - compiled
     """Parse ``buf[s:e]``, exactly ``values.shape[1]`` numbers between commas, into row ``r``."""
     n_cols = values.shape[1]
     for j in range(n_cols):
-        value, s, ok = _number(buf, s, e, pow10)
+        value, s, ok = decimal(buf, s, e, pow10, True)
         if not ok:
             return False
         values[r, j] = value
@@ -171,7 +121,7 @@ def _decode(buf, i, mode, names, name_ends, row_field, only_field_is_row, values
                 if not _same(buf, ns, ne, names, name_ends[j], name_ends[j + 1]):
                     bad = True
                     continue
-                value, end, ok = _number(buf, vs, ve, pow10)
+                value, end, ok = decimal(buf, vs, ve, pow10, True)
                 if ok and end == ve:
                     values[r, j] = value
                 else:
@@ -203,7 +153,7 @@ def decode(data: bytes, first: int, n: int, mode: str, n_cols: int, names: list[
     ids = np.zeros((n, ID_WIDTH), dtype=np.uint8)
     starts = np.empty(n, dtype=np.int64)
     end = _decode(buf, first, MODES[mode], name_bytes, name_ends, np.frombuffer(row_field, dtype=np.uint8),
-                  only_field_is_row, values, problem, ids, starts, _POW10)
+                  only_field_is_row, values, problem, ids, starts, POW10)
     if end != len(buf):
         return None
     return ids.view(f"S{ID_WIDTH}").ravel(), values, problem, starts
