@@ -992,8 +992,12 @@ def serve(model_dir: str, host: str, port: int | None, workers: int, max_payload
 @click.argument("path", type=click.Path(exists=True, file_okay=False))
 @click.option("--json", "as_json", is_flag=True, default=False,
               help="Print the whole manifest as one JSON object (for tools) instead of the summary.")
-def inspect_command(path: str, as_json: bool) -> None:
-    """Say what a model, checkpoint or checkpoint directory holds, reading only its manifest.
+@click.option("--verify", is_flag=True, default=False,
+              help="Also read every array and check its checksum and what the algorithm declares (without it, "
+                   "only that each array file is there with the size its shape makes).")
+def inspect_command(path: str, as_json: bool, verify: bool) -> None:
+    """Say what a model, checkpoint or checkpoint directory holds, from its manifest; a
+    damaged array file (missing, truncated, another size) is said on stderr, exit 3.
 
     \b
     The summary: the algorithm, what it was trained on, its hyperparameters, what it
@@ -1018,10 +1022,34 @@ def inspect_command(path: str, as_json: bool) -> None:
     target, manifest = _run(run)
     if as_json:
         click.echo(json.dumps({**manifest, "path": str(target)}, indent=2, sort_keys=True))
-        return
-    from onepass.evaluation._summary import summarize
+    else:
+        from onepass.evaluation._summary import summarize
 
-    click.echo(summarize(manifest, path=target, has_state=(target / "state" / "manifest.json").is_file()))
+        click.echo(summarize(manifest, path=target, has_state=(target / "state" / "manifest.json").is_file()))
+    _inspect_arrays(target, manifest, verify)
+
+
+def _inspect_arrays(target: Path, manifest: dict[str, Any], verify: bool) -> None:
+    """Say on stderr, exit 3, when the array files do not fit the manifest (sizes, always;
+    checksums and what the algorithm declares, with ``verify``)."""
+    from onepass.io._artifact import array_files_problems
+
+    problems = array_files_problems(target, manifest)
+    if not problems and verify:
+        from onepass.io import load
+
+        try:
+            load(target)
+        except ArtifactError as exc:
+            problems = [str(exc)]
+    if problems:
+        for problem in problems:
+            click.echo(f"onepass: error: damaged: {problem}", err=True)
+        click.echo(f"onepass: error: {target} cannot be loaded as it is", err=True)
+        sys.exit(3)
+    if verify:
+        click.echo(f"verified: every array of {target} matches its checksum and what {manifest.get('kind')} declares",
+                   err=True)
 
 
 @main.group("sagemaker")

@@ -148,3 +148,26 @@ def test_a_checkpoint_directory_shows_its_newest_checkpoint(tmp_path: Path) -> N
     assert text.startswith("kmeans checkpoint at ") and "ckpt-" in text.splitlines()[0]
     assert "trained on 600 rows" in text and "finished reading its data (epoch 1)" in text
     assert "'onepass finalize' makes a model of it" in text and not CHECKSUM.search(text)
+
+
+def test_damaged_arrays_are_said(kmeans_model: Path, tmp_path: Path) -> None:
+    """Issue 20, point 7: inspect said nothing of damaged arrays. A file of the wrong size
+    shows at once; a flipped byte with --verify (its checksum)."""
+    import shutil
+
+    def run(path: Path, *flags: str):  # noqa: ANN202
+        return CliRunner().invoke(main, ["inspect", str(path), *flags])
+
+    assert run(kmeans_model).exit_code == 0 and run(kmeans_model, "--verify").exit_code == 0
+    truncated = shutil.copytree(kmeans_model, tmp_path / "truncated")
+    centers = truncated / "cluster_centers.npy"
+    centers.write_bytes(centers.read_bytes()[:-4])
+    result = run(truncated)
+    assert result.exit_code == 3 and "damaged: cluster_centers.npy" in result.stderr and "truncated" in result.stderr
+    flipped = shutil.copytree(kmeans_model, tmp_path / "flipped")
+    data = bytearray((flipped / "cluster_centers.npy").read_bytes())
+    data[-1] ^= 0x40
+    (flipped / "cluster_centers.npy").write_bytes(bytes(data))
+    assert run(flipped).exit_code == 0  # the size fits: only reading tells
+    verified = run(flipped, "--verify")
+    assert verified.exit_code == 3 and "checksum mismatch" in verified.stderr

@@ -363,6 +363,36 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
         return _load_manifest(dir_fd, directory)
 
 
+def array_files_problems(path: str | os.PathLike[str], manifest: dict[str, Any]) -> list[str]:
+    """What is wrong with the artifact's array files, found without reading them: each
+    must be a plain file (not a link) in the directory, of the size a .npy file of its
+    manifest's shape and dtype has (a header of 64-byte blocks, then the data). A file
+    truncated, grown or swapped for another shape shows; a flipped byte needs its
+    checksum (:func:`read_artifact`). For ``onepass inspect``: quick, whatever the size."""
+    directory = resolve(path)
+    problems = []
+    for name, entry in manifest["arrays"].items():
+        file = f"{name}.npy"  # what read_manifest allows (no other name, no path)
+        try:
+            info = os.lstat(directory / file)
+        except OSError:
+            problems.append(f"{file}: missing")
+            continue
+        if not stat.S_ISREG(info.st_mode):
+            problems.append(f"{file}: not a plain file")
+            continue
+        try:
+            data = int(np.prod(entry["shape"], dtype=np.int64)) * np.dtype(entry["dtype"]).itemsize
+        except (TypeError, ValueError):
+            problems.append(f"{file}: dtype {entry['dtype']!r} is not one onepass writes")
+            continue
+        header = info.st_size - data
+        if header < 64 or header % 64 or header > _MAX_NPY_HEADER + 64:
+            problems.append(f"{file}: {info.st_size:,} bytes, not the size of a .npy file of shape "
+                            f"{tuple(entry['shape'])} {entry['dtype']} (truncated or replaced)")
+    return problems
+
+
 def read_artifact(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Read and verify the artifact at ``path``: its manifest and its arrays.
 
