@@ -9,7 +9,6 @@ decompressed text) and files whose size cannot be had.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 __all__ = ["ReadFraction"]
@@ -57,12 +56,10 @@ class ReadFraction:
 
 def _size(entry: Any) -> int | None:
     """The bytes of ``entry``'s file; None for stdin, a compressed file, or no size."""
-    if entry.is_stdin or entry.name.lower().endswith(_PACKED) or getattr(entry, "compression", None) is not None:
+    if entry.name.lower().endswith(_PACKED):
         return None
     try:
-        if entry.fs is None:
-            return os.stat(entry.path).st_size
-        return int(entry.fs.size(entry.path))
+        return entry.size()
     except (OSError, TypeError, ValueError):
         return None
 

@@ -12,6 +12,7 @@ resume decompresses the prefix again).
 from __future__ import annotations
 
 import glob
+import io
 import os
 import stat
 import sys
@@ -56,11 +57,20 @@ class Entry:
         if self._codec == _UNKNOWN:
             self._codec = codec_of_name(self.name)
             if self._codec is None and not self.is_stdin and not (self.fs is None and _is_pipe(self.path)):
-                # a small block: an object store's file would fetch megabytes ahead otherwise
-                with (open(self.path, "rb") if self.fs is None else
-                      self.fs.open(self.path, "rb", block_size=4096)) as raw:
+                with self._open_small() as raw:
                     self._codec = codec_of_head(raw.read(SNIFF_BYTES))
         return self._codec
+
+    def _open_small(self) -> IO[bytes]:
+        """The raw file, opened to read its first bytes: with a small block on an object
+        store, whose file would fetch megabytes ahead otherwise (a filesystem that takes no
+        block size opens it as it does)."""
+        if self.fs is None:
+            return open(self.path, "rb")
+        try:
+            return self.fs.open(self.path, "rb", block_size=4096)
+        except TypeError:
+            return self.fs.open(self.path, "rb")
 
     @property
     def local_path(self) -> str | None:
@@ -83,6 +93,8 @@ class Entry:
             # read once: the first bytes are looked at where they wait (the pipe's buffer)
             self._codec = codec_of_name(self.name)
             raw = self._open_raw()
+            if not hasattr(raw, "peek"):  # a stream in memory (a test's stdin): peek through a buffer
+                raw = io.BufferedReader(raw)  # type: ignore[arg-type]
             if self._codec is None:
                 self._codec = codec_of_head(raw.peek(SNIFF_BYTES)[:SNIFF_BYTES])  # type: ignore[attr-defined]
             if self._codec is None:
