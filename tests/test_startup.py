@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-HEAVY = ("sklearn", "numba", "pyarrow", "torch", "ray", "scipy", "pandas", "matplotlib")
+HEAVY = ("numpy", "sklearn", "numba", "pyarrow", "torch", "ray", "scipy", "pandas", "matplotlib")
 
 _PROBE = """
 import json, sys

@@ -16,12 +16,13 @@ import shutil
 import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from onepass import _failpoints
 from onepass.errors import ArtifactError, CheckpointCorruptError, ForeignFormatError, InvalidParameterError
+
+if TYPE_CHECKING:  # NumPy is imported where arrays are read or written: reading a manifest needs none
+    import numpy as np
 
 FORMAT = "onepass"
 FORMAT_VERSION = 1
@@ -67,6 +68,8 @@ def write_artifact(
     kind. ``extra`` goes into the manifest as it is (cursor, rows seen, metrics...).
     An existing directory at ``path`` is replaced: a reader sees it whole, old or new.
     """
+    import numpy as np
+
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     if not target.exists() and (previous := resolve(target)) != target:
@@ -298,6 +301,8 @@ def _check_entry(name: str, entry: Any, where: Path) -> None:
 def _read_npy(name: str, entry: dict[str, Any], dir_fd: int, directory: Path) -> np.ndarray:
     """The array of file ``entry["file"]``: header checked against the manifest and the
     file's size before anything is allocated, then read once, checksummed as it is."""
+    import numpy as np
+
     where = directory / entry["file"]
     try:
         fd, info = _open_plain_file(entry["file"], dir_fd, where)
@@ -363,6 +368,15 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
         return _load_manifest(dir_fd, directory)
 
 
+def _itemsize(dtype: str) -> int | None:
+    """Bytes per item of a dtype as the manifest writes it (``<f4``, ``|b1``, ``<U5``), or
+    None for one onepass does not write (read without NumPy: ``inspect`` stays light)."""
+    m = re.fullmatch(r"[<>|=]?([biufcU])(\d+)", dtype)
+    if m is None:
+        return None
+    return int(m.group(2)) * (4 if m.group(1) == "U" else 1)
+
+
 def array_files_problems(path: str | os.PathLike[str], manifest: dict[str, Any]) -> list[str]:
     """What is wrong with the artifact's array files, found without reading them: each
     must be a plain file (not a link) in the directory, of the size a .npy file of its
@@ -381,9 +395,8 @@ def array_files_problems(path: str | os.PathLike[str], manifest: dict[str, Any])
         if not stat.S_ISREG(info.st_mode):
             problems.append(f"{file}: not a plain file")
             continue
-        try:
-            data = int(np.prod(entry["shape"], dtype=np.int64)) * np.dtype(entry["dtype"]).itemsize
-        except (TypeError, ValueError):
+        data = math.prod(entry["shape"]) * (_itemsize(entry["dtype"]) or -1)
+        if data < 0:
             problems.append(f"{file}: dtype {entry['dtype']!r} is not one onepass writes")
             continue
         header = info.st_size - data
@@ -419,6 +432,8 @@ def _spec_of(specs: dict[str, Any], name: str) -> Any:
 def check_declared(cls: type, role: str, arrays: dict[str, np.ndarray], directory: Path) -> None:
     """Refuse arrays that are not what ``cls`` declares in ``ARRAY_SPECS``: an array it
     does not hold, one missing, a dtype, a shape, or NaN/infinities where it cannot hold them."""
+    import numpy as np
+
     specs: dict[str, Any] | None = getattr(cls, "ARRAY_SPECS", None)
     if specs is None:  # a class of no registered algorithm (a test double): nothing declared
         return

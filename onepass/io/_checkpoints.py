@@ -9,7 +9,7 @@ import shutil
 import stat
 import warnings
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from onepass import _failpoints
 from onepass.errors import (
@@ -20,7 +20,9 @@ from onepass.errors import (
     InvalidParameterError,
 )
 from onepass.io._artifact import _fsync_dir, _write_file, instantiate, read_artifact, read_manifest, write_artifact
-from onepass.state import State
+
+if TYPE_CHECKING:
+    from onepass.state import State
 
 LATEST = "LATEST"
 DEFAULT_KEEP = 3

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from onepass.errors import CheckpointCorruptError, ForeignFormatError
 from onepass.io._artifact import MANIFEST, instantiate, read_artifact, resolve, write_artifact
 from onepass.io._checkpoints import is_checkpoint_dir, load_checkpoint
-from onepass.state import Model, State
+
+if TYPE_CHECKING:
+    from onepass.state import Model, State
 
 STATE_SUBDIR = "state"
 
