@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from onepass._plotting import pyplot, save_figure
 from onepass.errors import InvalidParameterError
 
 __all__ = ["PLOTTED_TASKS", "check_plot", "plot_evaluation"]
@@ -21,17 +22,6 @@ PLOTTED_TASKS = {
 }
 
 
-def _pyplot() -> Any:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise InvalidParameterError("--plot needs matplotlib, in the 'plot' extra: pip install 'onepass[plot]'") from None
-    return plt
-
-
 def check_plot(task: str) -> None:
     """Fail before any data is read when ``--plot`` cannot be drawn: matplotlib missing,
     or nothing to draw for ``task``."""
@@ -40,13 +30,13 @@ def check_plot(task: str) -> None:
             f"--plot draws nothing for a {task} model; it draws "
             + "; ".join(f"{what} for {models}" for what, models in PLOTTED_TASKS.values())
             + (" (onepass predict --plot draws a forecaster's forecasts)" if task == "forecast" else ""))
-    _pyplot()
+    pyplot()
 
 
 def plot_evaluation(evaluation: Any, path: str | os.PathLike[str]) -> Path:
     """Draw ``evaluation`` (an :class:`~onepass.evaluation.Evaluation`) into ``path`` (PNG)."""
     check_plot(evaluation.task)
-    plt = _pyplot()
+    plt = pyplot()
     task, curves, details, m = evaluation.task, evaluation.curves, evaluation.details, evaluation.measures
     title = f"{evaluation.algorithm} on {evaluation.n_rows:,} rows of {evaluation.data}"
     if task == "binary_classifier":
@@ -124,9 +114,4 @@ def plot_evaluation(evaluation: Any, path: str | os.PathLike[str]) -> Path:
 
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return save_figure(fig, path)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from onepass._plotting import pyplot, save_figure
 from onepass.errors import InvalidParameterError
 from onepass.tune._leaderboard import Leaderboard
 
@@ -14,13 +15,7 @@ __all__ = ["plot_leaderboard"]
 
 def plot_leaderboard(board: Leaderboard, path: str | os.PathLike[str], *, title: str | None = None) -> Path:
     """Draw ``board`` into ``path`` (PNG); needs matplotlib (``pip install onepass[plot]``)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise InvalidParameterError("--plot needs matplotlib: pip install 'onepass[plot]'") from None
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
     chosen = board.chosen
     if any("history" in r for r in board):
@@ -46,9 +41,4 @@ def plot_leaderboard(board: Leaderboard, path: str | os.PathLike[str], *, title:
         ax.set_title(title or f"{board.metric} on validation ({'lower' if board.direction == 'min' else 'higher'} is better)")
     ax.set_ylabel(board.metric)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return save_figure(fig, path)

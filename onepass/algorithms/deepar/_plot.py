@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from onepass._plotting import pyplot, save_figure
 from onepass.errors import InvalidParameterError
 
 __all__ = ["plot_forecasts"]
@@ -17,13 +18,7 @@ def plot_forecasts(model: Any, rows: Any, forecasts: Sequence[dict[str, Any]], p
     """Draw up to ``n_series`` of ``rows`` (their last ``history`` points, default three
     forecast lengths) with their forecasts: the mean, and a band between each pair of
     quantiles around the median (outer pairs paler). PNG; needs matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise InvalidParameterError("--plot needs matplotlib: pip install 'onepass[plot]'") from None
+    plt = pyplot()
     n = min(n_series, len(forecasts))
     if n == 0:
         raise InvalidParameterError("no series to plot")
@@ -55,8 +50,4 @@ def plot_forecasts(model: Any, rows: Any, forecasts: Sequence[dict[str, Any]], p
             label.set_rotation(20)
     axes.ravel()[0].legend(fontsize=7, loc="upper left")
     fig.suptitle(f"DeepAR forecasts, {P} steps of {model.time_freq}", fontsize=10)
-    fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return save_figure(fig, path)
