@@ -28,8 +28,9 @@ $(STAMP): pyproject.toml $(VENV)/.python
 demo: $(DEMO_STAMP)
 	$(PY) examples/demo.py --workdir demo-output
 
+# two workers, each taking whole test files (a file's servers, clusters and data are set up once)
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 $(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
