@@ -21,26 +21,34 @@ class ReadFraction:
 
     def __init__(self, entries: list[Any], fmt: str) -> None:
         self._entries, self._format = entries, fmt
-        self._sizes: list[int | None] | None = None
+        self._sizes: list[int] | None = None
+        self._before: list[int] = []  # bytes of the files before each one
+        self._known: bool | None = None
         self._rows: dict[int, int | None] = {}
 
     def __call__(self, cursor: dict[str, Any]) -> float | None:
-        sizes = self._file_sizes()
-        if sizes is None or not isinstance(cursor.get("file"), int):
+        if not self._sizes_known() or not isinstance(cursor.get("file"), int):
             return None
-        i = cursor["file"]
-        total = sum(sizes)  # type: ignore[arg-type]
-        if not 0 <= i < len(sizes) or total <= 0:
+        sizes, i = self._sizes, cursor["file"]
+        total = self._before[-1]
+        if not 0 <= i < len(sizes) or total <= 0:  # type: ignore[arg-type]
             return None
         share = self._share_of_file(i, cursor)
         if share is None:
             return None
-        return min(1.0, (sum(sizes[:i]) + share * sizes[i]) / total)  # type: ignore[arg-type,operator]
+        return min(1.0, (self._before[i] + share * sizes[i]) / total)  # type: ignore[index]
 
-    def _file_sizes(self) -> list[int | None] | None:
-        if self._sizes is None:
-            self._sizes = [_size(e) for e in self._entries]
-        return None if any(s is None for s in self._sizes) else self._sizes
+    def _sizes_known(self) -> bool:
+        """Every file's size, looked up once (and their running sums), or False."""
+        if self._known is None:
+            sizes = [_size(e) for e in self._entries]
+            self._known = all(s is not None for s in sizes)
+            if self._known:
+                self._sizes = sizes  # type: ignore[assignment]
+                self._before = [0]
+                for s in sizes:
+                    self._before.append(self._before[-1] + s)  # type: ignore[operator]
+        return self._known
 
     def _share_of_file(self, i: int, cursor: dict[str, Any]) -> float | None:
         size = self._sizes[i]  # type: ignore[index]

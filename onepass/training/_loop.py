@@ -333,7 +333,8 @@ class InProcess:
         if names is not None and hasattr(state, "name_features"):  # e.g. the words of --vocab
             state.name_features(names)
         last: dict[str, Any] | None = None
-        fraction_read = getattr(src, "fraction_read", None)  # a bar's total, when the source knows its size
+        # a drawn bar's total, when the source knows its size (its files' sizes are looked up then)
+        fraction_read = getattr(src, "fraction_read", None) if job.bar is not None and job.bar.shown else None
         for batch in read_ahead(src):
             if spec.feature_dim is not None and batch.X.shape[1] != spec.feature_dim:
                 from onepass.algorithms._sagemaker_names import check_width

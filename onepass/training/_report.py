@@ -56,6 +56,11 @@ class Progress:
             self._bar = tqdm(total=None, initial=initial, unit=" rows", unit_scale=True,
                              file=sys.stderr, dynamic_ncols=True, desc="train")
 
+    @property
+    def shown(self) -> bool:
+        """Whether a bar is drawn (a source's share read is asked for only then)."""
+        return self._bar is not None
+
     def update(self, n: int, fraction: float | None = None, rows_read: int | None = None) -> None:
         """``n`` more rows; ``fraction`` of the source read so far this epoch, when known,
         with the ``rows_read`` from its start, gives the bar its total."""
