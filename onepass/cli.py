@@ -764,7 +764,7 @@ def predict(model_dir: str, data: tuple[str, ...], out: str, output_format: str 
             return predict_file(model, target, out, output_format=output_format, batch_size=batch_size,
                                 forecast=forecast, plot=plot, **options, **schema.source_options(label_column=label))
         except FeatureCountError as exc:
-            raise FeatureCountError(schema.explain(str(exc), label_given=label is not None)) from None
+            raise FeatureCountError(schema.explain(exc, label_given=label is not None)) from None
 
     summary = _run(run)
     where = "stdout" if out == "-" else out

@@ -46,6 +46,7 @@ __all__ = [
     "ForeignFormatError",
     "IncompatibleStateError",
     "InvalidParameterError",
+    "MissingColumnsError",
     "NotAcceptableError",
     "NotFittedError",
     "OnePassWarning",
@@ -105,6 +106,10 @@ class SourceNotFoundError(DataError):
 
 class FeatureCountError(DataError):
     """A batch has a different number of features than the state was trained on."""
+
+
+class MissingColumnsError(FeatureCountError):
+    """Data lacks columns a model was trained on (matched by name): the message names them."""
 
 
 class EmptyBodyError(DataError):

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from onepass.errors import MissingColumnsError
+
 __all__ = ["InputSchema"]
 
 
@@ -85,10 +87,11 @@ class InputSchema:
                 return None
             return self.label_index(int(batch.X.shape[1]))
 
-    def explain(self, message: str, *, label_given: bool) -> str:
-        """``message`` (a width that does not fit) with what the model was trained on and
-        the fix."""
-        if "the model was trained on" in message:  # a missing column: it says so already
+    def explain(self, error: Exception, *, label_given: bool) -> str:
+        """``error``'s message (a width that does not fit) with what the model was trained on
+        and the fix; a missing column's says it already."""
+        message = str(error)
+        if isinstance(error, MissingColumnsError):
             return message
         trained = (f"the model was trained on {self.n_features} features" if self.n_features is not None
                    else "the model was trained on other columns")

@@ -287,7 +287,7 @@ def evaluate(model: Any, data: Any, *, label_column: str | int | None = None, we
         scorer, counts = run_scorer([model], data, seed=seed, batch_size=batch_size, detailed=True, check=check,
                                     **source_options)
     except FeatureCountError as exc:
-        raise FeatureCountError(schema.explain(str(exc), label_given=label_column is not None)) from None
+        raise FeatureCountError(schema.explain(exc, label_given=label_column is not None)) from None
     report = scorer.report(0)
     shown_data = data if isinstance(data, str) else (
         ", ".join(map(str, data)) if isinstance(data, (list, tuple)) and all(isinstance(d, (str, os.PathLike)) for d in data)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from onepass.errors import FeatureCountError, InvalidParameterError
+from onepass.errors import InvalidParameterError, MissingColumnsError
 
 
 def resolve_column(spec: str | int | None, names: list[str] | None, n_cols: int,
@@ -48,7 +48,7 @@ def select_features(names: list[str] | None, default: list[int], wanted: list[st
     if missing:
         shown = ", ".join(map(repr, missing[:10])) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
         has = ", ".join(map(repr, names[:20])) + (" ..." if len(names) > 20 else "")
-        raise FeatureCountError(
+        raise MissingColumnsError(
             f"{where} lacks the column(s) {shown} the model was trained on (its columns are {has}); "
             "give data with the model's columns (their order does not matter)")
     return [names.index(c) for c in wanted]
