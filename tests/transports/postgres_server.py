@@ -23,22 +23,17 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.transports._install import apt_install, free_port, log_tail
+from tests.transports._install import ServerError, apt_install, free_port, log_tail, start_on_a_free_port
 
 __all__ = ["PostgresServer", "ServerError", "persistent_server", "postgres_server"]
 
 SERVER_USER = "postgres"
 #: durability off: a test server's data is thrown away, and fsyncs would dominate
 FAST_SETTINGS = ("fsync=off", "synchronous_commit=off", "full_page_writes=off")
-
-
-class ServerError(RuntimeError):
-    """The PostgreSQL server could not be started (or stopped)."""
 
 
 def _say(message: str) -> None:
@@ -204,18 +199,14 @@ def postgres_server(dbname: str = "onepass") -> Iterator[PostgresServer]:
     server = None
     try:
         _own(folder, run_as)
-        for attempt in range(3):  # the free port may be taken between finding and binding it
-            server = PostgresServer(bin_dir, folder, free_port(), dbname=dbname, run_as=run_as)
-            if attempt == 0:
-                server.init()
-            try:
-                server.start()
-                break
-            except ServerError:
-                if attempt == 2:
-                    raise
-                time.sleep(0.2)
-        assert server is not None
+
+        def make(port: int, attempt: int) -> PostgresServer:
+            made = PostgresServer(bin_dir, folder, port, dbname=dbname, run_as=run_as)
+            if attempt == 0:  # one data folder, whichever port serves it
+                made.init()
+            return made
+
+        server = start_on_a_free_port(make, _say)
         with server.connect(dbname="postgres") as conn:
             conn.execute(f'CREATE DATABASE "{dbname}"')
         yield server

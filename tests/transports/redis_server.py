@@ -28,15 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.transports._install import apt_install, free_port, log_tail
+from tests.transports._install import ServerError, apt_install, log_tail, start_on_a_free_port
 
 __all__ = ["RedisServer", "ServerError", "fill_stream", "redis_server"]
 
 START_SECONDS = 30.0
-
-
-class ServerError(RuntimeError):
-    """The Redis server could not be started (or stopped)."""
 
 
 def _say(message: str) -> None:
@@ -142,16 +138,7 @@ def redis_server() -> Iterator[RedisServer]:
     folder = Path(tempfile.mkdtemp(prefix="onepass-redis-"))
     server = None
     try:
-        for attempt in range(3):  # a free port may be taken between choosing it and binding it
-            server = RedisServer(binary, folder, free_port())
-            try:
-                server.start()
-                break
-            except ServerError:
-                if attempt == 2:
-                    raise
-                _say(f"start on port {server.port} failed, trying another port{server.log_tail(5)}")
-        assert server is not None
+        server = start_on_a_free_port(lambda port, _: RedisServer(binary, folder, port), _say)
         yield server
     finally:
         if server is not None:
