@@ -12,7 +12,7 @@ import importlib
 from benchmarks._registry import Family
 
 # Order here is the order of the report.
-FAMILIES: tuple[str, ...] = ("kmeans", "memory", "csv", "recordio", "redis", "postgresql", "pca", "tune", "linear", "fm", "ntm", "deepar", "serve", "distributed")
+FAMILIES: tuple[str, ...] = ("startup", "kmeans", "memory", "csv", "recordio", "redis", "postgresql", "pca", "tune", "linear", "fm", "ntm", "deepar", "serve", "distributed")
 HELPERS: tuple[str, ...] = ("data", "machine")
 
 
