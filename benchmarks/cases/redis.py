@@ -102,7 +102,8 @@ def _send(sock: socket.socket, commands: bytes, n: int) -> None:
 
 def _start(folder: Path, rdb: Path | None = None):
     """A redis-server on a free port with its files in ``folder`` (loading ``rdb``)."""
-    from tests.transports.redis_server import RedisServer, find_binary, free_port
+    from tests.transports._install import free_port
+    from tests.transports.redis_server import RedisServer, find_binary
 
     if rdb is not None:
         os.link(rdb, folder / "dump.rdb")  # read at start, never written: the server is killed after
