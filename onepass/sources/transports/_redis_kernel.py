@@ -25,7 +25,7 @@ import numpy as np
 
 from onepass.sources._decimal_kernel import POW10, decimal
 
-__all__ = ["ID_WIDTH", "MODES", "decode"]
+__all__ = ["ID_WIDTH", "MODES", "decode", "last_id"]
 
 #: the longest entry ID: two 64-bit numbers in decimal and a dash
 ID_WIDTH = 41
@@ -157,3 +157,32 @@ def decode(data: bytes, first: int, n: int, mode: str, n_cols: int, names: list[
     if end != len(buf):
         return None
     return ids.view(f"S{ID_WIDTH}").ravel(), values, problem, starts
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _last_id(buf, i, n_entries):  # pragma: no cover - compiled
+    """(start, end) of the last of ``n_entries`` entries' ID from ``i``, walking the
+    entries by their declared lengths (nothing parsed); (-1, -1) when they do not fit."""
+    s, e = -1, -1
+    for _ in range(n_entries):
+        two, i = _header(buf, i, _STAR)
+        if two != 2:
+            return -1, -1
+        s, e, i = _bulk(buf, i)
+        if e < 0:
+            return -1, -1
+        m, i = _header(buf, i, _STAR)
+        if m < 0:
+            return -1, -1
+        for _ in range(m):
+            _, fe, i = _bulk(buf, i)
+            if fe < 0:
+                return -1, -1
+    return s, e
+
+
+def last_id(data: bytes, first: int, n: int) -> bytes | None:
+    """The ID of the last of the ``n`` entries of ``data`` starting at ``first`` (a reply
+    walked, not decoded: ~1/20 of :func:`decode`'s time), or None when they do not fit."""
+    s, e = _last_id(np.frombuffer(data, dtype=np.uint8), first, n)
+    return None if e < 0 else data[s:e]

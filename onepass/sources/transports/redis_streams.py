@@ -160,7 +160,8 @@ DEFAULT_GROUP = "onepass"
 #: a consumer's takeovers in a run are claimed into consumers named CONSUMER~claimed-K
 CLAIMED = "~claimed-"
 #: query keys of the URI read here (the rest go to redis-py)
-URI_KEYS = ("stream", "group", "consumer", "field", "poll_seconds", "claim_idle_seconds", "retry_seconds")
+URI_KEYS = ("stream", "group", "consumer", "field", "exclusive", "poll_seconds", "claim_idle_seconds",
+            "retry_seconds")
 SECONDS = ("poll_seconds", "claim_idle_seconds", "retry_seconds")
 FORMATS = ("fields", "csv", "jsonl")
 ROW_FIELDS = (b"data",)  # the field holding a csv/jsonl row when an entry has several
@@ -438,6 +439,59 @@ class _Segment:
     finished: bool = False
 
 
+# The exclusive reader's hold on its group (KEYS: the stream, the hold; ARGV: group,
+# consumer, milliseconds). Taken when free or already this consumer's (a resumed run), and
+# only when the group holds no pending entry (those are group readers' in flight, which an
+# exclusive reader would not read); the group is created at the stream's start if missing.
+# Returns {1, group's last delivered ID} or {0, holder} or {-1, pending entries}.
+_TAKE = """
+local holder = redis.call('GET', KEYS[2])
+if holder and holder ~= ARGV[2] then return {0, holder} end
+local found = false
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+    local info = {}
+    for i = 1, #g, 2 do info[g[i]] = g[i + 1] end
+    if info['name'] == ARGV[1] then
+      if info['pending'] > 0 then return {-1, info['pending']} end
+      found = info['last-delivered-id']
+    end
+  end
+end
+if not found then
+  redis.call('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
+  found = '0-0'
+end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+return {1, found}
+"""
+
+# The exclusive reader's heartbeat: its hold renewed (taken again when it lapsed, as after
+# a server restarted without its data), 0 when another reader holds it.
+_RENEW = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+# The exclusive reader's acknowledgement: the group's last delivered ID moved to the
+# committed cursor's (XGROUP SETID), while this reader holds the group; 0 when it does not.
+_SET_POSITION = """
+local holder = redis.call('GET', KEYS[2])
+if holder and holder ~= ARGV[2] then return 0 end
+redis.call('XGROUP', 'SETID', KEYS[1], ARGV[1], ARGV[3])
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[4])
+return 1
+"""
+
+# Release the hold when it is this reader's.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
 class RedisStreams(RecordTransport):
     """A Redis stream read through a consumer group, exactly once across kills.
 
@@ -501,6 +555,10 @@ class RedisStreams(RecordTransport):
         self.claim_idle_seconds = settings["claim_idle_seconds"]
         self.retry_seconds = settings["retry_seconds"]
         self.row_field: bytes | None = given["field"].encode() if given.get("field") else None
+        flag = given.get("exclusive", "0").lower()
+        if flag not in ("0", "1", "true", "false", "yes", "no", ""):
+            raise InvalidParameterError(f"exclusive={given['exclusive']!r} in {self._safe(parts)} must be 1 or 0")
+        self.exclusive: bool = flag in ("1", "true", "yes")
         if self.row_field is not None and self.format == "fields":
             raise InvalidParameterError("field= names the field holding a row, for format 'csv' or 'jsonl'; with "
                                         "each field a column (the default format) there is none")
@@ -514,6 +572,8 @@ class RedisStreams(RecordTransport):
         self._name = f"{self._safe(parts)}?stream={quote(self.stream_name, safe='')}"
         self._url = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
         self._marks = f"onepass:{self.stream_name}:{self.group}:committed"
+        self._hold = f"onepass:{self.stream_name}:{self.group}:exclusive"
+        self._hold_lost: str | None = None  # who holds it when this exclusive reader found it taken
         self._pool: Any = None
         self._client: Any = None
         self._wire: _Wire | None = None
@@ -547,6 +607,8 @@ class RedisStreams(RecordTransport):
         token = bytes(end).split(b" ")
         out: dict[str, Any] = {"stream": self.stream_name, "group": self.group, "consumer": self.consumer,
                                "id": token[0].decode()}
+        if self.exclusive:
+            out["exclusive"] = True
         n_done = int(token[1]) if len(token) > 1 else 0
         claims = {s.name: s.pos.decode() for i, s in enumerate(self._segments[:n_done]) if i not in self._retired}
         if len(token) > 2:
@@ -573,6 +635,11 @@ class RedisStreams(RecordTransport):
         if cursor.get("format", self.format) != self.format:
             raise InvalidParameterError(f"the checkpoint's cursor read entries as {cursor.get('format')!r}, this run "
                                         f"as {self.format!r}; resume with the same format")
+        if bool(cursor.get("exclusive")) != self.exclusive:
+            was, now = (("an exclusive reader (?exclusive=1)", "a consumer of the group") if cursor.get("exclusive")
+                        else ("a consumer of the group", "an exclusive reader (?exclusive=1)"))
+            raise InvalidParameterError(f"the checkpoint was written by {was}, this run is {now}: resume the way it "
+                                        "was read (or start a new --checkpoint-dir)")
         consumer = str(cursor["consumer"])
         if self._explicit_consumer is not None and self._explicit_consumer != consumer:
             raise InvalidParameterError(
@@ -594,6 +661,9 @@ class RedisStreams(RecordTransport):
         consumer given with ``consumer=``, else this host and process), which split the
         stream's entries between them as they read (``>``)."""
         probe = cls(uri, Options(), stream, format)
+        if probe.exclusive and workers > 1:
+            raise InvalidParameterError(f"{probe.name}: an exclusive reader (?exclusive=1) is one process; with "
+                                        f"{workers} workers, read through the consumer group (leave exclusive out)")
         if "consumer" in dict(parse_qsl(urlsplit(uri).query)):
             raise InvalidParameterError("with workers, give the consumers' name with consumer= (--consumer), not in "
                                         "the URI: each worker reads as that name and -w1, -w2...")
@@ -678,7 +748,9 @@ class RedisStreams(RecordTransport):
         if self._client is None:
             return
         try:
-            if self._has_read:
+            if self._has_read and self.exclusive:
+                self._call("EVAL", _RELEASE, 1, self._hold, self.consumer)
+            elif self._has_read:
                 for name in [self.consumer] + [s.name for s in self._segments]:
                     self._delete_if_empty(name)
         except (redis.RedisError, OSError, _Lost):  # a server gone at close loses nothing
@@ -695,6 +767,9 @@ class RedisStreams(RecordTransport):
         """Record the cursor's IDs as this consumer's committed marks, then acknowledge its
         pending entries up to them (and those of its takeovers up to theirs)."""
         if cursor.get("stream") != self.stream_name or cursor.get("group") != self.group:
+            return
+        if self.exclusive:
+            self._retrying("recording the group's position", lambda: self._set_position(cursor), self._ack_outage)
             return
         targets = {str(cursor["consumer"]): str(cursor["id"]), **{str(k): str(v) for k, v in
                                                                    (cursor.get("claims") or {}).items()}}
@@ -732,6 +807,9 @@ class RedisStreams(RecordTransport):
             if start.get("columns") is not None:
                 self._set_layout(start["columns"])
         self._has_read = True
+        if self.exclusive:
+            yield from self._read_exclusive(start)
+            return
         outage = self._read_outage
         end = None if self.stream.follow else self._retrying("reading the stream's last entry", self._begin_end,
                                                              outage)
@@ -766,8 +844,125 @@ class RedisStreams(RecordTransport):
             self._close_wire()
 
     def heartbeat(self) -> None:
-        """Show the group this consumer is alive (see ``_HEARTBEAT``)."""
+        """Show the group this consumer is alive (see ``_HEARTBEAT``); an exclusive reader
+        renews its hold (see ``_RENEW``)."""
+        if self.exclusive:
+            if not int(self._call("EVAL", _RENEW, 1, self._hold, self.consumer, self._hold_ms)):
+                self._hold_lost = (self._call("GET", self._hold) or b"?").decode(errors="replace")
+            return
         self._call("EVAL", _HEARTBEAT, 1, self.stream_name, self.group, self.consumer)
+
+    # -- the exclusive reader --------------------------------------------------------------
+    @property
+    def _hold_ms(self) -> int:
+        return max(1000, int(self.claim_idle_seconds * 1000))
+
+    def _held_by_other(self, holder: str) -> DataError:
+        return DataError(
+            f"{self.name}: group {self.group!r} is read by the exclusive reader {holder!r} (?exclusive=1), which "
+            f"holds it until {self.claim_idle_seconds:g} s (claim_idle_seconds) after its last sign of life; resume "
+            "that reader (--resume, or consumer= its name), or wait for its hold to lapse")
+
+    def _take(self, start: dict | None) -> None:
+        """Hold the group for this reader alone; where its reading begins: after the
+        cursor's ID, else after the group's last delivered ID (the last committed)."""
+        status, value = self._call("EVAL", _TAKE, 2, self.stream_name, self._hold, self.group, self.consumer,
+                                   self._hold_ms)
+        if int(status) == 0:
+            raise self._held_by_other(value.decode(errors="replace"))
+        if int(status) < 0:
+            raise DataError(
+                f"{self.name}: group {self.group!r} holds {int(value)} pending entries, delivered to consumers reading "
+                "through it and not acknowledged yet; an exclusive reader (?exclusive=1) reads after the group's "
+                "position and would never read them: let those consumers finish (or resume them), or read with "
+                "another group")
+        self._main_pos = start["id"].encode() if start is not None else bytes(value)
+
+    def _set_position(self, cursor: dict) -> None:
+        if not int(self._call("EVAL", _SET_POSITION, 2, self.stream_name, self._hold, self.group,
+                              str(cursor["consumer"]), str(cursor["id"]), self._hold_ms)):
+            holder = (self._call("GET", self._hold) or b"?").decode(errors="replace")
+            raise DataError(f"{self.name}: this exclusive reader's hold on group {self.group!r} was taken by "
+                            f"{holder!r} (this process was silent for over claim_idle_seconds="
+                            f"{self.claim_idle_seconds:g}); the checkpoint is committed but the group's position was "
+                            "not moved: stop one of the two readers")
+
+    def _read_exclusive(self, start: dict | None) -> Iterator[Chunk]:
+        """Entries after the cursor's ID (or the group's position), with ``XREAD``: no
+        pending list; the checkpoint's cursor alone says what is counted (see Exclusive)."""
+        outage = self._read_outage
+        end = None if self.stream.follow else self._retrying("reading the stream's last entry", self._begin_end,
+                                                             outage)
+        self._retrying("taking the group for this reader", lambda: self._take(start), outage)
+        beat = _Heartbeat(self, max(self.claim_idle_seconds / 4, 0.05))
+        beat.start()
+        try:
+            while True:
+                try:
+                    yield from self._exclusive_new(end)
+                    return
+                except _ServerReplyError as e:
+                    raise DataError(f"{self.name}: the server refused to read the stream: {e}") from None
+                except Exception as e:  # noqa: BLE001 - connection errors only
+                    if not _is_lost(e):
+                        raise
+                    self._backoff("reading entries", e, outage)
+                    if self.stopped:
+                        return
+        finally:
+            beat.halt()
+            self._close_wire()
+
+    def _exclusive_new(self, end: bytes | None) -> Iterator[Chunk]:
+        """Entries after ``self._main_pos`` up to ``end`` (None: until stopped). Each read
+        starts after the last ID of the one before, so there is one in flight: once a full
+        reply has arrived, its last ID is found by walking it (~1/20 of decoding it) and the
+        next read asked for before it is decoded, so the server reads while this decodes."""
+        from onepass.sources.transports._redis_kernel import last_id
+
+        wire = self._open_wire()
+        count = self.options.batch_size
+        follow = end is None
+        last_end = None if end is None else _id(end)
+        if last_end is not None and (last_end == (0, 0) or _id(self._main_pos) >= last_end):
+            return
+        block = ("BLOCK", max(1, int(self.poll_seconds * 1000))) if follow else ()
+
+        def ask(after: bytes, wait: bool) -> None:
+            wire.send(_command("XREAD", "COUNT", count, *(block if wait else ()), "STREAMS", self.stream_name, after))
+
+        ask(self._main_pos, False)
+        while True:
+            if self._hold_lost is not None:
+                raise self._held_by_other(self._hold_lost)
+            data = wire.receive()
+            head = _reply_start(data)
+            asked = False
+            if head is not None and head[1] == count and not self.stopped:
+                ahead = last_id(data, *head)
+                if ahead is not None and (last_end is None or _id(ahead) < last_end):
+                    ask(ahead, False)
+                    asked = True
+            entries = self._entries(data, head)
+            full = len(entries) == count
+            done = False
+            if last_end is not None and len(entries) and _id(entries.ids[-1]) >= last_end:
+                keep = sum(1 for x in entries.ids if _id(x) <= last_end)
+                entries, done = entries.cut(keep), True
+            elif last_end is not None and not full:
+                done = True
+            pos = entries.ids[-1] if len(entries) else self._main_pos
+            if not asked and not done and not self.stopped:
+                ask(pos, follow and not full)
+            if len(entries):
+                chunk = self._chunk(entries, None)
+                self._main_pos = pos
+                if chunk is not None:
+                    yield chunk
+            if follow and not full:
+                yield caught_up()
+            if done or self.stopped:
+                return
 
     @property
     def _claim_every(self) -> float:
@@ -796,6 +991,9 @@ class RedisStreams(RecordTransport):
         resumes from the driver's), and the entries it counts stay pending until
         :meth:`acknowledge` is given a committed cursor past them."""
         self._ensure_group()
+        holder = self._call("GET", self._hold)
+        if holder is not None:
+            raise self._held_by_other(holder.decode(errors="replace"))
         self._main_pos = ZERO if start is None else start["id"].encode()
         claims = {} if start is None else start["claims"]
         if start is None:
