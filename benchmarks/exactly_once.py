@@ -3,11 +3,13 @@ instants and resumed, against one unkilled run on the same records.
 
     python -m benchmarks.exactly_once postgresql --rows 1000000 --kills 20
     python -m benchmarks.exactly_once redis --rows 1000000 --kills 20
+    python -m benchmarks.exactly_once redis --rows 1000000 --kills 20 --exclusive
 
 PostgreSQL: a table of ``--rows`` rows (d=20, an ``id`` key), read with ``--key-column id``.
 Redis: a stream that a producer thread fills while the consumer runs (``--rows`` entries in
 all, added in bursts of 10,000 as fast as Redis takes them), read by one consumer of a
-group; the unkilled run reads the same entries afterwards in a second group. Both train
+group (``--exclusive``: by an exclusive reader, ``?exclusive=1``); the unkilled run reads
+the same entries afterwards through a second group. Both train
 K-Means (k=10; Redis: PCA's exact sums, which do not depend on where batches are cut, as
 a stream's runs cut them where the entries ended when each started), checkpointing every
 ``--every`` rows; the kills land at random instants
@@ -131,14 +133,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--every", type=int, default=50_000, help="rows between checkpoints")
     parser.add_argument("--batch-size", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--exclusive", action="store_true", help="Redis: the killed job reads with ?exclusive=1")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     with tempfile.TemporaryDirectory(prefix="onepass-once-") as tmp:
-        run = {"postgresql": postgresql, "redis": redis}[args.transport]
-        run(args.rows, args.kills, args.every, args.batch_size, Path(tmp), rng)
+        if args.transport == "redis":
+            redis(args.rows, args.kills, args.every, args.batch_size, Path(tmp), rng, exclusive=args.exclusive)
+        else:
+            postgresql(args.rows, args.kills, args.every, args.batch_size, Path(tmp), rng)
 
 
-def redis(n: int, kills: int, every: int, batch: int, folder: Path, rng: np.random.Generator) -> None:
+def redis(n: int, kills: int, every: int, batch: int, folder: Path, rng: np.random.Generator,
+          exclusive: bool = False) -> None:
     from tests.transports.redis_server import redis_server
 
     X = _blobs(n)
@@ -161,14 +167,15 @@ def redis(n: int, kills: int, every: int, batch: int, folder: Path, rng: np.rand
                 filling.clear()
 
         producer = threading.Thread(target=produce)
+        killed_uri = server.uri + ("?exclusive=1" if exclusive else "")
         extra = ["--stream", "points", "--format", "csv"]
         started = time.perf_counter()
         producer.start()
-        landed, runs = _kill_and_resume(_train(server.uri, folder / "killed", every, batch,
+        landed, runs = _kill_and_resume(_train(killed_uri, folder / "killed", every, batch,
                                                [*extra, "--group", "killed"], PCA_EXACT),
                                         folder / "killed" / "ckpt", kills, n, rng, busy=filling)
         producer.join()
-        _kill_and_resume(_train(server.uri, folder / "killed", every, batch, [*extra, "--group", "killed"], PCA_EXACT),
+        _kill_and_resume(_train(killed_uri, folder / "killed", every, batch, [*extra, "--group", "killed"], PCA_EXACT),
                          folder / "killed" / "ckpt", 0, n, rng)  # what came after the last run started
         seconds = time.perf_counter() - started
         pending = int(client.xpending("points", "killed")["pending"])
@@ -177,7 +184,7 @@ def redis(n: int, kills: int, every: int, batch: int, folder: Path, rng: np.rand
                                capture_output=True, text=True)
         assert clean.returncode == 0, clean.stderr
     rows, worst = _compare(folder / "killed", folder / "clean")
-    print(json.dumps({"transport": "redis", "entries_produced": n, "kills_landed": landed, "runs": runs,
+    print(json.dumps({"transport": "redis", "exclusive": exclusive, "entries_produced": n, "kills_landed": landed, "runs": runs,
                       "rows_counted": rows, "exactly_once": rows == n, "pending_at_end": pending,
                       "largest_state_difference": worst, "killed_job_seconds": round(seconds, 1)}))
 

@@ -11,7 +11,10 @@ Throughput: ``onepass.train("kmeans", k=10, batch_size=4096)`` on the stream (a 
 consumer group each time, no checkpoints: the entries are acknowledged at the end, timed),
 1M entries (``--quick`` 100k), next to the same call on the Parquet file; the server's own
 CPU time per entry (``INFO cpu``) and the consumer's are shown too: redis-server shares the
-2 cores with the consumer. The target: >= 300k rows/s.
+2 cores with the consumer. Each layout read twice: through the consumer group (every entry
+in the server's pending lists until acknowledged: what lets several workers split a stream)
+and by an exclusive reader (``?exclusive=1``: ``XREAD`` after the checkpoint's ID, nothing
+pending, for a stream read by one job). The target: >= 300k rows/s.
 
 Memory: peak RSS of the consumer process (the server is another process) training on
 the fields stream at 500k and 5M entries (``--quick``: 100k and 500k); the target, as
@@ -158,6 +161,8 @@ def train(p: dict) -> dict:
             return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
         uri = f"{server.uri}?stream={STREAM.decode()}&group=bench&consumer=c"
+        if p.get("exclusive"):
+            uri += "&exclusive=1"
         cpu0 = server_cpu()
         with Meter() as m:
             res = run("kmeans", data=uri, format=FORMATS[p["format"]], params={"n_clusters": K},
@@ -204,6 +209,10 @@ def _rate_tasks(cfg: Config) -> dict[str, Task]:
     return {
         "fields": Task("redis.train", {**base, "format": "fields"}, "Redis stream, a field per column (x0..x19)"),
         "csv": Task("redis.train", {**base, "format": "csv"}, "Redis stream, one field holding a CSV row"),
+        "fields-exclusive": Task("redis.train", {**base, "format": "fields", "exclusive": True},
+                                 "Redis stream, a field per column, exclusive reader"),
+        "csv-exclusive": Task("redis.train", {**base, "format": "csv", "exclusive": True},
+                              "Redis stream, one CSV field, exclusive reader"),
         "parquet": Task("redis.parquet", base, "local Parquet file (row groups of 100k)"),
     }
 
@@ -237,7 +246,7 @@ def render(cfg: Config, results: dict[str, Result]) -> list[Table]:
                      "" if server is None else f"{server:.2f}", *load_cells(r)])
     summary = []
     parquet = rates["parquet"][1]
-    for key in ("fields", "csv"):
+    for key in ("fields", "csv", "fields-exclusive", "csv-exclusive"):
         r = rates[key][1]
         if r.problem:
             continue
@@ -272,7 +281,10 @@ def render(cfg: Config, results: dict[str, Result]) -> list[Table]:
                      "CPU times are less moved by a busy machine than rows/s: 300k rows/s on 2 cores needs "
                      "client + server <= ~6.6 us, and the server (one thread) <= 3.3.",
                      "No checkpoints: the run acknowledges every entry at its end (timed; on the server, the "
-                     "group, whose only consumer holds everything, recreated where it was)."]),
+                     "group, whose only consumer holds everything, recreated where it was). 'exclusive reader': "
+                     "?exclusive=1, XREAD after the checkpoint's ID, no pending list (the group's position moved "
+                     "at each commit): a stream read by one job; through the group, each entry delivered is "
+                     "also inserted in two pending lists on the server (what lets workers split a stream)."]),
         Table("Redis Streams: peak RSS of the consumer", ["case", "rows/s", "peak MB (base MB)",
                                                           "end RSS anon MB"], memory),
         Table("Redis Streams: onepass vs targets", ["measure", "measured", "target", "met"], summary),

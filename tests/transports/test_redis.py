@@ -416,24 +416,18 @@ class Producer(threading.Thread):
             time.sleep(self.pause)
 
 
-def test_sigkilled_consumer_counts_every_entry_once(server: RedisServer, tmp_path: Path) -> None:
-    """A follower killed 22 times at random instants while a producer adds entries, then a
-    run to the end: every entry counted once, the same statistics as a run never killed.
-
-    PCA (exact) on the bits of each entry's number: its state's sums and ``X'X`` are exact
-    whatever the batches (a follower trains on a short batch whenever it catches up, so
-    the batches of the killed runs are not those of the unkilled one)."""
-    stream, ck = "kill", tmp_path / "ck"
-    common = ["pca", "--n-components", "2", "--mode", "exact", "--data", server.uri, "--stream", stream, "--seed", "7",
-              "--batch-size", str(BATCH), "--quiet"]
-    killed = [*common, "--group", "g", "--consumer", "c", "--checkpoint-dir", str(ck), "--checkpoint-every-rows",
-              "1000", "--resume"]
+def kill_follower_while_producing(server: RedisServer, stream: str, killed: list[str], ck: Path, kills: int,
+                                  seed: int, min_progress: int) -> int:
+    """Start ``train *killed --follow`` and SIGKILL it ``kills`` times while a producer adds
+    entries (bits): one kill in four during start-up, the others at a random instant after
+    a new checkpoint; at least ``min_progress`` runs must have checkpointed more. Returns
+    the entries produced."""
     producer = Producer(server, stream, make=bits)
     producer.start()
-    rng = random.Random(19)
+    rng = random.Random(seed)
     progress = [0]
     try:
-        for k in range(22):
+        for k in range(kills):
             proc = start_train(*killed, "--follow")
             if k % 4 == 3:  # during start-up: imports, connecting, resuming
                 time.sleep(rng.uniform(0.05, 1.0))
@@ -447,8 +441,23 @@ def test_sigkilled_consumer_counts_every_entry_once(server: RedisServer, tmp_pat
     finally:
         producer.halt.set()
         producer.join()
-    assert sum(b > a for a, b in zip(progress, progress[1:], strict=False)) >= 15, progress  # most kills while reading
-    n = producer.n
+    assert sum(b > a for a, b in zip(progress, progress[1:], strict=False)) >= min_progress, progress
+    return producer.n
+
+
+def test_sigkilled_consumer_counts_every_entry_once(server: RedisServer, tmp_path: Path) -> None:
+    """A follower killed 22 times at random instants while a producer adds entries, then a
+    run to the end: every entry counted once, the same statistics as a run never killed.
+
+    PCA (exact) on the bits of each entry's number: its state's sums and ``X'X`` are exact
+    whatever the batches (a follower trains on a short batch whenever it catches up, so
+    the batches of the killed runs are not those of the unkilled one)."""
+    stream, ck = "kill", tmp_path / "ck"
+    common = ["pca", "--n-components", "2", "--mode", "exact", "--data", server.uri, "--stream", stream, "--seed", "7",
+              "--batch-size", str(BATCH), "--quiet"]
+    killed = [*common, "--group", "g", "--consumer", "c", "--checkpoint-dir", str(ck), "--checkpoint-every-rows",
+              "1000", "--resume"]
+    n = kill_follower_while_producing(server, stream, killed, ck, kills=22, seed=19, min_progress=15)
     done = train(*killed)
     assert done.returncode == 0, done.stderr
     assert n_pending(server, stream, "g") == 0
@@ -554,12 +563,13 @@ def test_follow_trains_on_new_entries_until_sigterm(server: RedisServer, tmp_pat
 
 
 # -- the server away -------------------------------------------------------------------
-def test_server_restarted_mid_run_loses_nothing(own_server: RedisServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize("exclusive", [False, True])
+def test_server_restarted_mid_run_loses_nothing(own_server: RedisServer, tmp_path: Path, exclusive: bool) -> None:
     """Stopped twice while a follower reads and a producer writes: each time the follower
     retries (each outage within retry_seconds, the two together longer), then goes on."""
-    args = ["kmeans", "--data", own_server.uri + "?poll_seconds=0.2&retry_seconds=4", "--stream", "restart",
-            "--consumer", "r", "--n-clusters", "2", "--batch-size", str(BATCH), "--checkpoint-dir",
-            str(tmp_path / "ck"), "--checkpoint-every-rows", "1000", "--resume", "--quiet"]
+    args = ["kmeans", "--data", own_server.uri + "?poll_seconds=0.2&retry_seconds=4" + "&exclusive=1" * exclusive,
+            "--stream", "restart", "--consumer", "r", "--n-clusters", "2", "--batch-size", str(BATCH),
+            "--checkpoint-dir", str(tmp_path / "ck"), "--checkpoint-every-rows", "1000", "--resume", "--quiet"]
     own_server.client().xgroup_create("restart", "onepass", id="0", mkstream=True)
     producer = Producer(own_server, "restart")
     producer.start()
@@ -579,11 +589,16 @@ def test_server_restarted_mid_run_loses_nothing(own_server: RedisServer, tmp_pat
     finally:
         producer.halt.set()
         producer.join()
-    wait_for("every entry delivered", lambda: is_delivered(own_server, "restart", "onepass"))
+    if not exclusive:  # an exclusive reader's position moves at each committed checkpoint, not as it reads
+        wait_for("every entry delivered", lambda: is_delivered(own_server, "restart", "onepass"))
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0, proc.stderr.read()
     log = proc.stderr.read()
     assert "unreachable" in log and "retry in" in log
+    if exclusive:  # the rest, read to the end
+        done = train(*args)
+        assert done.returncode == 0, done.stderr
+        assert is_delivered(own_server, "restart", "onepass")
     assert rows_checkpointed(tmp_path / "ck") == producer.n
     assert n_pending(own_server, "restart", "onepass") == 0
 
@@ -622,3 +637,65 @@ def test_numbers_are_read_as_strictly_as_from_files(server: RedisServer) -> None
     X, _, _, src = read_all(server.uri + "?stream=strict&group=g", on_bad_record="skip")
     np.testing.assert_array_equal(X, good.astype(np.float32))
     assert src.n_skipped == 2
+
+
+# -- the exclusive reader ----------------------------------------------------------------
+def test_exclusive_reader_holds_the_group_and_moves_it_on_commit(server: RedisServer, tmp_path: Path) -> None:
+    """``?exclusive=1``: XREAD after the group's position, nothing pending; the group's
+    position moves only when a checkpoint is acknowledged; while one reader holds the group,
+    another exclusive reader and the group's own consumers are refused, and an exclusive
+    reader is refused where the group has pending entries (it would never read them)."""
+    from onepass.sources.transports import StreamOptions
+    from onepass.sources.transports.redis_streams import RedisStreams
+
+    stream, r = "excl", server.client()
+    fill_stream(server, stream, rows(0, 3000))
+    uri = f"{server.uri}?stream={stream}&group=g&consumer=a&exclusive=1"
+    X, _, cursors, src = read_all(uri, batch_size=256)
+    np.testing.assert_array_equal(X[:, 0], np.arange(3000))
+    assert cursors[-1]["exclusive"] is True and n_pending(server, stream, "g") == 0
+    group = {g["name"]: g for g in r.xinfo_groups(stream)}[b"g"]
+    assert group["last-delivered-id"] == b"0-0"  # read, but no checkpoint acknowledged
+    src.transport.acknowledge(cursors[4])
+    group = {g["name"]: g for g in r.xinfo_groups(stream)}[b"g"]
+    assert group["last-delivered-id"].decode() == cursors[4]["id"]
+    X2, _, _, _ = read_all(uri, batch_size=256)  # a new run starts after the committed position
+    np.testing.assert_array_equal(X2[:, 0], np.arange(5 * 256, 3000))
+    assert r.get(f"onepass:{stream}:g:exclusive") is None  # released at close
+
+    r.set(f"onepass:{stream}:g:exclusive", "b", px=30_000)  # reader b holds the group
+    for other in (f"{server.uri}?stream={stream}&group=g&consumer=c", uri):
+        with pytest.raises(DataError, match="exclusive reader 'b'"):
+            read_all(other)
+    r.delete(f"onepass:{stream}:g:exclusive")
+    X3, _, _, _ = read_all(f"{server.uri}?stream={stream}&group=g2&consumer=c", batch_size=1000)  # leaves 3000 pending
+    assert len(X3) == 3000 and n_pending(server, stream, "g2") == 3000
+    with pytest.raises(DataError, match="3000 pending entries"):
+        read_all(f"{server.uri}?stream={stream}&group=g2&consumer=a&exclusive=1")
+    with pytest.raises(InvalidParameterError, match="exclusive reader"):
+        src.transport.start_of({**cursors[-1], "exclusive": False})
+    with pytest.raises(InvalidParameterError, match="one process"):
+        RedisStreams.plan_shards(f"{server.uri}?stream={stream}&exclusive=1", StreamOptions(), None, 2)
+    with pytest.raises(InvalidParameterError, match="exclusive="):
+        read_all(f"{server.uri}?stream={stream}&exclusive=maybe")
+
+
+def test_exclusive_reader_killed_counts_every_entry_once(server: RedisServer, tmp_path: Path) -> None:
+    """An exclusive follower SIGKILLed 10 times at random instants while a producer adds
+    entries, then a run to the end: every entry counted once (PCA exact's sums equal a
+    run never killed, read through a group), nothing pending, the group at the end."""
+    stream, ck = "excl-kill", tmp_path / "ck"
+    common = ["pca", "--n-components", "2", "--mode", "exact", "--stream", stream, "--seed", "7",
+              "--batch-size", str(BATCH), "--quiet"]
+    killed = [*common, "--data", f"{server.uri}?exclusive=1", "--group", "g", "--consumer", "c", "--checkpoint-dir",
+              str(ck), "--checkpoint-every-rows", "1000", "--resume"]
+    n = kill_follower_while_producing(server, stream, killed, ck, kills=10, seed=23, min_progress=6)
+    done = train(*killed)
+    assert done.returncode == 0, done.stderr
+    assert n_pending(server, stream, "g") == 0 and is_delivered(server, stream, "g")
+    assert load_checkpoint(ck)[1]["cursor"].get("exclusive") is True, "read through the group, not exclusively"
+    done = train(*common, "--data", server.uri, "--group", "reference", "--checkpoint-dir",
+                 str(tmp_path / "reference"))
+    assert done.returncode == 0, done.stderr
+    assert_counted_once([ck], n)
+    assert_counted_once([tmp_path / "reference"], n)

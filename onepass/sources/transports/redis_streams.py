@@ -3,8 +3,9 @@
 The URI
 -------
 ``redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?stream=NAME&group=GROUP&consumer=NAME&...]``
-(``rediss://`` for TLS). The query string may hold ``stream``, ``group``, ``consumer`` and
-``field`` (which field of an entry holds a ``csv``/``jsonl`` row), and the seconds
+(``rediss://`` for TLS). The query string may hold ``stream``, ``group``, ``consumer``,
+``field`` (which field of an entry holds a ``csv``/``jsonl`` row), ``exclusive=1`` (see
+The exclusive reader), and the seconds
 ``poll_seconds``, ``claim_idle_seconds`` and ``retry_seconds`` of
 :class:`~onepass.sources.transports.StreamOptions`; any other key goes to redis-py
 (``socket_timeout``, ``ssl_cert_reqs``...). A setting given both in the URI and as an option
@@ -80,6 +81,28 @@ Workers
 :meth:`RedisStreams.plan_shards` gives each Ray worker a consumer of the group
 (``CONSUMER-w1``, ``-w2``...): they split the entries as they read, each with its own
 cursor in the job's checkpoint.
+
+The exclusive reader
+--------------------
+With ``?exclusive=1`` one process reads the stream for the group alone, with ``XREAD``,
+and nothing is ever pending: through the group, the server inserts each entry delivered in
+two pending lists (the group's and the consumer's) and builds its ``XCLAIM`` record, ~1.5-2
+us of its CPU an entry here, which is what lets consumers split a stream and take over
+from the dead; a stream read by one job needs none of it. The reader holds the group with
+the key ``onepass:STREAM:GROUP:exclusive`` (its consumer's name, expiring
+``claim_idle_seconds`` after its last renewal, renewed by the heartbeat thread): another
+exclusive reader, and the group's consumers, are refused while it is held, and a run
+resumed from a checkpoint takes it back at once (the cursor names its consumer). It is
+taken only where the group holds no pending entry (those would never be read). Reading
+begins after the cursor's ID, or, without one, after the group's last delivered ID, which
+:meth:`RedisStreams.acknowledge` moves (``XGROUP SETID``) to each committed cursor's ID: so
+the checkpoint's cursor alone says what is counted, a run killed at any instant reads again
+from its last checkpoint on ``--resume``, and a new run starts after the last committed
+entry. Each read asks for the entries after the previous one's last ID: once a full reply
+has arrived its last ID is found by walking it (compiled, ~1/20 of decoding it) and the
+next read sent before it is decoded, so the server reads while this side decodes. One
+process: no workers. Server CPU ~0.7-0.9 us an entry (a CSV field), so reading is bound by
+the consumer, not the server.
 
 Follow, stop, backpressure
 --------------------------
@@ -807,15 +830,15 @@ class RedisStreams(RecordTransport):
             if start.get("columns") is not None:
                 self._set_layout(start["columns"])
         self._has_read = True
-        if self.exclusive:
-            yield from self._read_exclusive(start)
-            return
         outage = self._read_outage
         end = None if self.stream.follow else self._retrying("reading the stream's last entry", self._begin_end,
                                                              outage)
-        self._retrying("resuming the consumer group", lambda: self._begin(start), outage)
+        if self.exclusive:
+            self._retrying("taking the group for this reader", lambda: self._take(start), outage)
+        else:
+            self._retrying("resuming the consumer group", lambda: self._begin(start), outage)
         self._next_claim = 0.0  # look for dead consumers at once
-        recovering = True  # read this consumer's pending entries (after the start, or a lost connection)
+        recovering = not self.exclusive  # read this consumer's pending entries (after the start, or a lost connection)
         beat = _Heartbeat(self, max(self.claim_idle_seconds / 4, 0.05))
         beat.start()
         try:
@@ -828,7 +851,7 @@ class RedisStreams(RecordTransport):
                         yield from self._history(self.consumer, None)
                         recovering = False
                         outage.since = None  # back: a later outage gets its own retry_seconds
-                    yield from self._new(end)
+                    yield from self._exclusive_new(end) if self.exclusive else self._new(end)
                     return
                 except _ServerReplyError as e:
                     raise DataError(f"{self.name}: the server refused to read the stream: {e}") from None
@@ -838,7 +861,7 @@ class RedisStreams(RecordTransport):
                     self._backoff("reading entries", e, outage)
                     if self.stopped:
                         return
-                    recovering = True
+                    recovering = not self.exclusive
         finally:
             beat.halt()
             self._close_wire()
@@ -887,32 +910,6 @@ class RedisStreams(RecordTransport):
                             f"{self.claim_idle_seconds:g}); the checkpoint is committed but the group's position was "
                             "not moved: stop one of the two readers")
 
-    def _read_exclusive(self, start: dict | None) -> Iterator[Chunk]:
-        """Entries after the cursor's ID (or the group's position), with ``XREAD``: no
-        pending list; the checkpoint's cursor alone says what is counted (see Exclusive)."""
-        outage = self._read_outage
-        end = None if self.stream.follow else self._retrying("reading the stream's last entry", self._begin_end,
-                                                             outage)
-        self._retrying("taking the group for this reader", lambda: self._take(start), outage)
-        beat = _Heartbeat(self, max(self.claim_idle_seconds / 4, 0.05))
-        beat.start()
-        try:
-            while True:
-                try:
-                    yield from self._exclusive_new(end)
-                    return
-                except _ServerReplyError as e:
-                    raise DataError(f"{self.name}: the server refused to read the stream: {e}") from None
-                except Exception as e:  # noqa: BLE001 - connection errors only
-                    if not _is_lost(e):
-                        raise
-                    self._backoff("reading entries", e, outage)
-                    if self.stopped:
-                        return
-        finally:
-            beat.halt()
-            self._close_wire()
-
     def _exclusive_new(self, end: bytes | None) -> Iterator[Chunk]:
         """Entries after ``self._main_pos`` up to ``end`` (None: until stopped). Each read
         starts after the last ID of the one before, so there is one in flight: once a full
@@ -936,6 +933,7 @@ class RedisStreams(RecordTransport):
             if self._hold_lost is not None:
                 raise self._held_by_other(self._hold_lost)
             data = wire.receive()
+            self._read_outage.since = None  # back: a later outage gets its own retry_seconds
             head = _reply_start(data)
             asked = False
             if head is not None and head[1] == count and not self.stopped:
