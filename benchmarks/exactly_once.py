@@ -15,7 +15,8 @@ a stream's runs cut them where the entries ended when each started), checkpointi
 ``--every`` rows; the kills land at random instants
 spread over the rows (see ``_kill_and_resume``), each followed by ``--resume``.
 What is printed: the kills that landed, the rows the killed job counted against the
-records there are, the largest difference of its state from the unkilled run's, and (Redis)
+records there are, the largest difference of its state from the unkilled run's (relative
+to the largest value of the array it is in), and (Redis)
 the group's pending entries at the end. Servers are started on loopback by the tests'
 server modules and stopped after. Not a speed measure: `make bench` is.
 """
@@ -95,9 +96,11 @@ def _compare(killed: Path, clean: Path) -> tuple[int, float]:
     a, _ = load_checkpoint(killed / "ckpt")
     b, _ = load_checkpoint(clean / "ckpt")
     arrays_a, arrays_b = a.to_arrays()[1], b.to_arrays()[1]
-    worst = max(float(np.max(np.abs(np.asarray(arrays_a[k], float) - np.asarray(arrays_b[k], float))))
-                if np.asarray(arrays_a[k]).size else 0.0 for k in arrays_b
-                if np.asarray(arrays_b[k]).dtype.kind in "fiu")
+    worst = 0.0  # the largest difference, relative to the largest value of its array
+    for k in arrays_b:
+        x, y = np.asarray(arrays_a[k], float), np.asarray(arrays_b[k], float)
+        if y.size and y.dtype.kind in "fiu":
+            worst = max(worst, float(np.max(np.abs(x - y))) / max(float(np.max(np.abs(y))), 1e-300))
     return int(a.n_rows_seen_), worst
 
 
