@@ -503,17 +503,23 @@ def test_two_consumers_split_a_stream_and_one_takes_over_the_dead(server: RedisS
                            consumer, "--batch-size", str(BATCH), "--quiet", "--checkpoint-dir", str(tmp_path / consumer),
                            "--checkpoint-every-rows", str(BATCH), "--resume", "--follow", env=env)
 
-    def produce_when_both_read(stream: str, names: set[bytes]) -> None:
+    def produce_when_both_read(stream: str, names: set[bytes], until=None) -> int:
+        """Entries in bursts of 250 once both read: ``n``, and (``until``) more until it
+        holds (the slower consumer may get too few of the first ``n`` on a busy machine)."""
         wait_for("both consumers to read", lambda: names <= {
             c["name"] for c in server.client().xinfo_consumers(stream, "onepass")})
-        for a in range(0, n, 250):
+        a = 0
+        while a < n or (until is not None and not until() and a < 40 * n):
             fill_stream(server, stream, bits(a, 250), fmt="%d")
+            a += 250
             time.sleep(0.01)
+        return a
 
     # two followers of one group split the entries added while they read
     server.client().xgroup_create("split", "onepass", id="0", mkstream=True)
     a, b = follower("split", "a"), follower("split", "b")
-    produce_when_both_read("split", {b"a", b"b"})
+    n = produce_when_both_read("split", {b"a", b"b"},
+                               until=lambda: rows_checkpointed(tmp_path / "a") > 0 and rows_checkpointed(tmp_path / "b") > 0)
     wait_for("every entry delivered", lambda: is_delivered(server, "split", "onepass"))
     for proc in (a, b):
         proc.send_signal(signal.SIGTERM)
@@ -527,7 +533,7 @@ def test_two_consumers_split_a_stream_and_one_takes_over_the_dead(server: RedisS
     server.client().xgroup_create("take", "onepass", id="0", mkstream=True)
     d = follower("take", "d", env={**os.environ, "ONEPASS_FAILPOINT": "checkpoint.before_latest:2"})
     e = follower("take", "e")
-    produce_when_both_read("take", {b"d", b"e"})
+    n = produce_when_both_read("take", {b"d", b"e"}, until=lambda: d.poll() is not None)
     assert d.wait(timeout=60) == -signal.SIGKILL, d.stderr.read()
     wait_for("e to take d's entries over", lambda: b"d" not in {
         c["name"] for c in server.client().xinfo_consumers("take", "onepass")})
