@@ -466,6 +466,11 @@ def test_several_workers_serve_and_report_their_metrics_together(model_dirs, tmp
             return (_metric(text, "onepass_requests_total", route="/invocations", status="200"),
                     _metric(text, "onepass_rows_predicted_total"))
 
+        # start_server returned once one worker answered /ping; the other may still be loading
+        # its model (503 until then): wait for 20 answers in a row, each on a new connection
+        deadline, in_a_row = time.monotonic() + 60, 0  # a bound on waiting, not a measurement
+        while in_a_row < 20 and time.monotonic() < deadline:
+            in_a_row = in_a_row + 1 if httpx.get(server.url + "/ping").status_code == 200 else 0
         before = count(httpx.get(server.url + "/metrics").text)
         for _ in range(30):  # a new connection each: either worker takes it
             r = post(server, csv_body(X), "text/csv")
