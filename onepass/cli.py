@@ -942,9 +942,10 @@ def _env_number(name: str, default: int) -> int:
               help="Serve HTTPS with this certificate (PEM; with --ssl-keyfile).")
 @click.option("--ssl-keyfile", type=click.Path(exists=True, dir_okay=False), default=None,
               help="The private key of --ssl-certfile (PEM).")
+@click.option("--exposure-warning/--no-exposure-warning", "warn_exposure", default=True, hidden=True)
 def serve(model_dir: str, host: str, port: int | None, workers: int, max_payload_mb: float | None,
           log_level: str, request_timeout: float, timeout_keep_alive: int, api_key_file: str | None,
-          ssl_certfile: str | None, ssl_keyfile: str | None) -> None:
+          ssl_certfile: str | None, ssl_keyfile: str | None, warn_exposure: bool = True) -> None:
     """Serve the model in MODEL_DIR over HTTP, as a SageMaker inference container does.
 
     \b
@@ -980,7 +981,7 @@ def serve(model_dir: str, host: str, port: int | None, workers: int, max_payload
     if max_payload_mb is None:
         max_payload_mb = _env_number("SAGEMAKER_MAX_PAYLOAD_IN_MB", 6)
     warning = exposure_warning(host, port, has_keys=api_key_file is not None, has_tls=ssl_certfile is not None)
-    if warning:
+    if warning and warn_exposure:
         click.echo(f"onepass serve: warning: {warning}", err=True)
     _run(lambda: run_server(model_dir, host=host, port=port, workers=workers,
                             max_payload_bytes=int(max_payload_mb * 1024 * 1024), log_level=log_level,
@@ -1091,8 +1092,10 @@ def sagemaker_serve(ctx: click.Context, opt_ml: str, host: str, port: int | None
     if not model_dir.is_dir():
         click.echo(f"onepass: error: {model_dir} does not exist: SageMaker extracts the model there", err=True)
         sys.exit(3)
+    # a SageMaker endpoint's container listens on every interface without keys by contract (the
+    # platform admits the callers): the exposure warning would only be noise in its logs
     ctx.invoke(serve, model_dir=str(model_dir), host=host, port=port, workers=1, max_payload_mb=None,
-               log_level="info")
+               log_level="info", warn_exposure=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -299,3 +299,28 @@ def test_a_test_channel_is_scored_as_onepass_tune_scores_and_printed_as_sagemake
                         format="recordio-protobuf")[0]["auc"]
     assert float(lines[0].rsplit(", ", 1)[1].rstrip(")")) == pytest.approx(want, rel=1e-12)
     assert want > 0.9
+
+
+@pytest.mark.parametrize("command", [["serve", "{model}"], ["sagemaker", "serve", "--opt-ml", "{root}"]])
+def test_exposure_warning_from_serve_but_not_from_a_sagemaker_container(
+        tmp_path: Path, reference: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]) -> None:
+    """``onepass serve --host 0.0.0.0`` without keys warns; ``onepass sagemaker serve`` (on
+    0.0.0.0 by the container contract, its callers admitted by the platform) does not.
+    Nothing is bound: the server's start is replaced by one that records its address."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    import onepass.serve._server as server_module
+    from onepass.cli import main
+
+    root = tmp_path / "ml"
+    shutil.copytree(reference, root / "model")
+    started: list[tuple[str, int]] = []
+    monkeypatch.setattr(server_module, "run_server", lambda model_dir, *, host, port, **kw: started.append((host, port)))
+    args = [a.format(model=root / "model", root=root) for a in command]
+    result = CliRunner().invoke(main, [*args, *(["--host", "0.0.0.0", "--port", "8080"] if command[0] == "serve"
+                                                 else ["--port", "8080"])])
+    assert result.exit_code == 0, result.output
+    assert started == [("0.0.0.0", 8080)]
+    assert ("without --api-key-file" in result.output) == (command[0] == "serve")
