@@ -258,12 +258,7 @@ def _check_manifest(manifest: Any, where: Path) -> None:
             "upgrade onepass to load it")
     if version < 1:
         raise _corrupt(where, f"format_version {version} is not one onepass ever wrote (1 to {FORMAT_VERSION})")
-    for key, types in (("role", (str,)), ("kind", (str,)), ("meta", (dict,)), ("arrays", (dict,))):
-        if key not in manifest:
-            raise _corrupt(where, f"the manifest lacks {key!r}")
-        if not isinstance(manifest[key], types):
-            raise _corrupt(where, f"{key!r} is {_type_name(manifest[key])}, where the manifest holds "
-                                  f"{_type_name(types[0]())}")
+    _require(manifest, {"role": str, "kind": str, "meta": dict, "arrays": dict}, where, "the manifest")
     if manifest["role"] not in ROLES:
         raise _corrupt(where, f"role {_show(manifest['role'])} is none of {', '.join(ROLES)}")
     if not manifest["kind"]:
@@ -276,17 +271,22 @@ def _check_manifest(manifest: Any, where: Path) -> None:
         _check_entry(name, entry, where)
 
 
+def _require(mapping: dict[str, Any], fields: dict[str, type], where: Path, subject: str) -> None:
+    """Refuse ``mapping`` (``subject``: the manifest, an array's entry) when it lacks one
+    of ``fields`` or holds it as another type."""
+    for key, kind in fields.items():
+        if key not in mapping:
+            raise _corrupt(where, f"{subject} lacks {key!r}")
+        if not isinstance(mapping[key], kind):
+            raise _corrupt(where, f"{subject}: {key!r} is {_type_name(mapping[key])}, not {_type_name(kind())}")
+
+
 def _check_entry(name: str, entry: Any, where: Path) -> None:
     if not name.isidentifier() or len(name) > 200:
         raise _corrupt(where, f"array name {_show(name)} is not an identifier")
     if not isinstance(entry, dict):
         raise _corrupt(where, f"array {name!r} is described by {_type_name(entry)}, not an object")
-    for key, types in (("file", (str,)), ("sha256", (str,)), ("shape", (list,)), ("dtype", (str,))):
-        if key not in entry:
-            raise _corrupt(where, f"array {name!r} has no {key!r}")
-        if not isinstance(entry[key], types):
-            raise _corrupt(where, f"array {name!r}: {key!r} is {_type_name(entry[key])}, not "
-                                  f"{_type_name(types[0]())}")
+    _require(entry, {"file": str, "sha256": str, "shape": list, "dtype": str}, where, f"array {name!r}")
     if entry["file"] != f"{name}.npy":
         raise _corrupt(where, f"array {name!r}: file {_show(entry['file'])} is not the plain file name "
                               f"'{name}.npy' onepass writes; no other file is read")

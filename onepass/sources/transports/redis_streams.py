@@ -389,6 +389,16 @@ class _Entries:
                         self.problem[:n])  # type: ignore[index]
 
 
+def _up_to(entries: _Entries, last_end: tuple[int, int] | None, full: bool) -> tuple[_Entries, bool]:
+    """A reply's entries up to the run's last entry ``last_end`` (None: no end), and
+    whether the read has reached it (an entry at or past it, or a reply that was not full)."""
+    if last_end is None:
+        return entries, False
+    if len(entries) and _id(entries.ids[-1]) >= last_end:
+        return entries.cut(sum(1 for x in entries.ids if _id(x) <= last_end)), True
+    return entries, not full
+
+
 def _reply_start(data: bytes) -> tuple[int, int] | None:
     """Where the entries of an ``XREADGROUP`` reply (of one stream) begin and how many
     there are; (0, 0) for none; None when the reply is not of that shape. An error reply
@@ -943,12 +953,7 @@ class RedisStreams(RecordTransport):
                     asked = True
             entries = self._entries(data, head)
             full = len(entries) == count
-            done = False
-            if last_end is not None and len(entries) and _id(entries.ids[-1]) >= last_end:
-                keep = sum(1 for x in entries.ids if _id(x) <= last_end)
-                entries, done = entries.cut(keep), True
-            elif last_end is not None and not full:
-                done = True
+            entries, done = _up_to(entries, last_end, full)
             pos = entries.ids[-1] if len(entries) else self._main_pos
             if not asked and not done and not self.stopped:
                 ask(pos, follow and not full)
@@ -1098,12 +1103,7 @@ class RedisStreams(RecordTransport):
             full = len(entries) == count
             if done:  # a read sent ahead before the end was seen: past the end, left pending
                 continue
-            if last_end is not None:
-                if len(entries) and _id(entries.ids[-1]) > last_end:
-                    keep = sum(1 for x in entries.ids if _id(x) <= last_end)
-                    entries, done = entries.cut(keep), True
-                elif not full:
-                    done = True
+            entries, done = _up_to(entries, last_end, full)
             if len(entries):
                 chunk = self._chunk(entries, None)
                 self._main_pos = entries.ids[-1]
